@@ -1,0 +1,144 @@
+"""Dialects: a pyiso8583 field spec plus a framing profile, loaded from TOML data in specs/.
+
+A listener and each issuer link name a dialect; the switch decodes with one and re-encodes with
+another. Decoding failures become `MessageDecodeError`, which keeps only what is safe and useful
+for an answer (the MTI, STAN and terminal id when they were readable), never the raw bytes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import attrs
+import iso8583
+
+from switch.errors import CardswitchError, ConfigError
+from switch.wire.framing import DEFAULT_MAX_FRAME, Framer, FramingProfile
+from switch.wire.message import Message
+
+DIALECTS_DIR = Path(__file__).resolve().parents[2] / "specs" / "dialects"
+DEFAULT_DIALECT = "iso87-binary"
+FIELD_KEYS = ("data_enc", "len_enc", "len_type", "max_len", "desc")
+# Fields read back from a partly decoded message to address an error answer.
+ECHO_ON_ERROR = ("11", "41")
+
+
+class MessageDecodeError(CardswitchError):
+    """A frame that is not a valid message in this dialect.
+
+    `mti` is set when the message type was readable (4 digits), so the caller can still answer
+    with the response MTI and code 30; `echo` holds fields 11/41 when they were decoded.
+    """
+
+    def __init__(self, reason: str, field: str | None, mti: str | None, echo: dict[str, str]):
+        where = f"field {field}: " if field else ""
+        super().__init__(f"undecodable message: {where}{reason}")
+        self.field = field
+        self.mti = mti
+        self.echo = echo
+
+
+class MessageEncodeError(CardswitchError):
+    """A message that cannot be written in this dialect (a value too long, a bad character)."""
+
+
+@attrs.frozen
+class Dialect:
+    name: str
+    spec: dict[str, dict[str, Any]] = attrs.field(repr=False)
+    framing: FramingProfile
+
+    def decode(self, payload: bytes) -> Message:
+        try:
+            fields, _ = iso8583.decode(payload, self.spec)
+        except iso8583.DecodeError as exc:
+            partial = exc.doc_dec
+            mti = partial.get("t")
+            readable = mti if mti and len(mti) == 4 and mti.isdigit() else None
+            echo = {f: partial[f] for f in ECHO_ON_ERROR if f in partial}
+            raise MessageDecodeError(exc.msg, exc.field, readable, echo) from None
+        mti = fields.pop("t")
+        if not (len(mti) == 4 and mti.isdigit()):
+            raise MessageDecodeError("MTI is not 4 digits", "t", None, {})
+        fields.pop("p", None)
+        fields.pop("1", None)
+        fields.pop("h", None)
+        return Message(mti, fields)
+
+    def encode(self, message: Message) -> bytes:
+        document = dict(message.fields)
+        document["t"] = message.mti
+        try:
+            data, _ = iso8583.encode(document, self.spec)
+        except iso8583.EncodeError as exc:
+            raise MessageEncodeError(f"cannot encode field {exc.field}: {exc.msg}") from None
+        return bytes(data)
+
+    def frame(self, message: Message, tpdu: bytes = b"") -> bytes:
+        """Encoded and framed, ready for the socket."""
+        return self.framing.frame(self.encode(message), tpdu)
+
+    def framer(self, max_frame: int = DEFAULT_MAX_FRAME) -> Framer:
+        return Framer(self.framing, max_frame)
+
+    def describe(self, field: str) -> str:
+        return self.spec.get(field, {}).get("desc", "")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(path, "(file)", f"a readable dialect file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(file)", f"valid TOML ({exc})") from None
+
+
+def _check_field(path: Path, key: str, field: Any) -> dict[str, Any]:
+    if not isinstance(field, dict) or set(field) - set(FIELD_KEYS):
+        raise ConfigError(path, f"fields.{key}", f"a table with keys among {', '.join(FIELD_KEYS)}")
+    for enc in ("data_enc", "len_enc"):
+        if field.get(enc) not in ("ascii", "b"):
+            raise ConfigError(path, f"fields.{key}.{enc}", '"ascii" or "b"')
+    if field.get("len_type") not in (0, 1, 2, 3, 4):
+        raise ConfigError(path, f"fields.{key}.len_type", "an integer from 0 to 4")
+    if not isinstance(field.get("max_len"), int) or field["max_len"] < 0:
+        raise ConfigError(path, f"fields.{key}.max_len", "a non-negative integer")
+    return {"desc": "", **field}
+
+
+def _resolve(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        return candidate
+    return DIALECTS_DIR / f"{name_or_path}.toml"
+
+
+@lru_cache(maxsize=None)
+def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
+    """A dialect by name (a file in specs/dialects) or by path to a TOML file."""
+    path = _resolve(name_or_path)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in DIALECTS_DIR.glob("*.toml")))
+        raise ConfigError(path, "dialect", f"a dialect file; known dialects: {known}")
+    data = _read_toml(path)
+    spec: dict[str, dict[str, Any]] = {}
+    if "extends" in data:
+        spec = {k: dict(v) for k, v in load_dialect(str(data["extends"])).spec.items()}
+    for key, field in data.get("fields", {}).items():
+        spec[key] = _check_field(path, key, field)
+    for required in ("h", "t", "p"):
+        if required not in spec:
+            raise ConfigError(path, f"fields.{required}", "a definition (or `extends` a dialect that has one)")
+    framing = data.get("framing", {})
+    try:
+        profile = FramingProfile(**framing)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            path, "framing", 'keys length ("binary2" or "ascii4"), tpdu (bool), etx (bool)'
+        ) from None
+    return Dialect(name=str(data.get("name", path.stem)), spec=spec, framing=profile)

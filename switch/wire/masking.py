@@ -1,0 +1,59 @@
+"""What card data may be shown, and how.
+
+The one place that knows which fields are secret: the PAN is shown as first 6 + last 4, and
+track data, PIN blocks, ICC data, CVV2 and MACs are never shown at all. Logs, errors, the
+terminal emulator and `decode` all go through here.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+PAN_FIELD = "2"
+# Track 1/2/3 (45, 35, 36), PIN block (52), security info (53), ICC/EMV (55), MACs (64, 128).
+HIDDEN_FIELDS = frozenset({"35", "36", "45", "52", "53", "55", "64", "96", "128"})
+CVV2_TAG = "92"
+
+
+def mask_pan(pan: str) -> str:
+    """First 6 and last 4 digits, the rest as '*'; short values are hidden entirely."""
+    if len(pan) < 13:
+        return "*" * len(pan)
+    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+
+
+def pan_from_track2(track2: str) -> str | None:
+    """The PAN part of a track 2 image (before '=' or 'D'), or None when it has none."""
+    for separator in ("=", "D", "d"):
+        if separator in track2:
+            pan = track2.split(separator, 1)[0]
+            return pan if pan.isdigit() else None
+    return None
+
+
+def mask_field48(value: str) -> str:
+    """Field 48 TLV with the CVV2 subelement hidden; unparseable content is hidden whole."""
+    out, pos = [], 0
+    while pos < len(value):
+        tag, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
+        if not (tag.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
+            return "*" * len(value)
+        data = value[pos + 4 : pos + 4 + int(length)]
+        out.append(tag + length + ("*" * len(data) if tag == CVV2_TAG else data))
+        pos += 4 + int(length)
+    return "".join(out)
+
+
+def masked_value(field: str, value: str) -> str:
+    """A field's value as it may be displayed."""
+    if field == PAN_FIELD:
+        return mask_pan(value)
+    if field in HIDDEN_FIELDS:
+        return f"<hidden, {len(value)} chars>"
+    if field == "48":
+        return mask_field48(value)
+    return value
+
+
+def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    return {field: masked_value(field, value) for field, value in fields.items()}
