@@ -15,8 +15,8 @@ from switch.errors import CardswitchError
 
 COMMAND_MODULES = (
     "switch.commands.serve",
+    "switch.commands.demo",
     "emulators.commands",
-    "switch.hsm.cli",
 )
 
 

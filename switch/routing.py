@@ -1,34 +1,127 @@
-"""BIN routing: which issuer serves a card, decided from its PAN alone.
+"""BIN routing: which issuer serves a card, decided from its PAN (and optionally the transaction).
 
 Every entry is a range of equal-length digit strings (a prefix is the range prefix..prefix).
 Entries are compared in one 19-digit space, where a range covers
-[low * 10^(19-len), (high + 1) * 10^(19-len)). The most specific entry is the one covering the
-fewest PANs there; a higher `priority` breaks ties, then file order.
+[low * 10^(19-len), (high + 1) * 10^(19-len)). An entry may also carry conditions on the
+transaction (processing code, MTI class, currency) and a fallback issuer for when its own issuer
+is unavailable.
 
-Building the table sweeps all entries once and flattens them into disjoint segments, each
-labelled with its winning entry, so a lookup is one binary search however many entries overlap.
+Ranking, best first: the narrowest range in the 19-digit space; then the entry with more kinds of
+condition (a conditional entry is more specific than an unconditional one over the same range);
+then the higher `priority`; then file order. `lookup(pan, context)` returns the best-ranked entry
+that matches: its range contains the PAN, the PAN has at least as many digits as the entry, and
+its conditions hold for `context`. With `context=None` only unconditional entries match: a caller
+that knows nothing about the transaction must not be routed on a guess about it.
+
+Building the table sweeps all entries once and flattens them into disjoint segments, each holding
+the few entries that can still win there, in rank order (entries that can never win there are
+dropped), so a lookup is one binary search plus, almost always, one candidate check.
 """
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_right
-from typing import Any, Iterable, Sequence
+from bisect import bisect_left, bisect_right, insort
+from typing import Any, Collection, Iterable, Iterator, Sequence
 
 import attrs
 
 from switch.errors import ConfigError
 
 PAN_SPACE_DIGITS = 19
+SPACE_END = 10**PAN_SPACE_DIGITS
+# SCALE[d]: the size in the 19-digit space of one d-digit BIN.
+SCALE = tuple(10 ** (PAN_SPACE_DIGITS - d) for d in range(PAN_SPACE_DIGITS + 1))
+# Condition keys of a [[routes]] entry, with the digits each value must have.
+CONDITIONS = {"processing_codes": 2, "mti_classes": 2, "currencies": 3}
+ROUTE_KEYS = frozenset({"prefix", "low", "high", "issuer", "priority", "fallback", *CONDITIONS})
+
+
+def _first_two(value: str | None) -> str | None:
+    return None if value is None else value[:2]
+
+
+@attrs.frozen
+class RouteContext:
+    """What the switch knows about a transaction besides the PAN; any part may be unknown (None).
+
+    `processing_code` accepts the whole field 3 and keeps only the transaction type (its first
+    two digits), which is what routes; `mti_class` is the MTI's first two digits ("01", "02"...).
+    """
+
+    mti: str | None = None
+    processing_code: str | None = attrs.field(default=None, converter=_first_two)
+    currency: str | None = None
+    mti_class: str | None = attrs.field(init=False, eq=False, repr=False)
+
+    @mti_class.default
+    def _mti_class(self) -> str | None:
+        return _first_two(self.mti)
+
+
+@attrs.frozen
+class Conditions:
+    """What a transaction must look like for an entry to apply; None in a set means "any"."""
+
+    processing_codes: frozenset[str] | None = None
+    mti_classes: frozenset[str] | None = None
+    currencies: frozenset[str] | None = None
+
+    @property
+    def count(self) -> int:
+        """How many kinds of condition are set: more kinds rank as more specific."""
+        return sum(value is not None for value in self.as_tuple())
+
+    def as_tuple(self) -> tuple[frozenset[str] | None, ...]:
+        return (self.processing_codes, self.mti_classes, self.currencies)
+
+    def accepts(self, context: RouteContext | None) -> bool:
+        if context is None:
+            return False
+        return (
+            (self.processing_codes is None or context.processing_code in self.processing_codes)
+            and (self.mti_classes is None or context.mti_class in self.mti_classes)
+            and (self.currencies is None or context.currency in self.currencies)
+        )
+
+    def covers(self, other: Conditions | None) -> bool:
+        """Whether every transaction `other` accepts is accepted here too."""
+        theirs = other.as_tuple() if other is not None else (None, None, None)
+        return all(
+            mine is None or (their is not None and their <= mine)
+            for mine, their in zip(self.as_tuple(), theirs)
+        )
+
+    def overlaps(self, other: Conditions | None) -> bool:
+        """Whether some transaction is accepted by both."""
+        if other is None:
+            return True
+        return all(
+            mine is None or their is None or not mine.isdisjoint(their)
+            for mine, their in zip(self.as_tuple(), other.as_tuple())
+        )
+
+    def __str__(self) -> str:
+        return " ".join(
+            f"{key}={','.join(sorted(value))}" for key, value in zip(CONDITIONS, self.as_tuple()) if value is not None
+        )
 
 
 @attrs.frozen
 class RouteEntry:
+    """One `[[routes]]` entry. `fallback` is the issuer to use when `issuer` is unavailable;
+    `conditions` None means the entry applies to every transaction.
+
+    Deliberately small: a table may hold a million of these, so the positions in the 19-digit
+    space are computed on demand (properties) or in bulk by the table build, not stored."""
+
     issuer: str
     low: str
     high: str
     priority: int = 0
     source: str = ""  # where the entry was defined, e.g. "routes[3]", for messages
+    fallback: str | None = None
+    conditions: Conditions | None = None
+    line: int | None = attrs.field(default=None, eq=False)
 
     @property
     def digits(self) -> int:
@@ -36,84 +129,157 @@ class RouteEntry:
 
     @property
     def start(self) -> int:
-        return int(self.low) * 10 ** (PAN_SPACE_DIGITS - self.digits)
+        return int(self.low) * SCALE[len(self.low)]
 
     @property
     def end(self) -> int:
         """Exclusive end in the 19-digit space."""
-        return (int(self.high) + 1) * 10 ** (PAN_SPACE_DIGITS - self.digits)
+        return (int(self.high) + 1) * SCALE[len(self.low)]
+
+    @property
+    def width(self) -> int:
+        return (int(self.high) + 1 - int(self.low)) * SCALE[len(self.low)]
+
+    def accepts(self, context: RouteContext | None) -> bool:
+        """Whether the entry's conditions hold (range and PAN length are the table's business)."""
+        return self.conditions is None or self.conditions.accepts(context)
+
+    def covers(self, other: RouteEntry) -> bool:
+        """Whether this entry matches every PAN and transaction `other` matches where both
+        ranges meet: then `other` can never win against it there."""
+        if len(self.low) > len(other.low):
+            return False
+        return self.conditions is None or self.conditions.covers(other.conditions)
+
+    def span(self) -> str:
+        return self.low if self.low == self.high else f"{self.low}-{self.high}"
+
+    def where(self) -> str:
+        """`routes[3] (line 14)`: how messages name the entry."""
+        name = self.source or "entry"
+        return f"{name} (line {self.line})" if self.line else name
 
     def describe(self) -> str:
-        span = self.low if self.low == self.high else f"{self.low}-{self.high}"
-        return f"{self.source or 'entry'} {span} -> {self.issuer} (priority {self.priority})"
+        extra = f", {self.conditions}" if self.conditions else ""
+        fallback = f", fallback {self.fallback}" if self.fallback else ""
+        return f"{self.where()} {self.span()} -> {self.issuer} (priority {self.priority}{extra}{fallback})"
+
+
+def rank_key(entry: RouteEntry) -> tuple[int, int, int]:
+    """Sort key, best first, for entries in file order (a stable sort keeps file order last)."""
+    return (entry.width, -(entry.conditions.count if entry.conditions else 0), -entry.priority)
 
 
 class RoutingTable:
-    """An immutable BIN table; `lookup(pan)` returns the winning entry or None."""
+    """An immutable BIN table; `lookup(pan, context)` returns the winning entry or None."""
 
     def __init__(self, entries: Sequence[RouteEntry]):
         self.entries = tuple(entries)
-        self._starts, self._winners = _flatten(self.entries)
+        self._starts, self._candidates = _flatten(self.entries)
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def lookup(self, pan: str) -> RouteEntry | None:
-        if not pan.isdigit():
+    def lookup(self, pan: str, context: RouteContext | None = None) -> RouteEntry | None:
+        if not (pan.isascii() and pan.isdigit()):
             return None
+        length = len(pan)
         point = int(pan[:PAN_SPACE_DIGITS].ljust(PAN_SPACE_DIGITS, "0"))
-        index = bisect_right(self._starts, point) - 1
-        if index < 0:
-            return None
-        winner = self._winners[index]
-        if winner < 0:
-            return None
-        entry = self.entries[winner]
-        return entry if len(pan) >= entry.digits else None
+        for entry in self._candidates[bisect_right(self._starts, point) - 1]:
+            if len(entry.low) <= length and (entry.conditions is None or entry.conditions.accepts(context)):
+                return entry
+        return None
+
+    def candidates_at(self, point: int) -> tuple[RouteEntry, ...]:
+        """The entries that can win at `point` of the 19-digit space, best first."""
+        return self._candidates[bisect_right(self._starts, point) - 1]
+
+    def segments(self) -> Iterator[tuple[int, int, tuple[RouteEntry, ...]]]:
+        """(start, end, candidates) for every segment, covering the whole 19-digit space."""
+        ends = self._starts[1:] + [SPACE_END]
+        return zip(self._starts, ends, self._candidates)
 
     @property
     def issuers(self) -> set[str]:
         return {entry.issuer for entry in self.entries}
 
 
-def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[int], list[int]]:
-    """Disjoint segment starts and the index of the entry winning each (-1: none)."""
-    order = sorted(range(len(entries)), key=lambda i: entries[i].start)
-    bounds = [(entries[i].start, entries[i].end) for i in range(len(entries))]
-    points = sorted({p for bound in bounds for p in bound})
-    active: list[tuple[int, int, int, int]] = []  # (width, -priority, index, end)
-    starts: list[int] = []
-    winners: list[int] = []
-    cursor = 0
-    for point in points:
-        while cursor < len(order) and bounds[order[cursor]][0] <= point:
-            i = order[cursor]
-            start, end = bounds[i]
-            heapq.heappush(active, (end - start, -entries[i].priority, i, end))
-            cursor += 1
-        while active and active[0][3] <= point:
-            heapq.heappop(active)
-        winner = active[0][2] if active else -1
-        if not winners or winners[-1] != winner:
-            starts.append(point)
-            winners.append(winner)
-    return starts, winners
+def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[int], list[tuple[RouteEntry, ...]]]:
+    """Disjoint segment starts (the first is 0) and each segment's viable candidates.
+
+    One sweep over the sorted range boundaries keeps the covering entries as a sorted list of
+    ranks (0 = best); most segments have one, so a segment costs a few list operations."""
+    ranked = sorted(entries, key=rank_key)
+    count = len(ranked)
+    starts = [entry.start for entry in ranked]
+    ends = [entry.end for entry in ranked]
+    by_start = sorted(range(count), key=starts.__getitem__)
+    by_end = sorted(range(count), key=ends.__getitem__)
+    segment_starts = [0]
+    candidates: list[tuple[RouteEntry, ...]] = [()]
+    last: tuple[int, ...] = ()
+    active: list[int] = []
+    i = j = 0
+    while j < count:
+        point = ends[by_end[j]]
+        if i < count and starts[by_start[i]] < point:
+            point = starts[by_start[i]]
+        while j < count and ends[by_end[j]] == point:
+            del active[bisect_left(active, by_end[j])]
+            j += 1
+        while i < count and starts[by_start[i]] == point:
+            insort(active, by_start[i])
+            i += 1
+        viable = tuple(active) if len(active) < 2 else _viable(ranked, active)
+        if viable == last:
+            continue
+        last = viable
+        if point == 0:
+            candidates[0] = tuple(ranked[rank] for rank in viable)
+        else:
+            segment_starts.append(point)
+            candidates.append(tuple(ranked[rank] for rank in viable))
+    return segment_starts, candidates
+
+
+def _viable(ranked: Sequence[RouteEntry], active: list[int]) -> tuple[int, ...]:
+    """Active ranks, best first, without those a better entry always beats."""
+    kept: list[int] = []
+    for rank in active:
+        if not any(ranked[better].covers(ranked[rank]) for better in kept):
+            kept.append(rank)
+    return tuple(kept)
 
 
 def _digits(file: object, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.isdigit() or not 1 <= len(value) <= PAN_SPACE_DIGITS:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or not 1 <= len(value) <= PAN_SPACE_DIGITS:
         raise ConfigError(file, key, f"a string of 1 to {PAN_SPACE_DIGITS} digits")
     return value
 
 
-def parse_route(file: object, index: int, raw: Any, issuers: Iterable[str] | None) -> RouteEntry:
-    """One `[[routes]]` table into an entry; errors name the entry and key."""
+def _condition(file: object, key: str, value: Any, digits: int) -> frozenset[str]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.isascii() and v.isdigit() and len(v) == digits for v in value)
+    ):
+        raise ConfigError(file, key, f"a non-empty array of {digits}-digit strings")
+    return frozenset(value)
+
+
+def parse_route(
+    file: object, index: int, raw: Any, issuers: Collection[str] | None, line: int | None = None
+) -> RouteEntry:
+    """One `[[routes]]` table into an entry; errors name the file (and line when known), the
+    entry and the key. `issuers`, when given, are the names `issuer` and `fallback` may use."""
     where = f"routes[{index}]"
+    if line:
+        file = f"{file}:{line}"
     if not isinstance(raw, dict):
         raise ConfigError(file, where, "a table with prefix or low/high, and issuer")
-    unknown = set(raw) - {"prefix", "low", "high", "issuer", "priority"}
+    unknown = raw.keys() - ROUTE_KEYS
     if unknown:
-        raise ConfigError(file, f"{where}.{sorted(unknown)[0]}", "one of prefix, low, high, issuer, priority")
+        raise ConfigError(file, f"{where}.{sorted(unknown)[0]}", f"one of {', '.join(sorted(ROUTE_KEYS))}")
     if "prefix" in raw:
         if "low" in raw or "high" in raw:
             raise ConfigError(file, where, "either prefix or low/high, not both")
@@ -123,25 +289,38 @@ def parse_route(file: object, index: int, raw: Any, issuers: Iterable[str] | Non
         high = _digits(file, f"{where}.high", raw["high"])
         if len(low) != len(high):
             raise ConfigError(file, f"{where}.high", f"as many digits as low ({len(low)})")
-        if int(low) > int(high):
+        if low > high:
             raise ConfigError(file, f"{where}.high", "a value not below low")
     else:
         raise ConfigError(file, where, "prefix, or both low and high")
-    issuer = raw.get("issuer")
-    if not isinstance(issuer, str) or not issuer:
-        raise ConfigError(file, f"{where}.issuer", "the name of an issuer")
-    if issuers is not None and issuer not in issuers:
-        raise ConfigError(file, f"{where}.issuer", f"one of the defined issuers ({', '.join(sorted(issuers))})")
+    names = {"issuer": raw.get("issuer"), "fallback": raw.get("fallback", "")}
+    for key, name in names.items():
+        if not isinstance(name, str) or (key == "issuer" and not name):
+            raise ConfigError(file, f"{where}.{key}", "the name of an issuer")
+        if name and issuers is not None and name not in issuers:
+            raise ConfigError(file, f"{where}.{key}", f"one of the defined issuers ({', '.join(sorted(issuers))})")
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigError(file, f"{where}.priority", "an integer")
-    return RouteEntry(issuer=issuer, low=low, high=high, priority=priority, source=where)
+    conditions = None
+    if not raw.keys().isdisjoint(CONDITIONS):
+        conditions = Conditions(*(
+            _condition(file, f"{where}.{key}", raw[key], digits) if key in raw else None
+            for key, digits in CONDITIONS.items()
+        ))
+    return RouteEntry(names["issuer"], low, high, priority, where, names["fallback"] or None, conditions, line)
 
 
-def parse_routes(file: object, raw: Any, issuers: Iterable[str] | None = None) -> RoutingTable:
+def parse_routes(
+    file: object, raw: Any, issuers: Iterable[str] | None = None, lines: Sequence[int] | None = None
+) -> RoutingTable:
+    """The `routes` array of a config or routes file into a table; raises on the first bad entry.
+    `lines[i]`, when given, is the line of the i-th `[[routes]]` header, for messages."""
     if raw is None:
         raw = []
     if not isinstance(raw, list):
         raise ConfigError(file, "routes", "an array of tables ([[routes]])")
     known = set(issuers) if issuers is not None else None
-    return RoutingTable([parse_route(file, i, entry, known) for i, entry in enumerate(raw)])
+    return RoutingTable(
+        [parse_route(file, i, entry, known, lines[i] if lines else None) for i, entry in enumerate(raw)]
+    )

@@ -1,0 +1,171 @@
+"""The issuer emulator's bank: card accounts and real authorisation decisions, free of I/O.
+
+Accounts come from a TOML card file. A purchase (0200) debits the balance, an authorisation
+(0100) only checks it, a refund credits it, a reversal (0400) gives back what the reversed debit
+took. Fault rules (latency, no reply, closed connection) are looked up per card or per amount, so
+tests and the demo can make an issuer misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import string
+from typing import Any
+
+import attrs
+
+from switch.engine import card_pan
+from switch.tomlfile import Table
+from switch.wire.message import Message, response_mti
+
+STATUS_CODES = {"active": "00", "lost": "41", "stolen": "43", "blocked": "62"}
+FAULT_ACTIONS = ("none", "no_reply", "close")
+ECHO = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
+APPROVAL_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@attrs.frozen
+class Fault:
+    """How the emulator misbehaves for a request: wait `latency` seconds, then `action`."""
+
+    latency: float = 0.0
+    action: str = "none"
+
+
+NO_FAULT = Fault()
+
+
+@attrs.define
+class Account:
+    pan: str
+    expiry: str  # YYMM
+    balance: int  # minor units
+    currency: str
+    status: str = "active"
+    daily_limit: int | None = None
+    spent_today: int = 0
+    fault: Fault = NO_FAULT
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)  # demo data (outcome, pin ...)
+
+
+def parse_fault(table: Table) -> Fault:
+    return Fault(
+        latency=table.get("latency_ms", int, 0, "milliseconds, 0 or more", lambda v: v >= 0) / 1000,
+        action=table.get("fault", str, "none", f"one of {', '.join(FAULT_ACTIONS)}",
+                         lambda v: v in FAULT_ACTIONS),
+    )
+
+
+def parse_account(table: Table) -> Account:
+    account = Account(
+        pan=table.get("pan", str, expected="12 to 19 digits", check=lambda v: v.isdigit() and 12 <= len(v) <= 19),
+        expiry=table.get("expiry", str, expected="YYMM", check=lambda v: v.isdigit() and len(v) == 4),
+        balance=table.get("balance", int, 0, "minor units, an integer"),
+        currency=table.get("currency", str, "978", "3 digits (ISO 4217 numeric)",
+                           lambda v: v.isdigit() and len(v) == 3),
+        status=table.get("status", str, "active", f"one of {', '.join(STATUS_CODES)}",
+                         lambda v: v in STATUS_CODES),
+        daily_limit=table.get("daily_limit", int, None, "minor units, an integer"),
+        fault=parse_fault(table),
+    )
+    account.extra = table.unread()
+    return account
+
+
+@attrs.frozen
+class AmountRule:
+    amount: int
+    fault: Fault
+
+
+class Bank:
+    """Accounts by PAN, with the decisions an issuer host makes."""
+
+    def __init__(self, accounts: list[Account], rules: list[AmountRule] = (), today=None):
+        self.accounts = {account.pan: account for account in accounts}
+        self.rules = {rule.amount: rule.fault for rule in rules}
+        self._today = today or (lambda: datetime.datetime.now(datetime.timezone.utc).date())
+        self._debits: dict[tuple[str, int], int] = {}  # (pan, amount) -> open approved debits
+        self._day = self._today()
+
+    def fault_for(self, request: Message) -> Fault:
+        account = self.accounts.get(card_pan(request) or "")
+        if account is not None and account.fault != NO_FAULT:
+            return account.fault
+        amount = request.get("4")
+        return self.rules.get(int(amount), NO_FAULT) if amount and amount.isdigit() else NO_FAULT
+
+    def decide(self, request: Message) -> Message:
+        """The issuer's answer to one request."""
+        if request.mti in ("0800", "0820"):
+            return self._reply(request, "00", keep=("7", "11", "70"))
+        if request.mti in ("0400", "0420", "0421"):
+            return self._reverse(request)
+        if request.mti not in ("0100", "0200"):
+            return self._reply(request, "12")
+        self._roll_day()
+        account = self.accounts.get(card_pan(request) or "")
+        if account is None:
+            return self._reply(request, "14")
+        code = self._check(account, request)
+        if code != "00":
+            return self._reply(request, code)
+        amount = int(request.get("4", "0"))
+        processing = request.get("3", "000000")[:2]
+        response = self._reply(request, "00")
+        response["38"] = "".join(secrets.choice(APPROVAL_ALPHABET) for _ in range(6))
+        if processing == "31":
+            response["54"] = f"0001{account.currency}C{account.balance:012d}"
+        elif processing == "20":
+            account.balance += amount
+        elif request.mti == "0200":
+            account.balance -= amount
+            account.spent_today += amount
+            key = (account.pan, amount)
+            self._debits[key] = self._debits.get(key, 0) + 1
+        return response
+
+    def _check(self, account: Account, request: Message) -> str:
+        if account.status != "active":
+            return STATUS_CODES[account.status]
+        if self._expired(account, request):
+            return "54"
+        if request.get("3", "00")[:2] in ("20", "31"):
+            return "00"
+        amount = int(request.get("4", "0"))
+        if amount > account.balance:
+            return "51"
+        if account.daily_limit is not None and account.spent_today + amount > account.daily_limit:
+            return "61"
+        return "00"
+
+    def _expired(self, account: Account, request: Message) -> bool:
+        today = self._today()
+        now = f"{today.year % 100:02d}{today.month:02d}"
+        presented = request.get("14") or account.expiry
+        return presented < now or account.expiry < now
+
+    def _reverse(self, request: Message) -> Message:
+        pan = card_pan(request) or ""
+        amount = int(request.get("4", "0") or 0)
+        account = self.accounts.get(pan)
+        key = (pan, amount)
+        if account is not None and self._debits.get(key):
+            self._debits[key] -= 1
+            account.balance += amount
+            account.spent_today = max(0, account.spent_today - amount)
+        return self._reply(request, "00")
+
+    def _roll_day(self) -> None:
+        today = self._today()
+        if today != self._day:
+            self._day = today
+            for account in self.accounts.values():
+                account.spent_today = 0
+
+    @staticmethod
+    def _reply(request: Message, code: str, keep: tuple[str, ...] = ECHO) -> Message:
+        fields = {f: request[f] for f in keep if f in request}
+        fields["39"] = code
+        return Message(response_mti(request.mti), fields)

@@ -1,0 +1,106 @@
+"""`cardswitch issuer` and `cardswitch terminal`: the emulators from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import attrs
+import trio
+
+from emulators.issuer import load_issuer_file, serve_issuer
+from emulators.terminal import open_terminal
+from switch import logs
+from switch.errors import UsageError
+from switch.wire.dialect import load_dialect
+from switch.wire.message import Message
+
+AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")
+
+
+def register(subparsers) -> None:
+    issuer = subparsers.add_parser("issuer", help="run an issuer host emulator")
+    issuer.add_argument("--config", required=True, help="issuer file: [issuer], [[cards]], [[rules]]")
+    issuer.add_argument("--port", type=int, help="override the port in the file")
+    issuer.set_defaults(func=run_issuer)
+
+    terminal = subparsers.add_parser("terminal", help="send one transaction as a terminal")
+    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"))
+    terminal.add_argument("--host", default="127.0.0.1")
+    terminal.add_argument("--port", type=int, default=8583)
+    terminal.add_argument("--dialect", default="iso87-binary")
+    terminal.add_argument("--pan")
+    terminal.add_argument("--amount", default="0", help="major units, e.g. 25.00")
+    terminal.add_argument("--currency", default="978", help="ISO 4217 numeric")
+    terminal.add_argument("--expiry", help="YYMM")
+    terminal.add_argument("--track2", help="track 2 image instead of --pan/--expiry")
+    terminal.add_argument("--tid", default="T0000001")
+    terminal.add_argument("--mid", default="M00000000000001")
+    terminal.add_argument("--original-stan", help="reverse: STAN of the original")
+    terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
+    terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
+    terminal.add_argument("--timeout", type=float, default=30.0)
+    terminal.add_argument("--json", action="store_true", help="print the response as JSON")
+    terminal.set_defaults(func=run_terminal)
+
+
+def run_issuer(args) -> int:
+    config, bank = load_issuer_file(args.config)
+    if args.port is not None:
+        config = attrs.evolve(config, port=args.port)
+    logs.configure()
+    trio.run(serve_issuer, config, bank)
+    return 0
+
+
+def minor_units(text: str) -> int:
+    if not AMOUNT.fullmatch(text):
+        raise UsageError(f"--amount: expected an amount like 25 or 25.00, got {text!r}")
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
+
+
+PROCESSING = {"purchase": "000000", "auth": "000000", "refund": "200000", "balance": "310000"}
+
+
+def _request(terminal, args) -> Message:
+    if args.action == "echo":
+        return terminal.network("301")
+    if not (args.pan or args.track2):
+        raise UsageError(f"{args.action}: --pan or --track2 is required")
+    if args.pan and not (args.pan.isdigit() and 12 <= len(args.pan) <= 19):
+        raise UsageError("--pan: expected 12 to 19 digits")
+    if args.expiry and not (args.expiry.isdigit() and len(args.expiry) == 4):
+        raise UsageError("--expiry: expected YYMM")
+    card = dict(pan=args.pan, amount=minor_units(args.amount), currency=args.currency,
+                expiry=args.expiry, track2=args.track2)
+    if args.action == "reverse":
+        if not (args.original_stan and args.original_time):
+            raise UsageError("reverse: --original-stan and --original-time are required")
+        original = terminal.card_request(args.original_mti, **card)
+        original["11"], original["7"] = args.original_stan.zfill(6), args.original_time
+        return terminal.reversal_of(original)
+    mti = "0100" if args.action == "auth" else "0200"
+    if not args.track2 and not args.expiry:
+        raise UsageError(f"{args.action}: --expiry is required with --pan")
+    return terminal.card_request(mti, processing_code=PROCESSING[args.action], **card)
+
+
+def run_terminal(args) -> int:
+    dialect = load_dialect(args.dialect)
+
+    async def transact() -> Message:
+        async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
+                                 timeout=args.timeout) as terminal:
+            return await terminal.send(_request(terminal, args))
+
+    response = trio.run(transact)
+    shown = response.masked()
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        print(f"MTI  {response.mti}")
+        for field, value in shown.items():
+            if field != "mti":
+                print(f"{field:>4} {dialect.describe(field):<40} {value}")
+    return 0 if response.get("39") == "00" else 1

@@ -1,0 +1,98 @@
+"""The issuer host emulator: a Trio TCP server in front of an emulated `Bank`.
+
+It speaks any dialect, answers requests concurrently (a slow card never delays another), and
+applies the bank's fault rules: added latency, no reply, or a closed connection.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import attrs
+import trio
+
+from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
+from switch import logs
+from switch.tomlfile import Table, read_toml
+from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
+from switch.wire.framing import Frame, FramingError, reply_tpdu
+
+RECEIVE_SIZE = 65536
+
+
+@attrs.frozen
+class IssuerHostConfig:
+    name: str
+    host: str
+    port: int
+    dialect: Dialect
+
+
+def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
+    """An issuer file: `[issuer]` (name, host, port, dialect), `[[cards]]`, `[[rules]]`."""
+    top = Table(path, "", read_toml(path))
+    section = top.table("issuer")
+    config = IssuerHostConfig(
+        name=section.get("name", str, expected="the issuer's name", check=bool),
+        host=section.get("host", str, "127.0.0.1"),
+        port=section.get("port", int, 0, "a port from 0 to 65535", lambda v: 0 <= v <= 65535),
+        dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
+    )
+    section.finish()
+    accounts = [parse_account(card) for card in top.tables("cards")]
+    rules = []
+    for rule in top.tables("rules"):
+        rules.append(AmountRule(amount=rule.get("amount", int, expected="an amount in minor units"),
+                                fault=parse_fault(rule)))
+        rule.finish()
+    top.finish()
+    return config, Bank(accounts, rules)
+
+
+async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the bank on the configured address; reports the bound port via task_status."""
+    sockets = await trio.open_tcp_listeners(config.port, host=config.host)
+    port = sockets[0].socket.getsockname()[1]
+    logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name)
+    task_status.started(port)
+    await trio.serve_listeners(partial(_connection, config, bank), sockets)
+
+
+async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketStream) -> None:
+    dialect = config.dialect
+    send, receive = trio.open_memory_channel[bytes](1024)
+
+    async def writer() -> None:
+        async for data in receive:
+            await stream.send_all(data)
+
+    async def answer(frame: Frame, scope: trio.CancelScope) -> None:
+        try:
+            request = dialect.decode(frame.payload)
+        except MessageDecodeError as exc:
+            logs.warning("issuer_emulator_undecodable", issuer=config.name, reason=str(exc))
+            return
+        fault: Fault = bank.fault_for(request)
+        if fault.latency:
+            await trio.sleep(fault.latency)
+        if fault.action == "close":
+            scope.cancel()
+            return
+        if fault.action == "no_reply":
+            return
+        await send.send(dialect.frame(bank.decide(request), reply_tpdu(frame.tpdu)))
+
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            framer = dialect.framer()
+            while True:
+                data = await stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    break
+                for frame in framer.feed(data):
+                    nursery.start_soon(answer, frame, nursery.cancel_scope)
+            nursery.cancel_scope.cancel()
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FramingError):
+        pass

@@ -1,0 +1,57 @@
+"""The demo network in one process: the issuer emulators of specs/demo and a switch in front.
+
+Used by `cardswitch demo`, the tests and the benchmarks, so they all exercise the same network.
+Issuers always bind ephemeral ports here, and the switch's links are pointed at them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import trio
+
+from emulators.bank import Bank
+from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
+from switch.config import load_config
+from switch.service import Switch
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "specs" / "demo"
+DEMO_SWITCH = DEMO_DIR / "switch.toml"
+
+
+@attrs.define
+class Network:
+    switch: Switch
+    ports: dict[str, int]  # listener name -> bound port
+    issuers: dict[str, tuple[IssuerHostConfig, Bank]]
+    issuer_ports: dict[str, int]
+
+
+def demo_issuer_files() -> list[Path]:
+    return sorted((DEMO_DIR / "issuers").glob("*.toml"))
+
+
+async def start_network(nursery: trio.Nursery, *, config: Path = DEMO_SWITCH,
+                        issuer_files: list[Path] | None = None,
+                        listener_ports: dict[str, int] | None = None) -> Network:
+    """Start issuers and a switch in `nursery`; returns once every issuer link is up.
+
+    Listeners bind the ports in `listener_ports` (by name), else an ephemeral port.
+    """
+    issuers = {}
+    issuer_ports = {}
+    for path in issuer_files if issuer_files is not None else demo_issuer_files():
+        host_config, bank = load_issuer_file(path)
+        host_config = attrs.evolve(host_config, port=0)
+        issuers[host_config.name] = (host_config, bank)
+        issuer_ports[host_config.name] = await nursery.start(serve_issuer, host_config, bank)
+    switch_config = load_config(config)
+    overrides = dict(issuer_ports)
+    for listener in switch_config.listeners:
+        overrides[listener.name] = (listener_ports or {}).get(listener.name, 0)
+    switch = Switch(load_config(config, overrides))
+    ports = await nursery.start(switch.run)
+    with trio.fail_after(10):
+        await switch.wait_links_up()
+    return Network(switch=switch, ports=ports, issuers=issuers, issuer_ports=issuer_ports)

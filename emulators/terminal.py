@@ -1,0 +1,181 @@
+"""The terminal emulator: an acquirer terminal over one TCP connection, as a Python API.
+
+`Terminal` builds requests the way a POS terminal does (STAN, transmission time, RRN, TID/MID),
+sends any number concurrently and matches each answer by field 11 + field 41. Tests, the demo,
+`cardswitch terminal` and the load generator all drive the switch through it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import trio
+
+from switch.errors import CardswitchError
+from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
+from switch.wire.framing import FramingError
+from switch.wire.message import Message
+
+DEFAULT_TID = "T0000001"
+DEFAULT_MID = "M00000000000001"
+DEFAULT_TPDU = b"\x60\x00\x01\x00\x00"
+
+
+class TerminalError(CardswitchError):
+    """The switch did not answer in time, or the connection failed."""
+
+
+def transmission_time(now: datetime.datetime) -> str:
+    return now.strftime("%m%d%H%M%S")
+
+
+def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
+    """Field 90 for a reversal of `request`: MTI, STAN, field 7, acquirer id, forwarder id."""
+    return request.mti + request["11"] + request["7"] + acquirer_id.zfill(11) + "0" * 11
+
+
+class Terminal:
+    def __init__(self, stream: trio.SocketStream, dialect: Dialect, tid: str, mid: str,
+                 timeout: float, tpdu: bytes):
+        self.stream = stream
+        self.dialect = dialect
+        self.tid = tid
+        self.mid = mid
+        self.timeout = timeout
+        self.tpdu = tpdu
+        self._stan = itertools.count()
+        self._waiting: dict[tuple[str, str], trio.MemorySendChannel[Message]] = {}
+        self._send_lock = trio.Lock()
+        self.unmatched: list[Message] = []
+
+    # -- building requests ------------------------------------------------------------
+
+    def next_stan(self) -> str:
+        return f"{next(self._stan) % 999_999 + 1:06d}"
+
+    def base(self, mti: str, processing_code: str, amount: int, currency: str) -> Message:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stan = self.next_stan()
+        return Message(mti, {
+            "3": processing_code,
+            "4": f"{amount:012d}",
+            "7": transmission_time(now),
+            "11": stan,
+            "12": now.strftime("%H%M%S"),
+            "13": now.strftime("%m%d"),
+            "37": now.strftime("%y")[1] + now.strftime("%j%H") + stan,
+            "41": self.tid,
+            "42": self.mid,
+            "49": currency,
+        })
+
+    def card_request(self, mti: str, *, pan: str | None = None, amount: int, expiry: str | None = None,
+                     track2: str | None = None, currency: str = "978", processing_code: str = "000000",
+                     pin_block: str | None = None, extra: dict[str, str] | None = None) -> Message:
+        message = self.base(mti, processing_code, amount, currency)
+        if pan is not None:
+            message["2"] = pan
+        if expiry is not None:
+            message["14"] = expiry
+        if track2 is not None:
+            message["35"] = track2
+        message["22"] = "901" if track2 else "012"
+        if pin_block is not None:
+            message["52"] = pin_block
+        message.fields.update(extra or {})
+        return message
+
+    def reversal_of(self, original: Message) -> Message:
+        """An 0400 for `original`, carrying field 90 and the original's card and amount."""
+        message = self.base("0400", original["3"], int(original["4"]), original["49"])
+        for field in ("2", "14", "37"):
+            if field in original:
+                message[field] = original[field]
+        message["90"] = original_data_elements(original)
+        return message
+
+    def network(self, code: str = "301") -> Message:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return Message("0800", {"7": transmission_time(now), "11": self.next_stan(), "41": self.tid, "70": code})
+
+    # -- transactions -----------------------------------------------------------------
+
+    async def purchase(self, **card) -> Message:
+        return await self.send(self.card_request("0200", **card))
+
+    async def authorize(self, **card) -> Message:
+        return await self.send(self.card_request("0100", **card))
+
+    async def reverse(self, original: Message) -> Message:
+        return await self.send(self.reversal_of(original))
+
+    async def echo(self) -> Message:
+        return await self.send(self.network("301"))
+
+    async def send(self, message: Message, timeout: float | None = None) -> Message:
+        """Send one request and wait for the response with the same field 11 and 41."""
+        key = (message.get("11", ""), message.get("41", ""))
+        send, receive = trio.open_memory_channel[Message](1)
+        self._waiting[key] = send
+        try:
+            await self.send_raw(self.dialect.frame(message, self.tpdu))
+            with trio.move_on_after(self.timeout if timeout is None else timeout):
+                try:
+                    return await receive.receive()
+                except trio.EndOfChannel:
+                    raise TerminalError("connection closed before the response arrived") from None
+            raise TerminalError(f"no response to {message.mti} STAN {key[0]} within {self.timeout} s")
+        finally:
+            self._waiting.pop(key, None)
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are (tests use this to send malformed frames)."""
+        async with self._send_lock:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise TerminalError(f"connection lost: {type(exc).__name__}") from None
+
+    async def _reader(self) -> None:
+        framer = self.dialect.framer(65535)
+        try:
+            while data := await self.stream.receive_some(65536):
+                for frame in framer.feed(data):
+                    self._dispatch(self.dialect.decode(frame.payload))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, FramingError, MessageDecodeError):
+            pass  # the connection is unusable; every waiting request fails below
+        for send in self._waiting.values():
+            send.close()
+
+    def _dispatch(self, response: Message) -> None:
+        send = self._waiting.get((response.get("11", ""), response.get("41", "")))
+        if send is None:
+            self.unmatched.append(response)
+            return
+        try:
+            send.send_nowait(response)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            self.unmatched.append(response)
+
+
+@asynccontextmanager
+async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
+                        tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
+                        tpdu: bytes = DEFAULT_TPDU) -> AsyncIterator[Terminal]:
+    """A connected terminal; the connection closes when the block ends."""
+    if isinstance(dialect, str):
+        dialect = load_dialect(dialect)
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    async with stream, trio.open_nursery() as nursery:
+        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu)
+        nursery.start_soon(terminal._reader)
+        try:
+            yield terminal
+        finally:
+            nursery.cancel_scope.cancel()

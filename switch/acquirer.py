@@ -1,0 +1,144 @@
+"""The terminal-facing side: one TCP listener per `[[listeners]]` entry.
+
+Each connection gets one reader task that splits frames and starts a task per request, so a slow
+issuer never holds up the other requests on the same connection, and one writer task fed by a
+memory channel, so responses never interleave. Whatever a terminal sends, the worst outcome is
+that its own connection is closed with a logged reason; the server and other connections go on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Awaitable, Callable
+
+import trio
+
+from switch import logs
+from switch.config import ListenerConfig
+from switch.engine import RC, answer_undecodable, respond
+from switch.wire.dialect import MessageDecodeError, MessageEncodeError
+from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.message import Message
+
+RECEIVE_SIZE = 65536
+SEND_QUEUE = 256
+MAX_IN_FLIGHT_PER_CONNECTION = 256
+
+Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
+
+
+async def serve_listener(handler: Handler, listener: ListenerConfig,
+                         *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Accept terminals on the listener's address; reports the bound port via task_status."""
+    sockets = await trio.open_tcp_listeners(listener.port, host=listener.host)
+    port = sockets[0].socket.getsockname()[1]
+    logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
+               dialect=listener.dialect.name)
+    task_status.started(port)
+    await trio.serve_listeners(partial(_serve_connection, handler, listener), sockets)
+
+
+async def _serve_connection(handler: Handler, listener: ListenerConfig, stream: trio.SocketStream) -> None:
+    try:
+        peer = "%s:%s" % stream.socket.getpeername()[:2]
+    except OSError:
+        peer = "unknown"
+    connection = TerminalConnection(handler, listener, stream, peer)
+    reason = "internal error"
+    try:
+        reason = await connection.run()
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        reason = "connection lost"
+    except* Exception as group:  # a bug must cost one connection, never the server
+        reason = f"internal error: {type(group.exceptions[0]).__name__}"
+    finally:
+        await trio.aclose_forcefully(stream)
+    logs.event("terminal_disconnected", listener=listener.name, peer=peer, reason=reason,
+               requests=connection.requests)
+
+
+class TerminalConnection:
+    def __init__(self, handler: Handler, listener: ListenerConfig, stream: trio.SocketStream, peer: str):
+        self.handler = handler
+        self.listener = listener
+        self.dialect = listener.dialect
+        self.stream = stream
+        self.peer = peer
+        self.requests = 0
+        self._limit = trio.CapacityLimiter(MAX_IN_FLIGHT_PER_CONNECTION)
+        self._scope = trio.CancelScope()
+        self._rejected: str | None = None
+
+    async def run(self) -> str:
+        """Serve until the terminal closes (after answering what it sent) or misbehaves."""
+        send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, receive)
+                async with send, trio.open_nursery() as requests:
+                    await self._reader(requests, send)
+        return self._rejected or "closed by terminal"
+
+    def _reject(self, reason: str) -> None:
+        """The terminal sent something that leaves no way to answer: close its connection."""
+        if self._rejected is None:
+            self._rejected = reason
+            logs.warning("terminal_connection_rejected", listener=self.listener.name,
+                         peer=self.peer, reason=reason)
+        self._scope.cancel()
+
+    async def _writer(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
+        async for data in receive:
+            await self.stream.send_all(data)
+
+    async def _reader(self, requests: trio.Nursery, send: trio.MemorySendChannel[bytes]) -> None:
+        framer = self.dialect.framer(self.listener.max_frame)
+        while True:
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                return
+            try:
+                frames = framer.feed(data)
+            except FramingError as exc:
+                return self._reject(f"framing error: {exc}")
+            for frame in frames:
+                await self._limit.acquire_on_behalf_of(frame)
+                requests.start_soon(self._process, frame, send)
+
+    async def _process(self, frame: Frame, send: trio.MemorySendChannel[bytes]) -> None:
+        try:
+            self.requests += 1
+            response = await self._answer(frame)
+            if response is None:
+                return
+            await send.send(self._encode(response, frame.tpdu))
+        finally:
+            self._limit.release_on_behalf_of(frame)
+
+    async def _answer(self, frame: Frame) -> Message | None:
+        try:
+            request = self.dialect.decode(frame.payload)
+        except MessageDecodeError as exc:
+            answer = answer_undecodable(exc)
+            logs.warning("terminal_message_undecodable", listener=self.listener.name, peer=self.peer,
+                         reason=str(exc), answered=answer is not None)
+            if answer is None:
+                self._reject(str(exc))
+            return answer
+        try:
+            return await self.handler(request, self.listener)
+        except Exception as exc:  # answer 96 rather than leave the terminal waiting
+            logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
+                         stan=request.get("11"), error=type(exc).__name__)
+            return respond(request, RC.SYSTEM_ERROR)
+
+    def _encode(self, response: Message, tpdu: bytes) -> bytes:
+        tpdu = reply_tpdu(tpdu)
+        try:
+            return self.dialect.frame(response, tpdu)
+        except (MessageEncodeError, FramingError) as exc:
+            logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
+                         stan=response.get("11"), reason=str(exc))
+            fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
+            fallback["39"] = RC.SYSTEM_ERROR
+            return self.dialect.frame(fallback, tpdu)

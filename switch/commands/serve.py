@@ -1,0 +1,58 @@
+"""`cardswitch serve --config FILE`: run listeners and issuer links from one TOML file.
+
+SIGHUP reloads the routing table from the same file; a table that fails validation is refused
+with a logged reason and the running one stays.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import trio
+
+from switch import logs
+from switch.config import load_config
+from switch.errors import CardswitchError
+from switch.service import Switch
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the switch from a TOML config")
+    parser.add_argument("--config", required=True, help="switch config (TOML)")
+    parser.add_argument("--log-file", help="write JSON log lines here instead of stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    config = load_config(args.config)
+    logs.configure(args.log_file or config.log_file)
+    trio.run(serve, config)
+    return 0
+
+
+async def serve(config) -> None:
+    switch = Switch(config)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reload_on_sighup, switch)
+        await nursery.start(switch.run)
+
+
+async def reload_on_sighup(switch: Switch) -> None:
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            reload_routes(switch)
+
+
+def reload_routes(switch: Switch) -> bool:
+    """Re-read the routing table from the switch's config file; keep the old one on error."""
+    try:
+        fresh = load_config(switch.config.source)
+        unknown = fresh.routing.issuers - set(switch.links)
+        if unknown:
+            raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
+    except CardswitchError as exc:
+        logs.warning("routes_reload_rejected", reason=str(exc))
+        return False
+    switch.replace_routing(fresh.routing)
+    logs.event("routes_reloaded", entries=len(fresh.routing))
+    return True

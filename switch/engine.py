@@ -1,0 +1,128 @@
+"""The switch's decisions, free of I/O: which requests are valid, what is forwarded, and what
+the terminal gets back.
+
+Response codes the switch itself produces are in DESIGN.md; the async pipeline in
+switch.service calls these functions and only adds the waiting.
+"""
+
+from __future__ import annotations
+
+import re
+
+from switch.wire.dialect import MessageDecodeError
+from switch.wire.masking import pan_from_track2
+from switch.wire.message import Message, response_mti
+
+
+class RC:
+    """Response codes (field 39) that the switch sets itself."""
+
+    APPROVED = "00"
+    NOT_SUPPORTED = "12"
+    NO_ROUTE = "15"
+    FORMAT_ERROR = "30"
+    ISSUER_UNAVAILABLE = "91"
+    SYSTEM_ERROR = "96"
+
+
+# Fields a response carries back from its request, so the terminal recognises its answer.
+ECHO_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
+# Fields that never travel back to a terminal, whatever the issuer sends.
+NEVER_RETURNED = ("14", "35", "36", "45", "52")
+
+FORWARDED_MTIS = frozenset({"0100", "0200", "0400"})
+NETWORK_MTI = "0800"
+NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
+PROCESSING_CODES = {"00": "purchase", "01": "cash", "20": "refund", "31": "balance inquiry"}
+
+_CARD_REQUEST = ("3", "4", "7", "11", "41", "49")
+_REVERSAL = ("2", "3", "4", "7", "11", "41", "49", "90")
+MANDATORY = {
+    "0100": _CARD_REQUEST,
+    "0200": _CARD_REQUEST,
+    "0400": _REVERSAL,
+    "0420": _REVERSAL,
+    "0800": ("7", "11", "70"),
+}
+
+_FORMATS = {
+    "2": re.compile(r"\d{12,19}"),
+    "3": re.compile(r"\d{6}"),
+    "4": re.compile(r"\d{12}"),
+    "7": re.compile(r"\d{10}"),
+    "11": re.compile(r"\d{6}"),
+    "14": re.compile(r"\d{4}"),
+    "49": re.compile(r"\d{3}"),
+    "70": re.compile(r"\d{3}"),
+    "90": re.compile(r"\d{42}"),
+}
+
+
+def card_pan(message: Message) -> str | None:
+    """The PAN from field 2, else from track 2 (field 35)."""
+    pan = message.get("2")
+    if pan:
+        return pan
+    track2 = message.get("35")
+    return pan_from_track2(track2) if track2 else None
+
+
+def check_request(request: Message) -> str | None:
+    """A response code to answer with at once (12 or 30), or None when the request may proceed."""
+    mti = request.mti
+    if mti not in FORWARDED_MTIS and mti != NETWORK_MTI:
+        return RC.NOT_SUPPORTED
+    fields = request.fields
+    if any(field not in fields for field in MANDATORY[mti]):
+        return RC.FORMAT_ERROR
+    for field, pattern in _FORMATS.items():
+        value = fields.get(field)
+        if value is not None and not pattern.fullmatch(value):
+            return RC.FORMAT_ERROR
+    if mti == NETWORK_MTI:
+        return None if fields["70"] in NETWORK_CODES else RC.NOT_SUPPORTED
+    if mti in ("0100", "0200"):
+        if "2" not in fields and "35" not in fields:
+            return RC.FORMAT_ERROR
+        if "35" not in fields and "14" not in fields:
+            return RC.FORMAT_ERROR
+        if card_pan(request) is None:
+            return RC.FORMAT_ERROR
+    if fields["3"][:2] not in PROCESSING_CODES:
+        return RC.NOT_SUPPORTED
+    return None
+
+
+def respond(request: Message, code: str, issuer_response: Message | None = None) -> Message:
+    """The terminal's response: the issuer's fields (if any), with the request's own values
+    restored for every echoed field, card secrets removed, and field 39 set to `code`."""
+    fields = dict(issuer_response.fields) if issuer_response is not None else {}
+    for field in NEVER_RETURNED:
+        fields.pop(field, None)
+    request_fields = request.fields
+    for field in ECHO_FIELDS:
+        value = request_fields.get(field)
+        if value is not None:
+            fields[field] = value
+        else:
+            fields.pop(field, None)
+    fields["39"] = code
+    if code != RC.APPROVED:
+        fields.pop("38", None)
+    return Message(response_mti(request.mti), fields)
+
+
+def network_response(request: Message) -> Message:
+    """The switch answers a terminal's sign-on, sign-off and echo itself."""
+    response = respond(request, RC.APPROVED)
+    response["70"] = request["70"]
+    return response
+
+
+def answer_undecodable(error: MessageDecodeError) -> Message | None:
+    """A 30 answer for a message whose MTI was readable (echoing 11/41 where decoded), else None."""
+    if error.mti is None or int(error.mti[2]) % 2 == 1:
+        return None
+    fields = dict(error.echo)
+    fields["39"] = RC.FORMAT_ERROR
+    return Message(response_mti(error.mti), fields)

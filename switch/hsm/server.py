@@ -1,0 +1,59 @@
+"""`cardswitch hsm serve`: host commands over TCP, 2-byte big-endian length framing.
+
+Thin Trio layer: each connection reads, splits frames, asks the sans-IO dispatcher, writes the
+answer. A connection that stalls mid-frame for `idle_timeout` seconds is closed, so a broken
+client cannot hold resources; a bad frame only ever gets an error response.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from switch.hsm.codec import DEFAULT_HEADER_LENGTH
+from switch.hsm.commands import Dispatcher
+from switch.hsm.framing import FrameDecoder, frame
+from switch.hsm.lmk import Lmk
+
+log = logging.getLogger(__name__)
+
+
+async def serve_hsm(
+    port: int,
+    host: str | None,
+    lmk: Lmk,
+    *,
+    header_length: int = DEFAULT_HEADER_LENGTH,
+    idle_timeout: float = 60.0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; reports the port actually bound (so tests can pass 0)."""
+    dispatcher = Dispatcher(lmk, header_length)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, dispatcher, idle_timeout)
+
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    log.info("HSM listening on %s:%d (LMK check value %s)", host or "*", bound, lmk.check_value()[:6])
+    task_status.started(bound)
+    await trio.serve_listeners(handler, listeners)
+
+
+async def _serve_connection(stream: trio.SocketStream, dispatcher: Dispatcher, idle_timeout: float) -> None:
+    decoder = FrameDecoder()
+    async with stream:
+        try:
+            while True:
+                # Idle between commands is fine (clients keep connections open); stalling
+                # halfway through a frame is not.
+                limit = idle_timeout if decoder.pending else float("inf")
+                with trio.move_on_after(limit) as idle:
+                    data = await stream.receive_some(65536)
+                if idle.cancelled_caught or not data:
+                    return
+                for request in decoder.feed(data):
+                    await stream.send_all(frame(dispatcher.handle(request)))
+        except trio.BrokenResourceError:
+            return

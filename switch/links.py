@@ -1,0 +1,196 @@
+"""Issuer links: one persistent outbound connection per issuer, many requests in flight.
+
+The link connects, keeps the connection, and reconnects with capped exponential backoff. A
+request is written by the link's single writer task and parked under a match key (by default
+response-class MTI + field 11 + field 41, as jPOS QMUX does) until the reader finds its answer.
+The link assigns its own field 11 so keys never collide across terminals; the caller restores
+the terminal's values from its own copy of the request.
+
+A response that matches nothing (late, or unsolicited) is logged, never dropped silently; a
+network-management request from the issuer (echo) is answered.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import trio
+
+from switch import logs
+from switch.config import IssuerConfig
+from switch.engine import RC
+from switch.wire.dialect import MessageDecodeError, MessageEncodeError
+from switch.wire.framing import FramingError, reply_tpdu
+from switch.wire.message import Message, is_response, response_mti
+
+RECEIVE_SIZE = 65536
+SEND_QUEUE = 1024
+
+
+class LinkUnavailable(Exception):
+    """The issuer is not connected: answer 91 (or stand in) at once."""
+
+
+class LinkTimeout(Exception):
+    """The issuer did not answer within its timeout."""
+
+
+class _Waiter:
+    """One in-flight request: the event its caller sleeps on, and the answer when it comes."""
+
+    __slots__ = ("done", "response")
+
+    def __init__(self):
+        self.done = trio.Event()
+        self.response: Message | None = None
+
+
+class IssuerLink:
+    def __init__(self, config: IssuerConfig):
+        self.config = config
+        self.name = config.name
+        self._dialect = config.dialect
+        self._pending: dict[tuple[str, ...], _Waiter] = {}
+        self._send: trio.MemorySendChannel[bytes] | None = None
+        self._stan = itertools.count(1)
+        self.connected = trio.Event()  # set while a connection is up; replaced when it drops
+        self.unmatched = 0
+
+    @property
+    def up(self) -> bool:
+        return self._send is not None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    # -- the caller's side -------------------------------------------------------------
+
+    async def request(self, message: Message, timeout: float | None = None) -> Message:
+        """Send `message` (owned by the link from now on) and wait for its matched response."""
+        send = self._send
+        if send is None:
+            raise LinkUnavailable(self.name)
+        if self.config.assign_stan:
+            message["11"] = self._next_stan()
+        key = self._key(response_mti(message.mti), message)
+        waiter = _Waiter()
+        self._pending[key] = waiter
+        try:
+            try:
+                frame = self._dialect.frame(message, self.config.tpdu)
+                send.send_nowait(frame)
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                raise LinkUnavailable(self.name) from None
+            with trio.move_on_after(self.config.timeout if timeout is None else timeout):
+                await waiter.done.wait()
+            if waiter.response is None:
+                if waiter.done.is_set():
+                    raise LinkUnavailable(self.name)
+                raise LinkTimeout(self.name)
+            return waiter.response
+        finally:
+            if self._pending.get(key) is waiter:
+                del self._pending[key]
+
+    def _next_stan(self) -> str:
+        for _ in range(1_000_000):
+            stan = next(self._stan) % 1_000_000
+            if stan:
+                return f"{stan:06d}"
+        raise LinkUnavailable(self.name)
+
+    def _key(self, mti: str, message: Message) -> tuple[str, ...]:
+        return tuple(mti if part == "mti" else message.get(part, "") for part in self.config.match_key)
+
+    # -- the connection ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the link connected for as long as the owning nursery lives."""
+        delay = self.config.reconnect_min
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(self.config.host, self.config.port)
+            except OSError as exc:
+                logs.warning("link_connect_failed", issuer=self.name, error=exc.strerror or str(exc),
+                             retry_s=round(delay, 3))
+                await trio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max)
+                continue
+            delay = self.config.reconnect_min
+            logs.event("link_up", issuer=self.name, host=self.config.host, port=self.config.port)
+            reason = await self._serve(stream)
+            logs.warning("link_down", issuer=self.name, reason=reason, failed_in_flight=len(self._pending))
+
+    async def _serve(self, stream: trio.SocketStream) -> str:
+        send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
+        reason = "closed by issuer"
+        async with stream:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, stream, receive)
+                    self._send = send
+                    self.connected.set()
+                    reason = await self._reader(stream)
+                    nursery.cancel_scope.cancel()
+            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+                reason = f"connection error: {type(group.exceptions[0]).__name__}"
+            finally:
+                self._send = None
+                self.connected = trio.Event()
+                send.close()
+                self._fail_pending()
+        return reason
+
+    def _fail_pending(self) -> None:
+        """In-flight requests fail fast when the link drops; their callers answer 91."""
+        for waiter in self._pending.values():
+            waiter.done.set()
+
+    async def _writer(self, stream: trio.SocketStream, receive: trio.MemoryReceiveChannel[bytes]) -> None:
+        async for frame in receive:
+            await stream.send_all(frame)
+
+    async def _reader(self, stream: trio.SocketStream) -> str:
+        framer = self._dialect.framer(self.config.max_frame)
+        while True:
+            data = await stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                return "closed by issuer"
+            try:
+                frames = framer.feed(data)
+            except FramingError as exc:
+                return f"framing error: {exc}"
+            for frame in frames:
+                try:
+                    message = self._dialect.decode(frame.payload)
+                except MessageDecodeError as exc:
+                    logs.warning("issuer_message_undecodable", issuer=self.name, reason=str(exc))
+                    continue
+                if is_response(message.mti):
+                    self._deliver(message)
+                else:
+                    self._answer_issuer_request(message, frame.tpdu)
+
+    def _deliver(self, response: Message) -> None:
+        waiter = self._pending.pop(self._key(response.mti, response), None)
+        if waiter is None:
+            self.unmatched += 1
+            logs.warning("issuer_response_unmatched", issuer=self.name, mti=response.mti,
+                         stan=response.get("11"), tid=response.get("41"), rc=response.get("39"))
+            return
+        waiter.response = response
+        waiter.done.set()
+
+    def _answer_issuer_request(self, request: Message, tpdu: bytes) -> None:
+        """Issuers send echo and sign-on too; the switch answers those and logs the rest."""
+        if request.mti != "0800" or self._send is None:
+            logs.warning("issuer_request_unsupported", issuer=self.name, mti=request.mti)
+            return
+        fields = {f: request[f] for f in ("7", "11", "70") if f in request}
+        fields["39"] = RC.APPROVED
+        try:
+            self._send.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
+        except (trio.WouldBlock, MessageEncodeError, FramingError) as exc:
+            logs.warning("issuer_request_unanswered", issuer=self.name, reason=type(exc).__name__)
+
