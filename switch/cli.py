@@ -37,11 +37,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CardswitchError as exc:
-        print(f"cardswitch: error: {exc}", file=sys.stderr)
+    except (CardswitchError, BaseExceptionGroup) as exc:
+        error = _user_error(exc)
+        if error is None:
+            raise
+        print(f"cardswitch: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _user_error(exc: BaseException) -> CardswitchError | None:
+    """The user's mistake inside `exc`, looking through the exception groups Trio nurseries
+    wrap errors in; None when anything else is in there too."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, CardswitchError) else None
 
 
 if __name__ == "__main__":
