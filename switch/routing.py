@@ -165,11 +165,6 @@ class RouteEntry:
         return f"{self.where()} {self.span()} -> {self.issuer} (priority {self.priority}{extra}{fallback})"
 
 
-def rank_key(entry: RouteEntry) -> tuple[int, int, int]:
-    """Sort key, best first, for entries in file order (a stable sort keeps file order last)."""
-    return (entry.width, -(entry.conditions.count if entry.conditions else 0), -entry.priority)
-
-
 class RoutingTable:
     """An immutable BIN table; `lookup(pan, context)` returns the winning entry or None."""
 
@@ -207,47 +202,56 @@ class RoutingTable:
 def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[int], list[tuple[RouteEntry, ...]]]:
     """Disjoint segment starts (the first is 0) and each segment's viable candidates.
 
-    One sweep over the sorted range boundaries keeps the covering entries as a sorted list of
-    ranks (0 = best); most segments have one, so a segment costs a few list operations."""
-    ranked = sorted(entries, key=rank_key)
-    count = len(ranked)
-    starts = [entry.start for entry in ranked]
-    ends = [entry.end for entry in ranked]
+    One sweep over the sorted range boundaries keeps the covering entries' rank keys in a sorted
+    list; most segments have one entry, so a boundary costs a few list operations. Positions and
+    keys are computed once per entry up front: this loop is what a million-entry load waits on."""
+    count = len(entries)
+    starts: list[int] = []
+    ends: list[int] = []
+    keys: list[tuple[int, int, int, int]] = []
+    for index, entry in enumerate(entries):
+        scale = SCALE[len(entry.low)]
+        start = int(entry.low) * scale
+        end = (int(entry.high) + 1) * scale
+        starts.append(start)
+        ends.append(end)
+        keys.append((end - start, -(entry.conditions.count if entry.conditions else 0), -entry.priority, index))
     by_start = sorted(range(count), key=starts.__getitem__)
     by_end = sorted(range(count), key=ends.__getitem__)
     segment_starts = [0]
     candidates: list[tuple[RouteEntry, ...]] = [()]
-    last: tuple[int, ...] = ()
-    active: list[int] = []
+    last: tuple[tuple[int, int, int, int], ...] = ()
+    active: list[tuple[int, int, int, int]] = []
     i = j = 0
     while j < count:
         point = ends[by_end[j]]
         if i < count and starts[by_start[i]] < point:
             point = starts[by_start[i]]
         while j < count and ends[by_end[j]] == point:
-            del active[bisect_left(active, by_end[j])]
+            del active[bisect_left(active, keys[by_end[j]])]
             j += 1
         while i < count and starts[by_start[i]] == point:
-            insort(active, by_start[i])
+            insort(active, keys[by_start[i]])
             i += 1
-        viable = tuple(active) if len(active) < 2 else _viable(ranked, active)
+        viable = tuple(active) if len(active) < 2 else _viable(entries, active)
         if viable == last:
             continue
         last = viable
         if point == 0:
-            candidates[0] = tuple(ranked[rank] for rank in viable)
-        else:
-            segment_starts.append(point)
-            candidates.append(tuple(ranked[rank] for rank in viable))
+            segment_starts.pop()
+            candidates.pop()
+        segment_starts.append(point)
+        candidates.append(tuple([entries[key[3]] for key in viable]))
     return segment_starts, candidates
 
 
-def _viable(ranked: Sequence[RouteEntry], active: list[int]) -> tuple[int, ...]:
-    """Active ranks, best first, without those a better entry always beats."""
-    kept: list[int] = []
-    for rank in active:
-        if not any(ranked[better].covers(ranked[rank]) for better in kept):
-            kept.append(rank)
+def _viable(entries: Sequence[RouteEntry], active: list[tuple[int, int, int, int]]) -> tuple:
+    """Active rank keys, best first, without those of entries a better one always beats."""
+    kept: list[tuple[int, int, int, int]] = []
+    for key in active:
+        entry = entries[key[3]]
+        if not any(entries[better[3]].covers(entry) for better in kept):
+            kept.append(key)
     return tuple(kept)
 
 
