@@ -63,36 +63,43 @@ def minor_units(text: str) -> int:
 PROCESSING = {"purchase": "000000", "auth": "000000", "refund": "200000", "balance": "310000"}
 
 
-def _request(terminal, args) -> Message:
+def card_details(args) -> dict | None:
+    """The card and amount for the request, checked before any connection is made."""
     if args.action == "echo":
-        return terminal.network("301")
+        return None
     if not (args.pan or args.track2):
         raise UsageError(f"{args.action}: --pan or --track2 is required")
     if args.pan and not (args.pan.isdigit() and 12 <= len(args.pan) <= 19):
         raise UsageError("--pan: expected 12 to 19 digits")
     if args.expiry and not (args.expiry.isdigit() and len(args.expiry) == 4):
         raise UsageError("--expiry: expected YYMM")
-    card = dict(pan=args.pan, amount=minor_units(args.amount), currency=args.currency,
+    if args.action == "reverse" and not (args.original_stan and args.original_time):
+        raise UsageError("reverse: --original-stan and --original-time are required")
+    if args.action != "reverse" and not args.track2 and not args.expiry:
+        raise UsageError(f"{args.action}: --expiry is required with --pan")
+    return dict(pan=args.pan, amount=minor_units(args.amount), currency=args.currency,
                 expiry=args.expiry, track2=args.track2)
+
+
+def build_request(terminal, args, card: dict | None) -> Message:
+    if card is None:
+        return terminal.network("301")
     if args.action == "reverse":
-        if not (args.original_stan and args.original_time):
-            raise UsageError("reverse: --original-stan and --original-time are required")
         original = terminal.card_request(args.original_mti, **card)
         original["11"], original["7"] = args.original_stan.zfill(6), args.original_time
         return terminal.reversal_of(original)
     mti = "0100" if args.action == "auth" else "0200"
-    if not args.track2 and not args.expiry:
-        raise UsageError(f"{args.action}: --expiry is required with --pan")
     return terminal.card_request(mti, processing_code=PROCESSING[args.action], **card)
 
 
 def run_terminal(args) -> int:
     dialect = load_dialect(args.dialect)
+    card = card_details(args)
 
     async def transact() -> Message:
         async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
                                  timeout=args.timeout) as terminal:
-            return await terminal.send(_request(terminal, args))
+            return await terminal.send(build_request(terminal, args, card))
 
     response = trio.run(transact)
     shown = response.masked()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import attrs
 
+from switch.errors import ConfigError
 from switch.routing import RoutingTable, parse_routes
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
@@ -65,7 +66,12 @@ class SwitchConfig:
 
 def _dialect(table: Table, name: str = "dialect") -> Dialect:
     value = table.get(name, str, "iso87-binary", "a dialect name from specs/dialects or a path")
-    return load_dialect(value)
+    try:
+        return load_dialect(value)
+    except ConfigError as exc:
+        if exc.key != "dialect":
+            raise  # the dialect file exists but is broken: its own error names it
+        raise table.error(name, exc.expected) from None
 
 
 def _listener(table: Table) -> ListenerConfig:

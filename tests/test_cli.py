@@ -1,0 +1,125 @@
+"""The command line as a user meets it: the demo, bad configs and bad usage, a real `serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cardswitch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_demo_runs_every_scripted_outcome():
+    result = cardswitch("demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "14 of 14 outcomes as expected" in result.stdout
+    assert "4761730000000011" not in result.stdout  # PANs are masked in the table
+
+
+def test_demo_cards_as_json():
+    result = cardswitch("demo", "--cards", "--json")
+    cards = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0
+    assert {"pan", "expiry", "issuer", "outcome"} <= set(cards[0])
+    assert any(card["outcome"].startswith("timeout") for card in cards)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("[[listeners]]\nport = 'x'\n", "listeners[0].port: a port number from 0 to 65535"),
+    ("[[listeners]]\nport = 1\n[[issuers]]\nname = 'a'\nport = 2\ndialect = 'nope'\n", "dialect: a dialect file"),
+    ("[[listeners]]\nport = 1\n[[routes]]\nprefix = '47x'\nissuer = 'a'\n", "routes[0].prefix: a string of 1 to 19 digits"),
+    ("[[listeners]]\nport = 1\n[[routes]]\nprefix = '47'\nissuer = 'ghost'\n", "routes[0].issuer: one of the defined issuers"),
+    ("[[listeners]]\nport = 1\ncolour = 'red'\n", "listeners[0].colour: not a known key"),
+    ("[[listeners]\n", "(file): valid TOML"),
+    ("", "listeners: at least one [[listeners]] table"),
+])
+def test_bad_config_is_one_line_naming_file_and_key_with_exit_2(tmp_path, content, expected):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = cardswitch("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert str(config) in result.stderr and expected in result.stderr
+
+
+def test_missing_config_file_and_bad_usage_exit_2(tmp_path):
+    missing = cardswitch("serve", "--config", str(tmp_path / "none.toml"))
+    assert missing.returncode == 2 and "none.toml: (file): an existing TOML file" in missing.stderr
+    usage = cardswitch("terminal", "purchase", "--amount", "12,50", "--pan", "4761730000000011", "--expiry", "3012")
+    assert usage.returncode == 2 and "--amount" in usage.stderr and "Traceback" not in usage.stderr
+    assert cardswitch("no-such-command").returncode == 2
+
+
+def _wait_for_line(process: subprocess.Popen, path: Path, needle: str, timeout: float = 10) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if any(needle == event["event"] for event in events):
+                return events
+        assert process.poll() is None, "the process exited"
+        time.sleep(0.05)
+    raise AssertionError(f"no {needle} event within {timeout} s")
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_real_processes_and_reloads_routes_on_sighup(tmp_path):
+    issuer_port, switch_port = _free_port(), _free_port()
+    issuer_file = tmp_path / "issuer.toml"
+    issuer_file.write_text(
+        f"[issuer]\nname = 'bank'\nport = {issuer_port}\n\n"
+        "[[cards]]\npan = '4761730000000011'\nexpiry = '3012'\nbalance = 100000\n"
+    )
+    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
+                          routes=[{"prefix": "5", "issuer": "bank"}],
+                          listeners=[{"name": "terminals", "port": switch_port}])
+    log = tmp_path / "switch.log"
+    issuer = subprocess.Popen([sys.executable, "-m", "switch.cli", "issuer", "--config", str(issuer_file)],
+                              cwd=ROOT, stderr=subprocess.DEVNULL)
+    switch = subprocess.Popen([sys.executable, "-m", "switch.cli", "serve", "--config", str(config),
+                               "--log-file", str(log)], cwd=ROOT)
+    try:
+        _wait_for_line(switch, log, "link_up")
+        purchase = ("terminal", "purchase", "--port", str(switch_port), "--pan", "4761730000000011",
+                    "--expiry", "3012", "--amount", "5.00", "--json")
+        assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
+
+        config.write_text(config.read_text().replace('prefix = "5"', 'prefix = "4"'))
+        switch.send_signal(signal.SIGHUP)
+        _wait_for_line(switch, log, "routes_reloaded")
+        assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"
+
+        config.write_text(config.read_text().replace('prefix = "4"', 'prefix = "4x"'))
+        switch.send_signal(signal.SIGHUP)
+        events = _wait_for_line(switch, log, "routes_reload_rejected")
+        rejected = next(e for e in events if e["event"] == "routes_reload_rejected")
+        assert "routes[0].prefix" in rejected["reason"]
+        assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
+    finally:
+        for process in (switch, issuer):
+            process.send_signal(signal.SIGINT)
+        for process in (switch, issuer):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert os.path.getsize(log) > 0

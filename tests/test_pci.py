@@ -1,0 +1,53 @@
+"""No full PAN, track data, PIN block, CVV2 or ICC data in any log line or error text."""
+
+from __future__ import annotations
+
+import trio
+
+from emulators.terminal import open_terminal
+from switch.wire.dialect import MessageDecodeError, load_dialect
+from switch.wire.message import Message
+
+PAN = "4761730000000011"
+TRACK2 = f"{PAN}=30121011234599999"
+PIN_BLOCK = "8F3A5C7E91B2D4F6"
+CVV2 = "731"
+ICC = "9F2608C1D2E3F4A5B6C7D8"
+SECRETS = (PAN, TRACK2, "30121011234599999", PIN_BLOCK, ICC, "9292" + CVV2)
+
+
+async def test_logs_carry_no_card_secrets(demo, log_file):
+    extra = {"48": "0203ABC9203" + CVV2, "52": PIN_BLOCK, "55": ICC}
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        await terminal.purchase(pan=PAN, amount=100, expiry="3012", extra=extra)
+        await terminal.purchase(track2=TRACK2, amount=100, extra=extra)
+        await terminal.purchase(pan="6011000000000020", amount=100, expiry="3012", extra=extra)  # 91
+        await terminal.purchase(pan="3700000000000007", amount=100, expiry="3012", extra=extra)  # 15
+        bad = terminal.card_request("0200", pan=PAN, amount=100, expiry="3012", extra=extra)
+        bad["4"] = "12"  # fails format checks
+        await terminal.send(bad)
+    # An undecodable message whose PAN was readable before the failure.
+    broken = load_dialect().encode(Message("0200", {"2": PAN, "3": "000000", "11": "000009", "49": "978"}))
+    async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
+        await stream.send_all(load_dialect().framing.frame(broken[:-1]))
+        await stream.receive_some(1000)
+    text = log_file.read_text()
+    assert '"event":"txn"' in text and "476173******0011" in text
+    for secret in SECRETS:
+        assert secret not in text, secret
+
+
+def test_error_texts_and_reprs_carry_no_card_secrets():
+    message = Message("0200", {"2": PAN, "35": TRACK2, "52": PIN_BLOCK, "55": ICC, "48": "9203" + CVV2})
+    shown = repr(message)
+    for secret in SECRETS:
+        assert secret not in shown
+    data = load_dialect().encode(message)
+    try:
+        load_dialect().decode(data[:-3])
+    except MessageDecodeError as exc:
+        for secret in SECRETS:
+            assert secret not in str(exc)
+            assert all(secret not in str(arg) for arg in exc.args)
+    else:
+        raise AssertionError("a truncated message must not decode")
