@@ -152,3 +152,26 @@ async def test_concurrent_calls_share_one_connection(nursery):
     for i, value in results.items():
         assert value == await reference.generate_cvv(cvk, PAN, f"28{i % 12 + 1:02d}", "101")
     await hsm.aclose()
+
+
+async def test_no_pin_pan_or_key_in_logs_or_errors(nursery, caplog):
+    caplog.set_level("DEBUG")
+    port = await start(nursery)
+    hsm = TcpHsm("127.0.0.1", port, timeout=5)
+    tpk, zpk = LMK.encrypt_key(KeyType.TPK, K), LMK.encrypt_key(KeyType.ZPK, K2)
+    block = pinblock.encrypt_pin(K, 0, "8642", PAN).hex()
+    errors = []
+    for call in (
+        hsm.translate_pin_tpk_to_zpk(tpk, zpk, block, PAN[:-2] + "71", 0, 0),  # wrong PAN: bad block
+        hsm.translate_pin_tpk_to_zpk(tpk, zpk, block, PAN, 0, 1),             # forbidden format change
+        hsm.translate_pin_tpk_to_zpk(zpk, tpk, block, PAN, 0, 0),             # key types swapped
+        hsm.verify_cvv(LMK.encrypt_key(KeyType.CVK, K), PAN + "9999", "2812", "101", "123"),
+    ):
+        with pytest.raises(HsmError) as info:
+            await call
+        errors.append(str(info.value))
+    shown = (" ".join(errors) + caplog.text).upper()
+    for secret in ("8642", PAN, PAN[-13:-1], K.material.hex().upper(), K2.material.hex().upper(),
+                   LMK.key.material.hex().upper(), block.upper()):
+        assert secret not in shown
+    await hsm.aclose()

@@ -24,7 +24,7 @@ async def test_logs_carry_no_card_secrets(demo, log_file):
         await terminal.purchase(pan="6011000000000020", amount=100, expiry="3012", extra=extra)  # 91
         await terminal.purchase(pan="3700000000000007", amount=100, expiry="3012", extra=extra)  # 15
         bad = terminal.card_request("0200", pan=PAN, amount=100, expiry="3012", extra=extra)
-        bad["4"] = "12"  # fails format checks
+        bad["7"] = "NOTADATE!!"  # fails format checks: 30
         await terminal.send(bad)
     # An undecodable message whose PAN was readable before the failure.
     broken = load_dialect().encode(Message("0200", {"2": PAN, "3": "000000", "11": "000009", "49": "978"}))
