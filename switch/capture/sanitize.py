@@ -1,0 +1,107 @@
+"""Sanitizing captures that must be shared: test PANs instead of real ones, no secrets.
+
+- PANs (field 2, and the PAN inside track 2) become Luhn-valid test PANs of the same length that
+  keep the 6-digit BIN, so routing and the issuer's BIN-based behaviour still replay. The other
+  digits come from HMAC-SHA256 of the PAN under a key: the same PAN always maps to the same test
+  PAN under the same key, and without the key the mapping cannot be reversed by trying the
+  (small) space of PANs of a BIN. The key is CARDSWITCH_SANITIZE_KEY when set (consistent across
+  captures), else random per process (consistent within one capture).
+- Track data (35, 36, 45), PIN block (52), security info (53), ICC data (55) and MACs (64, 128)
+  are dropped; the CVV2 subelement (tag 92) is removed from field 48. A request that carried its
+  card only in track 2 gets the mapped PAN in field 2 and the track's expiry in field 14, so it
+  still routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+from switch.capture.record import CaptureFormatError, unframe
+from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
+from switch.wire.framing import FramingError
+from switch.wire.masking import CVV2_TAG, HIDDEN_FIELDS, pan_from_track2
+from switch.wire.message import Message
+
+KEY_ENV = "CARDSWITCH_SANITIZE_KEY"
+BIN_LENGTH = 6
+
+
+def luhn_check_digit(partial: str) -> str:
+    """The digit that makes `partial` + digit pass the Luhn check."""
+    total = 0
+    for position, char in enumerate(reversed(partial)):
+        digit = int(char)
+        if position % 2 == 0:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return str(-total % 10)
+
+
+def luhn_valid(pan: str) -> bool:
+    return pan.isdigit() and len(pan) > 1 and luhn_check_digit(pan[:-1]) == pan[-1]
+
+
+def strip_tlv_tag(value: str, tag: str) -> str | None:
+    """Field 48 without subelement `tag`; None when the TLV cannot be parsed (drop it all)."""
+    out, pos = [], 0
+    while pos < len(value):
+        head, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
+        if not (head.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
+            return None
+        end = pos + 4 + int(length)
+        if head != tag:
+            out.append(value[pos:end])
+        pos = end
+    return "".join(out)
+
+
+class Sanitizer:
+    def __init__(self, key: bytes | None = None):
+        env = os.environ.get(KEY_ENV)
+        self._key = key or (env.encode() if env else secrets.token_bytes(32))
+
+    def test_pan(self, pan: str) -> str:
+        if not pan.isdigit() or len(pan) <= BIN_LENGTH + 1:
+            return "0" * len(pan)
+        digest = hmac.new(self._key, pan.encode(), hashlib.sha256).digest()
+        width = len(pan) - BIN_LENGTH - 1
+        body = str(int.from_bytes(digest, "big") % 10**width).zfill(width)
+        candidate = pan[:BIN_LENGTH] + body
+        candidate += luhn_check_digit(candidate)
+        if candidate == pan:  # one chance in 10**width: step the body, keep it deterministic
+            body = str((int(body) + 1) % 10**width).zfill(width)
+            candidate = pan[:BIN_LENGTH] + body
+            candidate += luhn_check_digit(candidate)
+        return candidate
+
+    def message(self, message: Message) -> Message:
+        clean = message.copy()
+        track_pan = pan_from_track2(message.get("35", "") or "")
+        if track_pan and "2" not in clean:
+            clean["2"] = track_pan
+            expiry = message["35"][len(track_pan) + 1 : len(track_pan) + 5]
+            if expiry.isdigit() and len(expiry) == 4 and "14" not in clean:
+                clean["14"] = expiry
+        if "2" in clean:
+            clean["2"] = self.test_pan(clean["2"])
+        for field in HIDDEN_FIELDS:
+            clean.fields.pop(field, None)
+        if "48" in clean:
+            stripped = strip_tlv_tag(clean["48"], CVV2_TAG)
+            if stripped:
+                clean["48"] = stripped
+            else:
+                del clean.fields["48"]
+        return clean
+
+    def frame(self, dialect: Dialect, data: bytes) -> bytes | None:
+        """A wire frame sanitized and re-framed (TPDU kept); None when it cannot be read, since
+        an unreadable frame cannot be shown to be free of card data."""
+        try:
+            frame = unframe(dialect, data)
+            return dialect.frame(self.message(dialect.decode(frame.payload)), frame.tpdu)
+        except (CaptureFormatError, FramingError, MessageDecodeError, MessageEncodeError):
+            return None
