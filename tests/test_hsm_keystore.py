@@ -59,6 +59,7 @@ def test_demo_store_has_the_documented_keys(demo_store):
     assert {"tpk.demo", "tak.demo"} <= names
     for bank in ("bank_a", "bank_b", "bank_c"):
         assert {f"zpk.{bank}", f"pvk.{bank}", f"cvk.{bank}", f"zak.{bank}", f"zmk.{bank}"} <= names
+    assert "tpk.demo" in demo_store and "tpk.nope" not in demo_store
     assert demo_store.key_type("tpk.demo") is KeyType.TPK
     assert demo_store.clear_key("zpk.bank_a").kcv() == demo_store.kcv("zpk.bank_a")
 

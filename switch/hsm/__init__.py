@@ -6,7 +6,8 @@ deployment could point at a real payShield instead. Modules, one job each:
 - keys: key objects, parity, check values, the block ciphers (on `cryptography`)
 - pinblock, pinverify, cvv, mac: the payment primitives, pure functions
 - lmk, keystore: the local master key and the named working keys encrypted under it
-- codec, commands: the sans-IO host-command codec and dispatcher
+- transport: working keys under a zone master key (ZMK), for exchange between zones
+- codec, framing, commands: the sans-IO host-command layout, length framing and dispatcher
 - server, client: the Trio TCP server and the switch-facing client
 - demo: values the demo network needs (PVVs, offsets, CVVs, encrypted PIN blocks)
 - cli: `cardswitch hsm serve` and `cardswitch hsm calc`

@@ -17,7 +17,7 @@ import math
 import attrs
 import trio
 
-from switch.hsm.codec import DEFAULT_HEADER_LENGTH, parse_response, response_code
+from switch.hsm.codec import DEFAULT_HEADER_LENGTH, Response, parse_response, response_code
 from switch.hsm.commands import FORMAT_PIN_CODES, Dispatcher
 from switch.hsm.framing import FrameDecoder, frame
 from switch.hsm.lmk import Lmk, with_scheme
@@ -77,7 +77,8 @@ class _HostCommandClient:
     async def aclose(self) -> None:
         """Release the connection, if any."""
 
-    async def _command(self, command: str, data: str = "", *, verify: bool = False) -> str | bool:
+    async def _command(self, command: str, data: str = "") -> Response:
+        """Send one command; the response's error code is still to be judged by the caller."""
         self._sequence = (self._sequence + 1) % 10**self.header_length
         header = str(self._sequence).zfill(self.header_length).encode("ascii")
         reply = await self._exchange(header + (command + data).encode("ascii"))
@@ -87,21 +88,21 @@ class _HostCommandClient:
             raise HsmUnavailable(f"unreadable response to {command}") from None
         if response.header != header:
             raise HsmUnavailable(f"response header does not match the {command} request")
-        if response.code != response_code(command) or response.error_code not in ("00", "01"):
+        if response.code != response_code(command):
             raise HsmError(response.error_code, command)
-        if verify:
-            return response.error_code == "00"
+        return response
+
+    async def _data(self, command: str, data: str = "") -> str:
+        response = await self._command(command, data)
         if response.error_code != "00":
             raise HsmError(response.error_code, command)
         return response.data
 
-    async def _data(self, command: str, data: str = "") -> str:
-        result = await self._command(command, data)
-        assert isinstance(result, str)
-        return result
-
     async def _verify(self, command: str, data: str) -> bool:
-        return bool(await self._command(command, data, verify=True))
+        response = await self._command(command, data)
+        if response.error_code not in ("00", "01"):
+            raise HsmError(response.error_code, command)
+        return response.error_code == "00"
 
     async def diagnostics(self) -> str:
         """NC: the LMK check value (16 hex) the HSM runs with."""

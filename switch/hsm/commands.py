@@ -107,7 +107,10 @@ def bu(lmk: Lmk, r: Reader) -> str:
     key_text = r.until(";", "key")
     key_type = _key_type(r.take(3, "key type"))
     r.end()
-    return Reader(key_text).key(lmk, key_type, "10", "key").kcv()
+    key_reader = Reader(key_text)
+    key = key_reader.key(lmk, key_type, "10", "key")
+    key_reader.end()
+    return key.kcv()
 
 
 def _key_type(code: str) -> KeyType:

@@ -47,10 +47,6 @@ class Key:
     def aes(cls, material: bytes) -> Key:
         return cls(Algorithm.AES, bytes(material))
 
-    @property
-    def block_size(self) -> int:
-        return 8 if self.algorithm is Algorithm.TDES else 16
-
     def kcv(self) -> str:
         return key_check_value(self)
 

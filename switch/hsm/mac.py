@@ -6,8 +6,6 @@ import secrets
 
 from switch.hsm.keys import Algorithm, Key, aes_cmac, des_decrypt, des_encrypt, xor
 
-ALGORITHMS = ("x9.19", "cmac")
-
 
 def pad(data: bytes, method: int, block: int = 8) -> bytes:
     """ISO 9797-1 padding method 1 (zeros; an empty message becomes one zero block) or 2
