@@ -1,0 +1,194 @@
+"""The transaction journal: an embedded SQLite database (WAL) that records every request, its
+outcome and the store-and-forward queue, so nothing is lost across crashes and restarts.
+
+Writes never run on the event loop: they go through one writer task that takes everything queued
+since its last turn and applies it in a worker thread as a single transaction (group commit). The
+hot path only enqueues; code that must know a write is durable (a SAF item before it is relied
+on, the flush at shutdown) awaits `commit()` or `flush()`. With WAL and synchronous=NORMAL a
+committed write survives the process being killed (kill -9), which is the failure the switch is
+built for; a power loss may lose the last moments.
+
+Rows never hold a PAN in clear, nor track, PIN or CVV data: see switch.vault.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+
+from switch import logs
+
+DB_FILE = "journal.db"
+BATCH_LIMIT = 2000
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE transactions (
+        trace INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        completed_at REAL,
+        latency_ms REAL,
+        listener TEXT,
+        mti TEXT NOT NULL,
+        processing_code TEXT,
+        amount INTEGER,
+        currency TEXT,
+        tid TEXT,
+        mid TEXT,
+        stan TEXT,
+        transmitted TEXT,
+        rrn TEXT,
+        pan_masked TEXT,
+        pan_hash TEXT,
+        issuer TEXT,
+        rc TEXT,
+        approval TEXT,
+        state TEXT NOT NULL,
+        reason TEXT,
+        original_trace INTEGER,
+        reversed_amount INTEGER NOT NULL DEFAULT 0,
+        late_rc TEXT,
+        response TEXT
+    );
+    CREATE INDEX transactions_by_terminal ON transactions (tid, stan, transmitted);
+    CREATE INDEX transactions_by_rrn ON transactions (rrn, tid);
+    CREATE INDEX transactions_by_time ON transactions (created_at);
+    CREATE TABLE saf (
+        id INTEGER PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        trace INTEGER,
+        kind TEXT NOT NULL,
+        mti TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_error TEXT,
+        response_code TEXT
+    );
+    CREATE INDEX saf_by_issuer ON saf (issuer, status, next_attempt);
+    """,
+)
+
+FINAL_STATES = frozenset({
+    "approved", "declined", "timed_out", "stood_in", "reversed", "partially_reversed",
+    "rejected", "duplicate", "failed",
+})
+
+Operation = Callable[[sqlite3.Connection], Any]
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns that version."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    return len(MIGRATIONS)
+
+
+class _Pending:
+    __slots__ = ("operation", "done", "result", "error")
+
+    def __init__(self, operation: Operation, done: trio.Event | None):
+        self.operation = operation
+        self.done = done
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Journal:
+    """The journal database of one data directory, and its single writer task."""
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / DB_FILE
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.connection = connect(self.path)
+        self.version = migrate(self.connection)
+        self._send, self._receive = trio.open_memory_channel[_Pending](math.inf)
+        self.batches = 0
+
+    def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """A synchronous read, for start-up only (before the writer runs)."""
+        return self.connection.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        """Queue a write; it lands with the next batch. Never blocks."""
+        self._send.send_nowait(_Pending(lambda c: c.execute(sql, params), None))
+
+    async def commit(self, operation: Operation) -> Any:
+        """Run `operation(connection)` in the next batch and wait until that batch committed."""
+        pending = _Pending(operation, trio.Event())
+        self._send.send_nowait(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    async def flush(self) -> None:
+        await self.commit(lambda connection: None)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < BATCH_LIMIT:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await trio.to_thread.run_sync(self._apply, batch)
+                for pending in batch:
+                    if pending.done is not None:
+                        pending.done.set()
+        finally:
+            self._drain_on_exit()
+
+    def _apply(self, batch: list[_Pending]) -> None:
+        connection = self.connection
+        connection.execute("BEGIN")
+        try:
+            for pending in batch:
+                try:
+                    pending.result = pending.operation(connection)
+                except sqlite3.Error as exc:
+                    pending.error = exc
+                    logs.warning("journal_write_failed", error=str(exc))
+        finally:
+            connection.execute("COMMIT")
+        self.batches += 1
+
+    def _drain_on_exit(self) -> None:
+        """Whatever is still queued when the writer is cancelled is written synchronously."""
+        batch = []
+        while True:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        if batch:
+            self._apply(batch)
+            for pending in batch:
+                if pending.done is not None:
+                    pending.done.set()
+
+    def close(self) -> None:
+        self.connection.close()

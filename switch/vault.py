@@ -1,0 +1,74 @@
+"""Card data at rest: a keyed hash of the PAN for matching, and sealed payloads for SAF.
+
+The journal must be able to match a reversal or a duplicate to its original by card, and the
+store-and-forward queue must be able to send an advice carrying the PAN after a restart, yet no
+file under the data directory may hold a PAN in clear. So PANs are stored as HMAC-SHA256 under a
+data key, and the few messages that must be re-sent are sealed with AES-GCM under another key.
+Both keys are derived (HKDF) from one 32-byte secret kept in `data_dir/data.key` (mode 0600),
+created on first use, or given in the CARDSWITCH_DATA_KEY environment variable (64 hex digits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from switch.errors import ConfigError
+
+KEY_FILE = "data.key"
+KEY_ENV = "CARDSWITCH_DATA_KEY"
+NONCE_SIZE = 12
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"cardswitch " + purpose).derive(secret)
+
+
+class Vault:
+    def __init__(self, secret: bytes):
+        self._hash_key = _derive(secret, b"pan hash")
+        self._aead = AESGCM(_derive(secret, b"seal"))
+
+    def __repr__(self) -> str:
+        return "Vault(<keys hidden>)"
+
+    def pan_hash(self, pan: str) -> str:
+        return hmac.new(self._hash_key, pan.encode(), hashlib.sha256).hexdigest()
+
+    def seal(self, fields: dict[str, str]) -> bytes:
+        nonce = secrets.token_bytes(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, json.dumps(fields).encode(), None)
+
+    def open(self, sealed: bytes) -> dict[str, str]:
+        return json.loads(self._aead.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], None))
+
+
+def open_vault(data_dir: Path) -> Vault:
+    """The data directory's vault, creating its key on first use."""
+    from_env = os.environ.get(KEY_ENV)
+    if from_env:
+        try:
+            secret = bytes.fromhex(from_env)
+        except ValueError:
+            secret = b""
+        if len(secret) != 32:
+            raise ConfigError(KEY_ENV, "(environment)", "64 hex digits (a 32-byte key)")
+        return Vault(secret)
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    secret = path.read_bytes()
+    if len(secret) != 32:
+        raise ConfigError(path, "(file)", "a 32-byte data key")
+    return Vault(secret)
