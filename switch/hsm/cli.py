@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import secrets
 from collections.abc import Callable
 
 import trio
 
+from switch import logs
 from switch.errors import UsageError
 from switch.hsm import cvv, mac, pinblock, pinverify
 from switch.hsm.keys import Key, parse_hex, with_odd_parity
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--lmk-file", help="LMK file (default: $CARDSWITCH_LMK)")
     serve.add_argument("--keys", help="key store to check against the LMK at start-up")
     serve.add_argument("--header-length", type=int, default=4)
+    serve.add_argument("--log-file", help="write JSON log lines here instead of stderr")
     serve.set_defaults(func=_serve)
 
     genkey = commands.add_parser("genkey", help="new random key under the LMK, as a key store entry")
@@ -198,8 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
     lmk = _lmk(args.lmk_file)
     if args.keys:
         Keystore.load(args.keys, lmk)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure(args.log_file)
     trio.run(lambda: serve_hsm(args.port, args.host, lmk, header_length=args.header_length))
     return 0
 

@@ -8,16 +8,14 @@ exist only inside a handler call.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable
 
+from switch import logs
 from switch.hsm import cvv, mac, pinblock, pinverify, transport
 from switch.hsm.codec import DEFAULT_HEADER_LENGTH, CommandError, build_response, parse_request
 from switch.hsm.keys import Algorithm, Key, with_odd_parity
 from switch.hsm.lmk import KeyParityError, KeyType, Lmk, encrypted_key_length
-
-log = logging.getLogger(__name__)
 
 FIRMWARE = "CSWHSM-01"
 # payShield PIN block format codes <-> ISO 9564 formats.
@@ -354,5 +352,5 @@ class Dispatcher:
             code, reason = "15", f"internal error {type(exc).__name__}"
         else:
             return build_response(header, request.command, "00", data)
-        log.info("host command %s -> error %s (%s)", request.command, code, reason)
+        logs.event("hsm_command_error", command=request.command, code=code, reason=reason)
         return build_response(header, request.command, code)

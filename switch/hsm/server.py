@@ -7,16 +7,13 @@ client cannot hold resources; a bad frame only ever gets an error response.
 
 from __future__ import annotations
 
-import logging
-
 import trio
 
+from switch import logs
 from switch.hsm.codec import DEFAULT_HEADER_LENGTH
 from switch.hsm.commands import Dispatcher
 from switch.hsm.framing import FrameDecoder, frame
 from switch.hsm.lmk import Lmk
-
-log = logging.getLogger(__name__)
 
 
 async def serve_hsm(
@@ -36,7 +33,7 @@ async def serve_hsm(
 
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
-    log.info("HSM listening on %s:%d (LMK check value %s)", host or "*", bound, lmk.check_value()[:6])
+    logs.event("hsm_listening", host=host or "*", port=bound, lmk_check_value=lmk.check_value())
     task_status.started(bound)
     await trio.serve_listeners(handler, listeners)
 
