@@ -165,6 +165,7 @@ async def test_no_pin_pan_or_key_in_logs_or_errors(nursery, log_file):
         hsm.translate_pin_tpk_to_zpk(tpk, zpk, block, PAN, 0, 1),             # forbidden format change
         hsm.translate_pin_tpk_to_zpk(zpk, tpk, block, PAN, 0, 0),             # key types swapped
         hsm.verify_cvv(LMK.encrypt_key(KeyType.CVK, K), PAN + "9999", "2812", "101", "123"),
+        hsm.verify_cvv(LMK.encrypt_key(KeyType.CVK, K), PAN + "\u00e9", "2812", "101", "123"),
     ):
         with pytest.raises(HsmError) as info:
             await call

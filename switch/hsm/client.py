@@ -81,7 +81,11 @@ class _HostCommandClient:
         """Send one command; the response's error code is still to be judged by the caller."""
         self._sequence = (self._sequence + 1) % 10**self.header_length
         header = str(self._sequence).zfill(self.header_length).encode("ascii")
-        reply = await self._exchange(header + (command + data).encode("ascii"))
+        try:
+            request = header + (command + data).encode("ascii")
+        except UnicodeEncodeError:
+            raise HsmError("15", command) from None  # what the HSM would answer; never sent
+        reply = await self._exchange(request)
         try:
             response = parse_response(reply, self.header_length)
         except ValueError:
