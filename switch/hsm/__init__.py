@@ -12,3 +12,7 @@ deployment could point at a real payShield instead. Modules, one job each:
 - demo: values the demo network needs (PVVs, offsets, CVVs, encrypted PIN blocks)
 - cli: `cardswitch hsm serve` and `cardswitch hsm calc`
 """
+
+from switch.hsm.demo import demo_values, encrypt_pin_block
+
+__all__ = ["demo_values", "encrypt_pin_block"]
