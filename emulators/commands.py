@@ -11,6 +11,7 @@ import trio
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.terminal import open_terminal
 from switch import logs
+from switch.capture import sink
 from switch.errors import UsageError
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
     terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
     terminal.add_argument("--timeout", type=float, default=30.0)
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
+    sink.add_arguments(terminal)
     terminal.set_defaults(func=run_terminal)
 
 
@@ -98,10 +100,15 @@ def run_terminal(args) -> int:
 
     async def transact() -> Message:
         async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
-                                 timeout=args.timeout) as terminal:
+                                 timeout=args.timeout, capture=capture) as terminal:
             return await terminal.send(build_request(terminal, args, card))
 
-    response = trio.run(transact)
+    capture = sink.from_args(args)
+    try:
+        response = trio.run(transact)
+    finally:
+        if capture is not None:
+            capture.close()
     shown = response.masked()
     if args.json:
         print(json.dumps(shown))

@@ -14,6 +14,7 @@ from typing import AsyncIterator
 
 import trio
 
+from switch.capture.sink import Capture
 from switch.errors import CardswitchError
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
@@ -39,7 +40,7 @@ def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
 
 class Terminal:
     def __init__(self, stream: trio.SocketStream, dialect: Dialect, tid: str, mid: str,
-                 timeout: float, tpdu: bytes):
+                 timeout: float, tpdu: bytes, capture: Capture | None = None):
         self.stream = stream
         self.dialect = dialect
         self.tid = tid
@@ -50,6 +51,8 @@ class Terminal:
         self._waiting: dict[tuple[str, str], trio.MemorySendChannel[Message]] = {}
         self._send_lock = trio.Lock()
         self.unmatched: list[Message] = []
+        self.capture = capture  # test environments only: records what this terminal sends and gets
+        self.capture_id = capture.connection_id("terminal") if capture else ""
 
     # -- building requests ------------------------------------------------------------
 
@@ -121,7 +124,9 @@ class Terminal:
         send, receive = trio.open_memory_channel[Message](1)
         self._waiting[key] = send
         try:
-            await self.send_raw(self.dialect.frame(message, self.tpdu))
+            data = self.dialect.frame(message, self.tpdu)
+            self._record("in", data)
+            await self.send_raw(data)
             with trio.move_on_after(self.timeout if timeout is None else timeout):
                 try:
                     return await receive.receive()
@@ -144,11 +149,17 @@ class Terminal:
         try:
             while data := await self.stream.receive_some(65536):
                 for frame in framer.feed(data):
+                    self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
                     self._dispatch(self.dialect.decode(frame.payload))
         except (trio.BrokenResourceError, trio.ClosedResourceError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
         for send in self._waiting.values():
             send.close()
+
+    def _record(self, direction: str, data: bytes) -> None:
+        """Capture directions are seen from the server: "in" is what the terminal sends."""
+        if self.capture is not None:
+            self.capture.record(self.capture_id, direction, self.dialect, data)
 
     def _dispatch(self, response: Message) -> None:
         send = self._waiting.get((response.get("11", ""), response.get("41", "")))
@@ -164,7 +175,7 @@ class Terminal:
 @asynccontextmanager
 async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
-                        tpdu: bytes = DEFAULT_TPDU) -> AsyncIterator[Terminal]:
+                        tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None) -> AsyncIterator[Terminal]:
     """A connected terminal; the connection closes when the block ends."""
     if isinstance(dialect, str):
         dialect = load_dialect(dialect)
@@ -173,7 +184,7 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
     except OSError as exc:
         raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
     async with stream, trio.open_nursery() as nursery:
-        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu)
+        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture)
         nursery.start_soon(terminal._reader)
         try:
             yield terminal

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "switch.commands.demo",
     "switch.hsm.cli",
     "emulators.commands",
+    "switch.commands.replay",
+    "switch.commands.decode",
 )
 
 

@@ -9,6 +9,7 @@ which is fine for test traffic and keeps the capture complete if the process die
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from pathlib import Path
 
@@ -80,4 +81,6 @@ def from_args(args) -> Capture | None:
         if args.sanitize or args.capture_format:
             raise UsageError("--sanitize and --capture-format need --capture FILE")
         return None
-    return open_capture(args.capture, args.capture_format, sanitize=args.sanitize)
+    capture = open_capture(args.capture, args.capture_format, sanitize=args.sanitize)
+    print(f"cardswitch: warning: capturing to {args.capture}; {TEST_ONLY}", file=sys.stderr)
+    return capture
