@@ -1,7 +1,8 @@
 """Sans-IO reassembly of one direction of a TCP stream from captured segments.
 
 Segments may arrive in any order, be retransmitted whole or in part, or overlap; bytes come out
-once, in sequence order, each chunk with the capture time of the segment that carried it.
+once, in sequence order, each chunk with the capture time at which it became readable (the time
+of the segment that closed the gap before it, as a receiving application would have seen it).
 Sequence numbers wrap at 2**32, so every comparison is made relative to the next expected byte.
 """
 
@@ -38,9 +39,9 @@ class StreamReassembler:
         held = self._pending.get(seq)
         if held is None or len(held[0]) < len(payload):
             self._pending[seq] = (payload, time)
-        return self._drain()
+        return self._drain(time)
 
-    def _drain(self) -> list[tuple[bytes, float]]:
+    def _drain(self, now: float) -> list[tuple[bytes, float]]:
         out: list[tuple[bytes, float]] = []
         progressed = True
         while progressed:
@@ -52,7 +53,7 @@ class StreamReassembler:
                 payload, time = self._pending.pop(seq)
                 if offset + len(payload) > 0:
                     chunk = payload[-offset:] if offset else payload
-                    out.append((chunk, time))
+                    out.append((chunk, max(time, now)))
                     self._next = (self._next + len(chunk)) % SEQ_MOD
                     progressed = True
         return out
