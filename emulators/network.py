@@ -13,6 +13,7 @@ import trio
 
 from emulators.bank import Bank
 from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
+from switch.capture.sink import Capture
 from switch.config import load_config
 from switch.service import Switch
 
@@ -32,12 +33,15 @@ def demo_issuer_files() -> list[Path]:
     return sorted((DEMO_DIR / "issuers").glob("*.toml"))
 
 
-async def start_network(nursery: trio.Nursery, *, config: Path = DEMO_SWITCH,
+async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path = DEMO_SWITCH,
                         issuer_files: list[Path] | None = None,
-                        listener_ports: dict[str, int] | None = None) -> Network:
-    """Start issuers and a switch in `nursery`; returns once every issuer link is up.
+                        listener_ports: dict[str, int] | None = None,
+                        capture: Capture | None = None) -> Network:
+    """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
+    issuer link is up.
 
-    Listeners bind the ports in `listener_ports` (by name), else an ephemeral port.
+    Listeners bind the ports in `listener_ports` (by name), else an ephemeral port; `capture`
+    records the switch's terminal traffic (test environments only).
     """
     issuers = {}
     issuer_ports = {}
@@ -50,7 +54,7 @@ async def start_network(nursery: trio.Nursery, *, config: Path = DEMO_SWITCH,
     overrides = dict(issuer_ports)
     for listener in switch_config.listeners:
         overrides[listener.name] = (listener_ports or {}).get(listener.name, 0)
-    switch = Switch(load_config(config, overrides))
+    switch = Switch(load_config(config, overrides, data_dir=data_dir), capture)
     ports = await nursery.start(switch.run)
     with trio.fail_after(10):
         await switch.wait_links_up()

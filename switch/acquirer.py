@@ -8,12 +8,12 @@ that its own connection is closed with a logged reason; the server and other con
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Awaitable, Callable
 
 import trio
 
 from switch import logs
+from switch.capture.sink import Capture
 from switch.config import ListenerConfig
 from switch.engine import RC, answer_undecodable, respond
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
@@ -27,23 +27,44 @@ MAX_IN_FLIGHT_PER_CONNECTION = 256
 Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
 
-async def serve_listener(handler: Handler, listener: ListenerConfig,
-                         *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Accept terminals on the listener's address; reports the bound port via task_status."""
+async def serve_listener(handler: Handler, listener: ListenerConfig, connections: trio.Nursery,
+                         *, capture: Capture | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Accept terminals on the listener's address; reports the bound port via task_status.
+
+    Connections live in `connections`, not here, so cancelling this task stops accepting new
+    terminals while those already connected finish what they sent (graceful shutdown).
+    With `capture` (test environments only) every frame in and out is recorded per connection.
+    """
     sockets = await trio.open_tcp_listeners(listener.port, host=listener.host)
     port = sockets[0].socket.getsockname()[1]
     logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
                dialect=listener.dialect.name)
     task_status.started(port)
-    await trio.serve_listeners(partial(_serve_connection, handler, listener), sockets)
+    async with trio.open_nursery() as accepting:
+        for sock in sockets:
+            accepting.start_soon(_accept, sock, handler, listener, connections, capture)
 
 
-async def _serve_connection(handler: Handler, listener: ListenerConfig, stream: trio.SocketStream) -> None:
+async def _accept(sock: trio.SocketListener, handler: Handler, listener: ListenerConfig,
+                  connections: trio.Nursery, capture: Capture | None) -> None:
+    async with sock:
+        while True:
+            try:
+                stream = await sock.accept()
+            except OSError as exc:  # out of file descriptors and the like: wait, don't die
+                logs.warning("accept_failed", listener=listener.name, error=exc.strerror or str(exc))
+                await trio.sleep(0.1)
+                continue
+            connections.start_soon(_serve_connection, handler, listener, capture, stream)
+
+
+async def _serve_connection(handler: Handler, listener: ListenerConfig, capture: Capture | None,
+                            stream: trio.SocketStream) -> None:
     try:
         peer = "%s:%s" % stream.socket.getpeername()[:2]
     except OSError:
         peer = "unknown"
-    connection = TerminalConnection(handler, listener, stream, peer)
+    connection = TerminalConnection(handler, listener, stream, peer, capture)
     reason = "internal error"
     try:
         reason = await connection.run()
@@ -58,7 +79,8 @@ async def _serve_connection(handler: Handler, listener: ListenerConfig, stream: 
 
 
 class TerminalConnection:
-    def __init__(self, handler: Handler, listener: ListenerConfig, stream: trio.SocketStream, peer: str):
+    def __init__(self, handler: Handler, listener: ListenerConfig, stream: trio.SocketStream, peer: str,
+                 capture: Capture | None = None):
         self.handler = handler
         self.listener = listener
         self.dialect = listener.dialect
@@ -68,6 +90,8 @@ class TerminalConnection:
         self._limit = trio.CapacityLimiter(MAX_IN_FLIGHT_PER_CONNECTION)
         self._scope = trio.CancelScope()
         self._rejected: str | None = None
+        self.capture = capture
+        self.capture_id = capture.connection_id(listener.name) if capture else ""
 
     async def run(self) -> str:
         """Serve until the terminal closes (after answering what it sent) or misbehaves."""
@@ -89,7 +113,12 @@ class TerminalConnection:
 
     async def _writer(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
         async for data in receive:
+            self._record("out", data)
             await self.stream.send_all(data)
+
+    def _record(self, direction: str, data: bytes) -> None:
+        if self.capture is not None:
+            self.capture.record(self.capture_id, direction, self.dialect, data)
 
     async def _reader(self, requests: trio.Nursery, send: trio.MemorySendChannel[bytes]) -> None:
         framer = self.dialect.framer(self.listener.max_frame)
@@ -102,6 +131,7 @@ class TerminalConnection:
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
             for frame in frames:
+                self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
                 await self._limit.acquire_on_behalf_of(frame)
                 requests.start_soon(self._process, frame, send)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 
 from switch.errors import ConfigError
+from switch.standin import StandInLimits, parse_stand_in
 from switch.routing import RoutingTable, parse_routes
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
@@ -53,6 +54,20 @@ class IssuerConfig:
     reconnect_min: float = 0.1
     reconnect_max: float = 10.0
     max_frame: int = DEFAULT_MAX_FRAME
+    sign_on: bool = False  # send 0800/001 after connecting and wait for 0810 00 before use
+    echo_interval: float = 30.0  # seconds of silence before an 0800/301 echo
+    max_missed_echoes: int = 3  # then the link is dropped and reconnected
+    stand_in: StandInLimits | None = None
+
+
+@attrs.frozen
+class SafConfig:
+    """Store-and-forward retries: backoff doubles from `backoff_min` to `backoff_max`; after
+    `retry_limit` failed attempts an item is parked for an operator."""
+
+    retry_limit: int = 10
+    backoff_min: float = 1.0
+    backoff_max: float = 60.0
 
 
 @attrs.frozen
@@ -60,7 +75,11 @@ class SwitchConfig:
     listeners: tuple[ListenerConfig, ...]
     issuers: tuple[IssuerConfig, ...]
     routing: RoutingTable
+    data_dir: Path = Path("cardswitch-data")
     log_file: str | None = None
+    duplicate_window: float = 600.0
+    shutdown_grace: float = 5.0
+    saf: SafConfig = SafConfig()
     source: str = ""
 
 
@@ -109,6 +128,10 @@ def _issuer(table: Table) -> IssuerConfig:
         reconnect_max=table.get("reconnect_max_ms", int, 10000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
         max_frame=table.get("max_frame", int, DEFAULT_MAX_FRAME, "bytes, from 64 to 65535",
                             lambda v: 64 <= v <= 65535),
+        sign_on=table.get("sign_on", bool, False),
+        echo_interval=table.get("echo_interval_ms", int, 30000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
+        max_missed_echoes=table.get("max_missed_echoes", int, 3, "an integer, at least 1", lambda v: v >= 1),
+        stand_in=parse_stand_in(table.table("stand_in")),
     )
     table.finish()
     return issuer
@@ -124,16 +147,28 @@ def _routing(top: Table, base: Path, issuer_names: set[str]) -> RoutingTable:
     return parse_routes(path, read_toml(path).get("routes"), issuer_names)
 
 
-def load_config(path: str | Path, overrides: dict[str, int] | None = None) -> SwitchConfig:
+def load_config(path: str | Path, overrides: dict[str, int] | None = None,
+                data_dir: str | Path | None = None) -> SwitchConfig:
     """Load and validate a switch config.
 
     `overrides` maps listener or issuer names to ports, for the demo and tests that run a
-    network on ports chosen at run time.
+    network on ports chosen at run time; `data_dir` replaces the configured data directory.
     """
     path = Path(path)
     top = Table(path, "", read_toml(path))
     settings = top.table("switch")
     log_file = settings.get("log_file", str, None, "a file path")
+    configured_dir = path.parent / settings.get("data_dir", str, "cardswitch-data", "a directory path")
+    data_dir = Path(data_dir) if data_dir is not None else configured_dir
+    duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
+    shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
+    saf_table = settings.table("saf")
+    saf = SafConfig(
+        retry_limit=saf_table.get("retry_limit", int, 10, "an integer, at least 1", lambda v: v >= 1),
+        backoff_min=saf_table.get("backoff_min_ms", int, 1000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
+        backoff_max=saf_table.get("backoff_max_ms", int, 60000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
+    )
+    saf_table.finish()
     settings.finish()
     listeners = tuple(_listener(t) for t in top.tables("listeners"))
     issuers = tuple(_issuer(t) for t in top.tables("issuers"))
@@ -148,5 +183,6 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None) -> Sw
     if overrides:
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
-    return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing,
-                        log_file=log_file, source=str(path))
+    return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
+                        log_file=log_file, duplicate_window=duplicate_window,
+                        shutdown_grace=shutdown_grace, saf=saf, source=str(path))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import attrs
+
 from switch.wire.dialect import MessageDecodeError
 from switch.wire.masking import pan_from_track2
 from switch.wire.message import Message, response_mti
@@ -20,8 +22,11 @@ class RC:
     APPROVED = "00"
     NOT_SUPPORTED = "12"
     NO_ROUTE = "15"
+    ORIGINAL_NOT_FOUND = "25"
     FORMAT_ERROR = "30"
+    LATE_RESPONSE = "68"  # reason code in a reversal advice for a response received too late
     ISSUER_UNAVAILABLE = "91"
+    DUPLICATE = "94"
     SYSTEM_ERROR = "96"
 
 
@@ -29,6 +34,9 @@ class RC:
 ECHO_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
 # Fields that never travel back to a terminal, whatever the issuer sends.
 NEVER_RETURNED = ("14", "35", "36", "45", "52")
+# Fields an advice must not carry: the cardholder is not there, so neither is card-present data.
+NOT_IN_ADVICES = ("35", "36", "45", "52", "55", "64", "128")
+ADVICE_MTI = {"0100": "0120", "0200": "0220"}
 
 FORWARDED_MTIS = frozenset({"0100", "0200", "0400"})
 NETWORK_MTI = "0800"
@@ -117,6 +125,60 @@ def network_response(request: Message) -> Message:
     response = respond(request, RC.APPROVED)
     response["70"] = request["70"]
     return response
+
+
+@attrs.frozen
+class OriginalData:
+    """Field 90: the original's MTI, STAN, transmission time and acquirer/forwarder ids."""
+
+    mti: str
+    stan: str
+    transmitted: str
+    acquirer: str
+    forwarder: str
+
+    @classmethod
+    def parse(cls, value: str) -> OriginalData:
+        return cls(value[0:4], value[4:10], value[10:20], value[20:31], value[31:42])
+
+    @property
+    def identifies_original(self) -> bool:
+        """False when the terminal zero-filled the subfields (match by RRN instead)."""
+        return self.stan.strip("0") != "" and self.transmitted.strip("0") != ""
+
+    def encode(self) -> str:
+        return self.mti + self.stan + self.transmitted + self.acquirer + self.forwarder
+
+
+def replacement_amount(request: Message) -> int | None:
+    """Field 95's actual transaction amount for a partial reversal, or None for a full one."""
+    value = request.get("95")
+    if not value or not value[:12].isdigit() or int(value[:12]) == 0:
+        return None
+    return int(value[:12])
+
+
+def reversal_advice(forwarded: Message, reason: str | None = None) -> Message:
+    """An 0420 telling the issuer to undo `forwarded` (what the switch had sent it)."""
+    fields = {f: v for f, v in forwarded.fields.items() if f not in NOT_IN_ADVICES and f not in ("38", "39")}
+    if "2" not in fields and card_pan(forwarded):
+        fields["2"] = card_pan(forwarded)
+    acquirer = forwarded.get("32", "0")
+    fields["90"] = OriginalData(forwarded.mti, forwarded["11"], forwarded["7"], acquirer.zfill(11)[-11:],
+                                "0" * 11).encode()
+    if reason:
+        fields["39"] = reason
+    return Message("0420", fields)
+
+
+def stand_in_advice(forwarded: Message, approval: str) -> Message:
+    """An 0120/0220 telling the issuer what the switch approved on its behalf."""
+    fields = {f: v for f, v in forwarded.fields.items() if f not in NOT_IN_ADVICES}
+    if "2" not in fields and card_pan(forwarded):
+        fields["2"] = card_pan(forwarded)
+    fields["38"] = approval
+    fields["39"] = RC.APPROVED
+    return Message(ADVICE_MTI[forwarded.mti], fields)
 
 
 def answer_undecodable(error: MessageDecodeError) -> Message | None:

@@ -12,7 +12,9 @@ network-management request from the issuer (echo) is answered.
 
 from __future__ import annotations
 
+import datetime
 import itertools
+from typing import Callable
 
 import trio
 
@@ -45,20 +47,33 @@ class _Waiter:
         self.response: Message | None = None
 
 
+UnmatchedHandler = Callable[[str, tuple[str, ...], Message], None]
+
+
+def _log_unmatched(issuer: str, key: tuple[str, ...], response: Message) -> None:
+    logs.warning("issuer_response_unmatched", issuer=issuer, mti=response.mti,
+                 stan=response.get("11"), tid=response.get("41"), rc=response.get("39"))
+
+
 class IssuerLink:
-    def __init__(self, config: IssuerConfig):
+    def __init__(self, config: IssuerConfig, on_unmatched: UnmatchedHandler = _log_unmatched):
         self.config = config
+        self.on_unmatched = on_unmatched
         self.name = config.name
         self._dialect = config.dialect
         self._pending: dict[tuple[str, ...], _Waiter] = {}
-        self._send: trio.MemorySendChannel[bytes] | None = None
+        self._channel: trio.MemorySendChannel[bytes] | None = None  # the connection's writer queue
+        self._up = False  # connected (and signed on): open to requests
+        self._ever_up = False
+        self._reason = ""
+        self._last_received = 0.0
         self._stan = itertools.count(1)
         self.connected = trio.Event()  # set while a connection is up; replaced when it drops
         self.unmatched = 0
 
     @property
     def up(self) -> bool:
-        return self._send is not None
+        return self._up
 
     @property
     def in_flight(self) -> int:
@@ -68,12 +83,17 @@ class IssuerLink:
 
     async def request(self, message: Message, timeout: float | None = None) -> Message:
         """Send `message` (owned by the link from now on) and wait for its matched response."""
-        send = self._send
+        if not self._up:
+            raise LinkUnavailable(self.name)
+        return await self._exchange(message, timeout)
+
+    async def _exchange(self, message: Message, timeout: float | None = None) -> Message:
+        send = self._channel
         if send is None:
             raise LinkUnavailable(self.name)
         if self.config.assign_stan:
             message["11"] = self._next_stan()
-        key = self._key(response_mti(message.mti), message)
+        key = self.request_key(message)
         waiter = _Waiter()
         self._pending[key] = waiter
         try:
@@ -100,6 +120,10 @@ class IssuerLink:
                 return f"{stan:06d}"
         raise LinkUnavailable(self.name)
 
+    def request_key(self, request: Message) -> tuple[str, ...]:
+        """The match key the response to `request` (as sent, field 11 assigned) will carry."""
+        return self._key(response_mti(request.mti), request)
+
     def _key(self, mti: str, message: Message) -> tuple[str, ...]:
         return tuple(mti if part == "mti" else message.get(part, "") for part in self.config.match_key)
 
@@ -117,30 +141,82 @@ class IssuerLink:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
-            delay = self.config.reconnect_min
-            logs.event("link_up", issuer=self.name, host=self.config.host, port=self.config.port)
             reason = await self._serve(stream)
             logs.warning("link_down", issuer=self.name, reason=reason, failed_in_flight=len(self._pending))
+            if self._ever_up:
+                delay = self.config.reconnect_min
+            else:  # connected but refused (sign-on): back off like a failed connect
+                await trio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max)
 
     async def _serve(self, stream: trio.SocketStream) -> str:
         send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
-        reason = "closed by issuer"
+        self._reason = "closed by issuer"
+        self._ever_up = False
         async with stream:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, stream, receive)
-                    self._send = send
+                    self._channel = send
+                    self._last_received = trio.current_time()
+                    nursery.start_soon(self._read_then_stop, stream, nursery.cancel_scope)
+                    if self.config.sign_on and not await self._sign_on():
+                        nursery.cancel_scope.cancel()
+                        return self._reason
+                    self._up = self._ever_up = True
                     self.connected.set()
-                    reason = await self._reader(stream)
-                    nursery.cancel_scope.cancel()
+                    logs.event("link_up", issuer=self.name, host=self.config.host, port=self.config.port)
+                    nursery.start_soon(self._keep_alive, nursery.cancel_scope)
             except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-                reason = f"connection error: {type(group.exceptions[0]).__name__}"
+                self._reason = f"connection error: {type(group.exceptions[0]).__name__}"
             finally:
-                self._send = None
+                self._up = False
+                self._channel = None
                 self.connected = trio.Event()
                 send.close()
                 self._fail_pending()
-        return reason
+        return self._reason
+
+    def _network_request(self, code: str) -> Message:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return Message("0800", {"7": now.strftime("%m%d%H%M%S"), "11": "000000", "70": code})
+
+    async def _sign_on(self) -> bool:
+        try:
+            answer = await self._exchange(self._network_request("001"))
+        except (LinkTimeout, LinkUnavailable):
+            self._reason = "no answer to sign-on"
+            return False
+        if answer.get("39") != RC.APPROVED:
+            self._reason = f"sign-on refused with {answer.get('39')}"
+            return False
+        return True
+
+    async def _keep_alive(self, scope: trio.CancelScope) -> None:
+        """Echo (0800/301) after `echo_interval` of silence; drop the link after too many misses."""
+        interval = self.config.echo_interval
+        missed = 0
+        while True:
+            idle = trio.current_time() - self._last_received
+            if idle < interval:
+                await trio.sleep(interval - idle)
+                continue
+            try:
+                await self._exchange(self._network_request("301"))
+                missed = 0
+            except LinkTimeout:
+                missed += 1
+                logs.warning("link_echo_missed", issuer=self.name, missed=missed)
+                if missed >= self.config.max_missed_echoes:
+                    self._reason = f"{missed} echoes missed"
+                    self._up = False
+                    scope.cancel()
+                    return
+                await trio.sleep(interval)
+
+    async def _read_then_stop(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        self._reason = await self._reader(stream)
+        scope.cancel()
 
     def _fail_pending(self) -> None:
         """In-flight requests fail fast when the link drops; their callers answer 91."""
@@ -157,6 +233,7 @@ class IssuerLink:
             data = await stream.receive_some(RECEIVE_SIZE)
             if not data:
                 return "closed by issuer"
+            self._last_received = trio.current_time()
             try:
                 frames = framer.feed(data)
             except FramingError as exc:
@@ -173,24 +250,24 @@ class IssuerLink:
                     self._answer_issuer_request(message, frame.tpdu)
 
     def _deliver(self, response: Message) -> None:
-        waiter = self._pending.pop(self._key(response.mti, response), None)
+        key = self._key(response.mti, response)
+        waiter = self._pending.pop(key, None)
         if waiter is None:
             self.unmatched += 1
-            logs.warning("issuer_response_unmatched", issuer=self.name, mti=response.mti,
-                         stan=response.get("11"), tid=response.get("41"), rc=response.get("39"))
+            self.on_unmatched(self.name, key, response)
             return
         waiter.response = response
         waiter.done.set()
 
     def _answer_issuer_request(self, request: Message, tpdu: bytes) -> None:
         """Issuers send echo and sign-on too; the switch answers those and logs the rest."""
-        if request.mti != "0800" or self._send is None:
+        if request.mti != "0800" or self._channel is None:
             logs.warning("issuer_request_unsupported", issuer=self.name, mti=request.mti)
             return
         fields = {f: request[f] for f in ("7", "11", "70") if f in request}
         fields["39"] = RC.APPROVED
         try:
-            self._send.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
+            self._channel.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
         except (trio.WouldBlock, MessageEncodeError, FramingError) as exc:
             logs.warning("issuer_request_unanswered", issuer=self.name, reason=type(exc).__name__)
 

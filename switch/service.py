@@ -1,39 +1,120 @@
-"""The switch as a running service: listeners, issuer links, and the per-request pipeline.
+"""The switch as a running service: listeners, issuer links, journal, store-and-forward, and the
+path of one transaction.
 
-`Switch.handle()` is the path of one transaction (DESIGN.md): check, route by BIN, forward on
-the issuer's link, and build the terminal's answer. Decisions come from switch.engine; this
-module only awaits and logs.
+`Switch.handle()` walks a request through: check → duplicate? → route by BIN → forward on the
+issuer's link (or stand in) → answer, journaling every step. Decisions come from switch.engine
+and switch.standin; this module awaits, records and logs.
 """
 
 from __future__ import annotations
+
+import datetime
+import itertools
+import time
+from collections import OrderedDict
+from functools import partial
 
 import trio
 
 from switch import logs
 from switch.acquirer import serve_listener
-from switch.config import ListenerConfig, SwitchConfig
-from switch.engine import NETWORK_MTI, RC, card_pan, check_request, network_response, respond
+from switch.capture.sink import Capture
+from switch.config import IssuerConfig, ListenerConfig, SwitchConfig
+from switch.engine import (
+    NETWORK_MTI, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
+    respond, reversal_advice, stand_in_advice,
+)
+from switch.history import History, Txn
+from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.records import TxnRecords
 from switch.routing import RoutingTable
+from switch.saf import StoreAndForward
+from switch.standin import StandIn
+from switch.vault import open_vault
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 
+TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
+NOT_TO_REVERSE = frozenset({"declined", "rejected", "failed", "duplicate", "reversed"})
+
 
 class Switch:
-    def __init__(self, config: SwitchConfig):
+    def __init__(self, config: SwitchConfig, capture: Capture | None = None):
         self.config = config
+        self.capture = capture  # test environments only: records terminal traffic
         self.routing: RoutingTable = config.routing
-        self.links = {issuer.name: IssuerLink(issuer) for issuer in config.issuers}
+        self.links = {issuer.name: IssuerLink(issuer, self._unmatched_response) for issuer in config.issuers}
+        self.vault = open_vault(config.data_dir)
+        self.journal = Journal(config.data_dir)
+        self.records = TxnRecords(self.journal)
+        self.history = History(config.duplicate_window)
+        self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
+        self.stand_in = StandIn()
+        self.in_flight = 0
+        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], Txn] = OrderedDict()
+        self._stop = trio.Event()
+        self.stopped = trio.Event()
+        self._background: trio.Nursery | None = None
+        self._trace = itertools.count(self._recover() + 1)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _recover(self) -> int:
+        """Pick up where the last run stopped; returns the highest trace number used so far."""
+        cursor = self.journal.connection.execute(
+            "UPDATE transactions SET state = 'interrupted', reason = 'switch stopped while in flight'"
+            " WHERE state = 'pending'")
+        if cursor.rowcount:
+            logs.warning("journal_recovered_interrupted", transactions=cursor.rowcount)
+        queued = self.saf.load()
+        midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
+                                     " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
+            self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
+        for txn in self.records.recent(time.time() - self.config.duplicate_window):
+            self.history.add(txn)
+        last = self.journal.read("SELECT max(trace) AS last FROM transactions")[0]["last"] or 0
+        logs.event("journal_open", path=str(self.journal.path), schema=self.journal.version,
+                   last_trace=last, saf_open=queued)
+        return last
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Start the issuer links and the listeners; reports {listener name: bound port}."""
-        async with trio.open_nursery() as nursery:
-            for link in self.links.values():
-                nursery.start_soon(link.run)
-            ports = {}
-            for listener in self.config.listeners:
-                ports[listener.name] = await nursery.start(serve_listener, self.handle, listener)
-            task_status.started(ports)
+        """Serve until `shutdown()`: reports {listener name: bound port} once listening."""
+        async with trio.open_nursery() as journal_nursery:
+            await journal_nursery.start(self.journal.run)
+            async with trio.open_nursery() as core:
+                self._background = core
+                for link in self.links.values():
+                    core.start_soon(link.run)
+                core.start_soon(self.saf.run)
+                async with trio.open_nursery() as connections:
+                    async with trio.open_nursery() as accepting:
+                        ports = {}
+                        for listener in self.config.listeners:
+                            ports[listener.name] = await accepting.start(
+                                partial(serve_listener, self.handle, listener, connections, capture=self.capture))
+                        task_status.started(ports)
+                        await self._stop.wait()
+                        accepting.cancel_scope.cancel()
+                    logs.event("shutdown_draining", in_flight=self.in_flight)
+                    with trio.move_on_after(self.config.shutdown_grace):
+                        while self.in_flight:
+                            await trio.sleep(0.01)
+                    connections.cancel_scope.cancel()
+                core.cancel_scope.cancel()
+            await self.journal.flush()
+            logs.event("shutdown_complete", abandoned=self.in_flight)
+            journal_nursery.cancel_scope.cancel()
+        self.stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop accepting, let in-flight transactions finish (bounded), flush the journal."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def wait_links_up(self) -> None:
         """Wait until every issuer link is connected (for the demo and tests)."""
@@ -44,37 +125,191 @@ class Switch:
         """Swap the BIN table; requests already routed keep going to their issuer."""
         self.routing = routing
 
+    # -- one transaction ---------------------------------------------------------------
+
     async def handle(self, request: Message, listener: ListenerConfig) -> Message:
+        self.in_flight += 1
+        try:
+            return await self._handle(request, listener)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, request: Message, listener: ListenerConfig) -> Message:
         started = trio.current_time()
-        issuer = None
-        code = check_request(request)
-        if code is not None:
-            response = respond(request, code)
-        elif request.mti == NETWORK_MTI:
-            response = network_response(request)
-        else:
-            response, issuer = await self._forward(request, listener)
         pan = card_pan(request)
-        logs.event(
-            "txn", listener=listener.name, mti=request.mti, pan=mask_pan(pan) if pan else None,
-            stan=request.get("11"), tid=request.get("41"), issuer=issuer, rc=response.get("39"),
-            latency_ms=round((trio.current_time() - started) * 1000, 3),
-        )
+        txn = self._new_txn(request, pan)
+        code = check_request(request)
+        original_trace = None
+        reason = None
+        prior = None
+        if code is None and request.mti != NETWORK_MTI:
+            prior = self.history.previous(txn.tid, txn.stan, txn.transmitted, txn.created)
+            if prior is None:
+                self.history.add(txn)
+        self.records.open(txn, request, listener.name, pan)
+        if code is not None:
+            response, txn.state, reason = respond(request, code), "rejected", "failed checks"
+        elif prior is not None:
+            response, reason = await self._duplicate(request, txn, prior)
+            original_trace = prior.trace
+        elif request.mti == NETWORK_MTI:
+            response, txn.state = network_response(request), "approved"
+        elif request.mti == "0400":
+            response, reason, original_trace = await self._reverse(request, txn)
+        else:
+            response, reason = await self._authorise(request, txn, listener)
+        txn.response = response
+        txn.rc = response.get("39")
+        txn.approval = response.get("38")
+        latency_ms = round((trio.current_time() - started) * 1000, 3)
+        self.records.close(txn, latency_ms, reason, original_trace)
+        txn.done.set()
+        logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
+                   pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
+                   rc=txn.rc, state=txn.state, latency_ms=latency_ms)
         return response
 
-    async def _forward(self, request: Message, listener: ListenerConfig) -> tuple[Message, str | None]:
+    def _new_txn(self, request: Message, pan: str | None) -> Txn:
+        amount = request.get("4", "")
+        return Txn(trace=next(self._trace), mti=request.mti, tid=request.get("41", ""),
+                   stan=request.get("11", ""), transmitted=request.get("7", ""), rrn=request.get("37"),
+                   amount=int(amount) if amount.isdigit() else 0,
+                   pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time())
+
+    async def _duplicate(self, request: Message, txn: Txn, prior: Txn) -> tuple[Message, str]:
+        """A retransmission is answered as the first time, never forwarded again."""
+        if (prior.mti, prior.amount, prior.pan_hash) != (txn.mti, txn.amount, txn.pan_hash):
+            txn.state = "rejected"
+            return respond(request, RC.DUPLICATE), "same terminal, STAN and time, different content"
+        with trio.move_on_after(self._longest_timeout() + 1):
+            await prior.done.wait()
+        txn.state, txn.issuer = "duplicate", prior.issuer
+        if prior.response is None or prior.rc is None:
+            return respond(request, RC.ISSUER_UNAVAILABLE), "retransmission while the original is in flight"
+        return respond(request, prior.rc, prior.response), "retransmission answered from the journal"
+
+    def _longest_timeout(self) -> float:
+        return max((issuer.timeout for issuer in self.config.issuers), default=5.0)
+
+    async def _authorise(self, request: Message, txn: Txn, listener: ListenerConfig) -> tuple[Message, str | None]:
         entry = self.routing.lookup(card_pan(request) or "")
         if entry is None:
-            return respond(request, RC.NO_ROUTE), None
+            txn.state = "rejected"
+            return respond(request, RC.NO_ROUTE), "no route"
+        txn.issuer = entry.issuer
         link = self.links[entry.issuer]
         outgoing = request.copy()
         if "32" not in outgoing and listener.acquirer_id:
             outgoing["32"] = listener.acquirer_id
+        txn.forwarded = outgoing
         try:
             answer = await link.request(outgoing)
-        except (LinkUnavailable, LinkTimeout):
-            return respond(request, RC.ISSUER_UNAVAILABLE), entry.issuer
+        except LinkUnavailable:
+            return await self._without_issuer(request, txn, link.config, timed_out=False)
+        except LinkTimeout:
+            self._remember_timeout(link, txn)
+            return await self._without_issuer(request, txn, link.config, timed_out=True)
         code = answer.get("39")
         if not code or len(code) != 2:
-            code = RC.SYSTEM_ERROR
-        return respond(request, code, answer), entry.issuer
+            txn.state = "failed"
+            return respond(request, RC.SYSTEM_ERROR), "issuer response without a valid field 39"
+        txn.state = "approved" if code == RC.APPROVED else "declined"
+        return respond(request, code, answer), None
+
+    async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
+                              timed_out: bool) -> tuple[Message, str]:
+        """The issuer is down or too slow: stand in within its limits, else 91."""
+        why = "issuer timed out" if timed_out else "issuer unavailable"
+        limits = issuer.stand_in
+        if limits is None or "52" in request:  # a PIN cannot be judged without the issuer
+            txn.state = "timed_out" if timed_out else "failed"
+            return respond(request, RC.ISSUER_UNAVAILABLE), why
+        decision = self.stand_in.decide(limits, issuer.name, txn.pan_hash or "", request["3"],
+                                        request.get("18"), txn.amount)
+        if not decision.approved:
+            txn.state = "declined"
+            return respond(request, decision.code), f"{why}; {decision.reason}"
+        await self.saf.enqueue(issuer.name, txn.trace, "stand_in_advice",
+                               stand_in_advice(txn.forwarded, decision.approval))
+        txn.state = "stood_in"
+        response = respond(request, RC.APPROVED)
+        response["38"] = decision.approval
+        return response, f"{why}; {decision.reason}"
+
+    # -- late responses ----------------------------------------------------------------
+
+    def _remember_timeout(self, link: IssuerLink, txn: Txn) -> None:
+        self._timed_out[(link.name, link.request_key(txn.forwarded))] = txn
+        horizon = time.time() - TIMED_OUT_MEMORY
+        while self._timed_out:
+            key, oldest = next(iter(self._timed_out.items()))
+            if oldest.created >= horizon:
+                break
+            del self._timed_out[key]
+
+    def _unmatched_response(self, issuer: str, key: tuple[str, ...], response: Message) -> None:
+        """A response nobody waits for: if it answers a timed-out request, an approval that came
+        too late is reversed at the issuer (0420 via SAF); anything else is logged."""
+        txn = self._timed_out.pop((issuer, key), None)
+        rc = response.get("39")
+        logs.warning("issuer_response_unmatched", issuer=issuer, mti=response.mti, stan=response.get("11"),
+                     tid=response.get("41"), rc=rc, late_for_trace=txn.trace if txn else None)
+        if txn is None:
+            return
+        self.records.late_response(txn.trace, rc)
+        if rc == RC.APPROVED and self._background is not None:
+            advice = reversal_advice(txn.forwarded, reason=RC.LATE_RESPONSE)
+            self._background.start_soon(self.saf.enqueue, issuer, txn.trace, "late_reversal", advice)
+
+    # -- reversals ---------------------------------------------------------------------
+
+    async def _reverse(self, request: Message, txn: Txn) -> tuple[Message, str | None, int | None]:
+        original = await self._find_original(request, txn)
+        if original is None:
+            txn.state = "rejected"
+            return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
+        txn.issuer = original.issuer
+        txn.state = "approved"
+        if original.state in NOT_TO_REVERSE or original.issuer is None:
+            return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
+        replacement = replacement_amount(request)
+        outgoing = request.copy()
+        if original.forwarded is not None:
+            forwarded = original.forwarded
+            outgoing["90"] = OriginalData(forwarded.mti, forwarded["11"], forwarded["7"],
+                                          forwarded.get("32", "0").zfill(11)[-11:], "0" * 11).encode()
+        reason = None
+        link = self.links.get(original.issuer)
+        if original.state == "stood_in" or link is None:
+            reason = "reversal advised via SAF"
+        else:
+            try:
+                answer = await link.request(outgoing)
+                if answer.get("39") != RC.APPROVED:
+                    reason = f"issuer answered {answer.get('39')}: reversal advised via SAF"
+            except (LinkUnavailable, LinkTimeout):
+                reason = "issuer unavailable: reversal advised via SAF"
+        if reason is not None:
+            outgoing.mti = "0420"
+            await self.saf.enqueue(original.issuer, original.trace, "reversal", outgoing)
+        self._mark_reversed(original, replacement)
+        return respond(request, RC.APPROVED), reason, original.trace
+
+    async def _find_original(self, request: Message, txn: Txn) -> Txn | None:
+        data = OriginalData.parse(request["90"])
+        if data.identifies_original:
+            found = self.history.original(txn.tid, data.mti, data.stan, data.transmitted)
+            return found or await self.records.find_original(txn.tid, data.mti, data.stan, data.transmitted)
+        rrn = request.get("37")
+        if not rrn:
+            return None
+        return self.history.by_rrn(rrn, txn.tid, txn.amount) or await self.records.find_by_rrn(rrn, txn.tid, txn.amount)
+
+    def _mark_reversed(self, original: Txn, replacement: int | None) -> None:
+        if replacement is not None and replacement < original.amount:
+            original.state = "partially_reversed"
+            original.reversed_amount = original.amount - replacement
+        else:
+            original.state = "reversed"
+            original.reversed_amount = original.amount
+        self.records.reversed(original)

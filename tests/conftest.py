@@ -24,9 +24,9 @@ def read_events(path: Path) -> list[dict]:
 
 
 @pytest.fixture
-async def demo(nursery, log_file):
+async def demo(nursery, log_file, tmp_path):
     """The demo network (three issuers behind a switch) on ephemeral ports."""
-    return await start_network(nursery)
+    return await start_network(nursery, tmp_path / "data")
 
 
 def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners: list[dict] | None = None) -> Path:

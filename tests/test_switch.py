@@ -117,6 +117,7 @@ async def test_switch_assigns_its_own_stan_and_restores_the_terminals(demo):
         first = one.card_request("0200", pan="4761730000000029", amount=100, expiry=EXPIRY)
         second = two.card_request("0200", pan="4761730000000037", amount=100, expiry=EXPIRY)
         assert first["11"] == second["11"]
+        second["7"] = "0101000000"  # not a retransmission: another transmission time
         answers = {}
 
         async def send(name, terminal, request):

@@ -8,7 +8,10 @@ demo cards.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import attrs
 import trio
@@ -17,6 +20,8 @@ from emulators.issuer import load_issuer_file
 from emulators.network import Network, demo_issuer_files, start_network
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
+from switch.commands.serve import shutdown_on_signal
+from switch.capture import sink
 from switch.errors import UsageError
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
@@ -61,6 +66,8 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8583, help="--serve: the terminals' port (default 8583)")
     parser.add_argument("--json", action="store_true", help="--cards: JSON lines")
     parser.add_argument("--log-file", help="JSON logs here (default: stderr with --serve, discarded otherwise)")
+    parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
+    sink.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -69,12 +76,18 @@ def run(args) -> int:
         return list_cards(args.json)
     if not 0 <= args.port <= 65535:
         raise UsageError("--port: expected a port from 0 to 65535")
-    if args.serve:
-        logs.configure(args.log_file)
-        trio.run(serve, args.port)
-        return 0
-    logs.configure(args.log_file or "/dev/null")
-    return trio.run(run_script)
+    logs.configure(args.log_file if args.serve else args.log_file or os.devnull)
+    capture = sink.from_args(args)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cardswitch-demo-") as scratch:
+            data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
+            if args.serve:
+                trio.run(serve, args.port, data_dir, capture)
+                return 0
+            return trio.run(run_script, data_dir, capture)
+    finally:
+        if capture is not None:
+            capture.close()
 
 
 def demo_cards() -> list[dict[str, str]]:
@@ -100,13 +113,17 @@ def list_cards(as_json: bool) -> int:
     return 0
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None) -> None:
     async with trio.open_nursery() as nursery:
-        network = await start_network(nursery, listener_ports={"terminals": port})
+        network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture)
+        nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
                   f"(dialect {listener.dialect.name})")
+        print(f"journal: {data_dir}", flush=True)
         print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
+        await network.switch.stopped.wait()
+        nursery.cancel_scope.cancel()
 
 
 async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Message]) -> Message:
@@ -122,10 +139,10 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
     return await terminal.send(request)
 
 
-async def run_script() -> int:
+async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
     rows = []
     async with trio.open_nursery() as nursery:
-        network: Network = await start_network(nursery)
+        network: Network = await start_network(nursery, data_dir, capture=capture)
         async with open_terminal("127.0.0.1", network.ports["terminals"]) as main, \
                 open_terminal("127.0.0.1", network.ports["pos"], dialect="pos-tpdu", tid="T0000002") as pos:
             terminals = {"terminals": main, "pos": pos}

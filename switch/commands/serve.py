@@ -11,6 +11,7 @@ import signal
 import trio
 
 from switch import logs
+from switch.capture import sink
 from switch.config import load_config
 from switch.errors import CardswitchError
 from switch.service import Switch
@@ -20,21 +21,41 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run the switch from a TOML config")
     parser.add_argument("--config", required=True, help="switch config (TOML)")
     parser.add_argument("--log-file", help="write JSON log lines here instead of stderr")
+    sink.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     config = load_config(args.config)
     logs.configure(args.log_file or config.log_file)
-    trio.run(serve, config)
+    capture = sink.from_args(args)
+    try:
+        trio.run(serve, config, capture)
+    finally:
+        if capture is not None:
+            capture.close()
     return 0
 
 
-async def serve(config) -> None:
-    switch = Switch(config)
+async def serve(config, capture: sink.Capture | None = None) -> None:
+    switch = Switch(config, capture)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reload_on_sighup, switch)
-        await nursery.start(switch.run)
+        nursery.start_soon(shutdown_on_signal, switch, nursery.cancel_scope)
+        await switch.run()
+        nursery.cancel_scope.cancel()
+
+
+async def shutdown_on_signal(switch: Switch, scope: trio.CancelScope) -> None:
+    """SIGTERM or SIGINT: a graceful stop (in-flight transactions finish, the journal is
+    flushed); a second signal stops at once."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if switch.stopping:
+                scope.cancel()
+                return
+            logs.event("shutdown_requested", signal=signal.Signals(signum).name)
+            switch.shutdown()
 
 
 async def reload_on_sighup(switch: Switch) -> None:

@@ -1,0 +1,94 @@
+"""How a transaction's life is written to the journal: one row per request, opened when the
+request arrives (state pending) and closed with its outcome, so a crash leaves a visible trace.
+
+Only masked and hashed card data is written; the stored response drops card fields entirely
+(the switch re-echoes them from a retransmission's own request).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import trio
+
+from switch.engine import NEVER_RETURNED
+from switch.history import Txn
+from switch.journal import Journal
+from switch.wire.masking import HIDDEN_FIELDS, mask_pan
+from switch.wire.message import Message
+
+STORED_RESPONSE_DROPS = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | {"2", "48"}
+
+
+def stored_response(response: Message) -> str:
+    return json.dumps({"mti": response.mti,
+                       "fields": {f: v for f, v in response.fields.items() if f not in STORED_RESPONSE_DROPS}})
+
+
+def loaded_response(text: str | None) -> Message | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Message(data["mti"], data["fields"])
+
+
+class TxnRecords:
+    def __init__(self, journal: Journal):
+        self.journal = journal
+
+    def open(self, txn: Txn, request: Message, listener: str, pan: str | None) -> None:
+        self.journal.execute(
+            "INSERT INTO transactions (trace, created_at, listener, mti, processing_code, amount, currency,"
+            " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (txn.trace, txn.created, listener, txn.mti, request.get("3"), txn.amount, request.get("49"),
+             txn.tid, request.get("42"), txn.stan, txn.transmitted, txn.rrn,
+             mask_pan(pan) if pan else None, txn.pan_hash))
+
+    def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
+        self.journal.execute(
+            "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
+            " state = ?, reason = ?, original_trace = ?, response = ? WHERE trace = ?",
+            (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
+             stored_response(txn.response) if txn.response is not None else None, txn.trace))
+
+    def reversed(self, txn: Txn) -> None:
+        self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
+                             (txn.state, txn.reversed_amount, txn.trace))
+
+    def late_response(self, trace: int, rc: str | None) -> None:
+        self.journal.execute("UPDATE transactions SET late_rc = ? WHERE trace = ?", (rc, trace))
+
+    async def find_original(self, tid: str, mti: str, stan: str, transmitted: str) -> Txn | None:
+        return await self._find("tid = ? AND mti = ? AND stan = ? AND transmitted = ?", (tid, mti, stan, transmitted))
+
+    async def find_by_rrn(self, rrn: str, tid: str, amount: int) -> Txn | None:
+        return await self._find("rrn = ? AND tid = ? AND amount = ? AND mti IN ('0100', '0200')", (rrn, tid, amount))
+
+    async def _find(self, where: str, params: tuple) -> Txn | None:
+        def query(connection: sqlite3.Connection):
+            return connection.execute(
+                f"SELECT * FROM transactions WHERE {where} ORDER BY trace DESC LIMIT 1", params).fetchone()
+
+        row = await self.journal.commit(query)
+        return txn_from_row(row) if row is not None else None
+
+    def recent(self, since: float) -> list[Txn]:
+        """Requests since `since` (start-up only): the duplicate window survives a restart."""
+        rows = self.journal.read(
+            "SELECT * FROM transactions WHERE created_at >= ? AND mti IN ('0100', '0200', '0400')"
+            " AND state NOT IN ('rejected', 'duplicate') ORDER BY trace", (since,))
+        return [txn_from_row(row) for row in rows]
+
+
+def txn_from_row(row: sqlite3.Row) -> Txn:
+    txn = Txn(trace=row["trace"], mti=row["mti"], tid=row["tid"] or "", stan=row["stan"] or "",
+              transmitted=row["transmitted"] or "", rrn=row["rrn"], amount=row["amount"] or 0,
+              pan_hash=row["pan_hash"], created=row["created_at"], issuer=row["issuer"], state=row["state"],
+              rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
+              reversed_amount=row["reversed_amount"])
+    if txn.state != "pending":
+        txn.done.set()
+    return txn

@@ -1,0 +1,143 @@
+"""Store-and-forward: advices the issuer must receive, delivered whenever it can take them.
+
+Reversal advices (0420) and stand-in advices (0120/0220) are written to the journal before they
+are relied on, so they survive a restart, kill -9 included. One forwarder per issuer sends what
+is due whenever the link is up: the first attempt with the advice MTI, later ones as repeats
+(0421, 0121, 0221), each retried with capped exponential backoff until the issuer acknowledges
+it (0430, 0130, 0230). An item that keeps failing is parked after `retry_limit` attempts and
+reported; it never blocks the items behind it, because each item has its own next-attempt time.
+The message is sealed in the journal (see switch.vault): it carries the PAN.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import trio
+
+from switch import logs
+from switch.config import SafConfig
+from switch.journal import Journal
+from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.vault import Vault
+from switch.wire.message import Message
+
+REPEAT_MTI = {"0420": "0421", "0120": "0121", "0220": "0221"}
+OPEN_STATUSES = ("queued", "retrying")
+
+
+@attrs.define
+class SafItem:
+    id: int
+    issuer: str
+    trace: int | None
+    kind: str
+    message: Message
+    status: str = "queued"
+    attempts: int = 0
+    next_attempt: float = 0.0
+
+
+class StoreAndForward:
+    def __init__(self, journal: Journal, vault: Vault, links: dict[str, IssuerLink], config: SafConfig):
+        self.journal = journal
+        self.vault = vault
+        self.links = links
+        self.config = config
+        self._items: dict[str, list[SafItem]] = {name: [] for name in links}
+        self._wake = {name: trio.Event() for name in links}
+
+    def load(self) -> int:
+        """Pick up the open items a previous run left in the journal."""
+        rows = self.journal.read(
+            f"SELECT * FROM saf WHERE status IN {OPEN_STATUSES} ORDER BY id")
+        for row in rows:
+            if row["issuer"] not in self._items:
+                logs.warning("saf_item_without_issuer", saf_id=row["id"], issuer=row["issuer"])
+                continue
+            fields = self.vault.open(row["payload"])
+            self._items[row["issuer"]].append(SafItem(
+                id=row["id"], issuer=row["issuer"], trace=row["trace"], kind=row["kind"],
+                message=Message(row["mti"], fields), status=row["status"], attempts=row["attempts"],
+                next_attempt=0.0))
+        return len(rows)
+
+    def pending(self, issuer: str) -> int:
+        return len(self._items.get(issuer, ()))
+
+    async def enqueue(self, issuer: str, trace: int | None, kind: str, message: Message) -> SafItem:
+        """Persist an advice (durably) and hand it to the issuer's forwarder."""
+        now = time.time()
+        sealed = self.vault.seal(message.fields)
+
+        def insert(connection) -> int:
+            cursor = connection.execute(
+                "INSERT INTO saf (issuer, trace, kind, mti, payload, status, attempts, next_attempt,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                (issuer, trace, kind, message.mti, sealed, now, now, now))
+            return cursor.lastrowid
+
+        item = SafItem(id=await self.journal.commit(insert), issuer=issuer, trace=trace, kind=kind,
+                       message=message)
+        self._items[issuer].append(item)
+        self._wake[issuer].set()
+        logs.event("saf_queued", issuer=issuer, saf_id=item.id, kind=kind, mti=message.mti, trace=trace)
+        return item
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for issuer in self.links:
+                nursery.start_soon(self._forward, issuer)
+
+    async def _forward(self, issuer: str) -> None:
+        link = self.links[issuer]
+        items = self._items[issuer]
+        while True:
+            if not link.up:
+                await link.connected.wait()
+            now = trio.current_time()
+            due = [item for item in items if item.next_attempt <= now]
+            if not due:
+                self._wake[issuer] = trio.Event()
+                wait = min((item.next_attempt for item in items), default=now + 3600) - now
+                with trio.move_on_after(max(wait, 0.001)):
+                    await self._wake[issuer].wait()
+                continue
+            for item in due:
+                if not link.up:
+                    break
+                await self._attempt(link, item)
+                if item.status not in OPEN_STATUSES:
+                    items.remove(item)
+
+    async def _attempt(self, link: IssuerLink, item: SafItem) -> None:
+        message = item.message.copy()
+        if item.attempts:
+            message.mti = REPEAT_MTI.get(message.mti, message.mti)
+        try:
+            response = await link.request(message)
+        except (LinkUnavailable, LinkTimeout) as exc:
+            item.attempts += 1
+            error = "issuer unavailable" if isinstance(exc, LinkUnavailable) else "issuer timeout"
+            if item.attempts >= self.config.retry_limit:
+                item.status = "parked"
+                logs.warning("saf_parked", issuer=item.issuer, saf_id=item.id, attempts=item.attempts, error=error)
+            else:
+                item.status = "retrying"
+                delay = min(self.config.backoff_min * 2 ** (item.attempts - 1), self.config.backoff_max)
+                item.next_attempt = trio.current_time() + delay
+            self._save(item, error=error)
+            return
+        item.attempts += 1
+        item.status = "acknowledged"
+        self._save(item, response_code=response.get("39"))
+        logs.event("saf_acknowledged", issuer=item.issuer, saf_id=item.id, kind=item.kind,
+                   mti=message.mti, rc=response.get("39"), attempts=item.attempts)
+
+    def _save(self, item: SafItem, error: str | None = None, response_code: str | None = None) -> None:
+        wall_next = time.time() + max(0.0, item.next_attempt - trio.current_time())
+        self.journal.execute(
+            "UPDATE saf SET status = ?, attempts = ?, next_attempt = ?, updated_at = ?, last_error = ?,"
+            " response_code = ? WHERE id = ?",
+            (item.status, item.attempts, wall_next, time.time(), error, response_code, item.id))
