@@ -140,7 +140,13 @@ class RouteEntry:
 
     @property
     def width(self) -> int:
+        if self.low == self.high:
+            return SCALE[len(self.low)]
         return (int(self.high) + 1 - int(self.low)) * SCALE[len(self.low)]
+
+    @property
+    def condition_count(self) -> int:
+        return self.conditions.count if self.conditions else 0
 
     def accepts(self, context: RouteContext | None) -> bool:
         """Whether the entry's conditions hold (range and PAN length are the table's business)."""
@@ -187,6 +193,10 @@ class RoutingTable:
                 return entry
         return None
 
+    @property
+    def segment_count(self) -> int:
+        return len(self._starts)
+
     def candidates_at(self, point: int) -> tuple[RouteEntry, ...]:
         """The entries that can win at `point` of the 19-digit space, best first."""
         return self._candidates[bisect_right(self._starts, str(point).zfill(PAN_SPACE_DIGITS)) - 1]
@@ -210,14 +220,17 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
     digits compares with them directly, and Python sorts and compares equal-length strings much
     faster than 64-bit ints. This function is what a million-entry load waits on."""
     count = len(entries)
+    # Read every entry once, in file order (sequential memory), then permute only these lists
+    # into range-start order: on a million entries, touching objects at random costs more
+    # than sorting.
     firsts = [entry.low.ljust(PAN_SPACE_DIGITS, "0") for entry in entries]
     lasts = [entry.high.ljust(PAN_SPACE_DIGITS, "9") for entry in entries]
-    keys = [
-        (entry.width, -(entry.conditions.count if entry.conditions else 0), -entry.priority, index)
-        for index, entry in enumerate(entries)
-    ]
-    by_first = sorted(range(count), key=firsts.__getitem__)
-    by_last = sorted(range(count), key=lasts.__getitem__)
+    keys = [_rank_key(entry, index) for index, entry in enumerate(entries)]
+    order = sorted(range(count), key=firsts.__getitem__)
+    firsts = [firsts[index] for index in order]
+    lasts = [lasts[index] for index in order]
+    keys = [keys[index] for index in order]
+    by_last = sorted(range(count), key=lasts.__getitem__)  # nearly sorted already: cheap
     segment_starts = [_SPACE_FIRST]
     candidates: list[tuple[RouteEntry, ...]] = [()]
     last_viable: tuple[tuple[int, int, int, int], ...] = ()
@@ -225,8 +238,8 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
     i = j = 0
     while j < count:
         ending = lasts[by_last[j]]
-        if i < count and firsts[by_first[i]] <= ending:
-            point = firsts[by_first[i]]
+        if i < count and firsts[i] <= ending:
+            point = firsts[i]
         else:
             while j < count and lasts[by_last[j]] == ending:
                 del active[bisect_left(active, keys[by_last[j]])]
@@ -234,8 +247,8 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
             if ending == _SPACE_LAST:
                 break
             point = str(int(ending) + 1).zfill(PAN_SPACE_DIGITS)
-        while i < count and firsts[by_first[i]] == point:
-            insort(active, keys[by_first[i]])
+        while i < count and firsts[i] == point:
+            insort(active, keys[i])
             i += 1
         viable = tuple(active) if len(active) < 2 else _viable(entries, active)
         if viable == last_viable:
@@ -245,8 +258,21 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
             segment_starts.pop()
             candidates.pop()
         segment_starts.append(point)
-        candidates.append((entries[viable[0][3]],) if len(viable) == 1 else tuple([entries[key[3]] for key in viable]))
+        if len(viable) == 1:
+            candidates.append((entries[viable[0][3]],))
+        else:
+            candidates.append(tuple([entries[key[3]] for key in viable]))
     return segment_starts, candidates
+
+
+def rank(entry: RouteEntry) -> tuple[int, int, int]:
+    """Sorts best first: narrowest range, most kinds of condition, highest priority (a stable
+    sort of entries in file order then keeps file order last, as lookup does)."""
+    return (entry.width, -entry.condition_count, -entry.priority)
+
+
+def _rank_key(entry: RouteEntry, index: int) -> tuple[int, int, int, int]:
+    return (entry.width, -entry.condition_count, -entry.priority, index)
 
 
 def _viable(entries: Sequence[RouteEntry], active: list[tuple[int, int, int, int]]) -> tuple:

@@ -1,0 +1,68 @@
+"""`routes bench`: how long a big table takes to build (and load) and how fast lookup is.
+
+The generated table looks like a network BIN file: sorted by BIN, prefixes of 6 to 11 digits
+with some ranges, nested and overlapping at random, 50 issuers. Figures are printed, never
+asserted: speed is a property of the machine as much as of the code.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from switch.routes import load_routing_file
+from switch.routes.csvfile import to_toml
+from switch.routing import RouteEntry, RoutingTable
+
+ISSUERS = [f"issuer-{number:02d}" for number in range(50)]
+
+
+def generate(count: int, seed: int) -> list[RouteEntry]:
+    rng = random.Random(seed)
+    entries = []
+    for _ in range(count):
+        digits = rng.randint(6, 11)
+        low = rng.randrange(10 ** (digits - 1), 10**digits)
+        high = low if rng.random() < 0.9 else min(10**digits - 1, low + rng.randrange(1, 1000))
+        entries.append((str(low), str(high), rng.choice(ISSUERS)))
+    entries.sort(key=lambda entry: entry[0].ljust(19, "0"))
+    return [RouteEntry(issuer, low, high, source=f"routes[{index}]")
+            for index, (low, high, issuer) in enumerate(entries)]
+
+
+def write_table(entries: list[RouteEntry], path: Path) -> None:
+    """As CSV or TOML according to the suffix."""
+    if path.suffix == ".csv":
+        rows = "".join(f"{entry.low},{entry.high},{entry.issuer}\n" for entry in entries)
+        path.write_text("bin_low,bin_high,issuer\n" + rows)
+    else:
+        path.write_text(to_toml(entries, ISSUERS))
+
+
+def run(count: int, lookups: int, seed: int, load: str | None) -> list[str]:
+    """Report lines: build seconds, lookup microseconds, and file load seconds if asked."""
+    entries = generate(count, seed)
+    began = time.perf_counter()
+    table = RoutingTable(entries)
+    built = time.perf_counter() - began
+    rng = random.Random(seed + 1)
+    pans = [str(rng.randrange(10**15, 10**16)) for _ in range(lookups)]
+    began = time.perf_counter()
+    for pan in pans:
+        table.lookup(pan)
+    per_lookup = (time.perf_counter() - began) / max(lookups, 1) * 1e6
+    report = [
+        f"entries: {count}  segments: {table.segment_count}",
+        f"build: {built:.2f} s",
+        f"lookup: {per_lookup:.2f} us (mean of {lookups} random 16-digit PANs)",
+    ]
+    if load:
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / f"routes.{load}"
+            write_table(entries, path)
+            began = time.perf_counter()
+            load_routing_file(path)
+            report.append(f"load_routing_file ({load}, read + check + build): {time.perf_counter() - began:.2f} s")
+    return report

@@ -1,0 +1,79 @@
+"""BIN tables as networks ship them: CSV with a header row, one range per row.
+
+Recognised columns: `bin_low` and `bin_high` (or `prefix`/`bin` for a single prefix), `issuer`,
+and optionally `priority`, `fallback`, and the conditions `processing_codes`, `mti_classes`,
+`currencies` (values separated by spaces or `;`). Other columns (brand, country, product...) are
+ignored, since network files carry many. Each row becomes the same entry a `[[routes]]` table
+would, checked by the same code, and `to_toml` writes them back as a routes file for review.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Iterable
+
+from switch.errors import ConfigError
+from switch.routes.findings import ERROR, Finding
+from switch.routing import CONDITIONS, RouteEntry, parse_route
+
+_COLUMNS = {"bin_low": "low", "bin_high": "high", "prefix": "prefix", "bin": "prefix", "issuer": "issuer",
+            "fallback": "fallback", **{key: key for key in CONDITIONS}}
+
+
+def read_csv_routes(path: Path, text: str) -> tuple[list[RouteEntry], list[Finding]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip().lower() for name in next(reader, [])]
+    if "issuer" not in header or not ({"bin_low", "bin_high"} <= set(header) or {"prefix", "bin"} & set(header)):
+        raise ConfigError(f"{path}:1", "(header)", "columns bin_low, bin_high (or prefix) and issuer")
+    columns = [(position, _COLUMNS[name]) for position, name in enumerate(header) if name in _COLUMNS]
+    priority_at = header.index("priority") if "priority" in header else None
+    entries: list[RouteEntry] = []
+    problems: list[Finding] = []
+    for index, row in enumerate(reader):
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        raw: dict[str, object] = {}
+        for position, key in columns:
+            cell = row[position].strip() if position < len(row) else ""
+            if cell:
+                raw[key] = re.split(r"[;\s]+", cell) if key in CONDITIONS else cell
+        if priority_at is not None and priority_at < len(row) and row[priority_at].strip():
+            cell = row[priority_at].strip()
+            raw["priority"] = int(cell) if re.fullmatch(r"-?\d+", cell) else cell
+        try:
+            entries.append(parse_route(path, index, raw, None, line))
+        except ConfigError as exc:
+            problems.append(Finding(ERROR, line, exc.key, exc.expected))
+    return entries, problems
+
+
+def to_toml(entries: Iterable[RouteEntry], issuers: Iterable[str] = ()) -> str:
+    """A routes TOML file for the entries (and `[[issuers]]` stubs for the names given)."""
+    out = io.StringIO()
+    for name in issuers:
+        out.write(f"[[issuers]]\nname = {_string(name)}\n\n")
+    for entry in entries:
+        out.write("[[routes]]\n")
+        if entry.low == entry.high:
+            out.write(f'prefix = "{entry.low}"\n')
+        else:
+            out.write(f'low = "{entry.low}"\nhigh = "{entry.high}"\n')
+        out.write(f"issuer = {_string(entry.issuer)}\n")
+        if entry.priority:
+            out.write(f"priority = {entry.priority}\n")
+        if entry.fallback:
+            out.write(f"fallback = {_string(entry.fallback)}\n")
+        for key, value in zip(CONDITIONS, entry.conditions.as_tuple() if entry.conditions else ()):
+            if value is not None:
+                out.write(f"{key} = [{', '.join(_string(v) for v in sorted(value))}]\n")
+        out.write("\n")
+    return out.getvalue()
+
+
+def _string(value: str) -> str:
+    """A TOML basic string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
