@@ -31,21 +31,30 @@ class Capture:
         self._sanitizer = sanitizer
         self._ids = itertools.count(1)
         self.dropped = 0  # frames a sanitizer could not read, left out rather than leaked
+        self.failed = False  # a write failed: recording stopped, traffic goes on
 
     def connection_id(self, prefix: str) -> str:
         """A connection id unique within this capture."""
         return f"{prefix}-{next(self._ids)}"
 
     def record(self, connection: str, direction: str, dialect: Dialect, data: bytes) -> None:
+        """Record one frame; a capture that cannot be written stops, never the traffic."""
+        if self.failed:
+            return
         if self._sanitizer is not None:
             cleaned = self._sanitizer.frame(dialect, data)
             if cleaned is None:
                 self.dropped += 1
                 return
             data = cleaned
-        self._writer.write(CapturedFrame(time.time(), connection, direction, dialect.name, data))
+        try:
+            self._writer.write(CapturedFrame(time.time(), connection, direction, dialect.name, data))
+        except (OSError, ValueError) as exc:  # disk full, or written after close()
+            self.failed = True
+            logs.warning("capture_stopped", reason=type(exc).__name__)
 
     def close(self) -> None:
+        self.failed = True
         self._writer.close()
 
 

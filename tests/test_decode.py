@@ -1,0 +1,60 @@
+"""`cardswitch decode` as a user runs it: a real process, masked output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from switch.wire.dialect import load_dialect
+from switch.wire.message import Message
+
+PAN = "4761730000000011"
+TRACK2 = f"{PAN}=30121011234500000"
+MESSAGE = Message("0200", {"2": PAN, "3": "000000", "4": "000000001234", "11": "000042", "35": TRACK2,
+                           "41": "T0000001", "48": "0103abc9203123", "52": "0123456789ABCDEF"})
+
+
+def decode(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "switch.cli", "decode", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_framed_hex_is_shown_masked_with_field_names():
+    result = decode(load_dialect("iso87-binary").frame(MESSAGE).hex())
+    assert result.returncode == 0, result.stderr
+    assert "MTI  0200" in result.stdout
+    assert "Primary Account Number (PAN)" in result.stdout and "476173******0011" in result.stdout
+    assert "0103abc9203***" in result.stdout
+    for secret in (PAN, "30121011234500000", "0123456789ABCDEF"):
+        assert secret not in result.stdout
+
+
+def test_bare_message_from_a_file_as_json_with_tpdu_dialect(tmp_path):
+    dialect = load_dialect("pos-tpdu")
+    path = tmp_path / "message.bin"
+    path.write_bytes(dialect.frame(MESSAGE, b"\x60\x00\x01\x00\x00"))
+    result = decode(str(path), "--dialect", "pos-tpdu", "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["mti"] == "0200" and shown["tpdu"] == "6000010000"
+    values = {item["field"]: item["value"] for item in shown["fields"]}
+    assert values["2"] == "476173******0011" and values["11"] == "000042"
+    assert PAN not in result.stdout
+
+
+def test_unmask_shows_the_clear_values():
+    result = decode(load_dialect("iso87-binary").encode(MESSAGE).hex(), "--unmask")
+    assert result.returncode == 0 and PAN in result.stdout and TRACK2 in result.stdout
+
+
+def test_bad_hex_is_one_line_and_exit_2():
+    result = decode("4761730000000011zz")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("cardswitch: error: HEX:")
+    assert "4761730000000011" not in result.stderr
+
+
+def test_undecodable_message_is_one_line_and_exit_2():
+    result = decode("30323030ffff")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
