@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "emulators.commands",
     "switch.commands.replay",
     "switch.commands.decode",
+    "switch.commands.capture",
     "switch.routes.cli",
 )
 

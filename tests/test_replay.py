@@ -154,3 +154,19 @@ def test_rewriter_gives_fresh_volatile_fields_and_maps_answers_back():
     sent_reversal, _ = rewriter.rewrite(reversal)
     assert sent_reversal["90"] == "0200" + sent["11"] + sent["7"] + "0" * 22
     assert sent_reversal["37"] == sent["37"]
+
+
+async def test_sanitized_pcapng_conversion_replays_and_holds_no_pan(demo, tmp_path):
+    capture = await record_session(demo.ports["terminals"], tmp_path / "session.jsonl")
+    shared = tmp_path / "shared.pcapng"
+    code, out, err = await cardswitch("capture", "convert", str(capture), str(shared), "--sanitize")
+    assert code == 0, err
+    assert out.startswith("10 frames written")
+    raw = shared.read_bytes()
+    assert APPROVE.encode() not in raw and b"5200000000000015" not in raw
+    # Test PANs keep the BIN, so the requests still route; the cards are unknown to the issuer.
+    code, out, _ = await cardswitch("replay", str(shared), "--target", f"127.0.0.1:{demo.ports['terminals']}",
+                                    "--verbose")
+    verdicts = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["MATCHED"], ["MISMATCHED"])]
+    assert len(verdicts) == 5
+    assert "UNANSWERED" not in out

@@ -64,11 +64,18 @@ def format_for(path: str | Path, requested: str | None) -> str:
     return "pcapng" if str(path).endswith(".pcapng") else "jsonl"
 
 
+def open_writer(path: str | Path, fmt: str | None = None, server_port: int = 8583) -> JsonlWriter | PcapngWriter:
+    """A writer for `fmt`, by default chosen from the file name (*.pcapng, else JSON lines)."""
+    if format_for(path, fmt) == "pcapng":
+        return PcapngWriter.open(path, server_port)
+    return JsonlWriter.open(path)
+
+
 def open_capture(path: str | Path, fmt: str | None = None, *, sanitize: bool = False,
                  server_port: int = 8583) -> Capture:
     fmt = format_for(path, fmt)
     try:
-        writer = PcapngWriter.open(path, server_port) if fmt == "pcapng" else JsonlWriter.open(path)
+        writer = open_writer(path, fmt, server_port)
     except OSError as exc:
         raise UsageError(f"--capture: cannot write {path}: {exc.strerror}") from None
     logs.warning("capture_enabled", file=str(path), format=fmt, sanitized=sanitize, note=TEST_ONLY)
