@@ -60,6 +60,7 @@ class PcapngWriter:
                 flow.client_seq += len(chunk)
             else:
                 flow.server_seq += len(chunk)
+        self._handle.flush()  # like the JSON-lines writer: complete up to the last frame
 
     def _handshake(self, flow: _Flow, time: float) -> None:
         flow.client_seq -= 1
