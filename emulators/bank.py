@@ -27,10 +27,15 @@ APPROVAL_ALPHABET = string.ascii_uppercase + string.digits
 
 @attrs.frozen
 class Fault:
-    """How the emulator misbehaves for a request: wait `latency` seconds, then `action`."""
+    """How the emulator misbehaves for a request: wait `latency` seconds, then `action`.
+
+    By default only authorisations and purchases misbehave, so that the reversals and advices
+    the switch sends afterwards can get through; `mtis` widens or narrows that.
+    """
 
     latency: float = 0.0
     action: str = "none"
+    mtis: frozenset[str] = frozenset({"0100", "0200"})
 
 
 NO_FAULT = Fault()
@@ -54,6 +59,8 @@ def parse_fault(table: Table) -> Fault:
         latency=table.get("latency_ms", int, 0, "milliseconds, 0 or more", lambda v: v >= 0) / 1000,
         action=table.get("fault", str, "none", f"one of {', '.join(FAULT_ACTIONS)}",
                          lambda v: v in FAULT_ACTIONS),
+        mtis=frozenset(table.get("fault_mtis", list, ["0100", "0200"], "an array of 4-digit MTIs",
+                                 lambda v: all(isinstance(m, str) and len(m) == 4 and m.isdigit() for m in v))),
     )
 
 
@@ -87,21 +94,29 @@ class Bank:
         self.rules = {rule.amount: rule.fault for rule in rules}
         self._today = today or (lambda: datetime.datetime.now(datetime.timezone.utc).date())
         self._debits: dict[tuple[str, int], int] = {}  # (pan, amount) -> open approved debits
+        self.reversals: set[tuple[str, str | None]] = set()  # (pan, field 90) already applied
+        self.advices: set[tuple] = set()  # stand-in advices already booked
         self._day = self._today()
 
     def fault_for(self, request: Message) -> Fault:
         account = self.accounts.get(card_pan(request) or "")
+        fault = NO_FAULT
         if account is not None and account.fault != NO_FAULT:
-            return account.fault
-        amount = request.get("4")
-        return self.rules.get(int(amount), NO_FAULT) if amount and amount.isdigit() else NO_FAULT
+            fault = account.fault
+        else:
+            amount = request.get("4")
+            if amount and amount.isdigit():
+                fault = self.rules.get(int(amount), NO_FAULT)
+        return fault if request.mti in fault.mtis else NO_FAULT
 
     def decide(self, request: Message) -> Message:
         """The issuer's answer to one request."""
         if request.mti in ("0800", "0820"):
             return self._reply(request, "00", keep=("7", "11", "70"))
-        if request.mti in ("0400", "0420", "0421"):
+        if request.mti in ("0400", "0401", "0420", "0421"):
             return self._reverse(request)
+        if request.mti in ("0120", "0121", "0220", "0221"):
+            return self._advice(request)
         if request.mti not in ("0100", "0200"):
             return self._reply(request, "12")
         self._roll_day()
@@ -120,11 +135,25 @@ class Bank:
         elif processing == "20":
             account.balance += amount
         elif request.mti == "0200":
-            account.balance -= amount
-            account.spent_today += amount
-            key = (account.pan, amount)
-            self._debits[key] = self._debits.get(key, 0) + 1
+            self._debit(account, amount)
         return response
+
+    def _debit(self, account: Account, amount: int) -> None:
+        account.balance -= amount
+        account.spent_today += amount
+        key = (account.pan, amount)
+        self._debits[key] = self._debits.get(key, 0) + 1
+
+    def _advice(self, request: Message) -> Message:
+        """A stand-in advice: what the switch approved for us. A purchase (0220) is booked once,
+        however often the advice is repeated (0221)."""
+        key = (request.mti[:3], card_pan(request), request.get("7"), request.get("37"), request.get("4"))
+        account = self.accounts.get(card_pan(request) or "")
+        if key not in self.advices and request.get("39") == "00":
+            self.advices.add(key)
+            if account is not None and request.mti[:3] == "022":
+                self._debit(account, int(request.get("4", "0") or 0))
+        return self._reply(request, "00")
 
     def _check(self, account: Account, request: Message) -> str:
         if account.status != "active":
@@ -147,14 +176,20 @@ class Bank:
         return presented < now or account.expiry < now
 
     def _reverse(self, request: Message) -> Message:
+        """Give back what the reversed debit took (less field 95's replacement amount for a
+        partial reversal), once per original however often the reversal is repeated."""
         pan = card_pan(request) or ""
         amount = int(request.get("4", "0") or 0)
         account = self.accounts.get(pan)
+        original = (pan, request.get("90"))
         key = (pan, amount)
-        if account is not None and self._debits.get(key):
+        if original not in self.reversals and account is not None and self._debits.get(key):
+            self.reversals.add(original)
+            replacement = request.get("95", "")[:12]
+            refund = amount - (int(replacement) if replacement.isdigit() else 0)
             self._debits[key] -= 1
-            account.balance += amount
-            account.spent_today = max(0, account.spent_today - amount)
+            account.balance += refund
+            account.spent_today = max(0, account.spent_today - refund)
         return self._reply(request, "00")
 
     def _roll_day(self) -> None:

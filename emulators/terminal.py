@@ -48,7 +48,9 @@ class Terminal:
         self.timeout = timeout
         self.tpdu = tpdu
         self._stan = itertools.count()
-        self._waiting: dict[tuple[str, str], trio.MemorySendChannel[Message]] = {}
+        # (field 11, field 41) -> channels of the senders waiting, oldest first: a terminal that
+        # retransmits sends the same key more than once.
+        self._waiting: dict[tuple[str, str], list[trio.MemorySendChannel[Message]]] = {}
         self._send_lock = trio.Lock()
         self.unmatched: list[Message] = []
         self.capture = capture  # test environments only: records what this terminal sends and gets
@@ -122,7 +124,7 @@ class Terminal:
         """Send one request and wait for the response with the same field 11 and 41."""
         key = (message.get("11", ""), message.get("41", ""))
         send, receive = trio.open_memory_channel[Message](1)
-        self._waiting[key] = send
+        self._waiting.setdefault(key, []).append(send)
         try:
             data = self.dialect.frame(message, self.tpdu)
             self._record("in", data)
@@ -134,7 +136,11 @@ class Terminal:
                     raise TerminalError("connection closed before the response arrived") from None
             raise TerminalError(f"no response to {message.mti} STAN {key[0]} within {self.timeout} s")
         finally:
-            self._waiting.pop(key, None)
+            waiting = self._waiting.get(key, [])
+            if send in waiting:
+                waiting.remove(send)
+            if not waiting:
+                self._waiting.pop(key, None)
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests use this to send malformed frames)."""
@@ -153,8 +159,9 @@ class Terminal:
                     self._dispatch(self.dialect.decode(frame.payload))
         except (trio.BrokenResourceError, trio.ClosedResourceError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
-        for send in self._waiting.values():
-            send.close()
+        for waiting in self._waiting.values():
+            for send in waiting:
+                send.close()
 
     def _record(self, direction: str, data: bytes) -> None:
         """Capture directions are seen from the server: "in" is what the terminal sends."""
@@ -162,12 +169,12 @@ class Terminal:
             self.capture.record(self.capture_id, direction, self.dialect, data)
 
     def _dispatch(self, response: Message) -> None:
-        send = self._waiting.get((response.get("11", ""), response.get("41", "")))
-        if send is None:
+        waiting = self._waiting.get((response.get("11", ""), response.get("41", "")))
+        if not waiting:
             self.unmatched.append(response)
             return
         try:
-            send.send_nowait(response)
+            waiting.pop(0).send_nowait(response)
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.unmatched.append(response)
 

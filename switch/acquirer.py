@@ -131,11 +131,13 @@ class TerminalConnection:
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
             for frame in frames:
-                self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
-                await self._limit.acquire_on_behalf_of(frame)
-                requests.start_soon(self._process, frame, send)
+                if self.capture is not None:
+                    self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
+                token = object()  # identical frames (retransmissions) each hold their own slot
+                await self._limit.acquire_on_behalf_of(token)
+                requests.start_soon(self._process, frame, token, send)
 
-    async def _process(self, frame: Frame, send: trio.MemorySendChannel[bytes]) -> None:
+    async def _process(self, frame: Frame, token: object, send: trio.MemorySendChannel[bytes]) -> None:
         try:
             self.requests += 1
             response = await self._answer(frame)
@@ -143,7 +145,7 @@ class TerminalConnection:
                 return
             await send.send(self._encode(response, frame.tpdu))
         finally:
-            self._limit.release_on_behalf_of(frame)
+            self._limit.release_on_behalf_of(token)
 
     async def _answer(self, frame: Frame) -> Message | None:
         try:

@@ -16,6 +16,7 @@ from switch.errors import CardswitchError
 COMMAND_MODULES = (
     "switch.commands.serve",
     "switch.commands.demo",
+    "switch.commands.journal",
     "switch.hsm.cli",
     "emulators.commands",
     "switch.commands.replay",

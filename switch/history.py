@@ -14,6 +14,8 @@ import trio
 
 from switch.wire.message import Message
 
+REVERSIBLE_MTIS = ("0100", "0200")
+
 
 @attrs.define(eq=False)
 class Txn:
@@ -55,9 +57,10 @@ class History:
 
     def add(self, txn: Txn) -> None:
         self._by_key[txn.duplicate_key] = txn
-        self._originals[(txn.tid, txn.mti, txn.stan, txn.transmitted)] = txn
-        if txn.rrn:
-            self._by_rrn[(txn.rrn, txn.tid, txn.amount)] = txn
+        if txn.mti in REVERSIBLE_MTIS:
+            self._originals[(txn.tid, txn.mti, txn.stan, txn.transmitted)] = txn
+            if txn.rrn:
+                self._by_rrn[(txn.rrn, txn.tid, txn.amount)] = txn
         self._prune(txn.created)
 
     def previous(self, tid: str, stan: str, transmitted: str, now: float) -> Txn | None:

@@ -29,6 +29,15 @@ async def demo(nursery, log_file, tmp_path):
     return await start_network(nursery, tmp_path / "data")
 
 
+def toml_value(value) -> str:
+    """Strings, numbers, booleans, arrays and inline tables, as TOML."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners: list[dict] | None = None) -> Path:
     """A switch config file from plain dicts (tests build networks of their own with it)."""
     listeners = listeners or [{"name": "terminals", "port": 0}]
@@ -36,7 +45,7 @@ def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners:
     for section, tables in (("listeners", listeners), ("issuers", issuers), ("routes", routes)):
         for table in tables:
             lines.append(f"[[{section}]]")
-            lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+            lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
             lines.append("")
     path.write_text("\n".join(lines))
     return path

@@ -1,0 +1,294 @@
+"""Lose nothing: journal, duplicates, reversals, late responses, SAF, stand-in, link health,
+graceful shutdown — in process, over real loopback sockets and a real SQLite journal."""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+
+import trio
+
+from conftest import read_events, write_config
+from emulators.bank import Bank, Fault, parse_account
+from emulators.issuer import IssuerHostConfig, serve_issuer
+from emulators.terminal import open_terminal
+from switch import audit
+from switch.config import load_config
+from switch.journal import DB_FILE
+from switch.service import Switch
+from switch.tomlfile import Table
+from switch.wire.dialect import load_dialect
+
+APPROVE = "4761730000000011"
+EXPIRY = "3012"
+
+
+def journal_rows(data_dir, sql="SELECT * FROM transactions ORDER BY trace", params=()):
+    with sqlite3.connect(data_dir / DB_FILE) as connection:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(sql, params).fetchall()
+
+
+def invariants_hold(data_dir) -> list[str]:
+    with sqlite3.connect(data_dir / DB_FILE) as connection:
+        return audit.check(connection, data_dir)
+
+
+def make_bank(*cards: dict) -> Bank:
+    return Bank([parse_account(Table("test", "card", {"expiry": EXPIRY, "balance": 100000, **card}))
+                 for card in cards])
+
+
+async def start_issuer(nursery, bank: Bank, port: int = 0) -> int:
+    config = IssuerHostConfig(name="bank", host="127.0.0.1", port=port, dialect=load_dialect())
+    return await nursery.start(serve_issuer, config, bank)
+
+
+async def start_switch(nursery, tmp_path, issuer: dict, routes=None, settings: str = "") -> tuple[Switch, int]:
+    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", **issuer}],
+                          routes=routes or [{"prefix": "4", "issuer": "bank"}])
+    if settings:
+        config.write_text(settings + "\n" + config.read_text())
+    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
+    ports = await nursery.start(switch.run)
+    return switch, ports["terminals"]
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_every_request_is_journaled_without_card_data(demo, tmp_path):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
+        await terminal.purchase(pan="4761730000000029", amount=99999, expiry=EXPIRY)
+        await terminal.purchase(pan="3700000000000007", amount=100, expiry=EXPIRY)
+        await terminal.echo()
+    await demo.switch.journal.flush()
+    rows = journal_rows(tmp_path / "data")
+    assert [(r["mti"], r["rc"], r["state"]) for r in rows] == [
+        ("0200", "00", "approved"), ("0200", "51", "declined"), ("0200", "15", "rejected"), ("0800", "00", "approved")]
+    first = rows[0]
+    assert first["pan_masked"] == "476173******0011" and len(first["pan_hash"]) == 64
+    assert first["issuer"] == "bank_a" and first["approval"] and first["latency_ms"] >= 0
+    assert first["tid"] == "T0000001" and first["amount"] == 100 and first["currency"] == "978"
+    assert invariants_hold(tmp_path / "data") == []
+
+
+async def test_retransmission_is_answered_from_the_journal_and_not_forwarded(demo):
+    account = demo.issuers["bank_a"][1].accounts[APPROVE]
+    before = account.balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        request = terminal.card_request("0200", pan=APPROVE, amount=700, expiry=EXPIRY)
+        first = await terminal.send(request)
+        again = await terminal.send(request.copy())
+        changed = request.copy()
+        changed["4"] = "000000000701"
+        conflicting = await terminal.send(changed)
+    assert first["39"] == again["39"] == "00" and again["38"] == first["38"]
+    assert account.balance == before - 700  # debited once
+    assert conflicting["39"] == "94"
+
+
+async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tmp_path):
+    """bank_c answers this card after 0.8 s; ten retransmissions all get that one answer."""
+    account = demo.issuers["bank_c"][1].accounts["6011000000000038"]
+    before = account.balance
+    answers = []
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        request = terminal.card_request("0200", pan="6011000000000038", amount=300, expiry=EXPIRY)
+        async with trio.open_nursery() as nursery:
+            async def send():
+                answers.append(await terminal.send(request.copy()))
+            nursery.start_soon(send)
+            await trio.sleep(0.05)
+            for _ in range(10):
+                nursery.start_soon(send)
+    assert [a["39"] for a in answers] == ["00"] * 11
+    assert len({a["38"] for a in answers}) == 1
+    assert account.balance == before - 300
+    await demo.switch.journal.flush()
+    states = [r["state"] for r in journal_rows(tmp_path / "data")]
+    assert states.count("duplicate") == 10 and states.count("approved") == 1
+
+
+async def test_reversal_matched_by_field_90_credits_the_issuer_once(demo):
+    bank = demo.issuers["bank_a"][1]
+    account = bank.accounts[APPROVE]
+    before = account.balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
+        assert (await terminal.send(purchase))["39"] == "00"
+        first = await terminal.reverse(purchase)
+        second = await terminal.reverse(purchase)  # already reversed: answered, not forwarded
+    assert (first.mti, first["39"], second["39"]) == ("0410", "00", "00")
+    assert account.balance == before
+    assert len(bank.reversals) == 1
+
+
+async def test_reversal_of_unknown_original_gets_25_and_of_a_decline_is_not_forwarded(demo):
+    bank = demo.issuers["bank_a"][1]
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        ghost = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
+        unknown = await terminal.reverse(ghost)  # never sent
+        declined = terminal.card_request("0200", pan="4761730000000029", amount=99999, expiry=EXPIRY)
+        assert (await terminal.send(declined))["39"] == "51"
+        of_decline = await terminal.reverse(declined)
+    assert unknown["39"] == "25"
+    assert of_decline["39"] == "00"
+    assert bank.reversals == set()
+
+
+async def test_reversal_by_rrn_when_field_90_is_zero_filled_and_partial_reversal(demo, tmp_path):
+    account = demo.issuers["bank_a"][1].accounts[APPROVE]
+    before = account.balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=2000, expiry=EXPIRY)
+        assert (await terminal.send(purchase))["39"] == "00"
+        reversal = terminal.reversal_of(purchase)
+        reversal["90"] = "0" * 42
+        reversal["95"] = "000000000500" + "0" * 30  # the sale is now 5.00 of 20.00
+        answer = await terminal.send(reversal)
+    assert answer["39"] == "00"
+    assert account.balance == before - 500
+    await demo.switch.journal.flush()
+    original = journal_rows(tmp_path / "data")[0]
+    assert (original["state"], original["reversed_amount"]) == ("partially_reversed", 1500)
+
+
+async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_file):
+    bank = make_bank({"pan": APPROVE, "latency_ms": 300})
+    account = bank.accounts[APPROVE]
+    issuer_port = await start_issuer(nursery, bank)
+    switch, port = await start_switch(nursery, tmp_path, {"port": issuer_port, "timeout_ms": 100})
+    await switch.wait_links_up()
+    async with open_terminal("127.0.0.1", port) as terminal:
+        response = await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY)
+    assert response["39"] == "91"
+    with trio.fail_after(5):
+        while account.balance != 100000 or not bank.reversals:
+            await trio.sleep(0.05)
+    await trio.sleep(0.1)
+    await switch.journal.flush()
+    row = journal_rows(tmp_path / "data")[0]
+    assert (row["state"], row["late_rc"]) == ("timed_out", "00")
+    saf = journal_rows(tmp_path / "data", "SELECT * FROM saf")
+    assert [(s["kind"], s["mti"], s["status"]) for s in saf] == [("late_reversal", "0420", "acknowledged")]
+    assert invariants_hold(tmp_path / "data") == []
+
+
+STAND_IN = {"max_amount": 5000, "daily_count": 2, "daily_amount": 8000, "processing_codes": ["00"]}
+
+
+def stand_in_issuer(port: int) -> dict:
+    return {"port": port, "reconnect_min_ms": 20, "reconnect_max_ms": 50, "stand_in": STAND_IN}
+
+
+async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(nursery, tmp_path):
+    port = free_port()
+    settings = "[switch.saf]\nbackoff_min_ms = 20\nbackoff_max_ms = 50\n"
+    switch, switch_port = await start_switch(nursery, tmp_path, stand_in_issuer(port), settings=settings)
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        first = await terminal.purchase(pan=APPROVE, amount=3000, expiry=EXPIRY)
+        too_big = await terminal.purchase(pan=APPROVE, amount=6000, expiry=EXPIRY)
+        cash = await terminal.send(terminal.card_request("0200", pan=APPROVE, amount=100, expiry=EXPIRY,
+                                                         processing_code="010000"))
+        second = await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY)
+        over_daily = await terminal.purchase(pan=APPROVE, amount=2000, expiry=EXPIRY)
+    assert first["39"] == "00" and first["38"].startswith("S")
+    assert (too_big["39"], cash["39"], second["39"]) == ("61", "57", "00")
+    assert over_daily["39"] == "65"  # third approval of the day for this card
+    assert switch.saf.pending("bank") == 2
+
+    bank = make_bank({"pan": APPROVE})
+    await start_issuer(nursery, bank, port)
+    with trio.fail_after(5):
+        while switch.saf.pending("bank"):
+            await trio.sleep(0.05)
+    assert bank.accounts[APPROVE].balance == 100000 - 7000
+    await switch.journal.flush()
+    saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
+    assert [(s["kind"], s["status"], s["response_code"]) for s in saf] == [
+        ("stand_in_advice", "acknowledged", "00")] * 2
+    reasons = [r["reason"] for r in journal_rows(tmp_path / "data")]
+    assert "issuer unavailable; stand-in: amount over the per-transaction limit" in reasons
+    assert invariants_hold(tmp_path / "data") == []
+
+
+async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file):
+    """The issuer never answers advices of 44.44; that one is parked, the rest are delivered."""
+    port = free_port()
+    settings = "[switch.saf]\nretry_limit = 3\nbackoff_min_ms = 20\nbackoff_max_ms = 40\n"
+    issuer = {**stand_in_issuer(port), "timeout_ms": 200}
+    switch, switch_port = await start_switch(nursery, tmp_path, issuer, settings=settings)
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        for amount in (4444, 1000):
+            assert (await terminal.purchase(pan=APPROVE, amount=amount, expiry=EXPIRY))["39"] == "00"
+    bank = make_bank({"pan": APPROVE})
+    bank.rules[4444] = Fault(action="no_reply", mtis=frozenset({"0220", "0221"}))
+    await start_issuer(nursery, bank, port)
+    with trio.fail_after(10):
+        while switch.saf.pending("bank"):
+            await trio.sleep(0.05)
+    await switch.journal.flush()
+    saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
+    assert [(s["status"], s["attempts"]) for s in saf] == [("parked", 3), ("acknowledged", 1)]
+    assert [e["saf_id"] for e in read_events(log_file) if e["event"] == "saf_parked"] == [saf[0]["id"]]
+
+
+async def silent_server(nursery) -> int:
+    """A TCP peer that accepts and never answers: an issuer that hangs."""
+    async def hang(stream):
+        async with stream:
+            await trio.sleep_forever()
+    listeners = await nursery.start(partial(trio.serve_tcp, hang, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file):
+    port = await silent_server(nursery)
+    switch, _ = await start_switch(nursery, tmp_path, {"port": port, "timeout_ms": 50, "echo_interval_ms": 50,
+                                                        "max_missed_echoes": 2, "reconnect_min_ms": 1000})
+    await switch.wait_links_up()
+    with trio.fail_after(3):
+        while not any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
+                      if e["event"] == "link_down"):
+            await trio.sleep(0.05)
+    assert [e["missed"] for e in read_events(log_file) if e["event"] == "link_echo_missed"][:2] == [1, 2]
+
+
+async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_path, log_file):
+    silent = await silent_server(nursery)
+    switch, port = await start_switch(nursery, tmp_path, {"port": silent, "sign_on": True, "timeout_ms": 100})
+    async with open_terminal("127.0.0.1", port) as terminal:
+        await trio.sleep(0.2)
+        started = trio.current_time()
+        assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "91"
+        assert trio.current_time() - started < 0.1  # not up: 91 at once, no waiting for a timeout
+    assert any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file) if e["event"] == "link_down")
+
+
+async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        async with trio.open_nursery() as nursery:
+            answers = []
+
+            async def slow_purchase():
+                answers.append(await terminal.purchase(pan="6011000000000038", amount=100, expiry=EXPIRY))
+
+            nursery.start_soon(slow_purchase)
+            await trio.sleep(0.1)
+            demo.switch.shutdown()
+            await trio.sleep(0.1)
+            try:
+                await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"])
+                accepted_new = True
+            except OSError:
+                accepted_new = False
+    assert answers[0]["39"] == "00" and not accepted_new
+    with trio.fail_after(5):
+        await demo.switch.stopped.wait()
+    assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
