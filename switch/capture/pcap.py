@@ -25,6 +25,10 @@ from switch.wire.framing import FramingError
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")
 Endpoint = tuple[str, int]
+# Raw IP: LINKTYPE_RAW (101) as files store it, the platform DLT_RAW values (12, 14) some writers
+# use, and LINKTYPE_IPV4 / LINKTYPE_IPV6 (228, 229).
+RAW_IP_LINKTYPES = (101, 12, 14, 228, 229)
+LINKTYPE_LINUX_SLL2 = 276
 
 
 def is_packet_capture(head: bytes) -> bool:
@@ -51,16 +55,16 @@ def _ip_layer(linktype: int, buf: bytes):
         return dpkt.ethernet.Ethernet(buf).data
     if linktype == dpkt.pcap.DLT_LINUX_SLL:
         return dpkt.sll.SLL(buf).data
-    if linktype == getattr(dpkt.pcap, "DLT_LINUX_SLL2", 276):
+    if linktype == LINKTYPE_LINUX_SLL2:
         return dpkt.sll2.SLL2(buf).data
     if linktype in (dpkt.pcap.DLT_NULL, dpkt.pcap.DLT_LOOP):
         return dpkt.loopback.Loopback(buf).data
-    if linktype in (dpkt.pcap.DLT_RAW, 12, 14):
+    if linktype in RAW_IP_LINKTYPES:
         return (dpkt.ip6.IP6 if buf[:1] and buf[0] >> 4 == 6 else dpkt.ip.IP)(buf)
     raise CaptureFormatError(f"unsupported link type {linktype} (expected Ethernet, Linux SLL, loopback or raw IP)")
 
 
-def _address(ip) -> str:
+def _address(ip) -> tuple[str, str]:
     family = socket.AF_INET6 if isinstance(ip, dpkt.ip6.IP6) else socket.AF_INET
     return socket.inet_ntop(family, ip.src), socket.inet_ntop(family, ip.dst)
 
