@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "switch.commands.decode",
     "switch.commands.capture",
     "switch.routes.cli",
+    "switch.commands.load",
 )
 
 
