@@ -13,6 +13,7 @@ import attrs
 import trio
 
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
+from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
@@ -27,10 +28,11 @@ class IssuerHostConfig:
     host: str
     port: int
     dialect: Dialect
+    pin_check: PinCheck | None = None  # verify PIN blocks under the ZPK shared with the switch
 
 
 def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
-    """An issuer file: `[issuer]` (name, host, port, dialect), `[[cards]]`, `[[rules]]`."""
+    """An issuer file: `[issuer]` (name, host, port, dialect, PIN keys), `[[cards]]`, `[[rules]]`."""
     top = Table(path, "", read_toml(path))
     section = top.table("issuer")
     config = IssuerHostConfig(
@@ -38,6 +40,7 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         host=section.get("host", str, "127.0.0.1"),
         port=section.get("port", int, 0, "a port from 0 to 65535", lambda v: 0 <= v <= 65535),
         dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
+        pin_check=parse_pin_check(section, Path(path).parent),
     )
     section.finish()
     accounts = [parse_account(card) for card in top.tables("cards")]
@@ -81,7 +84,9 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             return
         if fault.action == "no_reply":
             return
-        await send.send(dialect.frame(bank.decide(request), reply_tpdu(frame.tpdu)))
+        refusal = await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None
+        response = bank.decide(request) if refusal is None else bank._reply(request, refusal)
+        await send.send(dialect.frame(response, reply_tpdu(frame.tpdu)))
 
     try:
         async with stream, trio.open_nursery() as nursery:

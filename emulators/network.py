@@ -13,12 +13,18 @@ import trio
 
 from emulators.bank import Bank
 from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
+from emulators.terminal import PinKey
 from switch.capture.sink import Capture
 from switch.config import load_config
+from switch.hsm.keystore import Keystore
+from switch.hsm.lmk import load_lmk
 from switch.service import Switch
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "specs" / "demo"
 DEMO_SWITCH = DEMO_DIR / "switch.toml"
+DEMO_KEYS = DEMO_DIR / "keys.toml"
+DEMO_LMK = DEMO_DIR / "lmk-insecure.txt"  # published, INSECURE: demo and tests only
+DEMO_TPK = "tpk.demo"
 
 
 @attrs.define
@@ -27,6 +33,11 @@ class Network:
     ports: dict[str, int]  # listener name -> bound port
     issuers: dict[str, tuple[IssuerHostConfig, Bank]]
     issuer_ports: dict[str, int]
+
+
+def demo_pin_key(keys: Path = DEMO_KEYS, tpk: str = DEMO_TPK, lmk_file: Path | None = DEMO_LMK) -> PinKey:
+    """The demo terminals' PIN key (every demo terminal shares the zone TPK `tpk.demo`)."""
+    return PinKey(Keystore.load(keys, load_lmk(lmk_file)), tpk)
 
 
 def demo_issuer_files() -> list[Path]:

@@ -12,10 +12,15 @@ import itertools
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
+import attrs
 import trio
 
 from switch.capture.sink import Capture
+from switch.engine import card_pan
 from switch.errors import CardswitchError
+from switch.hsm import encrypt_pin_block
+from switch.hsm.keystore import Keystore
+from switch.wire.masking import CVV2_TAG
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
 from switch.wire.message import Message
@@ -29,6 +34,15 @@ class TerminalError(CardswitchError):
     """The switch did not answer in time, or the connection failed."""
 
 
+@attrs.frozen
+class PinKey:
+    """The terminal's PIN key: its TPK's name in a key store. The PIN block is made inside the
+    HSM package (`encrypt_pin_block`), so the terminal never holds a clear key."""
+
+    keystore: Keystore
+    tpk: str
+
+
 def transmission_time(now: datetime.datetime) -> str:
     return now.strftime("%m%d%H%M%S")
 
@@ -40,13 +54,14 @@ def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
 
 class Terminal:
     def __init__(self, stream: trio.SocketStream, dialect: Dialect, tid: str, mid: str,
-                 timeout: float, tpdu: bytes, capture: Capture | None = None):
+                 timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None):
         self.stream = stream
         self.dialect = dialect
         self.tid = tid
         self.mid = mid
         self.timeout = timeout
         self.tpdu = tpdu
+        self.pin_key = pin_key
         self._stan = itertools.count()
         # (field 11, field 41) -> channels of the senders waiting, oldest first: a terminal that
         # retransmits sends the same key more than once.
@@ -79,7 +94,10 @@ class Terminal:
 
     def card_request(self, mti: str, *, pan: str | None = None, amount: int, expiry: str | None = None,
                      track2: str | None = None, currency: str = "978", processing_code: str = "000000",
-                     pin_block: str | None = None, extra: dict[str, str] | None = None) -> Message:
+                     pin_block: str | None = None, pin: str | None = None, cvv2: str | None = None,
+                     extra: dict[str, str] | None = None) -> Message:
+        """A card request; `pin` is entered on the PIN pad (encrypted under the terminal's TPK
+        into field 52), `cvv2` goes into field 48 tag 92."""
         message = self.base(mti, processing_code, amount, currency)
         if pan is not None:
             message["2"] = pan
@@ -88,8 +106,14 @@ class Terminal:
         if track2 is not None:
             message["35"] = track2
         message["22"] = "901" if track2 else "012"
+        if pin is not None:
+            if self.pin_key is None:
+                raise TerminalError("a PIN needs the terminal's PIN key (open_terminal(pin_key=...))")
+            pin_block = encrypt_pin_block(self.pin_key.keystore, self.pin_key.tpk, pin, card_pan(message) or "")
         if pin_block is not None:
             message["52"] = pin_block
+        if cvv2 is not None:
+            message["48"] = f"{CVV2_TAG}{len(cvv2):02d}{cvv2}"
         message.fields.update(extra or {})
         return message
 
@@ -182,7 +206,8 @@ class Terminal:
 @asynccontextmanager
 async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
-                        tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None) -> AsyncIterator[Terminal]:
+                        tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None,
+                        pin_key: PinKey | None = None) -> AsyncIterator[Terminal]:
     """A connected terminal; the connection closes when the block ends."""
     if isinstance(dialect, str):
         dialect = load_dialect(dialect)
@@ -191,7 +216,7 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
     except OSError as exc:
         raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
     async with stream, trio.open_nursery() as nursery:
-        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture)
+        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture, pin_key)
         nursery.start_soon(terminal._reader)
         try:
             yield terminal

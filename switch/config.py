@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 
 from switch.errors import ConfigError
+from switch.hsm.pinverify import DEFAULT_DECTAB
 from switch.standin import StandInLimits, parse_stand_in
 from switch.routing import RoutingTable, parse_routes
 from switch.tomlfile import Table, read_toml
@@ -19,6 +20,10 @@ from switch.wire.dialect import Dialect, load_dialect
 from switch.wire.framing import DEFAULT_MAX_FRAME, TPDU_LENGTH
 
 DEFAULT_TIMEOUT_MS = 5000
+DEFAULT_HSM_TIMEOUT_MS = 1000
+HSM_MODES = ("in-process", "tcp")
+PIN_METHODS = ("ibm", "pvv")
+PIN_FORMATS = (0, 1, 3)  # ISO 9564 formats a TDES zone PIN key carries
 DEFAULT_MATCH_KEY = ("mti", "11", "41")
 MATCH_KEY_PARTS = ("mti", "11", "37", "41", "42")
 
@@ -37,6 +42,36 @@ class ListenerConfig:
     dialect: Dialect
     acquirer_id: str | None = None  # field 32 set on requests that lack it
     max_frame: int = DEFAULT_MAX_FRAME
+    tpk: str | None = None  # key store name of the zone TPK its terminals encrypt PINs under
+    terminal_tpks: dict[str, str] = attrs.field(factory=dict)  # terminal id -> its own TPK
+
+    def tpk_for(self, tid: str) -> str | None:
+        return self.terminal_tpks.get(tid, self.tpk)
+
+
+@attrs.frozen
+class CardData:
+    """What an issuer shares so the switch can verify PINs on its behalf (never the PIN)."""
+
+    pvki: int = 1
+    pvv: str | None = None
+    ibm_offset: str | None = None
+    pin_length: int = 4
+    validation_data: str | None = None  # payShield's 12 characters; default PAN[:11] + "N"
+
+
+@attrs.frozen
+class VerifyConfig:
+    """Checks the switch makes on an issuer's behalf; each is off unless configured."""
+
+    pin: str | None = None  # "ibm" (IBM 3624 offset) or "pvv" (Visa PVV)
+    pvk: str | None = None
+    cvv: bool = False  # CVV in track 2 (iCVV when the entry mode is chip, 05x)
+    cvv2: bool = False  # field 48 tag 92
+    cvk: str | None = None
+    max_pin_tries: int = 3  # wrong PINs in a row per card, then 75
+    dectab: str = DEFAULT_DECTAB
+    cards: dict[str, CardData] = attrs.field(factory=dict, repr=False)  # PAN -> shared card data
 
 
 @attrs.frozen
@@ -58,6 +93,26 @@ class IssuerConfig:
     echo_interval: float = 30.0  # seconds of silence before an 0800/301 echo
     max_missed_echoes: int = 3  # then the link is dropped and reconnected
     stand_in: StandInLimits | None = None
+    zpk: str | None = None  # key store name of the zone PIN key shared with this issuer
+    pin_format: int = 0  # ISO 9564 format of the PIN blocks it receives
+    verify: VerifyConfig | None = None
+
+
+@attrs.frozen
+class HsmConfig:
+    """How the switch reaches its HSM, and the key store it names keys from.
+
+    `keys` holds the store's LMK-encrypted keys by name (never a clear key); the LMK itself is
+    read only by the in-process HSM, at start-up."""
+
+    mode: str = "in-process"
+    host: str = "127.0.0.1"
+    port: int = 1500
+    timeout: float = DEFAULT_HSM_TIMEOUT_MS / 1000
+    keys_file: Path | None = None
+    lmk_file: Path | None = None  # None: $CARDSWITCH_LMK
+    key_types: dict[str, str] = attrs.field(factory=dict, repr=False)  # name -> ZPK, TPK ...
+    keys: dict[str, str] = attrs.field(factory=dict, repr=False)  # name -> LMK-encrypted key
 
 
 @attrs.frozen
@@ -80,6 +135,7 @@ class SwitchConfig:
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
     saf: SafConfig = SafConfig()
+    hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
     source: str = ""
 
 
@@ -93,7 +149,64 @@ def _dialect(table: Table, name: str = "dialect") -> Dialect:
         raise table.error(name, exc.expected) from None
 
 
-def _listener(table: Table) -> ListenerConfig:
+def _optional(required: bool) -> dict:
+    """`Table.get` keyword arguments: no default when the key is required."""
+    return {} if required else {"default": None}
+
+
+def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: bool = False) -> str | None:
+    """A key store name of the given type, checked against the [hsm] key store."""
+    value = table.get(name, str, **_optional(required), expected=f"the name of a {key_type} key in the key store")
+    if value is None:
+        return None
+    if hsm is None or hsm.keys_file is None:
+        raise table.error(name, 'a key store to name keys from: [hsm] keys = "path"')
+    if hsm.key_types.get(value) != key_type:
+        raise table.error(name, f"the name of a {key_type} key in {hsm.keys_file}")
+    return value
+
+
+def _key_store(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Key types and LMK-encrypted keys by name, read without the LMK (the HSM checks them)."""
+    store = Table(path, "", read_toml(path))
+    types, encrypted = {}, {}
+    for name, entry in store.get("keys", dict, expected="a table of named keys").items():
+        key = Table(path, f"keys.{name}", entry)
+        types[name] = key.get("type", str, expected="a key type such as ZPK")
+        encrypted[name] = key.get("key", str, expected="a key encrypted under the LMK")
+    return types, encrypted
+
+
+def _hsm(top: Table, base: Path) -> HsmConfig | None:
+    present = "hsm" in top.data
+    table = top.table("hsm")
+    keys = table.get("keys", str, None, "the path of an existing key store file, relative to this file",
+                     lambda v: (base / v).is_file())
+    lmk_file = table.get("lmk_file", str, None, "the path of an existing LMK file, relative to this file",
+                         lambda v: (base / v).is_file())
+    key_types, encrypted = _key_store(base / keys) if keys else ({}, {})
+    hsm = HsmConfig(
+        mode=table.get("mode", str, "in-process", f"one of: {', '.join(HSM_MODES)}", lambda v: v in HSM_MODES),
+        host=table.get("host", str, "127.0.0.1"),
+        port=table.get("port", int, 1500, "a port number from 1 to 65535", lambda v: _port(v) and v > 0),
+        timeout=table.get("timeout_ms", int, DEFAULT_HSM_TIMEOUT_MS, "milliseconds, at least 1",
+                          lambda v: v >= 1) / 1000,
+        keys_file=base / keys if keys else None,
+        lmk_file=base / lmk_file if lmk_file else None,
+        key_types=key_types,
+        keys=encrypted,
+    )
+    table.finish()
+    return hsm if present else None
+
+
+def _listener(table: Table, hsm: HsmConfig | None) -> ListenerConfig:
+    terminal_tpks = {}
+    for terminal in table.tables("terminals"):
+        tid = terminal.get("tid", str, expected="a terminal id (field 41), 1 to 8 characters",
+                           check=lambda v: 1 <= len(v) <= 8)
+        terminal_tpks[tid] = _key_name(terminal, "tpk", "TPK", hsm, required=True)
+        terminal.finish()
     listener = ListenerConfig(
         name=table.get("name", str, table.where),
         host=table.get("host", str, "127.0.0.1"),
@@ -103,12 +216,59 @@ def _listener(table: Table) -> ListenerConfig:
                               lambda v: v.isdigit() and 1 <= len(v) <= 11),
         max_frame=table.get("max_frame", int, DEFAULT_MAX_FRAME, "bytes, from 64 to 65535",
                             lambda v: 64 <= v <= 65535),
+        tpk=_key_name(table, "tpk", "TPK", hsm),
+        terminal_tpks=terminal_tpks,
     )
     table.finish()
     return listener
 
 
-def _issuer(table: Table) -> IssuerConfig:
+def _card_data(path: Path, method: str) -> dict[str, CardData]:
+    """`[[cards]]` with the values PIN verification needs; other keys are ignored, so an
+    issuer's card file can be shared as it is."""
+    top = Table(path, "", read_toml(path))
+    cards = {}
+    for card in top.tables("cards"):
+        pan = card.get("pan", str, expected="12 to 19 digits", check=lambda v: v.isdigit() and 12 <= len(v) <= 19)
+        cards[pan] = CardData(
+            pvki=card.get("pvki", int, 1, "a digit, 0 to 9", lambda v: 0 <= v <= 9),
+            pvv=card.get("pvv", str, **_optional(method == "pvv"), expected="4 digits",
+                         check=lambda v: v.isdigit() and len(v) == 4),
+            ibm_offset=card.get("ibm_offset", str, **_optional(method == "ibm"), expected="4 to 12 digits",
+                                check=lambda v: v.isdigit() and 4 <= len(v) <= 12),
+            pin_length=card.get("pin_length", int, 4, "4 to 12", lambda v: 4 <= v <= 12),
+            validation_data=card.get("validation_data", str, None, "12 characters: hex digits, at most one N",
+                                     lambda v: len(v) == 12 and v.count("N") <= 1
+                                     and all(c in "0123456789ABCDEFN" for c in v)),
+        )
+    return cards
+
+
+def _verify(table: Table, base: Path, hsm: HsmConfig | None) -> VerifyConfig | None:
+    present = "verify" in table.data
+    verify = table.table("verify")
+    pin = verify.get("pin", str, None, f"one of: {', '.join(PIN_METHODS)}", lambda v: v in PIN_METHODS)
+    cvv = verify.get("cvv", bool, False)
+    cvv2 = verify.get("cvv2", bool, False)
+    card_data = verify.get("card_data", str, **_optional(pin is not None),
+                           expected="the path of a card data file ([[cards]] with pan, pvki, pvv or ibm_offset)",
+                           check=lambda v: (base / v).is_file())
+    config = VerifyConfig(
+        pin=pin,
+        pvk=_key_name(verify, "pvk", "PVK", hsm, required=pin is not None),
+        cvv=cvv,
+        cvv2=cvv2,
+        cvk=_key_name(verify, "cvk", "CVK", hsm, required=cvv or cvv2),
+        max_pin_tries=verify.get("max_pin_tries", int, 3, "an integer from 1 to 99", lambda v: 1 <= v <= 99),
+        dectab=verify.get("dectab", str, DEFAULT_DECTAB, "16 decimal digits",
+                          lambda v: len(v) == 16 and v.isdigit()),
+        cards=_card_data(base / card_data, pin) if pin else {},
+    )
+    verify.finish()
+    return config if present else None
+
+
+def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
     match_key = table.get("match_key", list, list(DEFAULT_MATCH_KEY),
                           f"an array of: {', '.join(MATCH_KEY_PARTS)}",
                           lambda v: bool(v) and all(part in MATCH_KEY_PARTS for part in v))
@@ -132,7 +292,13 @@ def _issuer(table: Table) -> IssuerConfig:
         echo_interval=table.get("echo_interval_ms", int, 30000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
         max_missed_echoes=table.get("max_missed_echoes", int, 3, "an integer, at least 1", lambda v: v >= 1),
         stand_in=parse_stand_in(table.table("stand_in")),
+        zpk=_key_name(table, "zpk", "ZPK", hsm),
+        pin_format=table.get("pin_format", int, 0, f"one of: {', '.join(map(str, PIN_FORMATS))}",
+                             lambda v: v in PIN_FORMATS),
+        verify=_verify(table, base, hsm),
     )
+    if issuer.verify is not None and issuer.verify.pin and issuer.zpk is None:
+        raise table.error("zpk", "a ZPK name: [issuers.verify] pin checks the PIN block under it")
     table.finish()
     return issuer
 
@@ -170,8 +336,9 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     )
     saf_table.finish()
     settings.finish()
-    listeners = tuple(_listener(t) for t in top.tables("listeners"))
-    issuers = tuple(_issuer(t) for t in top.tables("issuers"))
+    hsm = _hsm(top, path.parent)
+    listeners = tuple(_listener(t, hsm) for t in top.tables("listeners"))
+    issuers = tuple(_issuer(t, path.parent, hsm) for t in top.tables("issuers"))
     if not listeners:
         raise top.error("listeners", "at least one [[listeners]] table")
     names = [issuer.name for issuer in issuers]
@@ -185,4 +352,4 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
                         log_file=log_file, duplicate_window=duplicate_window,
-                        shutdown_grace=shutdown_grace, saf=saf, source=str(path))
+                        shutdown_grace=shutdown_grace, saf=saf, hsm=hsm, source=str(path))

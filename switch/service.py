@@ -30,6 +30,7 @@ from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
 from switch.records import TxnRecords
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
+from switch.security import CardSecurity
 from switch.standin import StandIn
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan
@@ -51,6 +52,7 @@ class Switch:
         self.history = History(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
         self.stand_in = StandIn()
+        self.security = CardSecurity(config, self.vault.pan_hash)
         self.in_flight = 0
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], Txn] = OrderedDict()
         self._stop = trio.Event()
@@ -103,6 +105,7 @@ class Switch:
                             await trio.sleep(0.01)
                     connections.cancel_scope.cancel()
                 core.cancel_scope.cancel()
+            await self.security.aclose()
             await self.journal.flush()
             logs.event("shutdown_complete", abandoned=self.in_flight)
             journal_nursery.cancel_scope.cancel()
@@ -201,6 +204,10 @@ class Switch:
         outgoing = request.copy()
         if "32" not in outgoing and listener.acquirer_id:
             outgoing["32"] = listener.acquirer_id
+        declined = await self.security.check(request, outgoing, listener, link.config)
+        if declined is not None:
+            txn.state = "declined"
+            return respond(request, declined.code), declined.reason
         txn.forwarded = outgoing
         try:
             answer = await link.request(outgoing)

@@ -25,7 +25,7 @@ def cardswitch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_demo_runs_every_scripted_outcome():
     result = cardswitch("demo")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "14 of 14 outcomes as expected" in result.stdout
+    assert "19 of 19 outcomes as expected" in result.stdout
     assert "4761730000000011" not in result.stdout  # PANs are masked in the table
 
 
@@ -33,7 +33,7 @@ def test_demo_cards_as_json():
     result = cardswitch("demo", "--cards", "--json")
     cards = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0
-    assert {"pan", "expiry", "issuer", "outcome"} <= set(cards[0])
+    assert {"pan", "expiry", "issuer", "pin", "cvv2", "outcome"} <= set(cards[0])
     assert any(card["outcome"].startswith("timeout") for card in cards)
 
 

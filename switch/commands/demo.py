@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from emulators.issuer import load_issuer_file
-from emulators.network import Network, demo_issuer_files, start_network
+from emulators.network import Network, demo_issuer_files, demo_pin_key, start_network
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
 from switch.commands.serve import shutdown_on_signal
@@ -38,6 +38,8 @@ class Step:
     mti: str = "0200"
     processing_code: str = "000000"
     listener: str = "terminals"
+    pin: str | None = None  # entered on the terminal, sent encrypted under its TPK
+    cvv2: str | None = None
 
 
 SCRIPT = (
@@ -55,6 +57,12 @@ SCRIPT = (
     Step("purchase over POS TPDU listener", "00", "4761730000000011", listener="pos"),
     Step("reversal of the first purchase", "00", mti="0400"),
     Step("echo test (0800/301)", "00", mti="0800"),
+    # PINs and CVV2s as `cardswitch demo --cards` lists them.
+    Step("PIN purchase, PIN verified by the switch", "00", "4761730000000011", pin="1234"),
+    Step("PIN purchase, wrong PIN", "55", "4761730000000011", pin="0000"),
+    Step("PIN purchase, issuer verifies it (bank_b)", "00", "5200000000000015", pin="9753"),
+    Step("card not present, CVV2 correct", "00", "4761730000000011", cvv2="042"),
+    Step("card not present, wrong CVV2", "N7", "4761730000000011", cvv2="999"),
 )
 
 
@@ -96,6 +104,7 @@ def demo_cards() -> list[dict[str, str]]:
         config, bank = load_issuer_file(path)
         for account in bank.accounts.values():
             cards.append({"pan": account.pan, "expiry": account.expiry, "issuer": config.name,
+                          "pin": str(account.extra.get("pin", "")), "cvv2": str(account.extra.get("cvv2", "")),
                           "outcome": str(account.extra.get("outcome", ""))})
     return cards
 
@@ -106,9 +115,11 @@ def list_cards(as_json: bool) -> int:
         for card in cards:
             print(json.dumps(card))
         return 0
-    print(f"{'PAN':<20} {'expiry':<7} {'issuer':<8} outcome")
+    print("Demo test cards only: their PINs and CVV2s are published.")
+    print(f"{'PAN':<20} {'expiry':<7} {'issuer':<8} {'pin':<5} {'cvv2':<5} outcome")
     for card in cards:
-        print(f"{card['pan']:<20} {card['expiry']:<7} {card['issuer']:<8} {card['outcome']}")
+        print(f"{card['pan']:<20} {card['expiry']:<7} {card['issuer']:<8} {card['pin']:<5} {card['cvv2']:<5} "
+              f"{card['outcome']}")
     print("Unknown BIN (no route, 15): 3700000000000007")
     return 0
 
@@ -133,7 +144,7 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
     if step.mti == "0400":
         return await terminal.reverse(first[0])
     request = terminal.card_request(step.mti, pan=step.pan, amount=step.amount, expiry=EXPIRY,
-                                    processing_code=step.processing_code)
+                                    processing_code=step.processing_code, pin=step.pin, cvv2=step.cvv2)
     if not first:
         first.append(request)
     return await terminal.send(request)
@@ -141,10 +152,12 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
 
 async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
     rows = []
+    pin_key = demo_pin_key()
     async with trio.open_nursery() as nursery:
         network: Network = await start_network(nursery, data_dir, capture=capture)
-        async with open_terminal("127.0.0.1", network.ports["terminals"]) as main, \
-                open_terminal("127.0.0.1", network.ports["pos"], dialect="pos-tpdu", tid="T0000002") as pos:
+        async with open_terminal("127.0.0.1", network.ports["terminals"], pin_key=pin_key) as main, \
+                open_terminal("127.0.0.1", network.ports["pos"], dialect="pos-tpdu", tid="T0000002",
+                              pin_key=pin_key) as pos:
             terminals = {"terminals": main, "pos": pos}
             first: list[Message] = []
             for step in SCRIPT:

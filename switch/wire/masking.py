@@ -31,17 +31,25 @@ def pan_from_track2(track2: str) -> str | None:
     return None
 
 
-def mask_field48(value: str) -> str:
-    """Field 48 TLV with the CVV2 subelement hidden; unparseable content is hidden whole."""
+def field48_subelements(value: str) -> list[tuple[str, str]] | None:
+    """Field 48's TLV subelements (2-digit tag, 2-digit length, value), or None if malformed."""
     out, pos = [], 0
     while pos < len(value):
         tag, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
         if not (tag.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
-            return "*" * len(value)
-        data = value[pos + 4 : pos + 4 + int(length)]
-        out.append(tag + length + ("*" * len(data) if tag == CVV2_TAG else data))
+            return None
+        out.append((tag, value[pos + 4 : pos + 4 + int(length)]))
         pos += 4 + int(length)
-    return "".join(out)
+    return out
+
+
+def mask_field48(value: str) -> str:
+    """Field 48 TLV with the CVV2 subelement hidden; unparseable content is hidden whole."""
+    subelements = field48_subelements(value)
+    if subelements is None:
+        return "*" * len(value)
+    return "".join(f"{tag}{len(data):02d}" + ("*" * len(data) if tag == CVV2_TAG else data)
+                   for tag, data in subelements)
 
 
 def masked_value(field: str, value: str) -> str:

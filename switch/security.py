@@ -1,0 +1,182 @@
+"""The PIN and card-verification stage of the pipeline, between routing and the issuer link.
+
+The switch never sees a clear PIN or key: it hands LMK-encrypted keys and encrypted PIN blocks
+to the HSM (in-process by default, or over TCP host commands) and acts on its answers. For each
+routed request `CardSecurity.check()`:
+
+1. checks, where the issuer asked for it ([issuers.verify]), the CVV in track 2 (field 35; the
+   iCVV when the entry mode is chip, 05x) -> 82, and the CVV2 in field 48 tag 92 -> N7;
+2. translates field 52 from the terminal's TPK to the issuer's ZPK (CA), in the outgoing copy;
+3. verifies the PIN on the issuer's behalf (IBM offset or PVV, from the card data the issuer
+   shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row.
+
+An unreachable HSM, or one that does not answer within `[hsm] timeout_ms` for the whole stage,
+gives 96; so does an HSM error (logged with command and error code only). Nothing secret is
+logged: not the PIN block, the PIN, a CVV, nor any key.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+import trio
+
+from switch import logs
+from switch.config import HsmConfig, IssuerConfig, ListenerConfig, SwitchConfig, VerifyConfig
+from switch.engine import RC, card_pan
+from switch.errors import ConfigError
+from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
+from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE
+from switch.hsm.demo import default_validation_data
+from switch.hsm.keystore import Keystore
+from switch.hsm.lmk import load_lmk
+from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
+
+WRONG_PIN = "55"
+PIN_TRIES_EXCEEDED = "75"
+CVV_FAILED = "82"
+CVV2_FAILED = "N7"
+TERMINAL_PIN_FORMAT = 0  # ISO 9564 format 0 from terminals
+TRACK2_CVV_OFFSET = 5  # in the discretionary data, after PVKI (1) and PVV (4): Visa's usual layout
+CHIP_ENTRY = "05"
+
+
+@attrs.frozen
+class Decline:
+    code: str
+    reason: str  # for the journal: what failed, never a value
+
+
+@attrs.frozen
+class Track2:
+    pan: str
+    expiry: str
+    service_code: str
+    discretionary: str
+
+    @classmethod
+    def parse(cls, track2: str) -> Track2 | None:
+        pan = pan_from_track2(track2)
+        if pan is None:
+            return None
+        rest = track2[len(pan) + 1:]
+        if len(rest) < 7 or not rest[:7].isdigit():
+            return None
+        return cls(pan, rest[:4], rest[4:7], rest[7:])
+
+    @property
+    def cvv(self) -> str | None:
+        value = self.discretionary[TRACK2_CVV_OFFSET:TRACK2_CVV_OFFSET + 3]
+        return value if len(value) == 3 and value.isdigit() else None
+
+
+def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:
+    """The configured HSM client. In-process, the LMK is read here and the key store checked
+    against it, so a wrong LMK or a damaged key store stops the switch at start-up."""
+    if config.mode == "tcp":
+        return TcpHsm(config.host, config.port, timeout=config.timeout)
+    try:
+        lmk = load_lmk(config.lmk_file)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(source, "hsm.lmk_file", f"an LMK file, or $CARDSWITCH_LMK ({exc})") from None
+    if config.keys_file is not None:
+        Keystore.load(config.keys_file, lmk)
+    return InProcessHsm(lmk)
+
+
+class CardSecurity:
+    """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card."""
+
+    def __init__(self, config: SwitchConfig, pan_hash: Callable[[str], str]):
+        self.config = config.hsm
+        self.hsm = open_hsm(config.hsm, config.source) if config.hsm is not None else None
+        self._pan_hash = pan_hash
+        self._wrong_pins: dict[str, int] = {}  # PAN hash -> wrong PINs in a row
+
+    async def aclose(self) -> None:
+        if self.hsm is not None:
+            await self.hsm.aclose()
+
+    def _needed(self, request, listener: ListenerConfig, issuer: IssuerConfig) -> bool:
+        has_pin_keys = "52" in request and (issuer.zpk or listener.tpk_for(request.get("41", "")))
+        return self.hsm is not None and bool(has_pin_keys or issuer.verify)
+
+    async def check(self, request, outgoing, listener: ListenerConfig, issuer: IssuerConfig) -> Decline | None:
+        """A decline, or None to forward `outgoing` (its field 52 now under the issuer's ZPK)."""
+        if not self._needed(request, listener, issuer):
+            return None
+        try:
+            with trio.fail_after(self.config.timeout):
+                return await self._check(request, outgoing, listener, issuer)
+        except (HsmUnavailable, trio.TooSlowError):
+            logs.warning("hsm_unavailable", issuer=issuer.name, mode=self.config.mode, timeout_s=self.config.timeout)
+            return Decline(RC.SYSTEM_ERROR, "HSM unavailable")
+        except HsmError as exc:
+            logs.warning("hsm_error", issuer=issuer.name, command=exc.command, code=exc.code)
+            return Decline(RC.SYSTEM_ERROR, f"HSM error {exc.code} on {exc.command}")
+
+    async def _check(self, request, outgoing, listener: ListenerConfig, issuer: IssuerConfig) -> Decline | None:
+        pan = card_pan(request) or ""
+        verify = issuer.verify
+        if verify is not None:
+            declined = await self._card_values(request, pan, verify)
+            if declined is not None:
+                return declined
+        if "52" not in request:
+            return None
+        tpk = listener.tpk_for(request.get("41", ""))
+        if tpk is None and issuer.zpk is None:
+            return None  # no PIN keys on either side: the block travels as the terminal sent it
+        if tpk is None or issuer.zpk is None:
+            missing = "terminal's TPK" if tpk is None else "issuer's ZPK"
+            return Decline(RC.SYSTEM_ERROR, f"PIN block but no {missing} configured")
+        keys = self.config.keys
+        outgoing["52"] = await self.hsm.translate_pin_tpk_to_zpk(
+            keys[tpk], keys[issuer.zpk], request["52"], pan, TERMINAL_PIN_FORMAT, issuer.pin_format)
+        if verify is not None and verify.pin is not None:
+            return await self._verify_pin(outgoing["52"], pan, issuer, verify)
+        return None
+
+    async def _card_values(self, request, pan: str, verify: VerifyConfig) -> Decline | None:
+        """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present."""
+        cvk = self.config.keys[verify.cvk] if verify.cvk else ""
+        track2 = Track2.parse(request["35"]) if "35" in request else None
+        if verify.cvv and "35" in request:
+            chip = request.get("22", "").startswith(CHIP_ENTRY)
+            if track2 is None or track2.cvv is None:
+                return Decline(CVV_FAILED, "track 2 without a CVV")
+            service_code = ICVV_SERVICE_CODE if chip else track2.service_code
+            if not await self.hsm.verify_cvv(cvk, track2.pan, track2.expiry, service_code, track2.cvv):
+                return Decline(CVV_FAILED, "iCVV failed" if chip else "CVV failed")
+        cvv2 = dict(field48_subelements(request.get("48", "")) or ()).get(CVV2_TAG)
+        if verify.cvv2 and cvv2 is not None:
+            expiry = request.get("14") or (track2.expiry if track2 else "")
+            if not (cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
+                    cvk, pan, expiry, CVV2_SERVICE_CODE, cvv2):
+                return Decline(CVV2_FAILED, "CVV2 failed")
+        return None
+
+    async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig, verify: VerifyConfig) -> Decline | None:
+        card_hash = self._pan_hash(pan)
+        if self._wrong_pins.get(card_hash, 0) >= verify.max_pin_tries:
+            return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
+        card = verify.cards.get(pan)
+        if card is None:
+            return Decline(RC.SYSTEM_ERROR, "no PIN verification data for this card")
+        keys = self.config.keys
+        if verify.pin == "pvv":
+            correct = await self.hsm.verify_pin_pvv("zpk", keys[issuer.zpk], keys[verify.pvk], pin_block, pan,
+                                                    issuer.pin_format, card.pvki, card.pvv)
+        else:
+            correct = await self.hsm.verify_pin_ibm("zpk", keys[issuer.zpk], keys[verify.pvk], pin_block, pan,
+                                                    issuer.pin_format, card.ibm_offset,
+                                                    card.validation_data or default_validation_data(pan),
+                                                    verify.dectab, card.pin_length)
+        if correct:
+            self._wrong_pins.pop(card_hash, None)
+            return None
+        tries = self._wrong_pins[card_hash] = self._wrong_pins.get(card_hash, 0) + 1
+        if tries >= verify.max_pin_tries:
+            return Decline(PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
+        return Decline(WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")
