@@ -13,7 +13,8 @@ from switch.capture.load import load_capture
 from switch.capture.pcapng import PcapngWriter
 from switch.capture.reassembly import StreamReassembler
 from switch.capture.record import CapturedFrame, CaptureFormatError
-from switch.capture.sanitize import Sanitizer, luhn_valid
+from switch.capture.sanitize import Sanitizer
+from switch.wire.luhn import luhn_valid
 from switch.capture.sink import open_capture
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message

@@ -22,26 +22,12 @@ import secrets
 from switch.capture.record import CaptureFormatError, unframe
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
+from switch.wire.luhn import luhn_check_digit
 from switch.wire.masking import CVV2_TAG, HIDDEN_FIELDS, pan_from_track2
 from switch.wire.message import Message
 
 KEY_ENV = "CARDSWITCH_SANITIZE_KEY"
 BIN_LENGTH = 6
-
-
-def luhn_check_digit(partial: str) -> str:
-    """The digit that makes `partial` + digit pass the Luhn check."""
-    total = 0
-    for position, char in enumerate(reversed(partial)):
-        digit = int(char)
-        if position % 2 == 0:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return str(-total % 10)
-
-
-def luhn_valid(pan: str) -> bool:
-    return pan.isdigit() and len(pan) > 1 and luhn_check_digit(pan[:-1]) == pan[-1]
 
 
 def strip_tlv_tag(value: str, tag: str) -> str | None:
