@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import attrs
 import trio
 
 from emulators.issuer import load_issuer_file, serve_issuer
-from emulators.terminal import open_terminal
+from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
+from emulators.terminal import PinKey, open_terminal
 from switch import logs
 from switch.capture import sink
 from switch.errors import UsageError
+from switch.hsm.lmk import LMK_ENV
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
 
@@ -37,6 +40,12 @@ def register(subparsers) -> None:
     terminal.add_argument("--track2", help="track 2 image instead of --pan/--expiry")
     terminal.add_argument("--tid", default="T0000001")
     terminal.add_argument("--mid", default="M00000000000001")
+    terminal.add_argument("--pin", help="PIN entered on the terminal; sent encrypted under its TPK (field 52)")
+    terminal.add_argument("--cvv2", help="CVV2 for a card-not-present transaction (field 48 tag 92)")
+    terminal.add_argument("--keys", default=str(DEMO_KEYS), help="--pin: key store holding the TPK (default: the demo's)")
+    terminal.add_argument("--tpk", default=DEMO_TPK, help=f"--pin: the terminal's TPK in --keys (default {DEMO_TPK})")
+    terminal.add_argument("--lmk-file", help="--pin: the LMK of --keys (default: $CARDSWITCH_LMK, "
+                          "else the demo's insecure LMK)")
     terminal.add_argument("--original-stan", help="reverse: STAN of the original")
     terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
     terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
@@ -79,8 +88,23 @@ def card_details(args) -> dict | None:
         raise UsageError("reverse: --original-stan and --original-time are required")
     if args.action != "reverse" and not args.track2 and not args.expiry:
         raise UsageError(f"{args.action}: --expiry is required with --pan")
+    if args.pin is not None and not (args.pin.isdigit() and 4 <= len(args.pin) <= 12):
+        raise UsageError("--pin: expected 4 to 12 digits")
+    if args.cvv2 is not None and not (args.cvv2.isdigit() and len(args.cvv2) == 3):
+        raise UsageError("--cvv2: expected 3 digits")
     return dict(pan=args.pan, amount=minor_units(args.amount), currency=args.currency,
-                expiry=args.expiry, track2=args.track2)
+                expiry=args.expiry, track2=args.track2, pin=args.pin, cvv2=args.cvv2)
+
+
+def pin_key(args) -> PinKey | None:
+    """The terminal's TPK, only when a PIN is to be sent."""
+    if args.pin is None:
+        return None
+    lmk_file = args.lmk_file or (None if os.environ.get(LMK_ENV) else DEMO_LMK)
+    try:
+        return terminal_pin_key(args.keys, args.tpk, lmk_file)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--lmk-file: {exc}") from None
 
 
 def build_request(terminal, args, card: dict | None) -> Message:
@@ -97,10 +121,11 @@ def build_request(terminal, args, card: dict | None) -> Message:
 def run_terminal(args) -> int:
     dialect = load_dialect(args.dialect)
     card = card_details(args)
+    key = pin_key(args)
 
     async def transact() -> Message:
         async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
-                                 timeout=args.timeout, capture=capture) as terminal:
+                                 timeout=args.timeout, capture=capture, pin_key=key) as terminal:
             return await terminal.send(build_request(terminal, args, card))
 
     capture = sink.from_args(args)

@@ -17,7 +17,8 @@ from emulators.terminal import PinKey
 from switch.capture.sink import Capture
 from switch.config import load_config
 from switch.hsm.keystore import Keystore
-from switch.hsm.lmk import load_lmk
+from switch.errors import ConfigError
+from switch.hsm.lmk import KeyType, load_lmk
 from switch.service import Switch
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "specs" / "demo"
@@ -35,9 +36,12 @@ class Network:
     issuer_ports: dict[str, int]
 
 
-def demo_pin_key(keys: Path = DEMO_KEYS, tpk: str = DEMO_TPK, lmk_file: Path | None = DEMO_LMK) -> PinKey:
-    """The demo terminals' PIN key (every demo terminal shares the zone TPK `tpk.demo`)."""
-    return PinKey(Keystore.load(keys, load_lmk(lmk_file)), tpk)
+def terminal_pin_key(keys: Path = DEMO_KEYS, tpk: str = DEMO_TPK, lmk_file: Path | None = DEMO_LMK) -> PinKey:
+    """A terminal's PIN key; by default the demo's (every demo terminal shares `tpk.demo`)."""
+    keystore = Keystore.load(keys, load_lmk(lmk_file))
+    if tpk not in keystore or keystore.key_type(tpk) is not KeyType.TPK:
+        raise ConfigError(keys, f"keys.{tpk}", "a TPK of that name")
+    return PinKey(keystore, tpk)
 
 
 def demo_issuer_files() -> list[Path]:

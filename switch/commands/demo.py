@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from emulators.issuer import load_issuer_file
-from emulators.network import Network, demo_issuer_files, demo_pin_key, start_network
+from emulators.network import Network, demo_issuer_files, terminal_pin_key, start_network
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
 from switch.commands.serve import shutdown_on_signal
@@ -152,7 +152,7 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
 
 async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
     rows = []
-    pin_key = demo_pin_key()
+    pin_key = terminal_pin_key()
     async with trio.open_nursery() as nursery:
         network: Network = await start_network(nursery, data_dir, capture=capture)
         async with open_terminal("127.0.0.1", network.ports["terminals"], pin_key=pin_key) as main, \

@@ -1,0 +1,249 @@
+"""PIN translation and verification, CVV / iCVV / CVV2 through the switch, over real loopback
+sockets, with the HSM in-process and over TCP (switch.hsm.server)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from conftest import read_events
+from emulators.issuer import load_issuer_file, serve_issuer
+from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
+from emulators.terminal import open_terminal
+from switch.config import load_config
+from switch.errors import ConfigError
+from switch.hsm.lmk import load_lmk
+from switch.hsm.server import serve_hsm
+from switch.service import Switch
+
+EXPIRY = "3012"
+BANK_A = DEMO_DIR / "issuers" / "bank_a.toml"
+CARD = "4761730000000011"  # bank_a: PIN 1234, PVV 7900, service code 201, CVV 334, CVV2 042, iCVV 959
+PIN, CVV, CVV2, ICVV = "1234", "334", "042", "959"
+OTHER_CARD, OTHER_PIN = "4761730000000052", "8642"
+BANK_B_CARD, BANK_B_PIN = "5200000000000015", "9753"  # bank_b verifies PINs itself (IBM offset)
+
+
+def track2(cvv: str, pan: str = CARD) -> str:
+    """PAN=YYMM, service code, then PVKI (1) + PVV (4) + CVV (3): the layout the switch reads."""
+    return f"{pan}={EXPIRY}201" + "17900" + cvv + "00000"
+
+
+@pytest.fixture(scope="module")
+def pin_key():
+    return terminal_pin_key()
+
+
+def switch_config(tmp_path: Path, issuer_port: int, *, mode: str = "in-process", hsm_port: int = 1500,
+                  pin: str = "pvv", max_pin_tries: int = 2) -> Path:
+    """bank_a behind a switch that verifies everything on its behalf."""
+    path = tmp_path / "switch.toml"
+    path.write_text(f"""
+[hsm]
+mode = "{mode}"
+port = {hsm_port}
+timeout_ms = 300
+keys = "{DEMO_KEYS}"
+lmk_file = "{DEMO_LMK}"
+
+[[listeners]]
+name = "terminals"
+port = 0
+tpk = "tpk.demo"
+
+[[issuers]]
+name = "bank_a"
+port = {issuer_port}
+zpk = "zpk.bank_a"
+
+[issuers.verify]
+pin = "{pin}"
+pvk = "pvk.bank_a"
+card_data = "{BANK_A}"
+max_pin_tries = {max_pin_tries}
+cvv = true
+cvv2 = true
+cvk = "cvk.bank_a"
+
+[[routes]]
+prefix = "476173"
+issuer = "bank_a"
+""")
+    return path
+
+
+async def start_switch(nursery: trio.Nursery, tmp_path: Path, **options) -> Switch:
+    """bank_a's emulator and a switch in front of it, on ephemeral ports."""
+    host_config, bank = load_issuer_file(BANK_A)
+    issuer_port = await nursery.start(serve_issuer, attrs.evolve(host_config, port=0), bank)
+    switch = Switch(load_config(switch_config(tmp_path, issuer_port, **options), data_dir=tmp_path / "data"))
+    switch.ports = await nursery.start(switch.run)
+    with trio.fail_after(5):
+        await switch.wait_links_up()
+    return switch
+
+
+async def journal_rows(switch: Switch) -> list[tuple[str, str, str | None]]:
+    await switch.journal.flush()
+    return [(row["rc"], row["state"], row["reason"])
+            for row in switch.journal.read("SELECT rc, state, reason FROM transactions ORDER BY trace")]
+
+
+# -- through the demo network (bank_a verified by the switch, bank_b by its own host) ---------
+
+async def test_pin_purchase_is_translated_and_approved_end_to_end(demo, pin_key):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"], pin_key=pin_key) as terminal:
+        # bank_b's host verifies the PIN block under its ZPK: only a translated block passes.
+        assert (await terminal.purchase(pan=BANK_B_CARD, amount=100, expiry=EXPIRY, pin=BANK_B_PIN))["39"] == "00"
+        assert (await terminal.purchase(pan=BANK_B_CARD, amount=100, expiry=EXPIRY, pin="0000"))["39"] == "55"
+        # bank_a: the switch verifies the PVV, then bank_a's host verifies again.
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "00"
+    rows = await journal_rows(demo.switch)
+    assert [row[:2] for row in rows] == [("00", "approved"), ("55", "declined"), ("00", "approved")]
+
+
+async def test_wrong_pins_give_55_then_75_and_a_correct_pin_resets_the_count(demo, pin_key):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"], pin_key=pin_key) as terminal:
+        async def rc(pan: str, pin: str) -> str:
+            return (await terminal.purchase(pan=pan, amount=100, expiry=EXPIRY, pin=pin))["39"]
+
+        assert [await rc(OTHER_CARD, "0000"), await rc(OTHER_CARD, OTHER_PIN), await rc(OTHER_CARD, "0000")] \
+            == ["55", "00", "55"]
+        # demo bank_a: max_pin_tries = 3; once exceeded even the right PIN is refused.
+        assert [await rc(CARD, "1111"), await rc(CARD, "2222"), await rc(CARD, "3333"), await rc(CARD, PIN)] \
+            == ["55", "55", "75", "75"]
+        assert await rc(OTHER_CARD, OTHER_PIN) == "00"  # counted per card
+    rows = await journal_rows(demo.switch)
+    assert rows[3] == ("55", "declined", "wrong PIN (1 of 3)")
+    assert rows[5][:2] == ("75", "declined") and "tries exceeded" in rows[5][2]
+
+
+async def test_cvv2_is_checked_for_the_issuer(demo):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2=CVV2))["39"] == "00"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2="999"))["39"] == "N7"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry="3101", cvv2=CVV2))["39"] == "N7"
+    assert (await journal_rows(demo.switch))[1] == ("N7", "declined", "CVV2 failed")
+
+
+async def test_undecipherable_pin_block_gives_96_with_a_logged_reason(demo, log_file):
+    block = "0123456789ABCDEF"  # not made under the terminal's TPK
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block)
+    assert response["39"] == "96"
+    errors = [e for e in read_events(log_file) if e["event"] == "hsm_error"]
+    assert errors and errors[0]["command"] == "CA" and errors[0]["code"] == "20"
+    assert block not in log_file.read_text()
+
+
+async def test_logs_carry_no_pin_block_pin_or_cvv(demo, log_file, pin_key):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"], pin_key=pin_key) as terminal:
+        request = terminal.card_request("0200", pan=OTHER_CARD, amount=100, expiry=EXPIRY, pin=OTHER_PIN)
+        await terminal.send(request)
+        await terminal.purchase(pan=OTHER_CARD, amount=100, expiry=EXPIRY, pin="0000")
+        await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2=CVV2)
+        await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2="731")
+    text = log_file.read_text()
+    assert '"rc":"55"' in text and '"rc":"N7"' in text
+    for secret in (request["52"], "9203" + CVV2, "9203731", pin_key.keystore.encrypted("tpk.demo")):
+        assert secret not in text
+    strings = [v for event in read_events(log_file) for v in event.values() if isinstance(v, str)]
+    assert not any(OTHER_PIN in v or v in (CVV2, "731") for v in strings)
+
+
+# -- a switch of our own: CVV / iCVV in track 2, IBM offsets, the HSM over TCP ----------------
+
+async def test_track2_cvv_and_chip_icvv(nursery, tmp_path):
+    switch = await start_switch(nursery, tmp_path)
+    async with open_terminal("127.0.0.1", switch.ports["terminals"]) as terminal:
+        async def rc(track: str, entry_mode: str = "901") -> str:
+            return (await terminal.purchase(track2=track, amount=100, extra={"22": entry_mode}))["39"]
+
+        assert await rc(track2(CVV)) == "00"
+        assert await rc(track2("000")) == "82"
+        assert await rc(f"{CARD}={EXPIRY}201") == "82"  # no CVV at all
+        assert await rc(track2(ICVV), "051") == "00"  # chip: the iCVV, not the magstripe CVV
+        assert await rc(track2(CVV), "051") == "82"
+    reasons = [row[2] for row in await journal_rows(switch)]
+    assert reasons[1:] == ["CVV failed", "track 2 without a CVV", None, "iCVV failed"]
+
+
+async def test_ibm_offset_verification(nursery, tmp_path, pin_key):
+    switch = await start_switch(nursery, tmp_path, pin="ibm")
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "00"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin="4321"))["39"] == "55"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin="4321"))["39"] == "75"
+
+
+async def test_hsm_over_tcp_approves_and_declines(nursery, tmp_path, pin_key):
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK))
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN, cvv2=CVV2))["39"] == "00"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin="9999"))["39"] == "55"
+        assert (await terminal.purchase(track2=track2("123"), amount=100))["39"] == "82"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_file):
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=closed_port())
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        started = trio.current_time()
+        response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN)
+        assert response["39"] == "96"
+        assert trio.current_time() - started < 1.0  # [hsm] timeout_ms = 300
+        # A transaction that needs no HSM still goes through.
+        assert (await terminal.echo())["39"] == "00"
+    assert (await journal_rows(switch))[0] == ("96", "declined", "HSM unavailable")
+    assert any(e["event"] == "hsm_unavailable" for e in read_events(log_file))
+
+
+# -- config --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, key, expected", [
+    (('tpk = "tpk.demo"', 'tpk = "zpk.bank_a"'), "listeners[0].tpk", "a TPK key"),
+    (('zpk = "zpk.bank_a"', 'zpk = "nope"'), "issuers[0].zpk", "a ZPK key"),
+    (('pin = "pvv"', 'pin = "dukpt"'), "issuers[0].verify.pin", "one of: ibm, pvv"),
+    (('mode = "in-process"', 'mode = "hsm9000"'), "hsm.mode", "one of: in-process, tcp"),
+    (('cvk = "cvk.bank_a"', ''), "issuers[0].verify.cvk", "a CVK key"),
+    (('max_pin_tries = 2', 'max_pin_tries = 0'), "issuers[0].verify.max_pin_tries", "from 1 to 99"),
+    (('zpk = "zpk.bank_a"', ''), "issuers[0].zpk", "a ZPK name"),
+    ((f'keys = "{DEMO_KEYS}"', ''), "listeners[0].tpk", "[hsm] keys"),
+    ((f'card_data = "{BANK_A}"', 'card_data = "missing.toml"'), "issuers[0].verify.card_data", "card data file"),
+])
+def test_config_errors_name_the_key(tmp_path, change, key, expected):
+    path = switch_config(tmp_path, 9101)
+    path.write_text(path.read_text().replace(*change))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert error.value.key == key and expected in error.value.expected
+
+
+def test_card_data_must_carry_what_the_method_needs(tmp_path):
+    cards = tmp_path / "cards.toml"
+    cards.write_text(f'[[cards]]\npan = "{CARD}"\nibm_offset = "1234"\n')
+    path = switch_config(tmp_path, 9101)
+    path.write_text(path.read_text().replace(str(BANK_A), str(cards)))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert (error.value.file, error.value.key) == (str(cards), "cards[0].pvv")
+
+
+def test_wrong_lmk_stops_the_switch_at_start(tmp_path):
+    lmk = tmp_path / "lmk.txt"
+    lmk.write_text("0123456789ABCDEFFEDCBA9876543210\n")
+    path = switch_config(tmp_path, 9101)
+    path.write_text(path.read_text().replace(str(DEMO_LMK), str(lmk)))
+    with pytest.raises(ConfigError) as error:
+        Switch(load_config(path, data_dir=tmp_path / "data"))
+    assert error.value.key == "lmk_check_value"
