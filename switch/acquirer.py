@@ -35,7 +35,7 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, connections
     terminals while those already connected finish what they sent (graceful shutdown).
     With `capture` (test environments only) every frame in and out is recorded per connection.
     """
-    sockets = await trio.open_tcp_listeners(listener.port, host=listener.host)
+    sockets = await _open_listeners(listener)
     port = sockets[0].socket.getsockname()[1]
     logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
                dialect=listener.dialect.name)
@@ -43,6 +43,28 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, connections
     async with trio.open_nursery() as accepting:
         for sock in sockets:
             accepting.start_soon(_accept, sock, handler, listener, connections, capture)
+
+
+async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]:
+    """Listening sockets for the listener's address. With `reuse_port` (`serve --workers`) each
+    worker process binds the same port with SO_REUSEPORT and the kernel spreads new connections
+    over them; without it a port already in use is an error, as it should be."""
+    if not listener.reuse_port:
+        return await trio.open_tcp_listeners(listener.port, host=listener.host)
+    listeners = []
+    for family, kind, proto, _, address in await trio.socket.getaddrinfo(
+            listener.host, listener.port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE):
+        sock = trio.socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
+            await sock.bind(address)
+            sock.listen()
+        except OSError:
+            sock.close()
+            raise
+        listeners.append(trio.SocketListener(sock))
+    return listeners
 
 
 async def _accept(sock: trio.SocketListener, handler: Handler, listener: ListenerConfig,

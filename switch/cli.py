@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "switch.commands.capture",
     "switch.routes.cli",
     "switch.commands.load",
+    "switch.commands.bench",
 )
 
 

@@ -44,6 +44,7 @@ class ListenerConfig:
     max_frame: int = DEFAULT_MAX_FRAME
     tpk: str | None = None  # key store name of the zone TPK its terminals encrypt PINs under
     terminal_tpks: dict[str, str] = attrs.field(factory=dict)  # terminal id -> its own TPK
+    reuse_port: bool = False  # set by `serve --workers`: processes share the port (SO_REUSEPORT)
 
     def tpk_for(self, tid: str) -> str | None:
         return self.terminal_tpks.get(tid, self.tpk)

@@ -6,14 +6,15 @@ with a logged reason and the running one stays.
 
 from __future__ import annotations
 
+import argparse
 import signal
 
 import trio
 
-from switch import logs
+from switch import logs, workers
 from switch.capture import sink
 from switch.config import load_config
-from switch.errors import CardswitchError
+from switch.errors import CardswitchError, UsageError
 from switch.service import Switch
 
 
@@ -21,6 +22,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run the switch from a TOML config")
     parser.add_argument("--config", required=True, help="switch config (TOML)")
     parser.add_argument("--log-file", help="write JSON log lines here instead of stderr")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="switch processes sharing the listening ports (SO_REUSEPORT), one per core")
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     sink.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -28,6 +32,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     config = load_config(args.config)
     logs.configure(args.log_file or config.log_file)
+    if args.workers < 1:
+        raise UsageError("--workers: expected at least 1")
+    if args.workers > 1:
+        if args.capture:
+            raise UsageError("--workers: a capture needs a single process")
+        return workers.supervise(config, args.workers, args.log_file)
+    if args.worker_index is not None:
+        config = workers.worker_config(config, args.worker_index)
     capture = sink.from_args(args)
     try:
         trio.run(serve, config, capture)

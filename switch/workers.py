@@ -1,0 +1,66 @@
+"""`cardswitch serve --workers N`: N switch processes sharing the listening ports.
+
+Python runs one transaction at a time per process, so a switch uses more cores by running more
+processes. Each worker binds the listeners with SO_REUSEPORT (the kernel spreads terminal
+connections over them), keeps its own issuer links, and journals to its own directory
+(data_dir/worker-K) so SQLite writers never contend. The parent only starts the workers,
+forwards SIGTERM, SIGINT and SIGHUP to them, and stops the rest if one dies.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import attrs
+
+from switch import logs
+from switch.config import SwitchConfig
+from switch.errors import UsageError
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def worker_config(config: SwitchConfig, index: int) -> SwitchConfig:
+    """Worker K's view of the config: shared ports, its own data directory."""
+    return attrs.evolve(config, data_dir=config.data_dir / f"worker-{index}",
+                        listeners=tuple(attrs.evolve(l, reuse_port=True) for l in config.listeners))
+
+
+def supervise(config: SwitchConfig, count: int, log_file: str | None) -> int:
+    """Run `count` workers until they stop; returns the first non-zero exit code, else 0."""
+    ephemeral = [l.name for l in config.listeners if l.port == 0]
+    if ephemeral:
+        raise UsageError(f"--workers: listeners need fixed ports to share, not 0: {', '.join(ephemeral)}")
+    command = [sys.executable, "-m", "switch.cli", "serve", "--config", config.source]
+    if log_file:
+        command += ["--log-file", log_file]
+    children: list[subprocess.Popen] = []
+    stopping = False
+
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = stopping or signum != signal.SIGHUP
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        for index in range(count):
+            children.append(subprocess.Popen(command + ["--worker-index", str(index)], start_new_session=True))
+        failed = 0
+        while any(child.poll() is None for child in children):
+            for index, child in enumerate(children):
+                code = child.returncode
+                if code not in (None, 0) and not failed and not stopping:
+                    failed = code if code > 0 else 128 - code  # killed by a signal: 128 + its number
+                    logs.warning("worker_exited", worker=index, code=code)
+                    forward(signal.SIGTERM, None)
+            time.sleep(0.1)
+        return failed
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
