@@ -1,7 +1,8 @@
 """The switch's TOML config, loaded into frozen attrs classes.
 
-One file per deployment: `[switch]` settings, `[[listeners]]` for terminals, `[[issuers]]` for
-issuer hosts, and `[[routes]]` (or `routes_file`) for the BIN table. Every mistake is a
+One file per deployment: `[switch]` settings, `[hsm]` (how to reach the HSM, which key store),
+`[[listeners]]` for terminals, `[[issuers]]` for issuer hosts (with their PIN keys and optional
+`[issuers.verify]`), and `[[routes]]` (or `routes_file`) for the BIN table. Every mistake is a
 `ConfigError` naming file, key and expectation; the CLI turns it into exit code 2.
 """
 

@@ -39,7 +39,7 @@ def pin_key():
 
 
 def switch_config(tmp_path: Path, issuer_port: int, *, mode: str = "in-process", hsm_port: int = 1500,
-                  pin: str = "pvv", max_pin_tries: int = 2) -> Path:
+                  pin: str = "pvv", max_pin_tries: int = 2, listener_keys: str = 'tpk = "tpk.demo"') -> Path:
     """bank_a behind a switch that verifies everything on its behalf."""
     path = tmp_path / "switch.toml"
     path.write_text(f"""
@@ -53,7 +53,7 @@ lmk_file = "{DEMO_LMK}"
 [[listeners]]
 name = "terminals"
 port = 0
-tpk = "tpk.demo"
+{listener_keys}
 
 [[issuers]]
 name = "bank_a"
@@ -206,6 +206,15 @@ async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_
         assert (await terminal.echo())["39"] == "00"
     assert (await journal_rows(switch))[0] == ("96", "declined", "HSM unavailable")
     assert any(e["event"] == "hsm_unavailable" for e in read_events(log_file))
+
+
+async def test_terminal_tpk_overrides_the_listener(nursery, tmp_path, pin_key):
+    override_only = '[[listeners.terminals]]\ntid = "T0000009"\ntpk = "tpk.demo"'
+    switch = await start_switch(nursery, tmp_path, listener_keys=override_only)
+    for tid, expected in (("T0000009", "00"), ("T0000001", "96")):
+        async with open_terminal("127.0.0.1", switch.ports["terminals"], tid=tid, pin_key=pin_key) as terminal:
+            assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == expected
+    assert (await journal_rows(switch))[1][2] == "PIN block but no terminal's TPK configured"
 
 
 # -- config --------------------------------------------------------------------------------
