@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import dpkt
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -194,3 +197,14 @@ async def test_sanitized_capture_from_a_terminal_holds_no_original_pan(demo, tmp
     assert len(frames) == 4
     pans = {DIALECT.decode(f.data[2:]).get("2") for f in frames if f.direction == "in"}
     assert len(pans) == 2 and all(luhn_valid(p) for p in pans)
+
+
+async def test_terminal_command_records_with_a_test_only_warning(demo, tmp_path):
+    path = tmp_path / "echo.pcapng"
+    result = await trio.run_process(
+        [sys.executable, "-m", "switch.cli", "terminal", "echo", "--port", str(demo.ports["terminals"]),
+         "--capture", str(path)], check=False, capture_stdout=True, capture_stderr=True)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.decode().splitlines() if line.startswith("cardswitch: warning:")]
+    assert len(warnings) == 1 and "test environments only" in warnings[0]
+    assert [r.direction for r in load_capture(path)] == ["in", "out"]
