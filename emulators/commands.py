@@ -42,7 +42,8 @@ def register(subparsers) -> None:
     terminal.add_argument("--mid", default="M00000000000001")
     terminal.add_argument("--pin", help="PIN entered on the terminal; sent encrypted under its TPK (field 52)")
     terminal.add_argument("--cvv2", help="CVV2 for a card-not-present transaction (field 48 tag 92)")
-    terminal.add_argument("--keys", default=str(DEMO_KEYS), help="--pin: key store holding the TPK (default: the demo's)")
+    terminal.add_argument("--keys", default=str(DEMO_KEYS),
+                          help="--pin: key store holding the TPK (default: the demo's)")
     terminal.add_argument("--tpk", default=DEMO_TPK, help=f"--pin: the terminal's TPK in --keys (default {DEMO_TPK})")
     terminal.add_argument("--lmk-file", help="--pin: the LMK of --keys (default: $CARDSWITCH_LMK, "
                           "else the demo's insecure LMK)")

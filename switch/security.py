@@ -32,6 +32,7 @@ from switch.hsm.demo import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
+from switch.wire.message import Message
 
 WRONG_PIN = "55"
 PIN_TRIES_EXCEEDED = "75"
@@ -98,25 +99,28 @@ class CardSecurity:
         if self.hsm is not None:
             await self.hsm.aclose()
 
-    def _needed(self, request, listener: ListenerConfig, issuer: IssuerConfig) -> bool:
+    def _needed(self, request: Message, listener: ListenerConfig, issuer: IssuerConfig) -> bool:
         has_pin_keys = "52" in request and (issuer.zpk or listener.tpk_for(request.get("41", "")))
         return self.hsm is not None and bool(has_pin_keys or issuer.verify)
 
-    async def check(self, request, outgoing, listener: ListenerConfig, issuer: IssuerConfig) -> Decline | None:
+    async def check(self, request: Message, outgoing: Message, listener: ListenerConfig,
+                    issuer: IssuerConfig) -> Decline | None:
         """A decline, or None to forward `outgoing` (its field 52 now under the issuer's ZPK)."""
         if not self._needed(request, listener, issuer):
             return None
         try:
             with trio.fail_after(self.config.timeout):
                 return await self._check(request, outgoing, listener, issuer)
-        except (HsmUnavailable, trio.TooSlowError):
-            logs.warning("hsm_unavailable", issuer=issuer.name, mode=self.config.mode, timeout_s=self.config.timeout)
+        except (HsmUnavailable, trio.TooSlowError) as exc:
+            reason = str(exc) if isinstance(exc, HsmUnavailable) else f"no answer within {self.config.timeout}s"
+            logs.warning("hsm_unavailable", issuer=issuer.name, mode=self.config.mode, reason=reason)
             return Decline(RC.SYSTEM_ERROR, "HSM unavailable")
         except HsmError as exc:
             logs.warning("hsm_error", issuer=issuer.name, command=exc.command, code=exc.code)
             return Decline(RC.SYSTEM_ERROR, f"HSM error {exc.code} on {exc.command}")
 
-    async def _check(self, request, outgoing, listener: ListenerConfig, issuer: IssuerConfig) -> Decline | None:
+    async def _check(self, request: Message, outgoing: Message, listener: ListenerConfig,
+                     issuer: IssuerConfig) -> Decline | None:
         pan = card_pan(request) or ""
         verify = issuer.verify
         if verify is not None:
@@ -138,7 +142,7 @@ class CardSecurity:
             return await self._verify_pin(outgoing["52"], pan, issuer, verify)
         return None
 
-    async def _card_values(self, request, pan: str, verify: VerifyConfig) -> Decline | None:
+    async def _card_values(self, request: Message, pan: str, verify: VerifyConfig) -> Decline | None:
         """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present."""
         cvk = self.config.keys[verify.cvk] if verify.cvk else ""
         track2 = Track2.parse(request["35"]) if "35" in request else None
@@ -157,7 +161,8 @@ class CardSecurity:
                 return Decline(CVV2_FAILED, "CVV2 failed")
         return None
 
-    async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig, verify: VerifyConfig) -> Decline | None:
+    async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig,
+                          verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
         if self._wrong_pins.get(card_hash, 0) >= verify.max_pin_tries:
             return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
