@@ -3,7 +3,11 @@ sockets, with the HSM in-process and over TCP (switch.hsm.server)."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import attrs
@@ -189,14 +193,15 @@ async def test_hsm_over_tcp_approves_and_declines(nursery, tmp_path, pin_key):
         assert (await terminal.purchase(track2=track2("123"), amount=100))["39"] == "82"
 
 
-def closed_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on (closed again at once)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_file):
-    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=closed_port())
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=free_port())
     async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
         started = trio.current_time()
         response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN)
@@ -215,6 +220,36 @@ async def test_terminal_tpk_overrides_the_listener(nursery, tmp_path, pin_key):
         async with open_terminal("127.0.0.1", switch.ports["terminals"], tid=tid, pin_key=pin_key) as terminal:
             assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == expected
     assert (await journal_rows(switch))[1][2] == "PIN block but no terminal's TPK configured"
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_terminal_command_sends_pin_and_cvv2_to_the_demo():
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "CARDSWITCH_LMK"}
+    command = [sys.executable, "-m", "switch.cli"]
+    demo = subprocess.Popen([*command, "demo", "--serve", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        for line in demo.stdout:
+            if line.startswith("demo network up"):
+                break
+
+        tids = iter(["T0000011", "T0000012", "T0000013", "T0000014"])  # each run starts at STAN 1
+
+        def purchase(*options: str) -> tuple[int, str | None]:
+            result = subprocess.run([*command, "terminal", "purchase", "--port", str(port), "--pan", CARD,
+                                     "--expiry", EXPIRY, "--amount", "5", "--tid", next(tids), "--json", *options],
+                                    capture_output=True, text=True, env=env, timeout=30)
+            return result.returncode, json.loads(result.stdout)["39"] if result.stdout else None
+
+        assert purchase("--pin", PIN) == (0, "00")
+        assert purchase("--pin", "0000") == (1, "55")
+        assert purchase("--cvv2", "999") == (1, "N7")
+        assert purchase("--pin", "12") == (2, None)
+    finally:
+        demo.terminate()
+        demo.wait(timeout=10)
 
 
 # -- config --------------------------------------------------------------------------------
@@ -256,3 +291,12 @@ def test_wrong_lmk_stops_the_switch_at_start(tmp_path):
     with pytest.raises(ConfigError) as error:
         Switch(load_config(path, data_dir=tmp_path / "data"))
     assert error.value.key == "lmk_check_value"
+
+
+def test_issuer_file_pin_keys_are_checked(tmp_path):
+    issuer = tmp_path / "issuer.toml"
+    issuer.write_text(BANK_A.read_text().replace('pvk = "pvk.bank_a"', 'pvk = "pvk.nobody"')
+                      .replace('"../keys.toml"', f'"{DEMO_KEYS}"').replace('"../lmk-insecure.txt"', f'"{DEMO_LMK}"'))
+    with pytest.raises(ConfigError) as error:
+        load_issuer_file(issuer)
+    assert (error.value.key, error.value.expected) == ("issuer.pvk", f"the name of a key in {DEMO_KEYS}")
