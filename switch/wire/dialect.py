@@ -16,6 +16,7 @@ import attrs
 import iso8583
 
 from switch.errors import CardswitchError, ConfigError
+from switch.wire.fastcodec import CompiledSpec, compile_spec
 from switch.wire.framing import DEFAULT_MAX_FRAME, Framer, FramingProfile
 from switch.wire.message import Message
 
@@ -50,8 +51,15 @@ class Dialect:
     name: str
     spec: dict[str, dict[str, Any]] = attrs.field(repr=False)
     framing: FramingProfile
+    # pyiso8583's spec compiled for well-formed messages; pyiso8583 handles everything else
+    fast: CompiledSpec | None = attrs.field(
+        default=attrs.Factory(lambda self: compile_spec(self.spec), takes_self=True),
+        init=False, repr=False, eq=False)
 
     def decode(self, payload: bytes) -> Message:
+        decoded = self.fast.decode(payload) if self.fast is not None else None
+        if decoded is not None and len(decoded[0]) == 4 and decoded[0].isdigit():
+            return Message(*decoded)
         try:
             fields, _ = iso8583.decode(payload, self.spec)
         except iso8583.DecodeError as exc:
@@ -69,6 +77,10 @@ class Dialect:
         return Message(mti, fields)
 
     def encode(self, message: Message) -> bytes:
+        if self.fast is not None:
+            data = self.fast.encode(message.mti, message.fields)
+            if data is not None:
+                return data
         document = dict(message.fields)
         document["t"] = message.mti
         try:

@@ -1,0 +1,182 @@
+"""A fast path for the dialect codec: the same field spec, compiled once, for well-formed messages.
+
+pyiso8583 interprets the spec field by field on every call and builds bitmaps bit by bit; on the
+switch's path that costs more than everything else it does (docs/performance.md). This module
+compiles a spec into per-field plans (length-prefix width, maximum length, binary or ASCII) and
+reads and writes bitmaps as integers. It handles only the subset our dialect files use — ASCII
+length prefixes, ASCII or binary data, a fixed-width MTI, binary or hex bitmaps — and answers
+None for anything unusual (a bad length, non-ASCII data, a tertiary bitmap, trailing bytes ...),
+so the caller falls back to pyiso8583, which stays the reference and produces the exact error.
+Whenever this module does answer, the result is identical to pyiso8583's (differential tests).
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any
+
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+# For bitmap byte position i and byte value v: the field numbers whose bits are set.
+_FIELDS_IN_BYTE = [[tuple(i * 8 + bit + 1 for bit in range(8) if value & (0x80 >> bit)) for value in range(256)]
+                   for i in range(16)]
+_SECONDARY = 1 << 127  # field 1's bit in the 128-bit bitmap
+
+
+def _fixed_ascii(field: dict[str, Any] | None) -> bool:
+    return field is not None and field["len_type"] == 0 and field["data_enc"] == "ascii"
+
+
+def _bitmap_format(field: dict[str, Any] | None) -> bool | None:
+    """True for an 8-byte binary bitmap, False for 16 hex characters, None if neither."""
+    if field is None or field["len_type"] != 0:
+        return None
+    if field["data_enc"] == "b" and field["max_len"] == 8:
+        return True
+    if field["data_enc"] == "ascii" and field["max_len"] == 16:
+        return False
+    return None
+
+
+class CompiledSpec:
+    def __init__(self, spec: dict[str, dict[str, Any]], binary_bitmap: bool, secondary: bool):
+        self.mti_len = spec["t"]["max_len"]
+        self.binary_bitmap = binary_bitmap
+        self.secondary = secondary
+        self.plans: dict[int, tuple[int, int, bool]] = {}
+        for key, field in spec.items():
+            if key.isdigit() and 2 <= int(key) <= 128 and int(key) != 65:
+                self.plans[int(key)] = (field["len_type"], field["max_len"], field["data_enc"] == "b")
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def _read_bitmap(self, s: bytes, pos: int) -> int | None:
+        if self.binary_bitmap:
+            chunk = s[pos:pos + 8]
+            return int.from_bytes(chunk, "big") if len(chunk) == 8 else None
+        chunk = s[pos:pos + 16]
+        if len(chunk) != 16 or not HEX_DIGITS.issuperset(chunk):
+            return None
+        return int(chunk, 16)
+
+    def decode(self, s: bytes) -> tuple[str, dict[str, str]] | None:
+        """(MTI, fields) as pyiso8583 would give them, or None to let pyiso8583 decide."""
+        pos = self.mti_len
+        try:
+            mti = s[:pos].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if len(mti) != pos:
+            return None
+        width = 8 if self.binary_bitmap else 16
+        bitmap = self._read_bitmap(s, pos)
+        if bitmap is None:
+            return None
+        pos += width
+        bitmap <<= 64
+        if bitmap & _SECONDARY:
+            secondary = self._read_bitmap(s, pos) if self.secondary else None
+            if secondary is None or secondary >> 63:  # no spec, or a tertiary bitmap (field 65)
+                return None
+            bitmap |= secondary
+            pos += width
+        fields: dict[str, str] = {}
+        plans = self.plans
+        end_of_message = len(s)
+        for index, byte in enumerate(bitmap.to_bytes(16, "big")):
+            if not byte:
+                continue
+            for number in _FIELDS_IN_BYTE[index][byte]:
+                if number == 1:
+                    continue
+                plan = plans.get(number)
+                if plan is None:
+                    return None
+                len_type, max_len, binary = plan
+                if len_type:
+                    prefix = s[pos:pos + len_type]
+                    if len(prefix) != len_type or not prefix.isdigit():
+                        return None
+                    size = int(prefix)
+                    if size > max_len:
+                        return None
+                    pos += len_type
+                else:
+                    size = max_len
+                end = pos + size
+                if end > end_of_message:
+                    return None
+                if binary:
+                    fields[str(number)] = s[pos:end].hex().upper()
+                else:
+                    try:
+                        fields[str(number)] = s[pos:end].decode("ascii")
+                    except UnicodeDecodeError:
+                        return None
+                pos = end
+        return (mti, fields) if pos == end_of_message else None
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def _bitmap_bytes(self, value: int) -> bytes:
+        return value.to_bytes(8, "big") if self.binary_bitmap else b"%016X" % value
+
+    def encode(self, mti: str, fields: dict[str, str]) -> bytes | None:
+        """The bytes pyiso8583 would produce, or None to let pyiso8583 decide."""
+        if type(mti) is not str or len(mti) != self.mti_len or not mti.isascii():
+            return None
+        numbers = []
+        for key, value in fields.items():
+            if type(value) is not str or not (key.isascii() and key.isdigit()) or key[0] == "0":
+                return None
+            number = int(key)
+            if number not in self.plans:
+                return None
+            numbers.append(number)
+        numbers.sort()
+        bitmap = 0
+        for number in numbers:
+            bitmap |= 1 << (128 - number)
+        has_secondary = bool(numbers) and numbers[-1] > 64
+        if has_secondary:
+            if not self.secondary:
+                return None
+            bitmap |= _SECONDARY
+        out = [mti.encode("ascii"), self._bitmap_bytes(bitmap >> 64)]
+        if has_secondary:
+            out.append(self._bitmap_bytes(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
+        plans = self.plans
+        for number in numbers:
+            len_type, max_len, binary = plans[number]
+            value = fields[str(number)]
+            try:
+                data = binascii.a2b_hex(value) if binary else value.encode("ascii")
+            except (binascii.Error, ValueError, UnicodeEncodeError):
+                return None
+            size = len(data)
+            if len_type:
+                if size > max_len or size >= 10 ** len_type:
+                    return None
+                out.append(b"%0*d" % (len_type, size))
+            elif size != max_len:
+                return None
+            out.append(data)
+        return b"".join(out)
+
+
+def compile_spec(spec: dict[str, dict[str, Any]]) -> CompiledSpec | None:
+    """A compiled codec for `spec`, or None when the spec uses what the fast path does not cover."""
+    header = spec.get("h")
+    if header is not None and not (_fixed_ascii(header) and header["max_len"] == 0):
+        return None
+    if not _fixed_ascii(spec.get("t")):
+        return None
+    primary = _bitmap_format(spec.get("p"))
+    if primary is None:
+        return None
+    for key, field in spec.items():
+        if set(field) - {"data_enc", "len_enc", "len_type", "max_len", "desc"}:
+            return None
+        if key.isdigit() and (field["len_enc"] != "ascii" or field["data_enc"] not in ("ascii", "b")
+                              or field["len_type"] not in (0, 1, 2, 3, 4)):
+            return None
+    return CompiledSpec(spec, primary, _bitmap_format(spec.get("1")) == primary)
