@@ -1,7 +1,8 @@
 """The issuer host emulator: a Trio TCP server in front of an emulated `Bank`.
 
 It speaks any dialect, answers requests concurrently (a slow card never delays another), and
-applies the bank's fault rules: added latency, no reply, or a closed connection.
+applies the bank's fault rules: added latency, no reply, or a closed connection. With PIN keys in
+its `[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins).
 """
 
 from __future__ import annotations
