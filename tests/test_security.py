@@ -126,6 +126,13 @@ async def test_wrong_pins_give_55_then_75_and_a_correct_pin_resets_the_count(dem
     assert rows[5][:2] == ("75", "declined") and "tries exceeded" in rows[5][2]
 
 
+async def test_pin_for_a_card_the_issuer_shared_no_data_for_gives_96(demo, pin_key):
+    async with open_terminal("127.0.0.1", demo.ports["terminals"], pin_key=pin_key) as terminal:
+        response = await terminal.purchase(pan="4761739999999995", amount=100, expiry=EXPIRY, pin=PIN)
+    assert response["39"] == "96"
+    assert (await journal_rows(demo.switch))[0] == ("96", "declined", "no PIN verification data for this card")
+
+
 async def test_cvv2_is_checked_for_the_issuer(demo):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2=CVV2))["39"] == "00"
