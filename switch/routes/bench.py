@@ -20,16 +20,18 @@ ISSUERS = [f"issuer-{number:02d}" for number in range(50)]
 
 
 def generate(count: int, seed: int) -> list[RouteEntry]:
+    """Distinct prefixes, plus aligned blocks of 10 or 100 BINs (so two entries of equal width
+    are equal or disjoint, and the table has no conflicts a loader would refuse)."""
     rng = random.Random(seed)
-    entries = []
-    for _ in range(count):
+    spans: dict[tuple[str, str], tuple[str, str, str]] = {}  # keyed by the span in 19 digits
+    while len(spans) < count:
         digits = rng.randint(6, 11)
-        low = rng.randrange(10 ** (digits - 1), 10**digits)
-        high = low if rng.random() < 0.9 else min(10**digits - 1, low + rng.randrange(1, 1000))
-        entries.append((str(low), str(high), rng.choice(ISSUERS)))
-    entries.sort(key=lambda entry: entry[0].ljust(19, "0"))
+        block = rng.choice((1,) * 18 + (10, 100))
+        low = rng.randrange(10 ** (digits - 1), 10**digits) // block * block
+        first, last = str(low), str(low + block - 1)
+        spans[(first.ljust(19, "0"), last.ljust(19, "9"))] = (first, last, rng.choice(ISSUERS))
     return [RouteEntry(issuer, low, high, source=f"routes[{index}]")
-            for index, (low, high, issuer) in enumerate(entries)]
+            for index, (_, (low, high, issuer)) in enumerate(sorted(spans.items()))]
 
 
 def write_table(entries: list[RouteEntry], path: Path) -> None:

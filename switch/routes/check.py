@@ -59,7 +59,8 @@ def _conflicts(entries: tuple[RouteEntry, ...]) -> Iterator[Finding]:
         same.sort()
         for position, (_, index, entry) in enumerate(same):
             last = entry.high.ljust(PAN_SPACE_DIGITS, "9")
-            for first, other_index, other in same[position + 1:]:
+            for following in range(position + 1, len(same)):
+                first, other_index, other = same[following]
                 if first > last:
                     break
                 if other.issuer != entry.issuer and (entry.conditions is None or entry.conditions.overlaps(other.conditions)):
