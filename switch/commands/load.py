@@ -7,7 +7,6 @@ progress line on stderr while running; `--json` and `--plot` keep the figures.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import trio
