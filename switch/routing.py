@@ -35,6 +35,7 @@ _SPACE_LAST = "9" * PAN_SPACE_DIGITS
 SCALE = tuple(10 ** (PAN_SPACE_DIGITS - d) for d in range(PAN_SPACE_DIGITS + 1))
 # Condition keys of a [[routes]] entry, with the digits each value must have.
 CONDITIONS = {"processing_codes": 2, "mti_classes": 2, "currencies": 3}
+_CONDITION_KEYS = frozenset(CONDITIONS)
 ROUTE_KEYS = frozenset({"prefix", "low", "high", "issuer", "priority", "fallback", *CONDITIONS})
 
 
@@ -178,7 +179,10 @@ class RoutingTable:
 
     def __init__(self, entries: Sequence[RouteEntry]):
         self.entries = tuple(entries)
-        self._starts, self._candidates = _flatten(self.entries)
+        self._starts, self._candidates, ties = _flatten(self.entries)
+        # Overlapping entries of equal rank, earlier in the file first: only file order decides
+        # between them, which `routes check` reports when their issuers differ.
+        self.ties = [(self.entries[a], self.entries[b]) for a, b in ties]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -206,14 +210,20 @@ class RoutingTable:
         starts = [int(start) for start in self._starts]
         return zip(starts, starts[1:] + [SPACE_END], self._candidates)
 
+    def live_entries(self) -> list[RouteEntry]:
+        """Entries that win somewhere, for some PAN length and transaction; the rest are dead."""
+        return list({id(entry): entry for candidates in self._candidates for entry in candidates}.values())
+
     @property
     def issuers(self) -> set[str]:
         return {entry.issuer for entry in self.entries}
 
 
-def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[RouteEntry, ...]]]:
-    """Disjoint segment starts (as 19-digit strings; the first is all zeros) and each segment's
-    viable candidates.
+def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[RouteEntry, ...]], list[tuple[int, int]]]:
+    """Disjoint segment starts (as 19-digit strings; the first is all zeros), each segment's
+    viable candidates, and the ties: pairs of indices of overlapping entries of equal rank
+    (found where the sweep already holds both, so checking for conflicts costs nothing extra;
+    in a group of three or more, each entry is paired at least with its neighbour in rank).
 
     One sweep over the range boundaries keeps the covering entries' rank keys in a sorted list;
     most segments have one entry. Positions are 19-digit strings, not ints: a PAN padded to 19
@@ -234,6 +244,7 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
     segment_starts = [_SPACE_FIRST]
     candidates: list[tuple[RouteEntry, ...]] = [()]
     last_viable: tuple[tuple[int, int, int, int], ...] = ()
+    ties: set[tuple[int, int]] = set()
     active: list[tuple[int, int, int, int]] = []
     i = j = 0
     while j < count:
@@ -250,7 +261,11 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
         while i < count and firsts[i] == point:
             insort(active, keys[i])
             i += 1
-        viable = tuple(active) if len(active) < 2 else _viable(entries, active)
+        if len(active) < 2:
+            viable = tuple(active)
+        else:
+            viable = _viable(entries, active)
+            ties.update((a[3], b[3]) for a, b in zip(active, active[1:]) if a[:3] == b[:3])
         if viable == last_viable:
             continue
         last_viable = viable
@@ -262,7 +277,7 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
             candidates.append((entries[viable[0][3]],))
         else:
             candidates.append(tuple([entries[key[3]] for key in viable]))
-    return segment_starts, candidates
+    return segment_starts, candidates, sorted(ties)
 
 
 def rank(entry: RouteEntry) -> tuple[int, int, int]:
@@ -327,22 +342,26 @@ def parse_route(
             raise ConfigError(file, f"{where}.high", "a value not below low")
     else:
         raise ConfigError(file, where, "prefix, or both low and high")
-    names = {"issuer": raw.get("issuer"), "fallback": raw.get("fallback", "")}
-    for key, name in names.items():
-        if not isinstance(name, str) or (key == "issuer" and not name):
-            raise ConfigError(file, f"{where}.{key}", "the name of an issuer")
-        if name and issuers is not None and name not in issuers:
-            raise ConfigError(file, f"{where}.{key}", f"one of the defined issuers ({', '.join(sorted(issuers))})")
+    issuer = _issuer(file, f"{where}.issuer", raw.get("issuer"), issuers)
+    fallback = _issuer(file, f"{where}.fallback", raw["fallback"], issuers) if "fallback" in raw else None
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigError(file, f"{where}.priority", "an integer")
     conditions = None
-    if not raw.keys().isdisjoint(CONDITIONS):
+    if not _CONDITION_KEYS.isdisjoint(raw):
         conditions = Conditions(*(
             _condition(file, f"{where}.{key}", raw[key], digits) if key in raw else None
             for key, digits in CONDITIONS.items()
         ))
-    return RouteEntry(names["issuer"], low, high, priority, where, names["fallback"] or None, conditions, line)
+    return RouteEntry(issuer, low, high, priority, where, fallback, conditions, line)
+
+
+def _issuer(file: object, key: str, name: Any, issuers: Collection[str] | None) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(file, key, "the name of an issuer")
+    if issuers is not None and name not in issuers:
+        raise ConfigError(file, key, f"one of the defined issuers ({', '.join(sorted(issuers))})")
+    return name
 
 
 def parse_routes(

@@ -8,23 +8,22 @@ file order decides. Nested entries are not conflicts: the more specific one wins
 Warnings: dead entries (never chosen for any PAN or transaction, shadowed everywhere by better
 ones), issuers nothing routes to, a fallback equal to the issuer, no issuers defined at all.
 
-Everything here is one sort or one pass over the table's segments, so a million entries check
-in seconds.
+Conflicts and dead entries come from the table build's own sweep, so checking a million entries
+costs little more than loading them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterator
 
 from switch.routes.findings import ERROR, WARNING, Finding
 from switch.routes.source import RoutesFile
-from switch.routing import PAN_SPACE_DIGITS, RouteEntry, RoutingTable, rank
+from switch.routing import RoutingTable
 
 
 def check(routes: RoutesFile, table: RoutingTable) -> list[Finding]:
     """All findings, ordered by line (file-level ones first)."""
-    findings = [*routes.problems, *_issuer_findings(routes), *_conflicts(table.entries), *_dead(table)]
+    findings = [*routes.problems, *_issuer_findings(routes), *_conflicts(table), *_dead(table)]
     return sorted(findings, key=lambda finding: (finding.line or 0, finding.severity != ERROR))
 
 
@@ -48,32 +47,20 @@ def _issuer_findings(routes: RoutesFile) -> Iterator[Finding]:
             yield Finding(WARNING, line, "issuers", f"issuer {name!r}: nothing routes to it")
 
 
-def _conflicts(entries: tuple[RouteEntry, ...]) -> Iterator[Finding]:
-    """Overlapping entries of equal rank and different issuers, reported at the later one.
-    Entries of one rank have equal widths, so once a rank's entries are sorted by start, each
-    overlaps only a run of those right after it."""
-    ranks: defaultdict[tuple[int, int, int], list[tuple[str, int, RouteEntry]]] = defaultdict(list)
-    for index, entry in enumerate(entries):
-        ranks[rank(entry)].append((entry.low.ljust(PAN_SPACE_DIGITS, "0"), index, entry))
-    for same in ranks.values():
-        same.sort()
-        for position, (_, index, entry) in enumerate(same):
-            last = entry.high.ljust(PAN_SPACE_DIGITS, "9")
-            for following in range(position + 1, len(same)):
-                first, other_index, other = same[following]
-                if first > last:
-                    break
-                if other.issuer != entry.issuer and (entry.conditions is None or entry.conditions.overlaps(other.conditions)):
-                    earlier, later = (entry, other) if index < other_index else (other, entry)
-                    yield Finding(
-                        ERROR, later.line, later.source,
-                        f"conflict: {later.span()} -> {later.issuer} overlaps {earlier.where()} {earlier.span()} -> "
-                        f"{earlier.issuer} with equal specificity and priority; only file order decides",
-                    )
+def _conflicts(table: RoutingTable) -> Iterator[Finding]:
+    """Ties the table build found, where the issuers differ and both can apply to one
+    transaction; reported at the later entry, naming the earlier."""
+    for earlier, later in table.ties:
+        if later.issuer != earlier.issuer and (earlier.conditions is None or earlier.conditions.overlaps(later.conditions)):
+            yield Finding(
+                ERROR, later.line, later.source,
+                f"conflict: {later.span()} -> {later.issuer} overlaps {earlier.where()} {earlier.span()} -> "
+                f"{earlier.issuer} with equal specificity and priority; only file order decides",
+            )
 
 
 def _dead(table: RoutingTable) -> Iterator[Finding]:
-    live = {id(entry) for _, _, candidates in table.segments() for entry in candidates}
+    live = {id(entry) for entry in table.live_entries()}
     for entry in table.entries:
         if id(entry) in live:
             continue

@@ -34,7 +34,7 @@ def read_csv_routes(path: Path, text: str) -> tuple[list[RouteEntry], list[Findi
     problems: list[Finding] = []
     for index, row in enumerate(reader):
         line = reader.line_num
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
         raw: dict[str, object] = {}
         for position, key in columns:
