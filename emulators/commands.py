@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 
 import attrs
 import trio
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
     terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
     terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
     terminal.add_argument("--timeout", type=float, default=30.0)
+    terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
     sink.add_arguments(terminal)
     terminal.set_defaults(func=run_terminal)
@@ -121,12 +123,15 @@ def build_request(terminal, args, card: dict | None) -> Message:
 
 def run_terminal(args) -> int:
     dialect = load_dialect(args.dialect)
+    if args.stan is not None and not 1 <= args.stan <= 999_999:
+        raise UsageError("--stan: expected a number from 1 to 999999")
     card = card_details(args)
     key = pin_key(args)
 
     async def transact() -> Message:
         async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
-                                 timeout=args.timeout, capture=capture, pin_key=key) as terminal:
+                                 timeout=args.timeout, capture=capture, pin_key=key,
+                                 first_stan=args.stan or secrets.randbelow(999_999) + 1) as terminal:
             return await terminal.send(build_request(terminal, args, card))
 
     capture = sink.from_args(args)

@@ -54,7 +54,8 @@ def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
 
 class Terminal:
     def __init__(self, stream: trio.SocketStream, dialect: Dialect, tid: str, mid: str,
-                 timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None):
+                 timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None,
+                 first_stan: int = 1):
         self.stream = stream
         self.dialect = dialect
         self.tid = tid
@@ -62,7 +63,7 @@ class Terminal:
         self.timeout = timeout
         self.tpdu = tpdu
         self.pin_key = pin_key
-        self._stan = itertools.count()
+        self._stan = itertools.count(first_stan - 1)
         # (field 11, field 41) -> channels of the senders waiting, oldest first: a terminal that
         # retransmits sends the same key more than once.
         self._waiting: dict[tuple[str, str], list[trio.MemorySendChannel[Message]]] = {}
@@ -207,8 +208,11 @@ class Terminal:
 async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
                         tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None,
-                        pin_key: PinKey | None = None) -> AsyncIterator[Terminal]:
-    """A connected terminal; the connection closes when the block ends."""
+                        pin_key: PinKey | None = None, first_stan: int = 1) -> AsyncIterator[Terminal]:
+    """A connected terminal; the connection closes when the block ends.
+
+    A real terminal keeps counting its STAN across sessions; one-shot users (the CLI) pass a
+    `first_stan` of their own so two quick runs are not taken for a retransmission."""
     if isinstance(dialect, str):
         dialect = load_dialect(dialect)
     try:
@@ -216,7 +220,7 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
     except OSError as exc:
         raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
     async with stream, trio.open_nursery() as nursery:
-        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture, pin_key)
+        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan)
         nursery.start_soon(terminal._reader)
         try:
             yield terminal
