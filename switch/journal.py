@@ -1,10 +1,10 @@
 """The transaction journal: an embedded SQLite database (WAL) that records every request, its
 outcome and the store-and-forward queue, so nothing is lost across crashes and restarts.
 
-Writes never run on the event loop: they go through one writer task that takes everything queued
-since its last turn and applies it in a worker thread as a single transaction (group commit). The
-hot path only enqueues; code that must know a write is durable (a SAF item before it is relied
-on, the flush at shutdown) awaits `commit()` or `flush()`. With WAL and synchronous=NORMAL a
+Writes never run on the event loop: one writer thread takes everything queued since its last
+turn and applies it as a single transaction (group commit). The hot path only enqueues; code
+that must know a write is durable (a SAF item before it is relied on, the flush at shutdown)
+awaits `commit()` or `flush()`. With WAL and synchronous=NORMAL a
 committed write survives the process being killed (kill -9), which is the failure the switch is
 built for; a power loss may lose the last moments.
 
@@ -13,8 +13,9 @@ Rows never hold a PAN in clear, nor track, PIN or CVV data: see switch.vault.
 
 from __future__ import annotations
 
-import math
+import queue
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,25 +107,37 @@ def migrate(connection: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-class _Pending:
-    __slots__ = ("operation", "done", "result", "error")
+class _Awaited:
+    """An operation whose caller waits for the batch that ran it to commit."""
 
-    def __init__(self, operation: Operation, done: trio.Event | None):
+    __slots__ = ("operation", "done", "token", "result", "error")
+
+    def __init__(self, operation: Operation):
         self.operation = operation
-        self.done = done
+        self.done = trio.Event()
+        self.token = trio.lowlevel.current_trio_token()
         self.result: Any = None
         self.error: BaseException | None = None
 
 
+_STOP = object()
+
+
 class Journal:
-    """The journal database of one data directory, and its single writer task."""
+    """The journal database of one data directory, and its writer thread.
+
+    The event loop only puts writes on a queue (`execute()` is a `SimpleQueue.put`); one
+    long-lived thread takes whatever is queued, applies it as one transaction and commits. No
+    per-batch thread hand-off, and the loop never waits on the disk unless it asks to
+    (`commit()`, `flush()`).
+    """
 
     def __init__(self, data_dir: Path):
         self.path = data_dir / DB_FILE
         data_dir.mkdir(parents=True, exist_ok=True)
         self.connection = connect(self.path)
         self.version = migrate(self.connection)
-        self._send, self._receive = trio.open_memory_channel[_Pending](math.inf)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.batches = 0
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
@@ -133,64 +146,69 @@ class Journal:
 
     def execute(self, sql: str, params: tuple = ()) -> None:
         """Queue a write; it lands with the next batch. Never blocks."""
-        self._send.send_nowait(_Pending(lambda c: c.execute(sql, params), None))
+        self._queue.put((sql, params))
 
     async def commit(self, operation: Operation) -> Any:
         """Run `operation(connection)` in the next batch and wait until that batch committed."""
-        pending = _Pending(operation, trio.Event())
-        self._send.send_nowait(pending)
-        await pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
+        awaited = _Awaited(operation)
+        self._queue.put(awaited)
+        await awaited.done.wait()
+        if awaited.error is not None:
+            raise awaited.error
+        return awaited.result
 
     async def flush(self) -> None:
         await self.commit(lambda connection: None)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Own the writer thread for as long as this task lives; on exit, write what is queued."""
+        writer = threading.Thread(target=self._write_forever, name="journal-writer", daemon=True)
+        writer.start()
         task_status.started()
         try:
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < BATCH_LIMIT:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                await trio.to_thread.run_sync(self._apply, batch)
-                for pending in batch:
-                    if pending.done is not None:
-                        pending.done.set()
+            await trio.sleep_forever()
         finally:
-            self._drain_on_exit()
+            self._queue.put(_STOP)
+            writer.join()
 
-    def _apply(self, batch: list[_Pending]) -> None:
+    def _write_forever(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH_LIMIT:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in batch
+            self._apply([item for item in batch if item is not _STOP])
+            if stop:
+                return
+
+    def _apply(self, batch: list) -> None:
         connection = self.connection
+        awaited = []
         connection.execute("BEGIN")
         try:
-            for pending in batch:
+            for item in batch:
                 try:
-                    pending.result = pending.operation(connection)
+                    if type(item) is tuple:
+                        connection.execute(*item)
+                    else:
+                        item.result = item.operation(connection)
+                        awaited.append(item)
                 except sqlite3.Error as exc:
-                    pending.error = exc
+                    if type(item) is not tuple:
+                        item.error = exc
+                        awaited.append(item)
                     logs.warning("journal_write_failed", error=str(exc))
         finally:
             connection.execute("COMMIT")
         self.batches += 1
-
-    def _drain_on_exit(self) -> None:
-        """Whatever is still queued when the writer is cancelled is written synchronously."""
-        batch = []
-        while True:
+        for item in awaited:
             try:
-                batch.append(self._receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        if batch:
-            self._apply(batch)
-            for pending in batch:
-                if pending.done is not None:
-                    pending.done.set()
+                item.token.run_sync_soon(item.done.set)
+            except trio.RunFinishedError:
+                pass  # nobody is left to wake
 
     def close(self) -> None:
         self.connection.close()

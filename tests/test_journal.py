@@ -280,7 +280,8 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
                 answers.append(await terminal.purchase(pan="6011000000000038", amount=100, expiry=EXPIRY))
 
             nursery.start_soon(slow_purchase)
-            await trio.sleep(0.1)
+            while not demo.switch.in_flight:
+                await trio.sleep(0.01)
             demo.switch.shutdown()
             await trio.sleep(0.1)
             try:
