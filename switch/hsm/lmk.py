@@ -11,6 +11,7 @@ check (or, for AES, a different key).
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from pathlib import Path
 
@@ -92,6 +93,11 @@ class Lmk:
         return scheme_prefix(key) + cipher.hex().upper()
 
     def decrypt_key(self, key_type: KeyType, encrypted: str) -> Key:
+        """The clear key; working keys are decrypted once and then kept in memory (never on
+        disk), since every PIN translation or verification names the same few keys."""
+        return _decrypt_key_cached(self, key_type, encrypted)
+
+    def _decrypt_key(self, key_type: KeyType, encrypted: str) -> Key:
         algorithm, cipher = split_scheme(encrypted)
         parts = [cipher[i : i + 8] for i in range(0, len(cipher), 8)]
         clear = b"".join(decrypt_ecb(self._part_key(key_type, n), p) for n, p in enumerate(parts))
@@ -108,6 +114,11 @@ class Lmk:
     def decrypt_pin(self, encrypted: str, pan: str) -> str:
         block = parse_hex(encrypted, "PIN under LMK", (8,))
         return pinblock.decode(0, decrypt_ecb(self._part_key(None, 0), block), pan)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypt_key_cached(lmk: Lmk, key_type: KeyType, encrypted: str) -> Key:
+    return lmk._decrypt_key(key_type, encrypted)
 
 
 def scheme_prefix(key: Key) -> str:
