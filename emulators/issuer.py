@@ -16,6 +16,7 @@ import trio
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
+from switch.streams import write_queued
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import Frame, FramingError, reply_tpdu
@@ -67,10 +68,6 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
     dialect = config.dialect
     send, receive = trio.open_memory_channel[bytes](1024)
 
-    async def writer() -> None:
-        async for data in receive:
-            await stream.send_all(data)
-
     async def answer(frame: Frame, scope: trio.CancelScope) -> None:
         try:
             request = dialect.decode(frame.payload)
@@ -91,7 +88,7 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
 
     try:
         async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(writer)
+            nursery.start_soon(write_queued, stream, receive)
             framer = dialect.framer()
             while True:
                 data = await stream.receive_some(RECEIVE_SIZE)

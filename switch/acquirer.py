@@ -16,6 +16,7 @@ from switch import logs
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig
 from switch.engine import RC, answer_undecodable, respond
+from switch.streams import write_queued
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
 from switch.wire.message import Message
@@ -134,9 +135,8 @@ class TerminalConnection:
         self._scope.cancel()
 
     async def _writer(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
-        async for data in receive:
-            self._record("out", data)
-            await self.stream.send_all(data)
+        observe = (lambda frame: self._record("out", frame)) if self.capture is not None else None
+        await write_queued(self.stream, receive, observe)
 
     def _record(self, direction: str, data: bytes) -> None:
         if self.capture is not None:

@@ -21,6 +21,7 @@ import trio
 from switch import logs
 from switch.config import IssuerConfig
 from switch.engine import RC
+from switch.streams import write_queued
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
 from switch.wire.message import Message, is_response, response_mti
@@ -156,7 +157,7 @@ class IssuerLink:
         async with stream:
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, receive)
+                    nursery.start_soon(write_queued, stream, receive)
                     self._channel = send
                     self._last_received = trio.current_time()
                     nursery.start_soon(self._read_then_stop, stream, nursery.cancel_scope)
@@ -222,10 +223,6 @@ class IssuerLink:
         """In-flight requests fail fast when the link drops; their callers answer 91."""
         for waiter in self._pending.values():
             waiter.done.set()
-
-    async def _writer(self, stream: trio.SocketStream, receive: trio.MemoryReceiveChannel[bytes]) -> None:
-        async for frame in receive:
-            await stream.send_all(frame)
 
     async def _reader(self, stream: trio.SocketStream) -> str:
         framer = self._dialect.framer(self.config.max_frame)

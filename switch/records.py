@@ -13,18 +13,21 @@ import time
 
 import trio
 
-from switch.engine import NEVER_RETURNED
+from switch.engine import ECHO_FIELDS, NEVER_RETURNED
 from switch.history import Txn
 from switch.journal import Journal
 from switch.wire.masking import HIDDEN_FIELDS, mask_pan
 from switch.wire.message import Message
 
-STORED_RESPONSE_DROPS = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | {"2", "48"}
+# Echoed fields come back from a retransmission's own request; card data is never stored.
+STORED_RESPONSE_DROPS = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | frozenset(ECHO_FIELDS) | {"48"}
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def stored_response(response: Message) -> str:
-    return json.dumps({"mti": response.mti,
-                       "fields": {f: v for f, v in response.fields.items() if f not in STORED_RESPONSE_DROPS}})
+    """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission."""
+    return _ENCODER.encode({"mti": response.mti,
+                            "fields": {f: v for f, v in response.fields.items() if f not in STORED_RESPONSE_DROPS}})
 
 
 def loaded_response(text: str | None) -> Message | None:

@@ -34,14 +34,16 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
 
 class Vault:
     def __init__(self, secret: bytes):
-        self._hash_key = _derive(secret, b"pan hash")
+        self._hash = hmac.new(_derive(secret, b"pan hash"), digestmod=hashlib.sha256)
         self._aead = AESGCM(_derive(secret, b"seal"))
 
     def __repr__(self) -> str:
         return "Vault(<keys hidden>)"
 
     def pan_hash(self, pan: str) -> str:
-        return hmac.new(self._hash_key, pan.encode(), hashlib.sha256).hexdigest()
+        keyed = self._hash.copy()  # the keyed state is computed once, not per PAN
+        keyed.update(pan.encode())
+        return keyed.hexdigest()
 
     def seal(self, fields: dict[str, str]) -> bytes:
         nonce = secrets.token_bytes(NONCE_SIZE)
