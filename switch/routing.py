@@ -265,7 +265,10 @@ def _flatten(entries: Sequence[RouteEntry]) -> tuple[list[str], list[tuple[Route
             viable = tuple(active)
         else:
             viable = _viable(entries, active)
-            ties.update((a[3], b[3]) for a, b in zip(active, active[1:]) if a[:3] == b[:3])
+            for position in range(1, len(active)):
+                better, worse = active[position - 1], active[position]
+                if better[0] == worse[0] and better[1] == worse[1] and better[2] == worse[2]:
+                    ties.add((better[3], worse[3]))
         if viable == last_viable:
             continue
         last_viable = viable
@@ -291,12 +294,18 @@ def _rank_key(entry: RouteEntry, index: int) -> tuple[int, int, int, int]:
 
 
 def _viable(entries: Sequence[RouteEntry], active: list[tuple[int, int, int, int]]) -> tuple:
-    """Active rank keys, best first, without those of entries a better one always beats."""
+    """Active rank keys, best first, without those of entries a better one always beats.
+    (Called for every nested segment, hence plain loops.)"""
     kept: list[tuple[int, int, int, int]] = []
+    kept_entries: list[RouteEntry] = []
     for key in active:
         entry = entries[key[3]]
-        if not any(entries[better[3]].covers(entry) for better in kept):
+        for better in kept_entries:
+            if better.covers(entry):
+                break
+        else:
             kept.append(key)
+            kept_entries.append(entry)
     return tuple(kept)
 
 
