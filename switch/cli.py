@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "switch.commands.serve",
     "switch.commands.demo",
     "switch.commands.journal",
+    "switch.commands.admin",
     "switch.hsm.cli",
     "emulators.commands",
     "switch.commands.replay",

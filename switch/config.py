@@ -136,6 +136,8 @@ class SwitchConfig:
     log_file: str | None = None
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None  # operator commands (switch.admin); off unless set
     saf: SafConfig = SafConfig()
     hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
     source: str = ""
@@ -330,6 +332,8 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     data_dir = Path(data_dir) if data_dir is not None else configured_dir
     duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
     shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
+    admin_host = settings.get("admin_host", str, "127.0.0.1", "a host address to bind")
+    admin_port = settings.get("admin_port", int, None, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
     saf_table = settings.table("saf")
     saf = SafConfig(
         retry_limit=saf_table.get("retry_limit", int, 10, "an integer, at least 1", lambda v: v >= 1),
@@ -354,4 +358,5 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
                         log_file=log_file, duplicate_window=duplicate_window,
-                        shutdown_grace=shutdown_grace, saf=saf, hsm=hsm, source=str(path))
+                        shutdown_grace=shutdown_grace, admin_host=admin_host, admin_port=admin_port,
+                        saf=saf, hsm=hsm, source=str(path))

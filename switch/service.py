@@ -18,8 +18,10 @@ import trio
 
 from switch import logs
 from switch.acquirer import serve_listener
+from switch.admin import serve_admin
 from switch.capture.sink import Capture
-from switch.config import IssuerConfig, ListenerConfig, SwitchConfig
+from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
+from switch.errors import CardswitchError
 from switch.engine import (
     NETWORK_MTI, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
     respond, reversal_advice, stand_in_advice,
@@ -28,7 +30,7 @@ from switch.history import History, Txn
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
 from switch.records import TxnRecords
-from switch.routing import RoutingTable
+from switch.routing import RouteContext, RouteEntry, RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity
 from switch.standin import StandIn
@@ -96,6 +98,9 @@ class Switch:
                         for listener in self.config.listeners:
                             ports[listener.name] = await accepting.start(
                                 partial(serve_listener, self.handle, listener, connections, capture=self.capture))
+                        if self.config.admin_port is not None:
+                            ports["admin"] = await accepting.start(
+                                serve_admin, self, self.config.admin_host, self.config.admin_port)
                         task_status.started(ports)
                         await self._stop.wait()
                         accepting.cancel_scope.cancel()
@@ -124,9 +129,29 @@ class Switch:
         for link in self.links.values():
             await link.connected.wait()
 
-    def replace_routing(self, routing: RoutingTable) -> None:
-        """Swap the BIN table; requests already routed keep going to their issuer."""
-        self.routing = routing
+    def reload_routing(self) -> tuple[bool, str]:
+        """Re-read the BIN table from the config file (SIGHUP, admin command). A table that
+        fails validation is refused with a logged reason and the running one stays; requests
+        already routed keep going to their issuer."""
+        try:
+            fresh = load_config(self.config.source)
+            named = fresh.routing.issuers | {e.fallback for e in fresh.routing.entries if e.fallback}
+            unknown = named - set(self.links)
+            if unknown:
+                raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
+        except CardswitchError as exc:
+            logs.warning("routes_reload_rejected", reason=str(exc))
+            return False, str(exc)
+        self.routing = fresh.routing
+        logs.event("routes_reloaded", entries=len(fresh.routing))
+        return True, f"{len(fresh.routing)} entries"
+
+    def _link_for(self, entry: RouteEntry) -> IssuerLink:
+        """The entry's issuer, or its fallback while the issuer's link is down."""
+        link = self.links[entry.issuer]
+        if not link.up and entry.fallback is not None and self.links[entry.fallback].up:
+            return self.links[entry.fallback]
+        return link
 
     # -- one transaction ---------------------------------------------------------------
 
@@ -195,12 +220,13 @@ class Switch:
         return max((issuer.timeout for issuer in self.config.issuers), default=5.0)
 
     async def _authorise(self, request: Message, txn: Txn, listener: ListenerConfig) -> tuple[Message, str | None]:
-        entry = self.routing.lookup(card_pan(request) or "")
+        context = RouteContext(request.mti, request.get("3"), request.get("49"))
+        entry = self.routing.lookup(card_pan(request) or "", context)
         if entry is None:
             txn.state = "rejected"
             return respond(request, RC.NO_ROUTE), "no route"
-        txn.issuer = entry.issuer
-        link = self.links[entry.issuer]
+        link = self._link_for(entry)
+        txn.issuer = link.name
         outgoing = request.copy()
         if "32" not in outgoing and listener.acquirer_id:
             outgoing["32"] = listener.acquirer_id

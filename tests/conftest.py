@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
+from emulators.bank import Bank, parse_account
+from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from switch import logs
+from switch.tomlfile import Table
+from switch.wire.dialect import load_dialect
 
 
 @pytest.fixture
@@ -49,3 +54,22 @@ def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners:
             lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def free_port() -> int:
+    """A port nothing listens on (yet)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_bank(*cards: dict) -> Bank:
+    """An emulated bank with the given cards (expiry 3012 and 1000.00 unless said otherwise)."""
+    return Bank([parse_account(Table("test", "card", {"expiry": "3012", "balance": 100000, **card}))
+                 for card in cards])
+
+
+async def start_issuer(nursery, bank: Bank, port: int = 0, name: str = "bank") -> int:
+    """An issuer emulator for `bank` on the default dialect; returns its port."""
+    config = IssuerHostConfig(name=name, host="127.0.0.1", port=port, dialect=load_dialect())
+    return await nursery.start(serve_issuer, config, bank)

@@ -82,16 +82,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_runs_real_processes_and_reloads_routes_on_sighup(tmp_path):
+def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_command(tmp_path):
     issuer_port, switch_port = _free_port(), _free_port()
     issuer_file = tmp_path / "issuer.toml"
     issuer_file.write_text(
         f"[issuer]\nname = 'bank'\nport = {issuer_port}\n\n"
         "[[cards]]\npan = '4761730000000011'\nexpiry = '3012'\nbalance = 100000\n"
     )
+    admin_port = _free_port()
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
                           routes=[{"prefix": "5", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": switch_port}])
+    config.write_text(f"[switch]\nadmin_port = {admin_port}\ndata_dir = 'data'\n\n" + config.read_text())
     log = tmp_path / "switch.log"
     issuer = subprocess.Popen([sys.executable, "-m", "switch.cli", "issuer", "--config", str(issuer_file)],
                               cwd=ROOT, stderr=subprocess.DEVNULL)
@@ -114,6 +116,15 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup(tmp_path):
         rejected = next(e for e in events if e["event"] == "routes_reload_rejected")
         assert "routes[0].prefix" in rejected["reason"]
         assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
+
+        refused = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+        assert refused.returncode == 1 and "routes[0].prefix" in refused.stdout
+        config.write_text(config.read_text().replace('prefix = "4x"', 'prefix = "6"'))
+        reloaded = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+        assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
+        assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
+        status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
+        assert status["links"] == {"bank": {"up": True, "in_flight": 0}} and status["routes"] == 1
     finally:
         for process in (switch, issuer):
             process.send_signal(signal.SIGINT)

@@ -8,16 +8,13 @@ from functools import partial
 
 import trio
 
-from conftest import read_events, write_config
-from emulators.bank import Bank, Fault, parse_account
-from emulators.issuer import IssuerHostConfig, serve_issuer
+from conftest import free_port, make_bank, read_events, start_issuer, write_config
+from emulators.bank import Fault
 from emulators.terminal import open_terminal
 from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.service import Switch
-from switch.tomlfile import Table
-from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
 EXPIRY = "3012"
@@ -34,16 +31,6 @@ def invariants_hold(data_dir) -> list[str]:
         return audit.check(connection, data_dir)
 
 
-def make_bank(*cards: dict) -> Bank:
-    return Bank([parse_account(Table("test", "card", {"expiry": EXPIRY, "balance": 100000, **card}))
-                 for card in cards])
-
-
-async def start_issuer(nursery, bank: Bank, port: int = 0) -> int:
-    config = IssuerHostConfig(name="bank", host="127.0.0.1", port=port, dialect=load_dialect())
-    return await nursery.start(serve_issuer, config, bank)
-
-
 async def start_switch(nursery, tmp_path, issuer: dict, routes=None, settings: str = "") -> tuple[Switch, int]:
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", **issuer}],
                           routes=routes or [{"prefix": "4", "issuer": "bank"}])
@@ -52,13 +39,6 @@ async def start_switch(nursery, tmp_path, issuer: dict, routes=None, settings: s
     switch = Switch(load_config(config, data_dir=tmp_path / "data"))
     ports = await nursery.start(switch.run)
     return switch, ports["terminals"]
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_every_request_is_journaled_without_card_data(demo, tmp_path):

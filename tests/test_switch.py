@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import trio
 
-from conftest import read_events, write_config
-from emulators.bank import Bank, parse_account
-from emulators.issuer import IssuerHostConfig, serve_issuer
+from conftest import free_port, make_bank, read_events, start_issuer, write_config
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.service import Switch
-from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
 
@@ -204,14 +201,8 @@ async def test_garbage_closes_only_that_connection(demo, log_file):
     assert any("undecodable message" in reason for reason in reasons)
 
 
-def _bank(pan: str) -> Bank:
-    return Bank([parse_account(Table("test", "card", {"pan": pan, "expiry": "3012", "balance": 10000}))])
-
-
 async def test_issuer_down_gets_91_at_once_and_reconnects_when_it_returns(nursery, tmp_path, log_file):
-    with trio.socket.socket() as probe:  # a port nobody listens on (yet)
-        await probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = write_config(
         tmp_path / "switch.toml",
         issuers=[{"name": "solo", "port": port, "reconnect_min_ms": 20, "reconnect_max_ms": 100}],
@@ -225,8 +216,7 @@ async def test_issuer_down_gets_91_at_once_and_reconnects_when_it_returns(nurser
         assert response["39"] == "91"
         assert trio.current_time() - started < 0.5
 
-        issuer = IssuerHostConfig(name="solo", host="127.0.0.1", port=port, dialect=load_dialect())
-        await nursery.start(serve_issuer, issuer, _bank(APPROVE))
+        await start_issuer(nursery, make_bank({"pan": APPROVE}), port, name="solo")
         with trio.fail_after(5):
             await switch.links["solo"].connected.wait()
         response = await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
@@ -254,10 +244,7 @@ async def test_in_flight_requests_fail_fast_when_the_link_drops(demo):
 
 
 async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
-    issuer = IssuerHostConfig(name="late", host="127.0.0.1", port=0, dialect=load_dialect())
-    bank = _bank(APPROVE)
-    bank.accounts[APPROVE].fault = type(bank.accounts[APPROVE].fault)(latency=0.3)
-    issuer_port = await nursery.start(serve_issuer, issuer, bank)
+    issuer_port = await start_issuer(nursery, make_bank({"pan": APPROVE, "latency_ms": 300}), name="late")
     config = write_config(tmp_path / "switch.toml",
                           issuers=[{"name": "late", "port": issuer_port, "timeout_ms": 100}],
                           routes=[{"prefix": "4", "issuer": "late"}])
@@ -282,3 +269,30 @@ async def test_every_transaction_is_logged_as_one_json_line(demo, log_file):
     assert txn["pan"] == "476173******0011"
     assert (txn["mti"], txn["issuer"], txn["rc"], txn["tid"]) == ("0200", "bank_a", "00", "T0000001")
     assert txn["latency_ms"] >= 0 and txn["stan"]
+
+
+async def test_conditional_routes_and_fallback_issuer(nursery, tmp_path):
+    """Refunds go to the refund host; purchases to the main host, or to the backup while the
+    main host's link is down."""
+    banks = {name: make_bank({"pan": APPROVE}) for name in ("main", "refunds", "backup")}
+    ports = {name: await start_issuer(nursery, bank, name=name) for name, bank in banks.items()}
+    down = free_port()
+    config = write_config(
+        tmp_path / "switch.toml",
+        issuers=[{"name": "main", "port": ports["main"]}, {"name": "refunds", "port": ports["refunds"]},
+                 {"name": "backup", "port": ports["backup"]}, {"name": "dead", "port": down}],
+        routes=[{"prefix": "4", "issuer": "main"},
+                {"prefix": "47", "issuer": "dead", "fallback": "backup"},
+                {"prefix": "47", "issuer": "refunds", "processing_codes": ["20"], "priority": 1}],
+    )
+    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
+    listener_ports = await nursery.start(switch.run)
+    for name in ("main", "refunds", "backup"):
+        await switch.links[name].connected.wait()
+    async with open_terminal("127.0.0.1", listener_ports["terminals"]) as terminal:
+        refund = terminal.card_request("0200", pan=APPROVE, amount=100, expiry=EXPIRY, processing_code="200000")
+        assert (await terminal.send(refund))["39"] == "00"
+        assert (await terminal.purchase(pan=APPROVE, amount=300, expiry=EXPIRY))["39"] == "00"
+    assert banks["refunds"].accounts[APPROVE].balance == 100000 + 100
+    assert banks["backup"].accounts[APPROVE].balance == 100000 - 300  # 476173... -> dead -> backup
+    assert banks["main"].accounts[APPROVE].balance == 100000

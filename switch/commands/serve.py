@@ -14,7 +14,7 @@ import trio
 from switch import logs, workers
 from switch.capture import sink
 from switch.config import load_config
-from switch.errors import CardswitchError, UsageError
+from switch.errors import UsageError
 from switch.service import Switch
 
 
@@ -73,19 +73,4 @@ async def shutdown_on_signal(switch: Switch, scope: trio.CancelScope) -> None:
 async def reload_on_sighup(switch: Switch) -> None:
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         async for _ in signals:
-            reload_routes(switch)
-
-
-def reload_routes(switch: Switch) -> bool:
-    """Re-read the routing table from the switch's config file; keep the old one on error."""
-    try:
-        fresh = load_config(switch.config.source)
-        unknown = fresh.routing.issuers - set(switch.links)
-        if unknown:
-            raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
-    except CardswitchError as exc:
-        logs.warning("routes_reload_rejected", reason=str(exc))
-        return False
-    switch.replace_routing(fresh.routing)
-    logs.event("routes_reloaded", entries=len(fresh.routing))
-    return True
+            switch.reload_routing()

@@ -1,0 +1,61 @@
+"""Operator commands on a loopback TCP port: one command per line in, one JSON line out.
+
+    reload-routes   re-read and check the BIN table; the old one stays if the new one is bad
+    status          links (up, in flight), requests in flight, open SAF items, route entries
+
+The port is opt-in (`[switch] admin_port`) and binds 127.0.0.1 unless `admin_host` says
+otherwise: whoever can reach it can change routing. `cardswitch admin` is its client.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from switch import logs
+
+if TYPE_CHECKING:
+    from switch.service import Switch
+
+COMMANDS = ("reload-routes", "status")
+MAX_LINE = 1024
+
+
+def answer(switch: Switch, line: str) -> dict:
+    """The reply to one command line (sans-IO, so tests and the server share it)."""
+    command = line.strip()
+    if command == "reload-routes":
+        ok, detail = switch.reload_routing()
+        return {"ok": ok, "detail": detail}
+    if command == "status":
+        return {"ok": True, "in_flight": switch.in_flight, "routes": len(switch.routing),
+                "links": {name: {"up": link.up, "in_flight": link.in_flight} for name, link in switch.links.items()},
+                "saf_open": {name: switch.saf.pending(name) for name in switch.links}}
+    return {"ok": False, "detail": f"unknown command; expected one of: {', '.join(COMMANDS)}"}
+
+
+async def serve_admin(switch: Switch, host: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    logs.event("admin_up", host=host, port=bound)
+    task_status.started(bound)
+    await trio.serve_listeners(partial(_session, switch), listeners)
+
+
+async def _session(switch: Switch, stream: trio.SocketStream) -> None:
+    buffer = b""
+    async with stream:
+        try:
+            while data := await stream.receive_some(MAX_LINE):
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    reply = answer(switch, line.decode("utf-8", "replace"))
+                    await stream.send_all(json.dumps(reply).encode() + b"\n")
+                if len(buffer) > MAX_LINE:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass

@@ -1,0 +1,35 @@
+"""`cardswitch admin reload-routes|status --admin HOST:PORT`: talk to a running switch's admin port."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from switch.admin import COMMANDS
+from switch.errors import UsageError
+
+TIMEOUT = 10.0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("admin", help="send an operator command to a running switch")
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("--admin", default="127.0.0.1:8599", help="HOST:PORT of the switch's admin_port")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    host, _, port = args.admin.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--admin: expected HOST:PORT, got {args.admin!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(args.command.encode() + b"\n")
+            reply = sock.makefile("rb").readline()
+    except OSError as exc:
+        raise UsageError(f"--admin {args.admin}: cannot reach the admin port ({exc.strerror or exc})") from None
+    if not reply:
+        raise UsageError(f"--admin {args.admin}: the switch closed the connection without answering")
+    answer = json.loads(reply)
+    print(json.dumps(answer, indent=2))
+    return 0 if answer.get("ok") else 1
