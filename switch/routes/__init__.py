@@ -12,14 +12,15 @@ from pathlib import Path
 from switch.errors import ConfigError
 from switch.routes.check import check
 from switch.routes.source import read_routes_file
-from switch.routing import RoutingTable
+from switch.routing import RoutingTable, paused_gc
 
 
 def load_routing_file(path: str | Path) -> RoutingTable:
     """The table in `path`, fully validated; ConfigError (file:line: key: expected) if invalid."""
-    routes = read_routes_file(path)
-    table = RoutingTable(routes.entries)
-    errors = [finding for finding in check(routes, table) if finding.is_error]
+    with paused_gc():
+        routes = read_routes_file(path)
+        table = RoutingTable(routes.entries)
+        errors = [finding for finding in check(routes, table) if finding.is_error]
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more errors; run `cardswitch routes check`)" if len(errors) > 1 else ""
