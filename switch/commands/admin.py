@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+from switch.addresses import parse_host_port
 from switch.admin import COMMANDS
 from switch.errors import UsageError
 
@@ -19,11 +20,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    host, _, port = args.admin.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--admin: expected HOST:PORT, got {args.admin!r}")
+    address = parse_host_port(args.admin, "--admin")
     try:
-        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        with socket.create_connection(address, timeout=TIMEOUT) as sock:
             sock.sendall(args.command.encode() + b"\n")
             reply = sock.makefile("rb").readline()
     except OSError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import trio
 
+from switch.addresses import parse_host_port
 from switch.errors import UsageError
 from switch.load import plot, report
 from switch.load.mix import (
@@ -44,15 +45,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_target(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--target: expected HOST:PORT, got {text!r}")
-    return host, int(port)
 
 
 def settings_from(args, weights: dict[str, int]) -> LoadSettings:
-    host, port = parse_target(args.target)
+    host, port = parse_host_port(args.target, "--target")
     for name in ("connections", "in_flight"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')}: expected at least 1")

@@ -11,6 +11,7 @@ import sys
 import trio
 
 from switch.capture.load import load_capture
+from switch.addresses import parse_host_port
 from switch.errors import UsageError
 from switch.replay.compare import DEFAULT_IGNORE, parse_ignore
 from switch.replay.engine import MATCHED, ReplayOptions, replay
@@ -42,15 +43,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_target(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--target: expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def options_from(args) -> ReplayOptions:
-    host, port = parse_target(args.target)
+    host, port = parse_host_port(args.target, "--target")
     if args.speed is not None and not args.speed > 0:
         raise UsageError("--speed: expected a factor greater than 0")
     if not args.timeout > 0:
