@@ -193,6 +193,14 @@ def test_import_round_trips_through_check(tmp_path: Path):
     assert routes("diff", DEMO / "routes-demo.csv", imported).stdout.startswith("0 changed ranges")
 
 
+def test_import_accepts_bom_and_spaced_headers(tmp_path: Path):
+    path = tmp_path / "bins.csv"
+    path.write_text("\ufeffBIN Low,BIN High,Issuer,Brand\n476173,476173,a,VISA\n", encoding="utf-8")
+    result = routes("import", path, "--no-issuers")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '[[routes]]\nprefix = "476173"\nissuer = "a"\n\n'
+
+
 def test_import_reports_bad_rows_by_line(tmp_path: Path):
     path = tmp_path / "bins.csv"
     path.write_text("bin_low,bin_high,issuer\n476173,476173,a\n4761,47619,b\n")

@@ -1,6 +1,6 @@
 """BIN tables as networks ship them: CSV with a header row, one range per row.
 
-Recognised columns: `bin_low` and `bin_high` (or `prefix`/`bin` for a single prefix), `issuer`,
+Recognised columns (case and spaces aside: "BIN Low" is `bin_low`): `bin_low` and `bin_high` (or `prefix`/`bin` for a single prefix), `issuer`,
 and optionally `priority`, `fallback`, and the conditions `processing_codes`, `mti_classes`,
 `currencies` (values separated by spaces or `;`). Other columns (brand, country, product...) are
 ignored, since network files carry many. Each row becomes the same entry a `[[routes]]` table
@@ -25,7 +25,7 @@ _COLUMNS = {"bin_low": "low", "bin_high": "high", "prefix": "prefix", "bin": "pr
 
 def read_csv_routes(path: Path, text: str) -> tuple[list[RouteEntry], list[Finding]]:
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in next(reader, [])]
+    header = [name.strip().lower().replace(" ", "_") for name in next(reader, [])]
     if "issuer" not in header or not ({"bin_low", "bin_high"} <= set(header) or {"prefix", "bin"} & set(header)):
         raise ConfigError(f"{path}:1", "(header)", "columns bin_low, bin_high (or prefix) and issuer")
     columns = [(position, _COLUMNS[name]) for position, name in enumerate(header) if name in _COLUMNS]

@@ -43,7 +43,7 @@ def read_routes_file(path: str | Path) -> RoutesFile:
 
 def read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # BIN files often start with a BOM
     except FileNotFoundError:
         raise ConfigError(path, "(file)", "an existing file") from None
     except UnicodeDecodeError:
