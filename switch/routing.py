@@ -326,9 +326,10 @@ def _viable(entries: Sequence[RouteEntry], active: list[tuple[int, int, int, int
     return tuple(kept)
 
 
-def _digits(file: object, key: str, value: Any) -> str:
+def _digits(file: object, where: str, key: str, value: Any) -> str:
+    """(Keys are built only for the message: this runs twice per entry of a million.)"""
     if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or not 1 <= len(value) <= PAN_SPACE_DIGITS:
-        raise ConfigError(file, key, f"a string of 1 to {PAN_SPACE_DIGITS} digits")
+        raise ConfigError(file, f"{where}.{key}", f"a string of 1 to {PAN_SPACE_DIGITS} digits")
     return value
 
 
@@ -347,29 +348,35 @@ def parse_route(
 ) -> RouteEntry:
     """One `[[routes]]` table into an entry; errors name the file (and line when known), the
     entry and the key. `issuers`, when given, are the names `issuer` and `fallback` may use."""
-    where = f"routes[{index}]"
-    if line:
-        file = f"{file}:{line}"
+    try:
+        return _parse_route(file, f"routes[{index}]", raw, issuers, line)
+    except ConfigError as exc:
+        if not line:
+            raise
+        raise ConfigError(f"{file}:{line}", exc.key, exc.expected) from None
+
+
+def _parse_route(file: object, where: str, raw: Any, issuers: Collection[str] | None, line: int | None) -> RouteEntry:
     if not isinstance(raw, dict):
         raise ConfigError(file, where, "a table with prefix or low/high, and issuer")
-    unknown = raw.keys() - ROUTE_KEYS
-    if unknown:
-        raise ConfigError(file, f"{where}.{sorted(unknown)[0]}", f"one of {', '.join(sorted(ROUTE_KEYS))}")
+    if not ROUTE_KEYS.issuperset(raw):
+        unknown = sorted(raw.keys() - ROUTE_KEYS)[0]
+        raise ConfigError(file, f"{where}.{unknown}", f"one of {', '.join(sorted(ROUTE_KEYS))}")
     if "prefix" in raw:
         if "low" in raw or "high" in raw:
             raise ConfigError(file, where, "either prefix or low/high, not both")
-        low = high = _digits(file, f"{where}.prefix", raw["prefix"])
+        low = high = _digits(file, where, "prefix", raw["prefix"])
     elif "low" in raw and "high" in raw:
-        low = _digits(file, f"{where}.low", raw["low"])
-        high = _digits(file, f"{where}.high", raw["high"])
+        low = _digits(file, where, "low", raw["low"])
+        high = _digits(file, where, "high", raw["high"])
         if len(low) != len(high):
             raise ConfigError(file, f"{where}.high", f"as many digits as low ({len(low)})")
         if low > high:
             raise ConfigError(file, f"{where}.high", "a value not below low")
     else:
         raise ConfigError(file, where, "prefix, or both low and high")
-    issuer = _issuer(file, f"{where}.issuer", raw.get("issuer"), issuers)
-    fallback = _issuer(file, f"{where}.fallback", raw["fallback"], issuers) if "fallback" in raw else None
+    issuer = _issuer(file, where, "issuer", raw.get("issuer"), issuers)
+    fallback = _issuer(file, where, "fallback", raw["fallback"], issuers) if "fallback" in raw else None
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigError(file, f"{where}.priority", "an integer")
@@ -382,11 +389,11 @@ def parse_route(
     return RouteEntry(issuer, low, high, priority, where, fallback, conditions, line)
 
 
-def _issuer(file: object, key: str, name: Any, issuers: Collection[str] | None) -> str:
+def _issuer(file: object, where: str, key: str, name: Any, issuers: Collection[str] | None) -> str:
     if not isinstance(name, str) or not name:
-        raise ConfigError(file, key, "the name of an issuer")
+        raise ConfigError(file, f"{where}.{key}", "the name of an issuer")
     if issuers is not None and name not in issuers:
-        raise ConfigError(file, key, f"one of the defined issuers ({', '.join(sorted(issuers))})")
+        raise ConfigError(file, f"{where}.{key}", f"one of the defined issuers ({', '.join(sorted(issuers))})")
     return name
 
 
