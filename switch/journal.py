@@ -77,6 +77,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX saf_by_issuer ON saf (issuer, status, next_attempt);
     """,
+    """
+    CREATE TABLE pin_tries (
+        pan_hash TEXT PRIMARY KEY,
+        wrong INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 # "interrupted": the switch stopped (crashed) while the request was in flight; its outcome at

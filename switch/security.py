@@ -31,6 +31,7 @@ from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE
 from switch.hsm.demo import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
+from switch.pintries import PinTries
 from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
 from switch.wire.message import Message
 
@@ -89,11 +90,11 @@ def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:
 class CardSecurity:
     """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card."""
 
-    def __init__(self, config: SwitchConfig, pan_hash: Callable[[str], str]):
+    def __init__(self, config: SwitchConfig, pan_hash: Callable[[str], str], tries: PinTries):
         self.config = config.hsm
         self.hsm = open_hsm(config.hsm, config.source) if config.hsm is not None else None
         self._pan_hash = pan_hash
-        self._wrong_pins: dict[str, int] = {}  # PAN hash -> wrong PINs in a row
+        self._tries = tries
 
     async def aclose(self) -> None:
         if self.hsm is not None:
@@ -164,7 +165,7 @@ class CardSecurity:
     async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig,
                           verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
-        if self._wrong_pins.get(card_hash, 0) >= verify.max_pin_tries:
+        if self._tries.count(card_hash) >= verify.max_pin_tries:
             return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
         card = verify.cards.get(pan)
         if card is None:
@@ -179,9 +180,9 @@ class CardSecurity:
                                                     card.validation_data or default_validation_data(pan),
                                                     verify.dectab, card.pin_length)
         if correct:
-            self._wrong_pins.pop(card_hash, None)
+            self._tries.reset(card_hash)
             return None
-        tries = self._wrong_pins[card_hash] = self._wrong_pins.get(card_hash, 0) + 1
+        tries = self._tries.wrong(card_hash)
         if tries >= verify.max_pin_tries:
             return Decline(PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
         return Decline(WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")

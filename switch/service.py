@@ -29,6 +29,7 @@ from switch.engine import (
 from switch.history import History, Txn
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.pintries import PinTries
 from switch.records import TxnRecords
 from switch.routing import RouteContext, RouteEntry, RoutingTable
 from switch.saf import StoreAndForward
@@ -54,7 +55,7 @@ class Switch:
         self.history = History(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
         self.stand_in = StandIn()
-        self.security = CardSecurity(config, self.vault.pan_hash)
+        self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], Txn] = OrderedDict()
         self._stop = trio.Event()

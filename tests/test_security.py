@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import attrs
 import pytest
 import trio
 
-from conftest import read_events
+from conftest import free_port, read_events
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
 from emulators.terminal import open_terminal
@@ -191,6 +190,24 @@ async def test_ibm_offset_verification(nursery, tmp_path, pin_key):
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin="4321"))["39"] == "75"
 
 
+async def test_used_up_pin_tries_survive_a_restart(tmp_path, pin_key):
+    async def wrong_pins_then_correct(count: int) -> list[str]:
+        async with trio.open_nursery() as nursery:
+            switch = await start_switch(nursery, tmp_path)
+            # A new STAN range: the same STANs within a second would be retransmissions.
+            async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key,
+                                     first_stan=100 * (count + 1)) as terminal:
+                codes = [(await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=pin))["39"]
+                         for pin in ["4321"] * count + [PIN]]
+            switch.shutdown()
+            await switch.stopped.wait()
+            nursery.cancel_scope.cancel()  # the issuer emulator too
+        return codes
+
+    assert await wrong_pins_then_correct(2) == ["55", "75", "75"]  # max_pin_tries = 2
+    assert await wrong_pins_then_correct(0) == ["75"]  # a new switch process still knows
+
+
 async def test_hsm_over_tcp_approves_and_declines(nursery, tmp_path, pin_key):
     hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK))
     switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)
@@ -198,13 +215,6 @@ async def test_hsm_over_tcp_approves_and_declines(nursery, tmp_path, pin_key):
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN, cvv2=CVV2))["39"] == "00"
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin="9999"))["39"] == "55"
         assert (await terminal.purchase(track2=track2("123"), amount=100))["39"] == "82"
-
-
-def free_port() -> int:
-    """A port nothing listens on (closed again at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_file):
