@@ -15,7 +15,8 @@ import attrs
 from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
 from switch.standin import StandInLimits, parse_stand_in
-from switch.routing import RoutingTable, parse_routes
+from switch.routes import load_routing_file
+from switch.routing import RoutingTable
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
 from switch.wire.framing import DEFAULT_MAX_FRAME, TPDU_LENGTH
@@ -307,14 +308,23 @@ def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
     return issuer
 
 
-def _routing(top: Table, base: Path, issuer_names: set[str]) -> RoutingTable:
-    routes_file = top.get("routes_file", str, None, "a path to a routes TOML file")
-    if routes_file is None:
-        return parse_routes(top.file, top.get("routes", list, [], "an array of tables ([[routes]])"), issuer_names)
-    if "routes" in top.data:
+def _routing(top: Table, issuer_names: set[str]) -> RoutingTable:
+    """The BIN table, inline or in `routes_file` (TOML or CSV), with every check `cardswitch
+    routes check` makes: a table with a conflict never starts (or reloads into) a switch."""
+    top.get("routes_file", str, None, "a path to a routes file (TOML or CSV)")
+    top.get("routes", list, [], "an array of tables ([[routes]])")
+    if "routes" in top.data and "routes_file" in top.data:
         raise top.error("routes_file", "either routes_file or [[routes]], not both")
-    path = base / routes_file
-    return parse_routes(path, read_toml(path).get("routes"), issuer_names)
+    table = load_routing_file(top.file)
+    routes_file = top.data.get("routes_file")
+    source = Path(top.file).parent / routes_file if routes_file else Path(top.file)
+    defined = f"one of the defined issuers ({', '.join(sorted(issuer_names)) or 'none defined'})"
+    for entry in table.entries:
+        for key, name in (("issuer", entry.issuer), ("fallback", entry.fallback)):
+            if name is not None and name not in issuer_names:
+                where = f"{source}:{entry.line}" if entry.line else str(source)
+                raise ConfigError(where, f"{entry.source}.{key}", defined)
+    return table
 
 
 def load_config(path: str | Path, overrides: dict[str, int] | None = None,
@@ -351,7 +361,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
         raise top.error("issuers", f"unique names, but {duplicate!r} appears twice")
-    routing = _routing(top, path.parent, set(names))
+    routing = _routing(top, set(names))
     top.finish()
     if overrides:
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
