@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from emulators.bank import Bank, parse_account
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from switch import logs
+from switch.load.processes import free_port, toml_text  # noqa: F401 (free_port: for the tests)
 from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
 
@@ -34,33 +34,11 @@ async def demo(nursery, log_file, tmp_path):
     return await start_network(nursery, tmp_path / "data")
 
 
-def toml_value(value) -> str:
-    """Strings, numbers, booleans, arrays and inline tables, as TOML."""
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners: list[dict] | None = None) -> Path:
     """A switch config file from plain dicts (tests build networks of their own with it)."""
     listeners = listeners or [{"name": "terminals", "port": 0}]
-    lines = []
-    for section, tables in (("listeners", listeners), ("issuers", issuers), ("routes", routes)):
-        for table in tables:
-            lines.append(f"[[{section}]]")
-            lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
-            lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text(toml_text({"listeners": listeners, "issuers": issuers, "routes": routes}))
     return path
-
-
-def free_port() -> int:
-    """A port nothing listens on (yet)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_bank(*cards: dict) -> Bank:

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 from switch.load.processes import free_port, toml_text, wait_for_events
-from tests.conftest import write_config
+from conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "lost"}

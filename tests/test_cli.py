@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
+from conftest import free_port, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,21 +75,14 @@ def _wait_for_line(process: subprocess.Popen, path: Path, needle: str, timeout: 
     raise AssertionError(f"no {needle} event within {timeout} s")
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_command(tmp_path):
-    issuer_port, switch_port = _free_port(), _free_port()
+    issuer_port, switch_port = free_port(), free_port()
     issuer_file = tmp_path / "issuer.toml"
     issuer_file.write_text(
         f"[issuer]\nname = 'bank'\nport = {issuer_port}\n\n"
         "[[cards]]\npan = '4761730000000011'\nexpiry = '3012'\nbalance = 100000\n"
     )
-    admin_port = _free_port()
+    admin_port = free_port()
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
                           routes=[{"prefix": "5", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": switch_port}])

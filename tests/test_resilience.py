@@ -17,18 +17,12 @@ from pathlib import Path
 
 import trio
 
-from conftest import write_config
+from conftest import free_port, write_config
 from emulators.terminal import open_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 APPROVE = "4761730000000011"
 EXPIRY = "3012"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Processes:

@@ -59,7 +59,8 @@ def toml_text(data: dict[str, Any], prefix: str = "") -> str:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             tables += [f"\n[[{prefix}{key}]]\n" + toml_text(v, f"{prefix}{key}.") for v in value]
         else:
-            lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
+            bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+            lines.append(f"{key if bare else json.dumps(key)} = {_toml_value(value)}")
     return "\n".join(lines) + "\n" + "".join(tables)
 
 
