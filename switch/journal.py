@@ -201,24 +201,32 @@ class Journal:
                 self._wake.set()  # more than one batch was waiting: go on at once
 
     def _apply(self, batch: list) -> None:
+        """One transaction for the batch. Whatever fails (a statement, or the disk under
+        BEGIN/COMMIT), the thread lives on, the failure is logged and every waiter is woken
+        with the error, so nobody waits forever on a journal that cannot write."""
         connection = self.connection
-        awaited = []
-        connection.execute("BEGIN")
+        awaited = [item for item in batch if type(item) is not tuple]
         try:
+            connection.execute("BEGIN")
             for item in batch:
                 try:
                     if type(item) is tuple:
                         connection.execute(*item)
                     else:
                         item.result = item.operation(connection)
-                        awaited.append(item)
                 except sqlite3.Error as exc:
                     if type(item) is not tuple:
                         item.error = exc
-                        awaited.append(item)
                     logs.warning("journal_write_failed", error=str(exc))
-        finally:
             connection.execute("COMMIT")
+        except Exception as exc:
+            logs.warning("journal_batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(batch))
+            for item in awaited:
+                item.error = item.error or exc
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
         self.batches += 1
         for item in awaited:
             try:

@@ -142,7 +142,10 @@ class IssuerLink:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
-            reason = await self._serve(stream)
+            try:
+                reason = await self._serve(stream)
+            except Exception as exc:  # a bug on one link must not take the switch down
+                reason = f"internal error: {type(exc).__name__}"
             logs.warning("link_down", issuer=self.name, reason=reason, failed_in_flight=len(self._pending))
             if self._ever_up:
                 delay = self.config.reconnect_min
@@ -205,7 +208,7 @@ class IssuerLink:
             try:
                 await self._exchange(self._network_request("301"))
                 missed = 0
-            except LinkTimeout:
+            except (LinkTimeout, LinkUnavailable):
                 missed += 1
                 logs.warning("link_echo_missed", issuer=self.name, missed=missed)
                 if missed >= self.config.max_missed_echoes:

@@ -21,6 +21,7 @@ from switch.config import SafConfig
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
 from switch.vault import Vault
+from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
 
 REPEAT_MTI = {"0420": "0421", "0120": "0121", "0220": "0221"}
@@ -50,18 +51,27 @@ class StoreAndForward:
 
     def load(self) -> int:
         """Pick up the open items a previous run left in the journal."""
-        rows = self.journal.read(
-            f"SELECT * FROM saf WHERE status IN {OPEN_STATUSES} ORDER BY id")
+        rows = self.journal.read("SELECT * FROM saf WHERE status IN (?, ?) ORDER BY id", OPEN_STATUSES)
         for row in rows:
             if row["issuer"] not in self._items:
                 logs.warning("saf_item_without_issuer", saf_id=row["id"], issuer=row["issuer"])
                 continue
-            fields = self.vault.open(row["payload"])
+            try:
+                fields = self.vault.open(row["payload"])
+            except Exception as exc:  # another data key, or a damaged row: park it, start anyway
+                self._park_unreadable(row["id"], type(exc).__name__)
+                continue
             self._items[row["issuer"]].append(SafItem(
                 id=row["id"], issuer=row["issuer"], trace=row["trace"], kind=row["kind"],
                 message=Message(row["mti"], fields), status=row["status"], attempts=row["attempts"],
                 next_attempt=0.0))
         return len(rows)
+
+    def _park_unreadable(self, saf_id: int, error: str) -> None:
+        logs.warning("saf_parked", saf_id=saf_id, error=f"payload cannot be opened ({error})")
+        self.journal.connection.execute(
+            "UPDATE saf SET status = 'parked', last_error = ?, updated_at = ? WHERE id = ?",
+            (f"payload cannot be opened ({error})", time.time(), saf_id))
 
     def pending(self, issuer: str) -> int:
         return len(self._items.get(issuer, ()))
@@ -117,9 +127,12 @@ class StoreAndForward:
             message.mti = REPEAT_MTI.get(message.mti, message.mti)
         try:
             response = await link.request(message)
-        except (LinkUnavailable, LinkTimeout) as exc:
+        except (LinkUnavailable, LinkTimeout, MessageEncodeError) as exc:
             item.attempts += 1
-            error = "issuer unavailable" if isinstance(exc, LinkUnavailable) else "issuer timeout"
+            error = {LinkUnavailable: "issuer unavailable", LinkTimeout: "issuer timeout"}.get(
+                type(exc), "message cannot be encoded for this issuer")
+            if isinstance(exc, MessageEncodeError):
+                item.attempts = self.config.retry_limit  # retrying cannot help
             if item.attempts >= self.config.retry_limit:
                 item.status = "parked"
                 logs.warning("saf_parked", issuer=item.issuer, saf_id=item.id, attempts=item.attempts, error=error)

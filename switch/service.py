@@ -23,7 +23,7 @@ from switch.capture.sink import Capture
 from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
 from switch.errors import CardswitchError
 from switch.engine import (
-    NETWORK_MTI, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
+    NETWORK_MTI, NOT_IN_ADVICES, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
     respond, reversal_advice, stand_in_advice,
 )
 from switch.history import History, Txn
@@ -176,23 +176,32 @@ class Switch:
             if prior is None:
                 self.history.add(txn)
         self.records.open(txn, request, listener.name, pan)
-        if code is not None:
-            response, txn.state, reason = respond(request, code), "rejected", "failed checks"
-        elif prior is not None:
-            response, reason = await self._duplicate(request, txn, prior)
-            original_trace = prior.trace
-        elif request.mti == NETWORK_MTI:
-            response, txn.state = network_response(request), "approved"
-        elif request.mti == "0400":
-            response, reason, original_trace = await self._reverse(request, txn)
-        else:
-            response, reason = await self._authorise(request, txn, listener)
-        txn.response = response
-        txn.rc = response.get("39")
-        txn.approval = response.get("38")
-        latency_ms = round((trio.current_time() - started) * 1000, 3)
-        self.records.close(txn, latency_ms, reason, original_trace)
-        txn.done.set()
+        response = None
+        try:
+            # The transaction is the switch's, not the connection's: a terminal that hangs up
+            # must not cancel a request the issuer may already have approved. Bounded by the
+            # issuer's timeout (and the HSM's), so a shielded request still ends.
+            with trio.CancelScope(shield=True):
+                if code is not None:
+                    response, txn.state, reason = respond(request, code), "rejected", "failed checks"
+                elif prior is not None:
+                    response, reason = await self._duplicate(request, txn, prior)
+                    original_trace = prior.trace
+                elif request.mti == NETWORK_MTI:
+                    response, txn.state = network_response(request), "approved"
+                elif request.mti == "0400":
+                    response, reason, original_trace = await self._reverse(request, txn)
+                else:
+                    response, reason = await self._authorise(request, txn, listener)
+        finally:
+            if response is None:  # a bug: the row still gets a final state and waiters an answer
+                response, txn.state, reason = respond(request, RC.SYSTEM_ERROR), "failed", "internal error"
+            txn.response = response
+            txn.rc = response.get("39")
+            txn.approval = response.get("38")
+            latency_ms = round((trio.current_time() - started) * 1000, 3)
+            self.records.close(txn, latency_ms, reason, original_trace)
+            txn.done.set()
         logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                    pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
                    rc=txn.rc, state=txn.state, latency_ms=latency_ms)
@@ -302,12 +311,17 @@ class Switch:
         if original is None:
             txn.state = "rejected"
             return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
+        if not original.done.is_set():  # reversed while still in flight: let it finish first
+            with trio.move_on_after(self._longest_timeout() + 1):
+                await original.done.wait()
         txn.issuer = original.issuer
         txn.state = "approved"
         if original.state in NOT_TO_REVERSE or original.issuer is None:
             return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
         replacement = replacement_amount(request)
-        outgoing = request.copy()
+        # No card-present secrets in a reversal: it may wait in SAF, and the PIN block is
+        # still under the terminal's key.
+        outgoing = Message(request.mti, {f: v for f, v in request.fields.items() if f not in NOT_IN_ADVICES})
         if original.forwarded is not None:
             forwarded = original.forwarded
             outgoing["90"] = OriginalData(forwarded.mti, forwarded["11"], forwarded["7"],

@@ -68,6 +68,8 @@ class Dialect:
             readable = mti if mti and len(mti) == 4 and mti.isdigit() else None
             echo = {f: partial[f] for f in ECHO_ON_ERROR if f in partial}
             raise MessageDecodeError(exc.msg, exc.field, readable, echo) from None
+        except Exception as exc:  # pyiso8583 has other failure modes (e.g. a tertiary bitmap)
+            raise MessageDecodeError(f"unsupported layout ({type(exc).__name__})", None, None, {}) from None
         mti = fields.pop("t")
         if not (len(mti) == 4 and mti.isdigit()):
             raise MessageDecodeError("MTI is not 4 digits", "t", None, {})
