@@ -15,6 +15,7 @@ from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.service import Switch
+from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
 EXPIRY = "3012"
@@ -273,3 +274,21 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
     with trio.fail_after(5):
         await demo.switch.stopped.wait()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
+
+
+async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):
+    """The issuer's approval still lands in the journal; the terminal will reverse it."""
+    account = demo.issuers["bank_c"][1].accounts["6011000000000038"]  # answers after 0.8 s
+    before = account.balance
+    async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
+        async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+            request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
+        await stream.send_all(load_dialect().frame(request))
+        while not demo.switch.in_flight:
+            await trio.sleep(0.01)
+    with trio.fail_after(5):
+        while demo.switch.in_flight:
+            await trio.sleep(0.05)
+    await demo.switch.journal.flush()
+    assert [(r["state"], r["rc"]) for r in journal_rows(tmp_path / "data")] == [("approved", "00")]
+    assert account.balance == before - 100
