@@ -15,6 +15,7 @@ import trio
 from switch import logs
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig
+from switch.errors import ConfigError
 from switch.engine import RC, answer_undecodable, respond
 from switch.streams import write_queued
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
@@ -36,7 +37,11 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, connections
     terminals while those already connected finish what they sent (graceful shutdown).
     With `capture` (test environments only) every frame in and out is recorded per connection.
     """
-    sockets = await _open_listeners(listener)
+    try:
+        sockets = await _open_listeners(listener)
+    except OSError as exc:  # port in use, unknown host: the operator's to fix, in one line
+        raise ConfigError("config", f"listener {listener.name!r}",
+                          f"an address to listen on; {listener.host}:{listener.port}: {exc.strerror or exc}") from None
     port = sockets[0].socket.getsockname()[1]
     logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
                dialect=listener.dialect.name)

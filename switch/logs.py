@@ -16,6 +16,8 @@ import sys
 import time
 from typing import TextIO
 
+from switch.errors import UsageError
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _stream: TextIO = sys.stderr
 
@@ -25,7 +27,11 @@ def configure(log_file: str | None = None) -> None:
     global _stream
     if _stream is not sys.stderr:
         _stream.close()
-    _stream = open(log_file, "a", buffering=1, encoding="utf-8") if log_file else sys.stderr
+    try:
+        _stream = open(log_file, "a", buffering=1, encoding="utf-8") if log_file else sys.stderr
+    except OSError as exc:
+        _stream = sys.stderr
+        raise UsageError(f"log file {log_file}: cannot be opened for writing ({exc.strerror})") from None
 
 
 def event(name: str, **fields: object) -> None:

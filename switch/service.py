@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import sqlite3
 import time
 from collections import OrderedDict
 from functools import partial
@@ -21,7 +22,7 @@ from switch.acquirer import serve_listener
 from switch.admin import serve_admin
 from switch.capture.sink import Capture
 from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
-from switch.errors import CardswitchError
+from switch.errors import CardswitchError, ConfigError
 from switch.engine import (
     NETWORK_MTI, NOT_IN_ADVICES, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
     respond, reversal_advice, stand_in_advice,
@@ -49,8 +50,12 @@ class Switch:
         self.capture = capture  # test environments only: records terminal traffic
         self.routing: RoutingTable = config.routing
         self.links = {issuer.name: IssuerLink(issuer, self._unmatched_response) for issuer in config.issuers}
-        self.vault = open_vault(config.data_dir)
-        self.journal = Journal(config.data_dir)
+        try:
+            self.vault = open_vault(config.data_dir)
+            self.journal = Journal(config.data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(config.source, "switch.data_dir",
+                              f"a writable directory for the journal ({config.data_dir}: {exc})") from None
         self.records = TxnRecords(self.journal)
         self.history = History(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
