@@ -99,7 +99,11 @@ async def _serve_connection(handler: Handler, listener: ListenerConfig, capture:
     except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         reason = "connection lost"
     except* Exception as group:  # a bug must cost one connection, never the server
-        reason = f"internal error: {type(group.exceptions[0]).__name__}"
+        inner = group.exceptions[0]
+        while isinstance(inner, BaseExceptionGroup):
+            inner = inner.exceptions[0]
+        reason = f"internal error: {type(inner).__name__}"
+        logs.warning("internal_error", listener=listener.name, peer=peer, error=type(inner).__name__)
     finally:
         await trio.aclose_forcefully(stream)
     logs.event("terminal_disconnected", listener=listener.name, peer=peer, reason=reason,
