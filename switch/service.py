@@ -120,6 +120,7 @@ class Switch:
             await self.journal.flush()
             logs.event("shutdown_complete", abandoned=self.in_flight)
             journal_nursery.cancel_scope.cancel()
+        self.journal.close()  # the writer thread has written everything and exited
         self.stopped.set()
 
     def shutdown(self) -> None:
