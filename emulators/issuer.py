@@ -16,12 +16,13 @@ import trio
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
-from switch.streams import write_queued
+from switch.streams import Connection
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.message import Message
 
-RECEIVE_SIZE = 65536
+SEND_QUEUE = 4096  # answers waiting for the socket; a switch that reads nothing loses the connection
 
 
 @attrs.frozen
@@ -66,15 +67,13 @@ async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio
 
 async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketStream) -> None:
     dialect = config.dialect
-    send, receive = trio.open_memory_channel[bytes](1024)
+    connection = Connection.adopt(stream, SEND_QUEUE)
 
-    async def answer(frame: Frame, scope: trio.CancelScope) -> None:
-        try:
-            request = dialect.decode(frame.payload)
-        except MessageDecodeError as exc:
-            logs.warning("issuer_emulator_undecodable", issuer=config.name, reason=str(exc))
-            return
-        fault: Fault = bank.fault_for(request)
+    def reply(request: Message, frame: Frame, refusal: str | None = None) -> None:
+        response = bank.decide(request) if refusal is None else bank._reply(request, refusal)
+        connection.send_nowait(dialect.frame(response, reply_tpdu(frame.tpdu)))
+
+    async def answer_later(request: Message, frame: Frame, fault: Fault, scope: trio.CancelScope) -> None:
         if fault.latency:
             await trio.sleep(fault.latency)
         if fault.action == "close":
@@ -82,20 +81,26 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             return
         if fault.action == "no_reply":
             return
-        refusal = await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None
-        response = bank.decide(request) if refusal is None else bank._reply(request, refusal)
-        await send.send(dialect.frame(response, reply_tpdu(frame.tpdu)))
+        reply(request, frame, await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None)
 
     try:
-        async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(write_queued, stream, receive)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.run_writer)
             framer = dialect.framer()
-            while True:
-                data = await stream.receive_some(RECEIVE_SIZE)
-                if not data:
-                    break
+            while data := await connection.receive():
                 for frame in framer.feed(data):
-                    nursery.start_soon(answer, frame, nursery.cancel_scope)
+                    try:
+                        request = dialect.decode(frame.payload)
+                    except MessageDecodeError as exc:
+                        logs.warning("issuer_emulator_undecodable", issuer=config.name, reason=str(exc))
+                        continue
+                    fault: Fault = bank.fault_for(request)
+                    if fault.latency or fault.action != "none" or (config.pin_check and "52" in request):
+                        nursery.start_soon(answer_later, request, frame, fault, nursery.cancel_scope)
+                    else:  # the common case answers at once: no task, no wait
+                        reply(request, frame)
             nursery.cancel_scope.cancel()
-    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FramingError):
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock, OSError, FramingError):
         pass
+    finally:
+        connection.close()

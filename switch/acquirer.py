@@ -1,9 +1,13 @@
 """The terminal-facing side: one TCP listener per `[[listeners]]` entry.
 
 Each connection gets one reader task that splits frames and starts a task per request, so a slow
-issuer never holds up the other requests on the same connection, and one writer task fed by a
-memory channel, so responses never interleave. Whatever a terminal sends, the worst outcome is
-that its own connection is closed with a logged reason; the server and other connections go on.
+issuer never holds up the other requests on the same connection, and one writer task, so
+responses never interleave. Whatever a terminal sends, the worst outcome is that its own
+connection is closed with a logged reason; the server and other connections go on.
+
+A request's task belongs to the switch (`Terminals.nursery`), not to its connection: a terminal
+that hangs up must not cancel a request the issuer may already have approved. The transaction
+finishes and is journaled; only its response has nowhere to go, and that is logged.
 """
 
 from __future__ import annotations
@@ -17,23 +21,35 @@ from switch.capture.sink import Capture
 from switch.config import ListenerConfig
 from switch.errors import ConfigError
 from switch.engine import RC, answer_undecodable, respond
-from switch.streams import write_queued
+from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
 from switch.wire.message import Message
 
-RECEIVE_SIZE = 65536
-SEND_QUEUE = 256
-MAX_IN_FLIGHT_PER_CONNECTION = 256
+MAX_IN_FLIGHT_PER_CONNECTION = 256  # a terminal sending more waits until answers go out
 
 Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
 
-async def serve_listener(handler: Handler, listener: ListenerConfig, connections: trio.Nursery,
+class Terminals:
+    """Every terminal connection of the switch, and the nursery their connections and requests
+    live in, so that shutdown can stop reading, let answers go out, and only then close."""
+
+    def __init__(self, nursery: trio.Nursery):
+        self.nursery = nursery
+        self.open: set[TerminalConnection] = set()
+
+    def finish(self) -> None:
+        """Stop reading from every terminal; each connection closes once its answers are written."""
+        for connection in list(self.open):
+            connection.finish()
+
+
+async def serve_listener(handler: Handler, listener: ListenerConfig, terminals: Terminals,
                          *, capture: Capture | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Accept terminals on the listener's address; reports the bound port via task_status.
 
-    Connections live in `connections`, not here, so cancelling this task stops accepting new
+    Connections live in `terminals`, not here, so cancelling this task stops accepting new
     terminals while those already connected finish what they sent (graceful shutdown).
     With `capture` (test environments only) every frame in and out is recorded per connection.
     """
@@ -48,7 +64,7 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, connections
     task_status.started(port)
     async with trio.open_nursery() as accepting:
         for sock in sockets:
-            accepting.start_soon(_accept, sock, handler, listener, connections, capture)
+            accepting.start_soon(_accept, sock, handler, listener, terminals, capture)
 
 
 async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]:
@@ -74,7 +90,7 @@ async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]
 
 
 async def _accept(sock: trio.SocketListener, handler: Handler, listener: ListenerConfig,
-                  connections: trio.Nursery, capture: Capture | None) -> None:
+                  terminals: Terminals, capture: Capture | None) -> None:
     async with sock:
         while True:
             try:
@@ -83,57 +99,65 @@ async def _accept(sock: trio.SocketListener, handler: Handler, listener: Listene
                 logs.warning("accept_failed", listener=listener.name, error=exc.strerror or str(exc))
                 await trio.sleep(0.1)
                 continue
-            connections.start_soon(_serve_connection, handler, listener, capture, stream)
-
-
-async def _serve_connection(handler: Handler, listener: ListenerConfig, capture: Capture | None,
-                            stream: trio.SocketStream) -> None:
-    try:
-        peer = "%s:%s" % stream.socket.getpeername()[:2]
-    except OSError:
-        peer = "unknown"
-    connection = TerminalConnection(handler, listener, stream, peer, capture)
-    reason = "internal error"
-    try:
-        reason = await connection.run()
-    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        reason = "connection lost"
-    except* Exception as group:  # a bug must cost one connection, never the server
-        inner = group.exceptions[0]
-        while isinstance(inner, BaseExceptionGroup):
-            inner = inner.exceptions[0]
-        reason = f"internal error: {type(inner).__name__}"
-        logs.warning("internal_error", listener=listener.name, peer=peer, error=type(inner).__name__)
-    finally:
-        await trio.aclose_forcefully(stream)
-    logs.event("terminal_disconnected", listener=listener.name, peer=peer, reason=reason,
-               requests=connection.requests)
+            connection = TerminalConnection(handler, listener, terminals, stream, capture)
+            terminals.nursery.start_soon(connection.serve)
 
 
 class TerminalConnection:
-    def __init__(self, handler: Handler, listener: ListenerConfig, stream: trio.SocketStream, peer: str,
-                 capture: Capture | None = None):
+    def __init__(self, handler: Handler, listener: ListenerConfig, terminals: Terminals,
+                 stream: trio.SocketStream, capture: Capture | None = None):
         self.handler = handler
         self.listener = listener
         self.dialect = listener.dialect
-        self.stream = stream
-        self.peer = peer
-        self.requests = 0
-        self._limit = trio.CapacityLimiter(MAX_IN_FLIGHT_PER_CONNECTION)
-        self._scope = trio.CancelScope()
-        self._rejected: str | None = None
-        self.capture = capture
+        self.terminals = terminals
+        self.capture = capture  # test environments only
         self.capture_id = capture.connection_id(listener.name) if capture else ""
+        observe = (lambda frame: self._record("out", frame)) if capture is not None else None
+        self.connection = Connection.adopt(stream, 2 * MAX_IN_FLIGHT_PER_CONNECTION, observe)
+        self.peer = self.connection.peer
+        self.requests = 0
+        self.in_flight = 0
+        self._answered = trio.lowlevel.ParkingLot()  # the reader waits here for free slots
+        self._whole = trio.CancelScope()  # cancelled when the terminal misbehaves
+        self._reading = trio.CancelScope()  # cancelled at shutdown: answer what came, then close
+        self._rejected: str | None = None
 
-    async def run(self) -> str:
+    async def serve(self) -> None:
+        """Run the connection; whatever happens, close it and log why."""
+        self.terminals.open.add(self)
+        reason = "internal error"
+        try:
+            reason = await self._run()
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            reason = "connection lost"
+        except* Exception as group:  # a bug must cost one connection, never the server
+            inner = group.exceptions[0]
+            while isinstance(inner, BaseExceptionGroup):
+                inner = inner.exceptions[0]
+            reason = f"internal error: {type(inner).__name__}"
+            logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(inner).__name__)
+        finally:
+            self.terminals.open.discard(self)
+            self.connection.close()
+        logs.event("terminal_disconnected", listener=self.listener.name, peer=self.peer, reason=reason,
+                   requests=self.requests)
+
+    async def _run(self) -> str:
         """Serve until the terminal closes (after answering what it sent) or misbehaves."""
-        send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
-        with self._scope:
+        with self._whole:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, receive)
-                async with send, trio.open_nursery() as requests:
-                    await self._reader(requests, send)
-        return self._rejected or "closed by terminal"
+                nursery.start_soon(self.connection.run_writer)
+                try:
+                    with self._reading:
+                        await self._reader()
+                    while self.in_flight:
+                        await self._answered.park()
+                finally:
+                    self.connection.finish_writing()
+        return self._rejected or ("closed by the switch" if self._reading.cancel_called else "closed by terminal")
+
+    def finish(self) -> None:
+        self._reading.cancel()
 
     def _reject(self, reason: str) -> None:
         """The terminal sent something that leaves no way to answer: close its connection."""
@@ -141,20 +165,22 @@ class TerminalConnection:
             self._rejected = reason
             logs.warning("terminal_connection_rejected", listener=self.listener.name,
                          peer=self.peer, reason=reason)
-        self._scope.cancel()
-
-    async def _writer(self, receive: trio.MemoryReceiveChannel[bytes]) -> None:
-        observe = (lambda frame: self._record("out", frame)) if self.capture is not None else None
-        await write_queued(self.stream, receive, observe)
+        self._whole.cancel()
 
     def _record(self, direction: str, data: bytes) -> None:
         if self.capture is not None:
             self.capture.record(self.capture_id, direction, self.dialect, data)
 
-    async def _reader(self, requests: trio.Nursery, send: trio.MemorySendChannel[bytes]) -> None:
+    async def _reader(self) -> None:
         framer = self.dialect.framer(self.listener.max_frame)
+        connection = self.connection
         while True:
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            while self.in_flight >= MAX_IN_FLIGHT_PER_CONNECTION or connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
+                if self.in_flight:
+                    await self._answered.park()
+                else:  # the terminal does not read its answers
+                    await connection.wait_drained()
+            data = await connection.receive()
             if not data:
                 return
             try:
@@ -164,19 +190,30 @@ class TerminalConnection:
             for frame in frames:
                 if self.capture is not None:
                     self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
-                token = object()  # identical frames (retransmissions) each hold their own slot
-                await self._limit.acquire_on_behalf_of(token)
-                requests.start_soon(self._process, frame, token, send)
+                self.in_flight += 1
+                self.requests += 1
+                self.terminals.nursery.start_soon(self._process, frame)
 
-    async def _process(self, frame: Frame, token: object, send: trio.MemorySendChannel[bytes]) -> None:
+    async def _process(self, frame: Frame) -> None:
+        """One request, from bytes to bytes queued for the terminal. Never raises: it runs in the
+        switch's nursery, where an exception would stop every connection."""
         try:
-            self.requests += 1
             response = await self._answer(frame)
-            if response is None:
-                return
-            await send.send(self._encode(response, frame.tpdu))
+            if response is not None:
+                self._send(self._encode(response, frame.tpdu), response)
+        except Exception as exc:
+            logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(exc).__name__)
         finally:
-            self._limit.release_on_behalf_of(token)
+            self.in_flight -= 1
+            if self._answered:
+                self._answered.unpark_all()
+
+    def _send(self, data: bytes, response: Message) -> None:
+        try:
+            self.connection.send_nowait(data)
+        except (trio.ClosedResourceError, trio.WouldBlock):
+            logs.warning("response_undelivered", listener=self.listener.name, peer=self.peer,
+                         mti=response.mti, stan=response.get("11"), reason="terminal connection closed")
 
     async def _answer(self, frame: Frame) -> Message | None:
         try:

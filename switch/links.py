@@ -21,13 +21,12 @@ import trio
 from switch import logs
 from switch.config import IssuerConfig
 from switch.engine import RC
-from switch.streams import write_queued
+from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
 from switch.wire.message import Message, is_response, response_mti
 
-RECEIVE_SIZE = 65536
-SEND_QUEUE = 1024
+SEND_QUEUE = 1024  # frames waiting for the socket before requests are refused as "link down"
 
 
 class LinkUnavailable(Exception):
@@ -63,7 +62,7 @@ class IssuerLink:
         self.name = config.name
         self._dialect = config.dialect
         self._pending: dict[tuple[str, ...], _Waiter] = {}
-        self._channel: trio.MemorySendChannel[bytes] | None = None  # the connection's writer queue
+        self._connection: Connection | None = None  # while connected
         self._up = False  # connected (and signed on): open to requests
         self._ever_up = False
         self._reason = ""
@@ -89,8 +88,8 @@ class IssuerLink:
         return await self._exchange(message, timeout)
 
     async def _exchange(self, message: Message, timeout: float | None = None) -> Message:
-        send = self._channel
-        if send is None:
+        connection = self._connection
+        if connection is None:
             raise LinkUnavailable(self.name)
         if self.config.assign_stan:
             message["11"] = self._next_stan()
@@ -100,8 +99,8 @@ class IssuerLink:
         try:
             try:
                 frame = self._dialect.frame(message, self.config.tpdu)
-                send.send_nowait(frame)
-            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                connection.send_nowait(frame)
+            except (trio.WouldBlock, trio.ClosedResourceError):
                 raise LinkUnavailable(self.name) from None
             with trio.move_on_after(self.config.timeout if timeout is None else timeout):
                 await waiter.done.wait()
@@ -154,31 +153,30 @@ class IssuerLink:
                 delay = min(delay * 2, self.config.reconnect_max)
 
     async def _serve(self, stream: trio.SocketStream) -> str:
-        send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
+        connection = Connection.adopt(stream, SEND_QUEUE)
         self._reason = "closed by issuer"
         self._ever_up = False
-        async with stream:
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(write_queued, stream, receive)
-                    self._channel = send
-                    self._last_received = trio.current_time()
-                    nursery.start_soon(self._read_then_stop, stream, nursery.cancel_scope)
-                    if self.config.sign_on and not await self._sign_on():
-                        nursery.cancel_scope.cancel()
-                        return self._reason
-                    self._up = self._ever_up = True
-                    self.connected.set()
-                    logs.event("link_up", issuer=self.name, host=self.config.host, port=self.config.port)
-                    nursery.start_soon(self._keep_alive, nursery.cancel_scope)
-            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-                self._reason = f"connection error: {type(group.exceptions[0]).__name__}"
-            finally:
-                self._up = False
-                self._channel = None
-                self.connected = trio.Event()
-                send.close()
-                self._fail_pending()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(connection.run_writer)
+                self._connection = connection
+                self._last_received = trio.current_time()
+                nursery.start_soon(self._read_then_stop, connection, nursery.cancel_scope)
+                if self.config.sign_on and not await self._sign_on():
+                    nursery.cancel_scope.cancel()
+                    return self._reason
+                self._up = self._ever_up = True
+                self.connected.set()
+                logs.event("link_up", issuer=self.name, host=self.config.host, port=self.config.port)
+                nursery.start_soon(self._keep_alive, nursery.cancel_scope)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+            self._reason = f"connection error: {type(group.exceptions[0]).__name__}"
+        finally:
+            self._up = False
+            self._connection = None
+            self.connected = trio.Event()
+            connection.close()
+            self._fail_pending()
         return self._reason
 
     def _network_request(self, code: str) -> Message:
@@ -218,8 +216,8 @@ class IssuerLink:
                     return
                 await trio.sleep(interval)
 
-    async def _read_then_stop(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
-        self._reason = await self._reader(stream)
+    async def _read_then_stop(self, connection: Connection, scope: trio.CancelScope) -> None:
+        self._reason = await self._reader(connection)
         scope.cancel()
 
     def _fail_pending(self) -> None:
@@ -227,10 +225,10 @@ class IssuerLink:
         for waiter in self._pending.values():
             waiter.done.set()
 
-    async def _reader(self, stream: trio.SocketStream) -> str:
+    async def _reader(self, connection: Connection) -> str:
         framer = self._dialect.framer(self.config.max_frame)
         while True:
-            data = await stream.receive_some(RECEIVE_SIZE)
+            data = await connection.receive()
             if not data:
                 return "closed by issuer"
             self._last_received = trio.current_time()
@@ -261,13 +259,13 @@ class IssuerLink:
 
     def _answer_issuer_request(self, request: Message, tpdu: bytes) -> None:
         """Issuers send echo and sign-on too; the switch answers those and logs the rest."""
-        if request.mti != "0800" or self._channel is None:
+        if request.mti != "0800" or self._connection is None:
             logs.warning("issuer_request_unsupported", issuer=self.name, mti=request.mti)
             return
         fields = {f: request[f] for f in ("7", "11", "70") if f in request}
         fields["39"] = RC.APPROVED
         try:
-            self._channel.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
-        except (trio.WouldBlock, MessageEncodeError, FramingError) as exc:
+            self._connection.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
+        except (trio.WouldBlock, trio.ClosedResourceError, MessageEncodeError, FramingError) as exc:
             logs.warning("issuer_request_unanswered", issuer=self.name, reason=type(exc).__name__)
 

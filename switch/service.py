@@ -18,7 +18,7 @@ from functools import partial
 import trio
 
 from switch import logs
-from switch.acquirer import serve_listener
+from switch.acquirer import Terminals, serve_listener
 from switch.admin import serve_admin
 from switch.capture.sink import Capture
 from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
@@ -41,6 +41,7 @@ from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
+WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
 NOT_TO_REVERSE = frozenset({"declined", "rejected", "failed", "duplicate", "reversed"})
 
 
@@ -99,11 +100,12 @@ class Switch:
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
                 async with trio.open_nursery() as connections:
+                    terminals = Terminals(connections)
                     async with trio.open_nursery() as accepting:
                         ports = {}
                         for listener in self.config.listeners:
                             ports[listener.name] = await accepting.start(
-                                partial(serve_listener, self.handle, listener, connections, capture=self.capture))
+                                partial(serve_listener, self.handle, listener, terminals, capture=self.capture))
                         if self.config.admin_port is not None:
                             ports["admin"] = await accepting.start(
                                 serve_admin, self, self.config.admin_host, self.config.admin_port)
@@ -114,11 +116,14 @@ class Switch:
                     with trio.move_on_after(self.config.shutdown_grace):
                         while self.in_flight:
                             await trio.sleep(0.01)
-                    connections.cancel_scope.cancel()
+                    abandoned = self.in_flight  # cancelled (journaled as interrupted) after WRITE_GRACE
+                    # Answers already decided still go out; then every connection closes.
+                    terminals.finish()
+                    connections.cancel_scope.deadline = trio.current_time() + WRITE_GRACE
                 core.cancel_scope.cancel()
             await self.security.aclose()
             await self.journal.flush()
-            logs.event("shutdown_complete", abandoned=self.in_flight)
+            logs.event("shutdown_complete", abandoned=abandoned)
             journal_nursery.cancel_scope.cancel()
         self.journal.close()  # the writer thread has written everything and exited
         self.stopped.set()
@@ -183,25 +188,28 @@ class Switch:
                 self.history.add(txn)
         self.records.open(txn, request, listener.name, pan)
         response = None
+        # Requests run in the switch's nursery (switch.acquirer), so only a shutdown whose grace
+        # has run out cancels one; a terminal hanging up does not.
         try:
-            # The transaction is the switch's, not the connection's: a terminal that hangs up
-            # must not cancel a request the issuer may already have approved. Bounded by the
-            # issuer's timeout (and the HSM's), so a shielded request still ends.
-            with trio.CancelScope(shield=True):
-                if code is not None:
-                    response, txn.state, reason = respond(request, code), "rejected", "failed checks"
-                elif prior is not None:
-                    response, reason = await self._duplicate(request, txn, prior)
-                    original_trace = prior.trace
-                elif request.mti == NETWORK_MTI:
-                    response, txn.state = network_response(request), "approved"
-                elif request.mti == "0400":
-                    response, reason, original_trace = await self._reverse(request, txn)
-                else:
-                    response, reason = await self._authorise(request, txn, listener)
+            if code is not None:
+                response, txn.state, reason = respond(request, code), "rejected", "failed checks"
+            elif prior is not None:
+                response, reason = await self._duplicate(request, txn, prior)
+                original_trace = prior.trace
+            elif request.mti == NETWORK_MTI:
+                response, txn.state = network_response(request), "approved"
+            elif request.mti == "0400":
+                response, reason, original_trace = await self._reverse(request, txn)
+            else:
+                response, reason = await self._authorise(request, txn, listener)
+        except trio.Cancelled:
+            txn.state, reason = "interrupted", "switch stopped while in flight"
+            raise
         finally:
-            if response is None:  # a bug: the row still gets a final state and waiters an answer
-                response, txn.state, reason = respond(request, RC.SYSTEM_ERROR), "failed", "internal error"
+            if response is None:  # cancelled, or a bug: the row still gets a final state
+                response = respond(request, RC.SYSTEM_ERROR)
+                if txn.state != "interrupted":
+                    txn.state, reason = "failed", "internal error"
             txn.response = response
             txn.rc = response.get("39")
             txn.approval = response.get("38")

@@ -1,28 +1,133 @@
-"""The one writer a stream has: frames from a memory channel, coalesced.
+"""The hot path's sockets: non-blocking system calls, trio only when the kernel says "not now".
 
-Each connection has exactly one writer task, fed by a memory channel. Under load several frames
-are queued by the time the writer wakes; they go out in one `send_all`, so a burst costs one
-system call and one trip through the event loop instead of one per frame.
+trio's SocketStream pays for generality on every call: a checkpoint after each successful send
+and receive, a conflict detector, and (in front of it) a memory channel feeding the writer. On
+this project's 2-core VMs that is about 25 µs per message, as much as decoding it
+(docs/performance.md). A switch connection has exactly one reader and one writer by
+construction, so `Connection` does the minimum: `recv`/`send` on a stdlib socket, and
+`trio.lowlevel.wait_readable`/`wait_writable` when they would block.
+
+Writes never make the caller wait: `send_nowait()` queues a frame and wakes the connection's
+writer task. By the time that task runs, every frame queued in the same turn of the event loop
+is there, and they go out in one `send`, so a burst of responses costs one system call.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Callable
 
 import trio
 
+RECEIVE_SIZE = 65536
+EAGER_READS = 16  # receives in a row without waiting before the reader yields to others
 
-async def write_queued(stream: trio.abc.SendStream, receive: trio.MemoryReceiveChannel[bytes],
-                       observe: Callable[[bytes], None] | None = None) -> None:
-    """Write every frame sent on `receive` to `stream`, in order, until the channel closes."""
-    async for first in receive:
-        batch = [first]
+
+class Connection:
+    """A connected TCP socket with one reader and one writer task."""
+
+    def __init__(self, sock: socket.socket, max_queued: int, observe: Callable[[bytes], None] | None = None):
+        sock.setblocking(False)
+        self._sock = sock
+        self._max_queued = max_queued
+        self._observe = observe  # sees each frame as it is written (capture, tests)
+        self._queue: list[bytes] = []
+        self._writer_waiting = trio.lowlevel.ParkingLot()
+        self._drained = trio.lowlevel.ParkingLot()
+        self._eager_reads = 0
+        self._writing = True
+        self._closed = False
+
+    @classmethod
+    def adopt(cls, stream: trio.SocketStream, max_queued: int,
+              observe: Callable[[bytes], None] | None = None) -> Connection:
+        """Take over the socket of a stream that trio opened or accepted (its options stay)."""
+        return cls(socket.socket(fileno=stream.socket.detach()), max_queued, observe)
+
+    @property
+    def peer(self) -> str:
+        try:
+            return "%s:%s" % self._sock.getpeername()[:2]
+        except OSError:
+            return "unknown"
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer."""
+        return len(self._queue)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def receive(self) -> bytes:
+        """Whatever the peer has sent (up to RECEIVE_SIZE bytes); b"" once it has closed."""
         while True:
             try:
-                batch.append(receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        if observe is not None:
-            for frame in batch:
-                observe(frame)
-        await stream.send_all(first if len(batch) == 1 else b"".join(batch))
+                data = self._sock.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                self._eager_reads = 0
+                await trio.lowlevel.wait_readable(self._sock)
+                continue
+            self._eager_reads += 1
+            if self._eager_reads >= EAGER_READS:  # a peer that never pauses must not starve the rest
+                self._eager_reads = 0
+                await trio.lowlevel.checkpoint()
+            return data
+
+    # -- writing -----------------------------------------------------------------------
+
+    def send_nowait(self, frame: bytes) -> None:
+        """Queue `frame` for the writer. Raises trio.WouldBlock when `max_queued` frames are
+        already waiting (the peer does not read), trio.ClosedResourceError once writing ended."""
+        if not self._writing:
+            raise trio.ClosedResourceError("connection closed for writing")
+        if len(self._queue) >= self._max_queued:
+            raise trio.WouldBlock
+        self._queue.append(frame)
+        if len(self._queue) == 1:
+            self._writer_waiting.unpark()
+
+    def finish_writing(self) -> None:
+        """No more frames: the writer sends what is queued, then returns."""
+        self._writing = False
+        self._writer_waiting.unpark()
+
+    async def wait_drained(self) -> None:
+        """Until the writer has sent everything queued (or writing has ended)."""
+        while self._queue and self._writing:
+            await self._drained.park()
+
+    async def run_writer(self) -> None:
+        """Send queued frames, coalesced, until `finish_writing()` and the queue is empty."""
+        while True:
+            if not self._queue:
+                self._drained.unpark_all()
+                if not self._writing:
+                    return
+                await self._writer_waiting.park()
+                continue
+            batch, self._queue = self._queue, []
+            if self._observe is not None:
+                for frame in batch:
+                    self._observe(frame)
+            await self._send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    async def _send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self._sock.send(view)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self._sock)
+                continue
+            view = view[sent:]
+
+    # -- closing -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket; a task still waiting on it gets trio.ClosedResourceError."""
+        if not self._closed:
+            self._closed = True
+            self._writing = False
+            self._drained.unpark_all()
+            trio.lowlevel.notify_closing(self._sock)
+            self._sock.close()
