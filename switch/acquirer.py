@@ -5,7 +5,7 @@ issuer never holds up the other requests on the same connection, and one writer 
 responses never interleave. Whatever a terminal sends, the worst outcome is that its own
 connection is closed with a logged reason; the server and other connections go on.
 
-A request's task belongs to the switch (`Terminals.nursery`), not to its connection: a terminal
+A request's task belongs to the switch (`Terminals.transactions`), not to its connection: a terminal
 that hangs up must not cancel a request the issuer may already have approved. The transaction
 finishes and is journaled; only its response has nowhere to go, and that is logged.
 """
@@ -32,11 +32,13 @@ Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
 
 class Terminals:
-    """Every terminal connection of the switch, and the nursery their connections and requests
-    live in, so that shutdown can stop reading, let answers go out, and only then close."""
+    """Every terminal connection of the switch, and the nurseries their connections and their
+    requests live in, so that shutdown can stop reading, interrupt what outlives its grace, let
+    the answers already decided go out, and only then close."""
 
-    def __init__(self, nursery: trio.Nursery):
-        self.nursery = nursery
+    def __init__(self, connections: trio.Nursery, transactions: trio.Nursery):
+        self.connections = connections
+        self.transactions = transactions
         self.open: set[TerminalConnection] = set()
 
     def finish(self) -> None:
@@ -100,7 +102,7 @@ async def _accept(sock: trio.SocketListener, handler: Handler, listener: Listene
                 await trio.sleep(0.1)
                 continue
             connection = TerminalConnection(handler, listener, terminals, stream, capture)
-            terminals.nursery.start_soon(connection.serve)
+            terminals.connections.start_soon(connection.serve)
 
 
 class TerminalConnection:
@@ -192,7 +194,7 @@ class TerminalConnection:
                     self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
                 self.in_flight += 1
                 self.requests += 1
-                self.terminals.nursery.start_soon(self._process, frame)
+                self.terminals.transactions.start_soon(self._process, frame)
 
     async def _process(self, frame: Frame) -> None:
         """One request, from bytes to bytes queued for the terminal. Never raises: it runs in the

@@ -99,8 +99,8 @@ class Switch:
                 for link in self.links.values():
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
-                async with trio.open_nursery() as connections:
-                    terminals = Terminals(connections)
+                async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
+                    terminals = Terminals(connections, transactions)
                     async with trio.open_nursery() as accepting:
                         ports = {}
                         for listener in self.config.listeners:
@@ -116,7 +116,8 @@ class Switch:
                     with trio.move_on_after(self.config.shutdown_grace):
                         while self.in_flight:
                             await trio.sleep(0.01)
-                    abandoned = self.in_flight  # cancelled (journaled as interrupted) after WRITE_GRACE
+                    abandoned = self.in_flight  # journaled as interrupted
+                    transactions.cancel_scope.cancel()
                     # Answers already decided still go out; then every connection closes.
                     terminals.finish()
                     connections.cancel_scope.deadline = trio.current_time() + WRITE_GRACE

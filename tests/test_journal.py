@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from functools import partial
 
+import attrs
 import trio
 
 from conftest import free_port, make_bank, read_events, start_issuer, write_config
@@ -274,6 +275,25 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
     with trio.fail_after(5):
         await demo.switch.stopped.wait()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
+
+
+async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file):
+    """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway, and the row
+    says what happened, so the terminal's reversal and the operator can act on it."""
+    demo.switch.config = attrs.evolve(demo.switch.config, shutdown_grace=0.1)
+    async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
+        async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+            request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
+        await stream.send_all(load_dialect().frame(request))
+        while not demo.switch.in_flight:
+            await trio.sleep(0.01)
+        demo.switch.shutdown()
+        with trio.fail_after(5):
+            await demo.switch.stopped.wait()
+        assert await stream.receive_some(100) == b""  # closed, no answer
+    rows = journal_rows(tmp_path / "data")
+    assert [(r["state"], r["reason"]) for r in rows] == [("interrupted", "switch stopped while in flight")]
+    assert [e["abandoned"] for e in read_events(log_file) if e["event"] == "shutdown_complete"] == [1]
 
 
 async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):
