@@ -8,7 +8,8 @@ routed request `CardSecurity.check()`:
    iCVV when the entry mode is chip, 05x) -> 82, and the CVV2 in field 48 tag 92 -> N7;
 2. translates field 52 from the terminal's TPK to the issuer's ZPK (CA), in the outgoing copy;
 3. verifies the PIN on the issuer's behalf (IBM offset or PVV, from the card data the issuer
-   shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row.
+   shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row. One card's
+   PIN checks run one at a time, so a burst of guesses cannot outrun the count.
 
 An unreachable HSM, or one that does not answer within `[hsm] timeout_ms` for the whole stage,
 gives 96; so does an HSM error (logged with command and error code only). Nothing secret is
@@ -165,6 +166,11 @@ class CardSecurity:
     async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig,
                           verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
+        async with self._tries.held(card_hash):
+            return await self._judge_pin(pin_block, pan, card_hash, issuer, verify)
+
+    async def _judge_pin(self, pin_block: str, pan: str, card_hash: str, issuer: IssuerConfig,
+                         verify: VerifyConfig) -> Decline | None:
         if self._tries.count(card_hash) >= verify.max_pin_tries:
             return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
         card = verify.cards.get(pan)
