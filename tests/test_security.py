@@ -143,13 +143,19 @@ async def test_cvv2_is_checked_for_the_issuer(demo):
     assert (await journal_rows(demo.switch))[1] == ("N7", "declined", "CVV2 failed")
 
 
-async def test_undecipherable_pin_block_gives_96_with_a_logged_reason(demo, log_file):
-    block = "0123456789ABCDEF"  # not made under the terminal's TPK
-    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
-        response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block)
-    assert response["39"] == "96"
-    errors = [e for e in read_events(log_file) if e["event"] == "hsm_error"]
-    assert errors and errors[0]["command"] == "CA" and errors[0]["code"] == "20"
+@pytest.mark.parametrize("mode", ["in-process", "tcp"])
+async def test_malformed_pin_block_gives_30_and_uses_no_pin_try(nursery, tmp_path, pin_key, log_file, mode):
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK)) if mode == "tcp" else 1500
+    switch = await start_switch(nursery, tmp_path, mode=mode, hsm_port=hsm_port)  # max_pin_tries = 2
+    block = "0123456789ABCDEF"  # not made under the terminal's TPK: no valid PIN block inside
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        for _ in range(3):
+            assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block))["39"] == "30"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "00"
+    assert (await journal_rows(switch))[0] == ("30", "declined", "PIN block from the terminal is not valid")
+    events = [e for e in read_events(log_file) if e["event"] == "pin_block_invalid"]
+    assert len(events) == 3 and events[0]["command"] == "CA" and events[0]["code"] == "20"
+    assert not any(e["event"] == "hsm_error" for e in read_events(log_file))
     assert block not in log_file.read_text()
 
 
