@@ -285,6 +285,18 @@ async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_
     assert any(e["event"] == "hsm_unavailable" for e in read_events(log_file))
 
 
+async def test_hsm_key_error_still_gives_96(nursery, tmp_path, pin_key, log_file):
+    other_lmk = tmp_path / "other-lmk.txt"  # an HSM under another LMK cannot use our keys
+    other_lmk.write_text("0123456789ABCDEFFEDCBA9876543210\n")
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(other_lmk))
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "96"
+    rc, state, reason = (await journal_rows(switch))[0]
+    assert (rc, state) == ("96", "declined") and reason.startswith("HSM error")
+    assert [e["event"] for e in read_events(log_file)].count("hsm_error") == 1
+
+
 async def test_terminal_tpk_overrides_the_listener(nursery, tmp_path, pin_key):
     override_only = '[[listeners.terminals]]\ntid = "T0000009"\ntpk = "tpk.demo"'
     switch = await start_switch(nursery, tmp_path, listener_keys=override_only)
