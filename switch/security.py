@@ -8,10 +8,12 @@ routed request `CardSecurity.check()`:
    iCVV when the entry mode is chip, 05x) -> 82, and the CVV2 in field 48 tag 92 -> N7;
 2. translates field 52 from the terminal's TPK to the issuer's ZPK (CA), in the outgoing copy;
 3. verifies the PIN on the issuer's behalf (IBM offset or PVV, from the card data the issuer
-   shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row.
+   shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row. One card's
+   PIN checks run one at a time, so a burst of guesses cannot outrun the count.
 
 An unreachable HSM, or one that does not answer within `[hsm] timeout_ms` for the whole stage,
-gives 96; so does an HSM error (logged with command and error code only). Nothing secret is
+gives 96; so does an HSM error (logged with command and error code only), except a terminal's
+PIN block that holds no valid PIN, which is the request's fault and gives 30. Nothing secret is
 logged: not the PIN block, the PIN, a CVV, nor any key.
 """
 
@@ -42,6 +44,7 @@ CVV2_FAILED = "N7"
 TERMINAL_PIN_FORMAT = 0  # ISO 9564 format 0 from terminals
 TRACK2_CVV_OFFSET = 5  # in the discretionary data, after PVKI (1) and PVV (4): Visa's usual layout
 CHIP_ENTRY = "05"
+HSM_PIN_BLOCK_INVALID = "20"  # payShield: "PIN block does not contain valid values"
 
 
 @attrs.frozen
@@ -136,12 +139,28 @@ class CardSecurity:
         if tpk is None or issuer.zpk is None:
             missing = "terminal's TPK" if tpk is None else "issuer's ZPK"
             return Decline(RC.SYSTEM_ERROR, f"PIN block but no {missing} configured")
-        keys = self.config.keys
-        outgoing["52"] = await self.hsm.translate_pin_tpk_to_zpk(
-            keys[tpk], keys[issuer.zpk], request["52"], pan, TERMINAL_PIN_FORMAT, issuer.pin_format)
+        try:
+            outgoing["52"] = await self._translate_pin(request["52"], pan, tpk, issuer)
+        except HsmError as exc:
+            if exc.code != HSM_PIN_BLOCK_INVALID:
+                raise
+            logs.warning("pin_block_invalid", issuer=issuer.name, command=exc.command, code=exc.code)
+            return Decline(RC.FORMAT_ERROR, "PIN block from the terminal is not valid")
         if verify is not None and verify.pin is not None:
             return await self._verify_pin(outgoing["52"], pan, issuer, verify)
         return None
+
+    async def _translate_pin(self, pin_block: str, pan: str, tpk: str, issuer: IssuerConfig) -> str:
+        """CA: the terminal's block under the issuer's ZPK.
+
+        HSM error 20 here means the block the terminal sent holds no valid PIN block once
+        deciphered (wrong key on the PIN pad, wrong format, damaged field 52). That is a fault in
+        the request, not in the switch: the caller answers 30, DESIGN.md's format error for an
+        undecodable field, rather than 96 (the HSM worked) or 55 (no PIN was ever compared, so
+        the cardholder is not told their PIN is wrong and no PIN try is used up)."""
+        keys = self.config.keys
+        return await self.hsm.translate_pin_tpk_to_zpk(
+            keys[tpk], keys[issuer.zpk], pin_block, pan, TERMINAL_PIN_FORMAT, issuer.pin_format)
 
     async def _card_values(self, request: Message, pan: str, verify: VerifyConfig) -> Decline | None:
         """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present."""
@@ -165,6 +184,11 @@ class CardSecurity:
     async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig,
                           verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
+        async with self._tries.held(card_hash):
+            return await self._judge_pin(pin_block, pan, card_hash, issuer, verify)
+
+    async def _judge_pin(self, pin_block: str, pan: str, card_hash: str, issuer: IssuerConfig,
+                         verify: VerifyConfig) -> Decline | None:
         if self._tries.count(card_hash) >= verify.max_pin_tries:
             return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
         card = verify.cards.get(pan)

@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
+import trio.testing
 
 from conftest import free_port, read_events
 from emulators.issuer import load_issuer_file, serve_issuer
@@ -21,6 +22,8 @@ from switch.config import load_config
 from switch.errors import ConfigError
 from switch.hsm.lmk import load_lmk
 from switch.hsm.server import serve_hsm
+from switch.journal import Journal
+from switch.pintries import PinTries
 from switch.service import Switch
 
 EXPIRY = "3012"
@@ -140,13 +143,19 @@ async def test_cvv2_is_checked_for_the_issuer(demo):
     assert (await journal_rows(demo.switch))[1] == ("N7", "declined", "CVV2 failed")
 
 
-async def test_undecipherable_pin_block_gives_96_with_a_logged_reason(demo, log_file):
-    block = "0123456789ABCDEF"  # not made under the terminal's TPK
-    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
-        response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block)
-    assert response["39"] == "96"
-    errors = [e for e in read_events(log_file) if e["event"] == "hsm_error"]
-    assert errors and errors[0]["command"] == "CA" and errors[0]["code"] == "20"
+@pytest.mark.parametrize("mode", ["in-process", "tcp"])
+async def test_malformed_pin_block_gives_30_and_uses_no_pin_try(nursery, tmp_path, pin_key, log_file, mode):
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK)) if mode == "tcp" else 1500
+    switch = await start_switch(nursery, tmp_path, mode=mode, hsm_port=hsm_port)  # max_pin_tries = 2
+    block = "0123456789ABCDEF"  # not made under the terminal's TPK: no valid PIN block inside
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        for _ in range(3):
+            assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block))["39"] == "30"
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "00"
+    assert (await journal_rows(switch))[0] == ("30", "declined", "PIN block from the terminal is not valid")
+    events = [e for e in read_events(log_file) if e["event"] == "pin_block_invalid"]
+    assert len(events) == 3 and events[0]["command"] == "CA" and events[0]["code"] == "20"
+    assert not any(e["event"] == "hsm_error" for e in read_events(log_file))
     assert block not in log_file.read_text()
 
 
@@ -208,6 +217,52 @@ async def test_used_up_pin_tries_survive_a_restart(tmp_path, pin_key):
     assert await wrong_pins_then_correct(0) == ["75"]  # a new switch process still knows
 
 
+async def test_a_burst_of_wrong_pins_gets_no_more_guesses_than_the_tries(nursery, tmp_path, pin_key):
+    # Over TCP each HSM round trip is a real wait, the window in which parallel requests for
+    # one card could all pass the tries check before any wrong PIN was counted.
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK))
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)  # max_pin_tries = 2
+    codes = []
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        async def guess(pin: str) -> None:
+            codes.append((await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=pin))["39"])
+
+        async with trio.open_nursery() as guesses:  # one burst, all in flight at once
+            for n in range(8):
+                guesses.start_soon(guess, f"{n:04d}")
+        # Only the first wrong PIN is a 55: the second reaches the limit (75), the rest are refused.
+        assert sorted(codes) == ["55"] + ["75"] * 7
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "75"
+    reasons = [row[2] for row in await journal_rows(switch)]
+    assert sum(reason.startswith("wrong PIN") for reason in reasons) == 2
+    assert reasons.count("PIN tries exceeded earlier") == 7
+
+
+async def test_pin_checks_wait_only_for_the_same_card(tmp_path):
+    journal = Journal(tmp_path)
+    tries = PinTries(journal)
+    entered, release_first = [], trio.Event()
+
+    async def check(card: str, name: str, release: trio.Event) -> None:
+        async with tries.held(card):
+            entered.append(name)
+            await release.wait()
+
+    done = trio.Event()
+    done.set()
+    async with trio.open_nursery() as checks:
+        checks.start_soon(check, "card-a", "a1", release_first)
+        await trio.testing.wait_all_tasks_blocked()
+        checks.start_soon(check, "card-a", "a2", done)
+        checks.start_soon(check, "card-b", "b", done)
+        await trio.testing.wait_all_tasks_blocked()
+        assert entered == ["a1", "b"]  # card b went ahead; a2 waits for a1
+        release_first.set()
+    assert entered == ["a1", "b", "a2"]
+    assert not tries._locks  # nothing kept for cards no longer being checked
+    journal.close()
+
+
 async def test_hsm_over_tcp_approves_and_declines(nursery, tmp_path, pin_key):
     hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(DEMO_LMK))
     switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)
@@ -228,6 +283,18 @@ async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_
         assert (await terminal.echo())["39"] == "00"
     assert (await journal_rows(switch))[0] == ("96", "declined", "HSM unavailable")
     assert any(e["event"] == "hsm_unavailable" for e in read_events(log_file))
+
+
+async def test_hsm_key_error_still_gives_96(nursery, tmp_path, pin_key, log_file):
+    other_lmk = tmp_path / "other-lmk.txt"  # an HSM under another LMK cannot use our keys
+    other_lmk.write_text("0123456789ABCDEFFEDCBA9876543210\n")
+    hsm_port = await nursery.start(serve_hsm, 0, "127.0.0.1", load_lmk(other_lmk))
+    switch = await start_switch(nursery, tmp_path, mode="tcp", hsm_port=hsm_port)
+    async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
+        assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "96"
+    rc, state, reason = (await journal_rows(switch))[0]
+    assert (rc, state) == ("96", "declined") and reason.startswith("HSM error")
+    assert [e["event"] for e in read_events(log_file)].count("hsm_error") == 1
 
 
 async def test_terminal_tpk_overrides_the_listener(nursery, tmp_path, pin_key):
