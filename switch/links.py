@@ -12,10 +12,12 @@ network-management request from the issuer (echo) is answered.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import itertools
 from typing import Callable
 
+import outcome
 import trio
 
 from switch import logs
@@ -37,14 +39,25 @@ class LinkTimeout(Exception):
     """The issuer did not answer within its timeout."""
 
 
+class MatchKeyInUse(Exception):
+    """Another request with the same match key is still waiting for its answer (possible only
+    with `assign_stan = false`): the issuer's response could not be told apart, so the newer
+    request is not sent."""
+
+
 class _Waiter:
-    """One in-flight request: the event its caller sleeps on, and the answer when it comes."""
+    """One in-flight request: the task parked on it, until it is answered, failed or expired."""
 
-    __slots__ = ("done", "response")
+    __slots__ = ("task", "deadline")
 
-    def __init__(self):
-        self.done = trio.Event()
-        self.response: Message | None = None
+    def __init__(self, task: trio.lowlevel.Task, deadline: float):
+        self.task: trio.lowlevel.Task | None = task
+        self.deadline = deadline
+
+    def wake(self, result: outcome.Outcome) -> None:
+        if self.task is not None:
+            task, self.task = self.task, None
+            trio.lowlevel.reschedule(task, result)
 
 
 UnmatchedHandler = Callable[[str, tuple[str, ...], Message], None]
@@ -62,6 +75,10 @@ class IssuerLink:
         self.name = config.name
         self._dialect = config.dialect
         self._pending: dict[tuple[str, ...], _Waiter] = {}
+        # Every request waits the same `timeout`, so deadlines arrive in the order requests were
+        # sent: one task expires them all from the front of this queue.
+        self._expiring: collections.deque[tuple[tuple[str, ...], _Waiter]] = collections.deque()
+        self._expirer_idle = trio.lowlevel.ParkingLot()
         self._connection: Connection | None = None  # while connected
         self._up = False  # connected (and signed on): open to requests
         self._ever_up = False
@@ -81,37 +98,58 @@ class IssuerLink:
 
     # -- the caller's side -------------------------------------------------------------
 
-    async def request(self, message: Message, timeout: float | None = None) -> Message:
+    async def request(self, message: Message) -> Message:
         """Send `message` (owned by the link from now on) and wait for its matched response."""
         if not self._up:
             raise LinkUnavailable(self.name)
-        return await self._exchange(message, timeout)
+        return await self._exchange(message)
 
-    async def _exchange(self, message: Message, timeout: float | None = None) -> Message:
+    async def _exchange(self, message: Message) -> Message:
+        """Send and park until the reader delivers the answer, the link drops, or the timeout
+        expires. Parking on the task itself (no Event, no cancel scope per request) keeps the
+        per-request cost of waiting to a dict entry and a deque entry."""
         connection = self._connection
         if connection is None:
             raise LinkUnavailable(self.name)
         if self.config.assign_stan:
             message["11"] = self._next_stan()
         key = self.request_key(message)
-        waiter = _Waiter()
-        self._pending[key] = waiter
+        if key in self._pending:
+            raise MatchKeyInUse(self.name)
         try:
-            try:
-                frame = self._dialect.frame(message, self.config.tpdu)
-                connection.send_nowait(frame)
-            except (trio.WouldBlock, trio.ClosedResourceError):
-                raise LinkUnavailable(self.name) from None
-            with trio.move_on_after(self.config.timeout if timeout is None else timeout):
-                await waiter.done.wait()
-            if waiter.response is None:
-                if waiter.done.is_set():
-                    raise LinkUnavailable(self.name)
-                raise LinkTimeout(self.name)
-            return waiter.response
-        finally:
+            connection.send_nowait(self._dialect.frame(message, self.config.tpdu))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            raise LinkUnavailable(self.name) from None
+        waiter = _Waiter(trio.lowlevel.current_task(), trio.current_time() + self.config.timeout)
+        self._pending[key] = waiter
+        self._expiring.append((key, waiter))
+        if len(self._expiring) == 1:
+            self._expirer_idle.unpark()
+
+        def abort(_raise_cancel) -> trio.lowlevel.Abort:
+            waiter.task = None
             if self._pending.get(key) is waiter:
                 del self._pending[key]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    async def _expire_forever(self) -> None:
+        """Fail requests whose timeout has passed with LinkTimeout, oldest first."""
+        expiring = self._expiring
+        while True:
+            if not expiring:
+                await self._expirer_idle.park()
+                continue
+            key, waiter = expiring[0]
+            if waiter.task is not None and waiter.deadline > trio.current_time():
+                await trio.sleep_until(waiter.deadline)
+                continue
+            expiring.popleft()
+            if waiter.task is not None:
+                if self._pending.get(key) is waiter:
+                    del self._pending[key]
+                waiter.wake(outcome.Error(LinkTimeout(self.name)))
 
     def _next_stan(self) -> str:
         for _ in range(1_000_000):
@@ -130,7 +168,12 @@ class IssuerLink:
     # -- the connection ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Keep the link connected for as long as the owning nursery lives."""
+        """Keep the link connected, and expire its requests, for as long as the owning nursery lives."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._expire_forever)
+            await self._connect_forever()
+
+    async def _connect_forever(self) -> None:
         delay = self.config.reconnect_min
         while True:
             try:
@@ -222,8 +265,9 @@ class IssuerLink:
 
     def _fail_pending(self) -> None:
         """In-flight requests fail fast when the link drops; their callers answer 91."""
-        for waiter in self._pending.values():
-            waiter.done.set()
+        pending, self._pending = self._pending, {}
+        for waiter in pending.values():
+            waiter.wake(outcome.Error(LinkUnavailable(self.name)))
 
     async def _reader(self, connection: Connection) -> str:
         framer = self._dialect.framer(self.config.max_frame)
@@ -254,8 +298,7 @@ class IssuerLink:
             self.unmatched += 1
             self.on_unmatched(self.name, key, response)
             return
-        waiter.response = response
-        waiter.done.set()
+        waiter.wake(outcome.Value(response))
 
     def _answer_issuer_request(self, request: Message, tpdu: bytes) -> None:
         """Issuers send echo and sign-on too; the switch answers those and logs the rest."""

@@ -19,7 +19,7 @@ import trio
 from switch import logs
 from switch.config import SafConfig
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.vault import Vault
 from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
@@ -127,9 +127,10 @@ class StoreAndForward:
             message.mti = REPEAT_MTI.get(message.mti, message.mti)
         try:
             response = await link.request(message)
-        except (LinkUnavailable, LinkTimeout, MessageEncodeError) as exc:
+        except (LinkUnavailable, LinkTimeout, MatchKeyInUse, MessageEncodeError) as exc:
             item.attempts += 1
-            error = {LinkUnavailable: "issuer unavailable", LinkTimeout: "issuer timeout"}.get(
+            error = {LinkUnavailable: "issuer unavailable", LinkTimeout: "issuer timeout",
+                     MatchKeyInUse: "a request with the same match key is in flight"}.get(
                 type(exc), "message cannot be encoded for this issuer")
             if isinstance(exc, MessageEncodeError):
                 item.attempts = self.config.retry_limit  # retrying cannot help

@@ -29,7 +29,7 @@ from switch.engine import (
 )
 from switch.history import History, Txn
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.pintries import PinTries
 from switch.records import TxnRecords
 from switch.routing import RouteContext, RouteEntry, RoutingTable
@@ -267,6 +267,9 @@ class Switch:
         except LinkTimeout:
             self._remember_timeout(link, txn)
             return await self._without_issuer(request, txn, link.config, timed_out=True)
+        except MatchKeyInUse:
+            txn.state = "rejected"
+            return respond(request, RC.DUPLICATE), "a request with the same match key is in flight at the issuer"
         code = answer.get("39")
         if not code or len(code) != 2:
             txn.state = "failed"
@@ -350,7 +353,7 @@ class Switch:
                 answer = await link.request(outgoing)
                 if answer.get("39") != RC.APPROVED:
                     reason = f"issuer answered {answer.get('39')}: reversal advised via SAF"
-            except (LinkUnavailable, LinkTimeout):
+            except (LinkUnavailable, LinkTimeout, MatchKeyInUse):
                 reason = "issuer unavailable: reversal advised via SAF"
         if reason is not None:
             outgoing.mti = "0420"

@@ -260,6 +260,31 @@ async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
     assert switch.links["late"].unmatched == 1
 
 
+async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, tmp_path):
+    """With assign_stan = false and a match key without the TID, two terminals using the same
+    STAN at once could not be told apart in the issuer's answers: the second is refused (94)
+    instead of taking over the first one's answer."""
+    issuer_port = await start_issuer(nursery, make_bank({"pan": APPROVE, "latency_ms": 300}))
+    config = write_config(tmp_path / "switch.toml",
+                          issuers=[{"name": "bank", "port": issuer_port, "assign_stan": False,
+                                    "match_key": ["mti", "11"]}],
+                          routes=[{"prefix": "4", "issuer": "bank"}])
+    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
+    ports = await nursery.start(switch.run)
+    await switch.wait_links_up()
+    answers = {}
+
+    async def purchase(tid):
+        async with open_terminal("127.0.0.1", ports["terminals"], tid=tid, first_stan=1234) as terminal:
+            answers[tid] = (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"]
+
+    async with trio.open_nursery() as terminals:
+        terminals.start_soon(purchase, "T0000001")
+        await trio.sleep(0.1)
+        terminals.start_soon(purchase, "T0000002")
+    assert answers == {"T0000001": "00", "T0000002": "94"}
+
+
 async def test_every_transaction_is_logged_as_one_json_line(demo, log_file):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
