@@ -38,14 +38,29 @@ def _bitmap_format(field: dict[str, Any] | None) -> bool | None:
 
 
 class CompiledSpec:
+    """A spec compiled for speed: per bitmap byte, the plans of the fields it announces; per
+    field key, the plan to write it. Built once per dialect, so a message costs a loop over its
+    fields and nothing else."""
+
     def __init__(self, spec: dict[str, dict[str, Any]], binary_bitmap: bool, secondary: bool):
         self.mti_len = spec["t"]["max_len"]
         self.binary_bitmap = binary_bitmap
         self.secondary = secondary
-        self.plans: dict[int, tuple[int, int, bool]] = {}
+        plans: dict[int, tuple[str, int, int, bool]] = {}
         for key, field in spec.items():
             if key.isdigit() and 2 <= int(key) <= 128 and int(key) != 65:
-                self.plans[int(key)] = (field["len_type"], field["max_len"], field["data_enc"] == "b")
+                plans[int(key)] = (str(int(key)), field["len_type"], field["max_len"], field["data_enc"] == "b")
+        # Bitmap byte i with value v announces these fields; None when one has no plan.
+        self._reading = [[self._read_plans(plans, fields) for fields in by_value] for by_value in _FIELDS_IN_BYTE]
+        self._writing = {key: (number, 1 << (128 - number), len_type, max_len, binary)
+                         for number, (key, len_type, max_len, binary) in plans.items()}
+
+    @staticmethod
+    def _read_plans(plans: dict[int, tuple[str, int, int, bool]], fields: tuple[int, ...]) -> tuple | None:
+        wanted = [number for number in fields if number != 1]  # bit 1 announces the secondary bitmap
+        if any(number not in plans for number in wanted):
+            return None
+        return tuple(plans[number] for number in wanted)
 
     # -- decoding ------------------------------------------------------------------------
 
@@ -61,11 +76,8 @@ class CompiledSpec:
     def decode(self, s: bytes) -> tuple[str, dict[str, str]] | None:
         """(MTI, fields) as pyiso8583 would give them, or None to let pyiso8583 decide."""
         pos = self.mti_len
-        try:
-            mti = s[:pos].decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        if len(mti) != pos:
+        mti = s[:pos]
+        if len(mti) != pos or not mti.isascii():
             return None
         width = 8 if self.binary_bitmap else 16
         bitmap = self._read_bitmap(s, pos)
@@ -79,19 +91,17 @@ class CompiledSpec:
                 return None
             bitmap |= secondary
             pos += width
+        text = s.decode("latin-1")  # one decode; ASCII fields are slices of it, checked below
         fields: dict[str, str] = {}
-        plans = self.plans
+        reading = self._reading
         end_of_message = len(s)
         for index, byte in enumerate(bitmap.to_bytes(16, "big")):
             if not byte:
                 continue
-            for number in _FIELDS_IN_BYTE[index][byte]:
-                if number == 1:
-                    continue
-                plan = plans.get(number)
-                if plan is None:
-                    return None
-                len_type, max_len, binary = plan
+            plans = reading[index][byte]
+            if plans is None:
+                return None
+            for key, len_type, max_len, binary in plans:
                 if len_type:
                     prefix = s[pos:pos + len_type]
                     if len(prefix) != len_type or not prefix.isdigit():
@@ -106,14 +116,14 @@ class CompiledSpec:
                 if end > end_of_message:
                     return None
                 if binary:
-                    fields[str(number)] = s[pos:end].hex().upper()
+                    fields[key] = s[pos:end].hex().upper()
                 else:
-                    try:
-                        fields[str(number)] = s[pos:end].decode("ascii")
-                    except UnicodeDecodeError:
+                    value = text[pos:end]
+                    if not value.isascii():
                         return None
+                    fields[key] = value
                 pos = end
-        return (mti, fields) if pos == end_of_message else None
+        return (text[:self.mti_len], fields) if pos == end_of_message else None
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -124,19 +134,17 @@ class CompiledSpec:
         """The bytes pyiso8583 would produce, or None to let pyiso8583 decide."""
         if type(mti) is not str or len(mti) != self.mti_len or not mti.isascii():
             return None
-        numbers = []
-        for key, value in fields.items():
-            if type(value) is not str or not (key.isascii() and key.isdigit()) or key[0] == "0":
-                return None
-            number = int(key)
-            if number not in self.plans:
-                return None
-            numbers.append(number)
-        numbers.sort()
+        writing = self._writing
+        chosen = []
         bitmap = 0
-        for number in numbers:
-            bitmap |= 1 << (128 - number)
-        has_secondary = bool(numbers) and numbers[-1] > 64
+        for key, value in fields.items():
+            plan = writing.get(key)
+            if plan is None or type(value) is not str:
+                return None
+            chosen.append((plan, value))
+            bitmap |= plan[1]
+        chosen.sort(key=_field_number)
+        has_secondary = bitmap & 0xFFFF_FFFF_FFFF_FFFF != 0
         if has_secondary:
             if not self.secondary:
                 return None
@@ -144,10 +152,7 @@ class CompiledSpec:
         out = [mti.encode("ascii"), self._bitmap_bytes(bitmap >> 64)]
         if has_secondary:
             out.append(self._bitmap_bytes(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
-        plans = self.plans
-        for number in numbers:
-            len_type, max_len, binary = plans[number]
-            value = fields[str(number)]
+        for (_, _, len_type, max_len, binary), value in chosen:
             try:
                 data = binascii.a2b_hex(value) if binary else value.encode("ascii")
             except (binascii.Error, ValueError, UnicodeEncodeError):
@@ -161,6 +166,10 @@ class CompiledSpec:
                 return None
             out.append(data)
         return b"".join(out)
+
+
+def _field_number(chosen: tuple[tuple, str]) -> int:
+    return chosen[0][0]
 
 
 def compile_spec(spec: dict[str, dict[str, Any]]) -> CompiledSpec | None:
