@@ -56,6 +56,14 @@ def stop_gracefully(process: subprocess.Popen, timeout: float = 15) -> int:
     return process.wait(timeout=timeout)
 
 
+def issuer_args(network: Network) -> list[str]:
+    return ["issuer", "--config", str(network.issuer_file)]
+
+
+def serve_args(network: Network, *args: str) -> list[str]:
+    return ["serve", "--config", str(network.config), "--log-file", str(network.log), *args]
+
+
 class Processes:
     """The cardswitch processes a test started; their output goes to <name>.out beside them."""
 
@@ -70,22 +78,24 @@ class Processes:
 
     def issuer(self, network: Network) -> subprocess.Popen:
         """The issuer emulator, once it listens."""
-        process = self.start("issuer", "issuer", "--config", str(network.issuer_file))
+        process = self.start("issuer", *issuer_args(network))
         wait_for_port(network.issuer_port, process, "the issuer")
         return process
 
     def switch(self, network: Network, *args: str) -> subprocess.Popen:
         """`cardswitch serve` (with `args`), once it listens; it may have no link yet."""
-        process = self.start("switch", "serve", "--config", str(network.config), "--log-file", str(network.log),
-                             *args)
+        process = self.start("switch", *serve_args(network, *args))
         wait_for_port(network.switch_port, process, "the switch")
         return process
 
-    def issuer_and_switch(self, network: Network, *serve_args: str,
+    def issuer_and_switch(self, network: Network, *args: str,
                           links: int = 1) -> tuple[subprocess.Popen, subprocess.Popen]:
-        """The issuer, then the switch once `links` links are up (one a worker)."""
-        issuer = self.issuer(network)
-        switch = self.switch(network, *serve_args)
+        """Both started at once (the switch connects when the issuer listens); returned once both
+        listen and `links` links are up (one a worker)."""
+        issuer = self.start("issuer", *issuer_args(network))
+        switch = self.start("switch", *serve_args(network, *args))
+        wait_for_port(network.issuer_port, issuer, "the issuer")
+        wait_for_port(network.switch_port, switch, "the switch")
         wait_for_events(network.log, "link_up", links, switch)
         return issuer, switch
 
