@@ -1,4 +1,5 @@
-"""Shared fixtures: the demo network over real loopback sockets, and a JSON log file."""
+"""Shared fixtures: the demo network over real loopback sockets, a JSON log file, and cardswitch
+as real processes (tests/processes.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from emulators.bank import Bank, parse_account
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
+from processes import Processes
 from switch import logs
 from switch.load.processes import free_port, toml_text  # noqa: F401 (free_port: for the tests)
 from switch.tomlfile import Table
@@ -32,6 +34,14 @@ def read_events(path: Path) -> list[dict]:
 async def demo(nursery, log_file, tmp_path):
     """The demo network (three issuers behind a switch) on ephemeral ports."""
     return await start_network(nursery, tmp_path / "data")
+
+
+@pytest.fixture
+def processes(tmp_path: Path):
+    """Start cardswitch processes for the test; whatever still runs at its end is stopped."""
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()
 
 
 def write_config(path: Path, issuers: list[dict], routes: list[dict], listeners: list[dict] | None = None) -> Path:

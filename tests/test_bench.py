@@ -4,15 +4,15 @@ nothing; figures themselves are never asserted (speed is measured, not tested)."
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
 
-from switch.load.processes import free_port, toml_text, wait_for_events
-from conftest import write_config
+from conftest import read_events, write_config
+from processes import card, one_issuer_network, stop_gracefully
+from switch.load.processes import toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "lost"}
@@ -42,37 +42,19 @@ def test_bench_smoke_reports_every_key_with_two_workers(tmp_path):
     assert "switch_cpu_us_per_txn" in done.stdout
 
 
-def test_serve_workers_share_the_port_each_with_its_own_journal(tmp_path):
-    issuer_port, switch_port = free_port(), free_port()
-    issuer_file = tmp_path / "issuer.toml"
-    issuer_file.write_text(f"[issuer]\nname = 'bank'\nport = {issuer_port}\n\n"
-                           "[[cards]]\npan = '4761730000000011'\nexpiry = '3012'\nbalance = 100000000\n")
-    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
-                          routes=[{"prefix": "4", "issuer": "bank"}],
-                          listeners=[{"name": "terminals", "port": switch_port}])
-    config.write_text(f"[switch]\ndata_dir = {json.dumps(str(tmp_path / 'data'))}\n\n" + config.read_text())
-    log = tmp_path / "switch.log"
-    issuer = subprocess.Popen([sys.executable, "-m", "switch.cli", "issuer", "--config", str(issuer_file)],
-                              cwd=ROOT, stderr=subprocess.DEVNULL)
-    switch = subprocess.Popen([sys.executable, "-m", "switch.cli", "serve", "--config", str(config),
-                               "--log-file", str(log), "--workers", "2"], cwd=ROOT)
-    try:
-        wait_for_events(log, "listener_up", 2, switch)
-        wait_for_events(log, "link_up", 2, switch)
-        load = cardswitch("load", "--target", f"127.0.0.1:{switch_port}", "--count", "40", "--connections", "8",
-                          "--mix", "purchase=1", "--issuer-file", str(issuer_file), "--quiet", "--json",
-                          str(tmp_path / "load.json"))
-        assert load.returncode == 0, load.stdout + load.stderr
-        assert json.loads((tmp_path / "load.json").read_text())["response_codes"] == {"00": 40}
-        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["worker-0", "worker-1"]
-    finally:
-        switch.send_signal(signal.SIGTERM)
-        issuer.send_signal(signal.SIGINT)
-        assert switch.wait(timeout=30) == 0
-        issuer.wait(timeout=10)
+def test_serve_workers_share_the_port_each_with_its_own_journal(tmp_path, processes):
+    network = one_issuer_network(tmp_path, [card()])
+    _, switch = processes.issuer_and_switch(network, "--workers", "2", links=2)
+    wait_for_events(network.log, "listener_up", 2, switch)
+    load = cardswitch("load", "--target", f"127.0.0.1:{network.switch_port}", "--count", "40", "--connections", "8",
+                      "--mix", "purchase=1", "--issuer-file", str(network.issuer_file), "--quiet", "--json",
+                      str(tmp_path / "load.json"))
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert json.loads((tmp_path / "load.json").read_text())["response_codes"] == {"00": 40}
+    assert sorted(p.name for p in network.data_dir.iterdir()) == ["worker-0", "worker-1"]
+    assert stop_gracefully(switch, timeout=30) == 0
     time.sleep(0.2)
-    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    assert sum(e["event"] == "shutdown_complete" for e in events) == 2
+    assert sum(e["event"] == "shutdown_complete" for e in read_events(network.log)) == 2
 
 
 def test_workers_need_fixed_ports(tmp_path):

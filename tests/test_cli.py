@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, write_config
+from conftest import free_port
+from processes import card, one_issuer_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,55 +76,35 @@ def _wait_for_line(process: subprocess.Popen, path: Path, needle: str, timeout: 
     raise AssertionError(f"no {needle} event within {timeout} s")
 
 
-def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_command(tmp_path):
-    issuer_port, switch_port = free_port(), free_port()
-    issuer_file = tmp_path / "issuer.toml"
-    issuer_file.write_text(
-        f"[issuer]\nname = 'bank'\nport = {issuer_port}\n\n"
-        "[[cards]]\npan = '4761730000000011'\nexpiry = '3012'\nbalance = 100000\n"
-    )
+def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_command(tmp_path, processes):
     admin_port = free_port()
-    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
-                          routes=[{"prefix": "5", "issuer": "bank"}],
-                          listeners=[{"name": "terminals", "port": switch_port}])
-    config.write_text(f"[switch]\nadmin_port = {admin_port}\ndata_dir = 'data'\n\n" + config.read_text())
-    log = tmp_path / "switch.log"
-    issuer = subprocess.Popen([sys.executable, "-m", "switch.cli", "issuer", "--config", str(issuer_file)],
-                              cwd=ROOT, stderr=subprocess.DEVNULL)
-    switch = subprocess.Popen([sys.executable, "-m", "switch.cli", "serve", "--config", str(config),
-                               "--log-file", str(log)], cwd=ROOT)
-    try:
-        _wait_for_line(switch, log, "link_up")
-        purchase = ("terminal", "purchase", "--port", str(switch_port), "--pan", "4761730000000011",
-                    "--expiry", "3012", "--amount", "5.00", "--json")
-        assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
+    network = one_issuer_network(tmp_path, [card(balance=100000)], prefix="5",
+                                 switch={"admin_port": admin_port, "data_dir": "data"})
+    config, log = network.config, network.log
+    _, switch = processes.issuer_and_switch(network)
+    purchase = ("terminal", "purchase", "--port", str(network.switch_port), "--pan", "4761730000000011",
+                "--expiry", "3012", "--amount", "5.00", "--json")
+    assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
 
-        config.write_text(config.read_text().replace('prefix = "5"', 'prefix = "4"'))
-        switch.send_signal(signal.SIGHUP)
-        _wait_for_line(switch, log, "routes_reloaded")
-        assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"
+    config.write_text(config.read_text().replace('prefix = "5"', 'prefix = "4"'))
+    switch.send_signal(signal.SIGHUP)
+    _wait_for_line(switch, log, "routes_reloaded")
+    assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"
 
-        config.write_text(config.read_text().replace('prefix = "4"', 'prefix = "4x"'))
-        switch.send_signal(signal.SIGHUP)
-        events = _wait_for_line(switch, log, "routes_reload_rejected")
-        rejected = next(e for e in events if e["event"] == "routes_reload_rejected")
-        assert "routes[0].prefix" in rejected["reason"]
-        assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
+    config.write_text(config.read_text().replace('prefix = "4"', 'prefix = "4x"'))
+    switch.send_signal(signal.SIGHUP)
+    events = _wait_for_line(switch, log, "routes_reload_rejected")
+    rejected = next(e for e in events if e["event"] == "routes_reload_rejected")
+    assert "routes[0].prefix" in rejected["reason"]
+    assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
 
-        refused = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
-        assert refused.returncode == 1 and "routes[0].prefix" in refused.stdout
-        config.write_text(config.read_text().replace('prefix = "4x"', 'prefix = "6"'))
-        reloaded = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
-        assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
-        assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
-        status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
-        assert status["links"] == {"bank": {"up": True, "in_flight": 0}} and status["routes"] == 1
-    finally:
-        for process in (switch, issuer):
-            process.send_signal(signal.SIGINT)
-        for process in (switch, issuer):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    assert os.path.getsize(log) > 0
+    refused = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    assert refused.returncode == 1 and "routes[0].prefix" in refused.stdout
+    config.write_text(config.read_text().replace('prefix = "4x"', 'prefix = "6"'))
+    reloaded = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
+    assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
+    status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
+    assert status["links"] == {"bank": {"up": True, "in_flight": 0}} and status["routes"] == 1
+    processes.stop_all()
+    assert os.path.getsize(log) > 0  # after stopping
