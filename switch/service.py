@@ -94,6 +94,7 @@ class Switch:
         """Serve until `shutdown()`: reports {listener name: bound port} once listening."""
         async with trio.open_nursery() as journal_nursery:
             await journal_nursery.start(self.journal.run)
+            journal_nursery.start_soon(logs.write_in_batches)
             async with trio.open_nursery() as core:
                 self._background = core
                 for link in self.links.values():

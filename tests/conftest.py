@@ -26,8 +26,13 @@ def log_file(tmp_path: Path) -> Path:
     return path
 
 
+def log_text(path: Path) -> str:
+    logs.flush()  # a switch running in this process batches its log writes
+    return path.read_text()
+
+
 def read_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in log_text(path).splitlines() if line.strip()]
 
 
 @pytest.fixture

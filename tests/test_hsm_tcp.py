@@ -8,6 +8,7 @@ import socket
 import pytest
 import trio
 
+from conftest import log_text
 from switch.hsm import mac, pinblock, pinverify
 from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
 from switch.hsm.framing import FrameDecoder, frame
@@ -170,7 +171,7 @@ async def test_no_pin_pan_or_key_in_logs_or_errors(nursery, log_file):
         with pytest.raises(HsmError) as info:
             await call
         errors.append(str(info.value))
-    logged = log_file.read_text()
+    logged = log_text(log_file)
     assert '"event":"hsm_command_error"' in logged and '"code":"20"' in logged
     shown = (" ".join(errors) + logged).upper()
     for secret in ("8642", PAN, PAN[-13:-1], K.material.hex().upper(), K2.material.hex().upper(),

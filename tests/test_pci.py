@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 
+from conftest import log_text
 from emulators.terminal import open_terminal
 from switch.wire.dialect import MessageDecodeError, load_dialect
 from switch.wire.message import Message
@@ -31,7 +32,7 @@ async def test_logs_carry_no_card_secrets(demo, log_file):
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await stream.send_all(load_dialect().framing.frame(broken[:-1]))
         await stream.receive_some(1000)
-    text = log_file.read_text()
+    text = log_text(log_file)
     assert '"event":"txn"' in text and "476173******0011" in text
     for secret in SECRETS:
         assert secret not in text, secret

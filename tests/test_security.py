@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from conftest import free_port, read_events
+from conftest import free_port, log_text, read_events
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
 from emulators.terminal import open_terminal
@@ -156,7 +156,7 @@ async def test_malformed_pin_block_gives_30_and_uses_no_pin_try(nursery, tmp_pat
     events = [e for e in read_events(log_file) if e["event"] == "pin_block_invalid"]
     assert len(events) == 3 and events[0]["command"] == "CA" and events[0]["code"] == "20"
     assert not any(e["event"] == "hsm_error" for e in read_events(log_file))
-    assert block not in log_file.read_text()
+    assert block not in log_text(log_file)
 
 
 async def test_logs_carry_no_pin_block_pin_or_cvv(demo, log_file, pin_key):
@@ -166,7 +166,7 @@ async def test_logs_carry_no_pin_block_pin_or_cvv(demo, log_file, pin_key):
         await terminal.purchase(pan=OTHER_CARD, amount=100, expiry=EXPIRY, pin="0000")
         await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2=CVV2)
         await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2="731")
-    text = log_file.read_text()
+    text = log_text(log_file)
     assert '"rc":"55"' in text and '"rc":"N7"' in text
     for secret in (request["52"], "9203" + CVV2, "9203731", pin_key.keystore.encrypted("tpk.demo")):
         assert secret not in text
