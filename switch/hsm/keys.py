@@ -8,12 +8,13 @@ place. A `Key` never shows its material in repr() or str(): only its algorithm a
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 import attrs
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import cmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 
 class Algorithm(enum.Enum):
@@ -77,31 +78,42 @@ def _tdes(material: bytes) -> TripleDES:
     return TripleDES(material + material[:8] if len(material) == 16 else material)
 
 
-def _cipher(key: Key) -> Cipher:
-    if key.algorithm is Algorithm.TDES:
-        return Cipher(_tdes(key.material), modes.ECB())
-    return Cipher(algorithms.AES(key.material), modes.ECB())
+CONTEXTS_KEPT = 256  # keys whose cipher contexts stay ready (working keys, LMK components)
+
+
+@functools.lru_cache(maxsize=CONTEXTS_KEPT)
+def _ecb_contexts(algorithm: Algorithm, material: bytes) -> tuple[CipherContext, CipherContext]:
+    """An encryptor and a decryptor per key, kept. ECB carries no state from one block to the
+    next, so one context serves every call as long as each call passes whole blocks (checked in
+    `_ecb`); building a context costs more than the encryption of a PIN block itself."""
+    if algorithm is Algorithm.TDES:
+        cipher = Cipher(_tdes(material), modes.ECB())
+    else:
+        cipher = Cipher(algorithms.AES(material), modes.ECB())
+    return cipher.encryptor(), cipher.decryptor()
+
+
+def _ecb(algorithm: Algorithm, material: bytes, data: bytes, decrypt: bool) -> bytes:
+    if len(data) % (8 if algorithm is Algorithm.TDES else 16):
+        raise ValueError("The length of the provided data is not a multiple of the block length.")
+    return _ecb_contexts(algorithm, material)[decrypt].update(data)
 
 
 def encrypt_ecb(key: Key, data: bytes) -> bytes:
-    encryptor = _cipher(key).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
+    return _ecb(key.algorithm, key.material, data, False)
 
 
 def decrypt_ecb(key: Key, data: bytes) -> bytes:
-    decryptor = _cipher(key).decryptor()
-    return decryptor.update(data) + decryptor.finalize()
+    return _ecb(key.algorithm, key.material, data, True)
 
 
 def des_encrypt(material8: bytes, block: bytes) -> bytes:
     """Single-DES step, needed by CVV and the retail MAC (which use the key halves apart)."""
-    encryptor = Cipher(_tdes(material8), modes.ECB()).encryptor()
-    return encryptor.update(block) + encryptor.finalize()
+    return _ecb(Algorithm.TDES, material8, block, False)
 
 
 def des_decrypt(material8: bytes, block: bytes) -> bytes:
-    decryptor = Cipher(_tdes(material8), modes.ECB()).decryptor()
-    return decryptor.update(block) + decryptor.finalize()
+    return _ecb(Algorithm.TDES, material8, block, True)
 
 
 def aes_cmac(key: Key, data: bytes) -> bytes:
@@ -121,7 +133,9 @@ def key_check_value(key: Key, length: int = 6) -> str:
 
 
 def xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        raise ValueError("xor: blocks of different lengths")
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def parse_hex(text: str, what: str, lengths: tuple[int, ...] | None = None) -> bytes:
