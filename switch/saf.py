@@ -18,13 +18,13 @@ import trio
 
 from switch import logs
 from switch.config import SafConfig
+from switch.engine import REPEAT_MTI
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.vault import Vault
 from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
 
-REPEAT_MTI = {"0420": "0421", "0120": "0121", "0220": "0221"}
 OPEN_STATUSES = ("queued", "retrying")
 
 
