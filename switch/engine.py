@@ -12,7 +12,7 @@ import re
 import attrs
 
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import pan_from_track2
+from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
 from switch.wire.message import Message, response_mti
 
 
@@ -181,13 +181,24 @@ def replacement_amount(request: Message) -> int | None:
     return int(value[:12])
 
 
+def _without_cvv2(value: str) -> str:
+    """Field 48 without its CVV2 subelement; empty when nothing else is left, or when it cannot
+    be parsed (so a CVV2 can never hide in it)."""
+    subelements = field48_subelements(value) or ()
+    return "".join(f"{tag}{len(data):02d}{data}" for tag, data in subelements if tag != CVV2_TAG)
+
+
 def _card_not_present(message: Message) -> dict[str, str]:
     """`message`'s fields for an advice, which may wait in SAF and is no proof the card was
-    there: card-present secrets dropped, the PAN kept in field 2 when it came in track 2."""
+    there: card-present secrets and the CVV2 dropped, the PAN in field 2 when it came in track 2."""
     fields = {f: v for f, v in message.fields.items() if f not in NOT_IN_ADVICES}
     pan = card_pan(message)
     if "2" not in fields and pan:
         fields["2"] = pan
+    if "48" in fields:
+        rest = _without_cvv2(fields.pop("48"))
+        if rest:
+            fields["48"] = rest
     return fields
 
 
