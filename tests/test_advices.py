@@ -50,11 +50,11 @@ async def test_financial_advice_is_accepted_and_reaches_the_issuer_without_card_
 async def test_reversal_advice_reverses_an_approved_purchase_and_a_repeat_does_nothing_more(demo, tmp_path):
     bank = demo.issuers["bank_a"][1]
     account = bank.accounts[APPROVE]
-    before = account.balance
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         purchase = terminal.card_request("0200", pan=APPROVE, amount=1800, expiry=EXPIRY)
-        assert (await terminal.send(purchase))["39"] == "00"
         advice = terminal.reversal_of(purchase, "0420")
+        before = account.balance
+        assert (await terminal.send(purchase))["39"] == "00"
         first = await terminal.send(advice)
         await delivered(lambda: account.balance == before)
         retransmitted = advice.copy()
