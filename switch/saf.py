@@ -1,7 +1,7 @@
 """Store-and-forward: advices the issuer must receive, delivered whenever it can take them.
 
-Reversal advices (0420) and stand-in advices (0120/0220) are written to the journal before they
-are relied on, so they survive a restart, kill -9 included. One forwarder per issuer sends what
+Reversal advices (0420), stand-in advices (0120/0220) and the advices terminals send (0120, 0220,
+0420) are written to the journal before they are relied on, so they survive a restart, kill -9 included. One forwarder per issuer sends what
 is due whenever the link is up: the first attempt with the advice MTI, later ones as repeats
 (0421, 0121, 0221), each retried with capped exponential backoff until the issuer acknowledges
 it (0430, 0130, 0230). An item that keeps failing is parked after `retry_limit` attempts and
