@@ -2,12 +2,13 @@
 
 Accounts come from a TOML card file. A purchase (0200) debits the balance, an authorisation
 (0100) only checks it, a refund credits it, a reversal (0400) gives back what the reversed debit
-took. Fault rules (latency, no reply, closed connection) are looked up per card or per amount, so
+took, an approved financial advice (0220) debits once however often it is repeated. Fault rules (latency, no reply, closed connection) are looked up per card or per amount, so
 tests and the demo can make an issuer misbehave on purpose.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import secrets
 import string
@@ -95,7 +96,8 @@ class Bank:
         self._today = today or (lambda: datetime.datetime.now(datetime.timezone.utc).date())
         self._debits: dict[tuple[str, int], int] = {}  # (pan, amount) -> open approved debits
         self.reversals: set[tuple[str, str | None]] = set()  # (pan, field 90) already applied
-        self.advices: set[tuple] = set()  # stand-in advices already booked
+        self.advices: set[tuple] = set()  # advices already booked
+        self.advised: collections.deque[Message] = collections.deque(maxlen=1000)  # advices as received
         self._day = self._today()
 
     def fault_for(self, request: Message) -> Fault:
@@ -145,8 +147,10 @@ class Bank:
         self._debits[key] = self._debits.get(key, 0) + 1
 
     def _advice(self, request: Message) -> Message:
-        """A stand-in advice: what the switch approved for us. A purchase (0220) is booked once,
-        however often the advice is repeated (0221)."""
+        """An advice: what the switch (stand-in) or a terminal approved for us. A purchase (0220)
+        is booked once, however often the advice is repeated (0221). The latest are kept as
+        received, so tests can see what reached the issuer."""
+        self.advised.append(request)
         key = (request.mti[:3], card_pan(request), request.get("7"), request.get("37"), request.get("4"))
         account = self.accounts.get(card_pan(request) or "")
         if key not in self.advices and request.get("39") == "00":

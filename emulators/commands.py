@@ -15,6 +15,7 @@ from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
 from emulators.terminal import PinKey, open_terminal
 from switch import logs
 from switch.capture import sink
+from switch.engine import ADVICE_MTI
 from switch.errors import UsageError
 from switch.hsm.lmk import LMK_ENV
 from switch.wire.dialect import load_dialect
@@ -51,6 +52,9 @@ def register(subparsers) -> None:
     terminal.add_argument("--original-stan", help="reverse: STAN of the original")
     terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
     terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
+    terminal.add_argument("--advice", action="store_true",
+                          help="purchase, auth, reverse: send it as an advice of what already happened "
+                          "(0220, 0120, 0420)")
     terminal.add_argument("--timeout", type=float, default=30.0)
     terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
@@ -79,6 +83,8 @@ PROCESSING = {"purchase": "000000", "auth": "000000", "refund": "200000", "balan
 
 def card_details(args) -> dict | None:
     """The card and amount for the request, checked before any connection is made."""
+    if args.advice and args.action not in ("purchase", "auth", "reverse"):
+        raise UsageError(f"--advice: {args.action} has no advice; purchase, auth and reverse do")
     if args.action == "echo":
         return None
     if not (args.pan or args.track2):
@@ -116,9 +122,14 @@ def build_request(terminal, args, card: dict | None) -> Message:
     if args.action == "reverse":
         original = terminal.card_request(args.original_mti, **card)
         original["11"], original["7"] = args.original_stan.zfill(6), args.original_time
-        return terminal.reversal_of(original)
-    mti = "0100" if args.action == "auth" else "0200"
+        return terminal.reversal_of(original, request_mti("0400", args))
+    mti = request_mti("0100" if args.action == "auth" else "0200", args)
     return terminal.card_request(mti, processing_code=PROCESSING[args.action], **card)
+
+
+def request_mti(mti: str, args) -> str:
+    """`mti`, or with --advice its advice MTI."""
+    return ADVICE_MTI[mti] if args.advice else mti
 
 
 def run_terminal(args) -> int:

@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from switch.capture.sink import Capture
-from switch.engine import card_pan
+from switch.engine import ADVICE_MTIS, card_pan
 from switch.errors import CardswitchError
 from switch.hsm import encrypt_pin_block
 from switch.hsm.keystore import Keystore
@@ -98,8 +98,11 @@ class Terminal:
                      pin_block: str | None = None, pin: str | None = None, cvv2: str | None = None,
                      extra: dict[str, str] | None = None) -> Message:
         """A card request; `pin` is entered on the PIN pad (encrypted under the terminal's TPK
-        into field 52), `cvv2` goes into field 48 tag 92."""
+        into field 52), `cvv2` goes into field 48 tag 92. An advice (0120, 0220) reports an
+        approval the terminal already gave (offline): field 39 is 00."""
         message = self.base(mti, processing_code, amount, currency)
+        if mti in ADVICE_MTIS:
+            message["39"] = "00"
         if pan is not None:
             message["2"] = pan
         if expiry is not None:
@@ -118,9 +121,10 @@ class Terminal:
         message.fields.update(extra or {})
         return message
 
-    def reversal_of(self, original: Message) -> Message:
-        """An 0400 for `original`, carrying field 90 and the original's card and amount."""
-        message = self.base("0400", original["3"], int(original["4"]), original["49"])
+    def reversal_of(self, original: Message, mti: str = "0400") -> Message:
+        """An 0400 (or reversal advice, 0420) for `original`, carrying field 90 and the
+        original's card and amount."""
+        message = self.base(mti, original["3"], int(original["4"]), original["49"])
         for field in ("2", "14", "37"):
             if field in original:
                 message[field] = original[field]

@@ -12,7 +12,7 @@ import re
 import attrs
 
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import pan_from_track2
+from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
 from switch.wire.message import Message, response_mti
 
 
@@ -36,9 +36,17 @@ ECHO_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49
 NEVER_RETURNED = ("14", "35", "36", "45", "52")
 # Fields an advice must not carry: the cardholder is not there, so neither is card-present data.
 NOT_IN_ADVICES = ("35", "36", "45", "52", "55", "64", "128")
-ADVICE_MTI = {"0100": "0120", "0200": "0220"}
+# A request's advice: the same message class, telling the issuer about something already done.
+ADVICE_MTI = {"0100": "0120", "0200": "0220", "0400": "0420"}
+ADVICE_MTIS = frozenset(ADVICE_MTI.values())
+# An MTI's repeat (fourth digit 1): the sender's retransmission of a message it got no answer to.
+REPEAT_MTI = {mti: mti[:3] + "1" for mti in (*ADVICE_MTI, *ADVICE_MTIS)}
+ORIGINAL_MTI = {repeat: mti for mti, repeat in REPEAT_MTI.items()}
+REVERSAL_MTIS = frozenset({"0400", "0420"})
+# Message classes that carry a card: checked for a PAN and expiry, routed by BIN.
+CARD_MTIS = frozenset({"0100", "0200", "0120", "0220"})
 
-FORWARDED_MTIS = frozenset({"0100", "0200", "0400"})
+FORWARDED_MTIS = frozenset(REPEAT_MTI)
 NETWORK_MTI = "0800"
 NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 PROCESSING_CODES = {"00": "purchase", "01": "cash", "20": "refund", "31": "balance inquiry"}
@@ -48,6 +56,8 @@ _REVERSAL = ("2", "3", "4", "7", "11", "41", "49", "90")
 MANDATORY = {
     "0100": _CARD_REQUEST,
     "0200": _CARD_REQUEST,
+    "0120": _CARD_REQUEST,
+    "0220": _CARD_REQUEST,
     "0400": _REVERSAL,
     "0420": _REVERSAL,
     "0800": ("7", "11", "70"),
@@ -75,9 +85,16 @@ def card_pan(message: Message) -> str | None:
     return pan_from_track2(track2) if track2 else None
 
 
+def message_class(mti: str) -> str:
+    """The MTI a message is handled as: a repeat (0201) as its original (0200), anything else as is."""
+    return ORIGINAL_MTI.get(mti, mti)
+
+
 def check_request(request: Message) -> str | None:
-    """A response code to answer with at once (12 or 30), or None when the request may proceed."""
-    mti = request.mti
+    """A response code to answer with at once (12 or 30), or None when the request may proceed.
+    Advices get the same checks as requests: an advice is never declined, but one the issuer
+    could not read is not accepted either."""
+    mti = message_class(request.mti)
     if mti not in FORWARDED_MTIS and mti != NETWORK_MTI:
         return RC.NOT_SUPPORTED
     fields = request.fields
@@ -89,7 +106,7 @@ def check_request(request: Message) -> str | None:
             return RC.FORMAT_ERROR
     if mti == NETWORK_MTI:
         return None if fields["70"] in NETWORK_CODES else RC.NOT_SUPPORTED
-    if mti in ("0100", "0200"):
+    if mti in CARD_MTIS:
         if "2" not in fields and "35" not in fields:
             return RC.FORMAT_ERROR
         if "35" not in fields and "14" not in fields:
@@ -146,6 +163,12 @@ class OriginalData:
         """False when the terminal zero-filled the subfields (match by RRN instead)."""
         return self.stan.strip("0") != "" and self.transmitted.strip("0") != ""
 
+    @classmethod
+    def of(cls, forwarded: Message) -> OriginalData:
+        """Field 90 naming `forwarded` (what the switch sent the issuer) as the original."""
+        return cls(forwarded.mti, forwarded["11"], forwarded["7"], forwarded.get("32", "0").zfill(11)[-11:],
+                   "0" * 11)
+
     def encode(self) -> str:
         return self.mti + self.stan + self.transmitted + self.acquirer + self.forwarder
 
@@ -158,27 +181,63 @@ def replacement_amount(request: Message) -> int | None:
     return int(value[:12])
 
 
+def _without_cvv2(value: str) -> str:
+    """Field 48 without its CVV2 subelement; empty when nothing else is left, or when it cannot
+    be parsed (so a CVV2 can never hide in it)."""
+    subelements = field48_subelements(value) or ()
+    return "".join(f"{tag}{len(data):02d}{data}" for tag, data in subelements if tag != CVV2_TAG)
+
+
+def _card_not_present(message: Message) -> dict[str, str]:
+    """`message`'s fields for an advice, which may wait in SAF and is no proof the card was
+    there: card-present secrets and the CVV2 dropped, the PAN in field 2 when it came in track 2."""
+    fields = {f: v for f, v in message.fields.items() if f not in NOT_IN_ADVICES}
+    pan = card_pan(message)
+    if "2" not in fields and pan:
+        fields["2"] = pan
+    if "48" in fields:
+        rest = _without_cvv2(fields.pop("48"))
+        if rest:
+            fields["48"] = rest
+    return fields
+
+
 def reversal_advice(forwarded: Message, reason: str | None = None) -> Message:
     """An 0420 telling the issuer to undo `forwarded` (what the switch had sent it)."""
-    fields = {f: v for f, v in forwarded.fields.items() if f not in NOT_IN_ADVICES and f not in ("38", "39")}
-    if "2" not in fields and card_pan(forwarded):
-        fields["2"] = card_pan(forwarded)
-    acquirer = forwarded.get("32", "0")
-    fields["90"] = OriginalData(forwarded.mti, forwarded["11"], forwarded["7"], acquirer.zfill(11)[-11:],
-                                "0" * 11).encode()
+    fields = _card_not_present(forwarded)
+    fields.pop("38", None)
+    fields.pop("39", None)
+    fields["90"] = OriginalData.of(forwarded).encode()
     if reason:
         fields["39"] = reason
-    return Message("0420", fields)
+    return Message(ADVICE_MTI["0400"], fields)
 
 
 def stand_in_advice(forwarded: Message, approval: str) -> Message:
     """An 0120/0220 telling the issuer what the switch approved on its behalf."""
-    fields = {f: v for f, v in forwarded.fields.items() if f not in NOT_IN_ADVICES}
-    if "2" not in fields and card_pan(forwarded):
-        fields["2"] = card_pan(forwarded)
+    fields = _card_not_present(forwarded)
     fields["38"] = approval
     fields["39"] = RC.APPROVED
     return Message(ADVICE_MTI[forwarded.mti], fields)
+
+
+def reversal_for_issuer(request: Message, mti: str, forwarded: Message | None) -> Message:
+    """A terminal's reversal (or reversal advice) as the original's issuer gets it: under `mti`,
+    without card-present secrets (it may wait in SAF; a PIN block is still under the terminal's
+    key), and with field 90 naming what the switch had sent the issuer, when it knows that."""
+    fields = _card_not_present(request)
+    if forwarded is not None:
+        fields["90"] = OriginalData.of(forwarded).encode()
+    return Message(mti, fields)
+
+
+def acquirer_advice(request: Message, acquirer_id: str | None) -> Message:
+    """A terminal's advice as its issuer gets it: the first transmission (a repeat's original
+    MTI; SAF marks its own repeats), no card-present secrets, the listener's acquirer id."""
+    fields = _card_not_present(request)
+    if "32" not in fields and acquirer_id:
+        fields["32"] = acquirer_id
+    return Message(message_class(request.mti), fields)
 
 
 def answer_undecodable(error: MessageDecodeError) -> Message | None:

@@ -13,7 +13,7 @@ import time
 
 import trio
 
-from switch.engine import ECHO_FIELDS, NEVER_RETURNED
+from switch.engine import ECHO_FIELDS, FORWARDED_MTIS, NEVER_RETURNED
 from switch.history import Txn
 from switch.journal import Journal
 from switch.wire.masking import HIDDEN_FIELDS, mask_pan
@@ -80,9 +80,10 @@ class TxnRecords:
 
     def recent(self, since: float) -> list[Txn]:
         """Requests since `since` (start-up only): the duplicate window survives a restart."""
+        marks = ",".join("?" * len(FORWARDED_MTIS))
         rows = self.journal.read(
-            "SELECT * FROM transactions WHERE created_at >= ? AND mti IN ('0100', '0200', '0400')"
-            " AND state NOT IN ('rejected', 'duplicate') ORDER BY trace", (since,))
+            f"SELECT * FROM transactions WHERE created_at >= ? AND mti IN ({marks})"
+            " AND state NOT IN ('rejected', 'duplicate') ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
         return [txn_from_row(row) for row in rows]
 
 

@@ -1,7 +1,7 @@
 """Store-and-forward: advices the issuer must receive, delivered whenever it can take them.
 
-Reversal advices (0420) and stand-in advices (0120/0220) are written to the journal before they
-are relied on, so they survive a restart, kill -9 included. One forwarder per issuer sends what
+Reversal advices (0420), stand-in advices (0120/0220) and the advices terminals send (0120, 0220,
+0420) are written to the journal before they are relied on, so they survive a restart, kill -9 included. One forwarder per issuer sends what
 is due whenever the link is up: the first attempt with the advice MTI, later ones as repeats
 (0421, 0121, 0221), each retried with capped exponential backoff until the issuer acknowledges
 it (0430, 0130, 0230). An item that keeps failing is parked after `retry_limit` attempts and
@@ -18,13 +18,13 @@ import trio
 
 from switch import logs
 from switch.config import SafConfig
+from switch.engine import REPEAT_MTI
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.vault import Vault
 from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
 
-REPEAT_MTI = {"0420": "0421", "0120": "0121", "0220": "0221"}
 OPEN_STATUSES = ("queued", "retrying")
 
 

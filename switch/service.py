@@ -24,8 +24,8 @@ from switch.capture.sink import Capture
 from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
 from switch.errors import CardswitchError, ConfigError
 from switch.engine import (
-    NETWORK_MTI, NOT_IN_ADVICES, RC, OriginalData, card_pan, check_request, network_response, replacement_amount,
-    respond, reversal_advice, stand_in_advice,
+    ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, RC, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
+    message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer, stand_in_advice,
 )
 from switch.history import History, Txn
 from switch.journal import Journal
@@ -200,8 +200,10 @@ class Switch:
                 original_trace = prior.trace
             elif request.mti == NETWORK_MTI:
                 response, txn.state = network_response(request), "approved"
-            elif request.mti == "0400":
-                response, reason, original_trace = await self._reverse(request, txn)
+            elif txn.mti in REVERSAL_MTIS:
+                response, reason, original_trace = await self._reverse(request, txn, listener)
+            elif txn.mti in ADVICE_MTIS:
+                response, reason = await self._advise(request, txn, listener)
             else:
                 response, reason = await self._authorise(request, txn, listener)
         except trio.Cancelled:
@@ -225,7 +227,7 @@ class Switch:
 
     def _new_txn(self, request: Message, pan: str | None) -> Txn:
         amount = request.get("4", "")
-        return Txn(trace=next(self._trace), mti=request.mti, tid=request.get("41", ""),
+        return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=request.get("41", ""),
                    stan=request.get("11", ""), transmitted=request.get("7", ""), rrn=request.get("37"),
                    amount=int(amount) if amount.isdigit() else 0,
                    pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time())
@@ -245,15 +247,20 @@ class Switch:
     def _longest_timeout(self) -> float:
         return max((issuer.timeout for issuer in self.config.issuers), default=5.0)
 
-    async def _authorise(self, request: Message, txn: Txn, listener: ListenerConfig) -> tuple[Message, str | None]:
+    def _route(self, request: Message) -> RouteEntry | None:
+        """The BIN table's entry for the request's card, under its MTI, processing code and currency."""
         context = RouteContext(request.mti, request.get("3"), request.get("49"))
-        entry = self.routing.lookup(card_pan(request) or "", context)
+        return self.routing.lookup(card_pan(request) or "", context)
+
+    async def _authorise(self, request: Message, txn: Txn, listener: ListenerConfig) -> tuple[Message, str | None]:
+        entry = self._route(request)
         if entry is None:
             txn.state = "rejected"
             return respond(request, RC.NO_ROUTE), "no route"
         link = self._link_for(entry)
         txn.issuer = link.name
         outgoing = request.copy()
+        outgoing.mti = txn.mti  # a repeat (0201) the issuer never saw the first of is a first transmission
         if "32" not in outgoing and listener.acquirer_id:
             outgoing["32"] = listener.acquirer_id
         declined = await self.security.check(request, outgoing, listener, link.config)
@@ -323,11 +330,19 @@ class Switch:
             advice = reversal_advice(txn.forwarded, reason=RC.LATE_RESPONSE)
             self._background.start_soon(self.saf.enqueue, issuer, txn.trace, "late_reversal", advice)
 
-    # -- reversals ---------------------------------------------------------------------
+    # -- reversals and advices -----------------------------------------------------------
 
-    async def _reverse(self, request: Message, txn: Txn) -> tuple[Message, str | None, int | None]:
+    async def _reverse(self, request: Message, txn: Txn,
+                       listener: ListenerConfig) -> tuple[Message, str | None, int | None]:
+        """A reversal (0400) or reversal advice (0420): the original is undone in the journal and
+        at its issuer, once. An advice is never declined: without a known original it still goes
+        to the card's issuer, which may know it."""
         original = await self._find_original(request, txn)
         if original is None:
+            if txn.mti in ADVICE_MTIS:
+                response, reason = await self._advise(request, txn, listener,
+                                                    "original not found: advised to the card's issuer")
+                return response, reason, None
             txn.state = "rejected"
             return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
         if not original.done.is_set():  # reversed while still in flight: let it finish first
@@ -337,30 +352,51 @@ class Switch:
         txn.state = "approved"
         if original.state in NOT_TO_REVERSE or original.issuer is None:
             return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
-        replacement = replacement_amount(request)
-        # No card-present secrets in a reversal: it may wait in SAF, and the PIN block is
-        # still under the terminal's key.
-        outgoing = Message(request.mti, {f: v for f, v in request.fields.items() if f not in NOT_IN_ADVICES})
-        if original.forwarded is not None:
-            forwarded = original.forwarded
-            outgoing["90"] = OriginalData(forwarded.mti, forwarded["11"], forwarded["7"],
-                                          forwarded.get("32", "0").zfill(11)[-11:], "0" * 11).encode()
+        outgoing = reversal_for_issuer(request, txn.mti, original.forwarded)
+        reason = await self._deliver_reversal(outgoing, original)
+        self._mark_reversed(original, replacement_amount(request))
+        return respond(request, RC.APPROVED), reason, original.trace
+
+    async def _deliver_reversal(self, outgoing: Message, original: Txn) -> str | None:
+        """An 0400 goes to the issuer online; an 0420, and an 0400 the issuer cannot take now,
+        go through SAF as an 0420. Returns why an 0400 was not delivered online, if it was not."""
         reason = None
+        if outgoing.mti not in ADVICE_MTIS:
+            reason = await self._reverse_online(outgoing, original)
+            if reason is None:
+                return None
+            outgoing.mti = ADVICE_MTI[outgoing.mti]
+        await self.saf.enqueue(original.issuer, original.trace, "reversal", outgoing)
+        return reason
+
+    async def _reverse_online(self, outgoing: Message, original: Txn) -> str | None:
+        """Send an 0400 to the original's issuer; None once it acknowledged, else why not."""
         link = self.links.get(original.issuer)
         if original.state == "stood_in" or link is None:
-            reason = "reversal advised via SAF"
-        else:
-            try:
-                answer = await link.request(outgoing)
-                if answer.get("39") != RC.APPROVED:
-                    reason = f"issuer answered {answer.get('39')}: reversal advised via SAF"
-            except (LinkUnavailable, LinkTimeout, MatchKeyInUse):
-                reason = "issuer unavailable: reversal advised via SAF"
-        if reason is not None:
-            outgoing.mti = "0420"
-            await self.saf.enqueue(original.issuer, original.trace, "reversal", outgoing)
-        self._mark_reversed(original, replacement)
-        return respond(request, RC.APPROVED), reason, original.trace
+            return "reversal advised via SAF"
+        try:
+            answer = await link.request(outgoing)
+        except (LinkUnavailable, LinkTimeout, MatchKeyInUse):
+            return "issuer unavailable: reversal advised via SAF"
+        if answer.get("39") != RC.APPROVED:
+            return f"issuer answered {answer.get('39')}: reversal advised via SAF"
+        return None
+
+    async def _advise(self, request: Message, txn: Txn, listener: ListenerConfig,
+                      reason: str | None = None) -> tuple[Message, str | None]:
+        """A terminal's advice (0120, 0220, or an 0420 without a known original): something that
+        already happened, so it is not declined. It is answered 00 once it is durably queued for
+        the card's issuer (not a fallback: the issuer of record must learn of it), which SAF
+        delivers however long the issuer is away. Only a card without a route gets 15: an
+        advice the switch could never deliver must not be acknowledged."""
+        entry = self._route(request)
+        if entry is None:
+            txn.state = "rejected"
+            return respond(request, RC.NO_ROUTE), "no route"
+        txn.issuer, txn.state = entry.issuer, "approved"
+        advice = acquirer_advice(request, listener.acquirer_id)
+        await self.saf.enqueue(entry.issuer, txn.trace, "acquirer_advice", advice)
+        return respond(request, RC.APPROVED), reason
 
     async def _find_original(self, request: Message, txn: Txn) -> Txn | None:
         data = OriginalData.parse(request["90"])

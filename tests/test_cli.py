@@ -62,6 +62,8 @@ def test_missing_config_file_and_bad_usage_exit_2(tmp_path):
     usage = cardswitch("terminal", "purchase", "--amount", "12,50", "--pan", "4761730000000011", "--expiry", "3012")
     assert usage.returncode == 2 and "--amount" in usage.stderr and "Traceback" not in usage.stderr
     assert cardswitch("no-such-command").returncode == 2
+    no_advice = cardswitch("terminal", "echo", "--advice")
+    assert no_advice.returncode == 2 and "--advice: echo has no advice" in no_advice.stderr
 
 
 def _wait_for_line(process: subprocess.Popen, path: Path, needle: str, timeout: float = 10) -> list[dict]:
@@ -90,6 +92,8 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     switch.send_signal(signal.SIGHUP)
     _wait_for_line(switch, log, "routes_reloaded")
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"
+    advice = json.loads(cardswitch(*purchase, "--advice").stdout)
+    assert (advice["mti"], advice["39"]) == ("0230", "00")
 
     config.write_text(config.read_text().replace('prefix = "4"', 'prefix = "4x"'))
     switch.send_signal(signal.SIGHUP)

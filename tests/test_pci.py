@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import trio
 
 from conftest import log_text
 from emulators.terminal import open_terminal
+from switch.journal import DB_FILE
 from switch.wire.dialect import MessageDecodeError, load_dialect
 from switch.wire.message import Message
 
@@ -34,6 +38,29 @@ async def test_logs_carry_no_card_secrets(demo, log_file):
         await stream.receive_some(1000)
     text = log_text(log_file)
     assert '"event":"txn"' in text and "476173******0011" in text
+    for secret in SECRETS:
+        assert secret not in text, secret
+
+
+async def test_advices_carry_no_card_secrets_into_logs_or_the_saf_queue(demo, log_file, tmp_path):
+    """A terminal's advices may arrive with card-present data; none of it is logged, and the
+    sealed SAF payload the issuer will get holds the PAN only."""
+    extra = {"48": "0203ABC9203" + CVV2, "52": PIN_BLOCK, "55": ICC}
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        await terminal.send(terminal.card_request("0220", track2=TRACK2, amount=100, extra=extra))
+        reversal = terminal.reversal_of(terminal.card_request("0200", pan=PAN, amount=100, expiry="3012"), "0420")
+        reversal.fields.update(extra, **{"35": TRACK2})
+        await terminal.send(reversal)  # original unknown: advised to the issuer as it came
+    await demo.switch.journal.flush()
+    with sqlite3.connect(tmp_path / "data" / DB_FILE) as connection:
+        payloads = [demo.switch.vault.open(row[0]) for row in connection.execute("SELECT payload FROM saf")]
+    assert len(payloads) == 2
+    for fields in payloads:
+        assert fields["2"] == PAN and fields["48"] == "0203ABC" and not {"35", "52", "55"} & set(fields)
+        for secret in SECRETS[1:]:
+            assert secret not in json.dumps(fields), secret
+    text = log_file.read_text()
+    assert '"mti":"0220"' in text and '"mti":"0420"' in text
     for secret in SECRETS:
         assert secret not in text, secret
 
