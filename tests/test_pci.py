@@ -59,7 +59,7 @@ async def test_advices_carry_no_card_secrets_into_logs_or_the_saf_queue(demo, lo
         assert fields["2"] == PAN and fields["48"] == "0203ABC" and not {"35", "52", "55"} & set(fields)
         for secret in SECRETS[1:]:
             assert secret not in json.dumps(fields), secret
-    text = log_file.read_text()
+    text = log_text(log_file)
     assert '"mti":"0220"' in text and '"mti":"0420"' in text
     for secret in SECRETS:
         assert secret not in text, secret
