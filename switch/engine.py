@@ -202,6 +202,12 @@ def _card_not_present(message: Message) -> dict[str, str]:
     return fields
 
 
+def kept_copy(forwarded: Message) -> Message:
+    """What the switch keeps in memory of a request it sent an issuer, for the advices it may
+    still owe (stand-in, late reversal): no track, PIN block, ICC data or CVV2."""
+    return Message(forwarded.mti, _card_not_present(forwarded))
+
+
 def reversal_advice(forwarded: Message, reason: str | None = None) -> Message:
     """An 0420 telling the issuer to undo `forwarded` (what the switch had sent it)."""
     fields = _card_not_present(forwarded)
@@ -221,13 +227,13 @@ def stand_in_advice(forwarded: Message, approval: str) -> Message:
     return Message(ADVICE_MTI[forwarded.mti], fields)
 
 
-def reversal_for_issuer(request: Message, mti: str, forwarded: Message | None) -> Message:
+def reversal_for_issuer(request: Message, mti: str, sent_as: OriginalData | None) -> Message:
     """A terminal's reversal (or reversal advice) as the original's issuer gets it: under `mti`,
     without card-present secrets (it may wait in SAF; a PIN block is still under the terminal's
     key), and with field 90 naming what the switch had sent the issuer, when it knows that."""
     fields = _card_not_present(request)
-    if forwarded is not None:
-        fields["90"] = OriginalData.of(forwarded).encode()
+    if sent_as is not None:
+        fields["90"] = sent_as.encode()
     return Message(mti, fields)
 
 

@@ -12,6 +12,7 @@ from collections import OrderedDict
 import attrs
 import trio
 
+from switch.engine import OriginalData
 from switch.wire.message import Message
 
 REVERSIBLE_MTIS = ("0100", "0200")
@@ -34,7 +35,10 @@ class Txn:
     state: str = "pending"
     rc: str | None = None
     approval: str | None = None
-    forwarded: Message | None = None  # as sent to the issuer: needed to build its reversal
+    # As sent to the issuer, card secrets removed; kept only while an advice may still be owed
+    # (in flight, or timed out and waiting for a late answer).
+    forwarded: Message | None = None
+    sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
     response: Message | None = None
     reversed_amount: int = 0
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -45,6 +49,9 @@ class Txn:
 
 
 class History:
+    """The duplicate window in memory. Entries leave when they are older than the window or
+    beyond `capacity`; reversals of older originals find them in the journal."""
+
     def __init__(self, window: float, capacity: int = 1_000_000):
         self.window = window
         self.capacity = capacity
@@ -57,6 +64,7 @@ class History:
 
     def add(self, txn: Txn) -> None:
         self._by_key[txn.duplicate_key] = txn
+        self._by_key.move_to_end(txn.duplicate_key)  # oldest first, for _prune
         if txn.mti in REVERSIBLE_MTIS:
             self._originals[(txn.tid, txn.mti, txn.stan, txn.transmitted)] = txn
             if txn.rrn:
@@ -77,9 +85,14 @@ class History:
         return self._by_rrn.get((rrn, tid, amount))
 
     def _prune(self, now: float) -> None:
-        """Forget the oldest entries beyond capacity (the journal still has them)."""
-        while len(self._by_key) > self.capacity:
-            _, old = self._by_key.popitem(last=False)
-            self._originals.pop((old.tid, old.mti, old.stan, old.transmitted), None)
-            if old.rrn:
-                self._by_rrn.pop((old.rrn, old.tid, old.amount), None)
+        """Forget entries older than the window, and the oldest beyond capacity."""
+        by_key = self._by_key
+        while by_key:
+            old = next(iter(by_key.values()))
+            if len(by_key) <= self.capacity and now - old.created <= self.window:
+                return
+            del by_key[old.duplicate_key]
+            if self._originals.get((old.tid, old.mti, old.stan, old.transmitted)) is old:
+                del self._originals[(old.tid, old.mti, old.stan, old.transmitted)]
+            if old.rrn and self._by_rrn.get((old.rrn, old.tid, old.amount)) is old:
+                del self._by_rrn[(old.rrn, old.tid, old.amount)]

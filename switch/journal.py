@@ -84,6 +84,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # Field 90 naming the request as the issuer got it (the switch's own STAN): a reversal of an
+    # original no longer in memory still names it the way the issuer knows it.
+    """
+    ALTER TABLE transactions ADD COLUMN sent_as TEXT;
+    """,
 )
 
 # "interrupted": the switch stopped (crashed) while the request was in flight; its outcome at

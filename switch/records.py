@@ -13,7 +13,7 @@ import time
 
 import trio
 
-from switch.engine import ECHO_FIELDS, FORWARDED_MTIS, NEVER_RETURNED
+from switch.engine import ECHO_FIELDS, FORWARDED_MTIS, NEVER_RETURNED, OriginalData
 from switch.history import Txn
 from switch.journal import Journal
 from switch.wire.masking import HIDDEN_FIELDS, mask_pan
@@ -53,9 +53,10 @@ class TxnRecords:
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
         self.journal.execute(
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
-            " state = ?, reason = ?, original_trace = ?, response = ? WHERE trace = ?",
+            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ? WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
-             stored_response(txn.response) if txn.response is not None else None, txn.trace))
+             stored_response(txn.response) if txn.response is not None else None,
+             txn.sent_as.encode() if txn.sent_as is not None else None, txn.trace))
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
@@ -92,7 +93,8 @@ def txn_from_row(row: sqlite3.Row) -> Txn:
               transmitted=row["transmitted"] or "", rrn=row["rrn"], amount=row["amount"] or 0,
               pan_hash=row["pan_hash"], created=row["created_at"], issuer=row["issuer"], state=row["state"],
               rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
-              reversed_amount=row["reversed_amount"])
+              reversed_amount=row["reversed_amount"],
+              sent_as=OriginalData.parse(row["sent_as"]) if row["sent_as"] else None)
     if txn.state != "pending":
         txn.done.set()
     return txn

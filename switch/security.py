@@ -52,6 +52,12 @@ class Decline:
     code: str
     reason: str  # for the journal: what failed, never a value
 
+    @property
+    def state(self) -> str:
+        """The journal state, as the rest of the switch uses them: a system fault (96) failed,
+        a malformed request (30) was rejected, a card that failed a check was declined."""
+        return {RC.SYSTEM_ERROR: "failed", RC.FORMAT_ERROR: "rejected"}.get(self.code, "declined")
+
 
 @attrs.frozen
 class Track2:

@@ -25,7 +25,8 @@ from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_confi
 from switch.errors import CardswitchError, ConfigError
 from switch.engine import (
     ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, RC, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
-    message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer, stand_in_advice,
+    kept_copy, message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer,
+    stand_in_advice,
 )
 from switch.history import History, Txn
 from switch.journal import Journal
@@ -219,6 +220,8 @@ class Switch:
             txn.approval = response.get("38")
             latency_ms = round((trio.current_time() - started) * 1000, 3)
             self.records.close(txn, latency_ms, reason, original_trace)
+            if txn.state not in ("timed_out", "stood_in"):  # only a late answer may still need it
+                txn.forwarded = None
             txn.done.set()
         logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                    pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
@@ -265,11 +268,10 @@ class Switch:
             outgoing["32"] = listener.acquirer_id
         declined = await self.security.check(request, outgoing, listener, link.config)
         if declined is not None:
-            txn.state = "declined"
+            txn.state = declined.state
             return respond(request, declined.code), declined.reason
-        txn.forwarded = outgoing
         try:
-            answer = await link.request(outgoing)
+            answer = await self._send(link, outgoing, txn)
         except LinkUnavailable:
             return await self._without_issuer(request, txn, link.config, timed_out=False)
         except LinkTimeout:
@@ -284,6 +286,15 @@ class Switch:
             return respond(request, RC.SYSTEM_ERROR), "issuer response without a valid field 39"
         txn.state = "approved" if code == RC.APPROVED else "declined"
         return respond(request, code, answer), None
+
+    async def _send(self, link: IssuerLink, outgoing: Message, txn: Txn) -> Message:
+        """Forward to the issuer; whatever the outcome, remember what it was sent (its STAN is
+        the link's), without card secrets, for the reversal or advice that may follow."""
+        try:
+            return await link.request(outgoing)
+        finally:
+            txn.forwarded = kept_copy(outgoing)
+            txn.sent_as = OriginalData.of(outgoing)
 
     async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
                               timed_out: bool) -> tuple[Message, str]:
@@ -352,8 +363,10 @@ class Switch:
         txn.state = "approved"
         if original.state in NOT_TO_REVERSE or original.issuer is None:
             return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
-        outgoing = reversal_for_issuer(request, txn.mti, original.forwarded)
+        outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
         reason = await self._deliver_reversal(outgoing, original)
+        if original.state == "stood_in":
+            self._release_stand_in(original, replacement_amount(request))
         self._mark_reversed(original, replacement_amount(request))
         return respond(request, RC.APPROVED), reason, original.trace
 
@@ -407,6 +420,12 @@ class Switch:
         if not rrn:
             return None
         return self.history.by_rrn(rrn, txn.tid, txn.amount) or await self.records.find_by_rrn(rrn, txn.tid, txn.amount)
+
+    def _release_stand_in(self, original: Txn, replacement: int | None) -> None:
+        """A reversed stand-in approval gives the card its daily stand-in allowance back."""
+        whole = replacement is None or replacement >= original.amount
+        released = original.amount if whole else original.amount - replacement
+        self.stand_in.release(original.issuer or "", original.pan_hash or "", released, whole)
 
     def _mark_reversed(self, original: Txn, replacement: int | None) -> None:
         if replacement is not None and replacement < original.amount:

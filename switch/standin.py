@@ -68,6 +68,13 @@ class StandIn:
         count, total = self._usage.get((issuer, pan_hash), (0, 0))
         self._usage[(issuer, pan_hash)] = (count + 1, total + amount)
 
+    def release(self, issuer: str, pan_hash: str, amount: int, whole: bool) -> None:
+        """A stood-in approval was reversed (`whole`) or reduced by `amount`: it no longer counts
+        against the card's daily limits."""
+        self._roll()
+        count, total = self._usage.get((issuer, pan_hash), (0, 0))
+        self._usage[(issuer, pan_hash)] = (max(count - whole, 0), max(total - amount, 0))
+
     def decide(self, limits: StandInLimits, issuer: str, pan_hash: str, processing_code: str,
                mcc: str | None, amount: int) -> Decision:
         self._roll()

@@ -200,6 +200,19 @@ async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_re
     assert invariants_hold(tmp_path / "data") == []
 
 
+async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nursery, tmp_path):
+    """Daily stand-in limit of 2 approvals and 80.00: a reversed one no longer counts."""
+    switch, switch_port = await start_switch(nursery, tmp_path, stand_in_issuer(free_port()))
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        first = terminal.card_request("0200", pan=APPROVE, amount=5000, expiry=EXPIRY)
+        assert (await terminal.send(first))["39"] == "00"
+        assert (await terminal.purchase(pan=APPROVE, amount=3000, expiry=EXPIRY))["39"] == "00"
+        assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "65"
+        assert (await terminal.reverse(first))["39"] == "00"
+        again = await terminal.purchase(pan=APPROVE, amount=5000, expiry=EXPIRY)
+    assert again["39"] == "00" and again["38"].startswith("S")
+
+
 async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file):
     """The issuer never answers advices of 44.44; that one is parked, the rest are delivered."""
     port = free_port()
@@ -294,6 +307,32 @@ async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_inter
     rows = journal_rows(tmp_path / "data")
     assert [(r["state"], r["reason"]) for r in rows] == [("interrupted", "switch stopped while in flight")]
     assert [e["abandoned"] for e in read_events(log_file) if e["event"] == "shutdown_complete"] == [1]
+
+
+async def test_a_reversal_after_a_restart_names_the_original_as_the_issuer_got_it(nursery, tmp_path):
+    """The switch gives the issuer its own STAN; the reversal's field 90 must name that one, also
+    when the original comes back from the journal rather than from memory."""
+    bank = make_bank({"pan": APPROVE})
+    issuer_port = await start_issuer(nursery, bank)
+    first, port = await start_switch(nursery, tmp_path, {"port": issuer_port})
+    await first.wait_links_up()
+    async with open_terminal("127.0.0.1", port, first_stan=500) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=2500, expiry=EXPIRY)
+        assert (await terminal.send(purchase))["39"] == "00"
+    first.shutdown()
+    with trio.fail_after(5):
+        await first.stopped.wait()
+    balance = bank.accounts[APPROVE].balance
+
+    second, port = await start_switch(nursery, tmp_path, {"port": issuer_port})
+    await second.wait_links_up()
+    async with open_terminal("127.0.0.1", port, first_stan=900) as terminal:
+        assert (await terminal.reverse(purchase))["39"] == "00"
+    await second.journal.flush()
+    sent_as = journal_rows(tmp_path / "data")[0]["sent_as"]
+    assert sent_as[:4] == "0200" and sent_as[4:10] != purchase["11"]  # the switch's STAN, not the terminal's
+    assert bank.reversals == {(APPROVE, sent_as)}
+    assert bank.accounts[APPROVE].balance == balance + 2500
 
 
 async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):

@@ -132,7 +132,7 @@ async def test_pin_for_a_card_the_issuer_shared_no_data_for_gives_96(demo, pin_k
     async with open_terminal("127.0.0.1", demo.ports["terminals"], pin_key=pin_key) as terminal:
         response = await terminal.purchase(pan="4761739999999995", amount=100, expiry=EXPIRY, pin=PIN)
     assert response["39"] == "96"
-    assert (await journal_rows(demo.switch))[0] == ("96", "declined", "no PIN verification data for this card")
+    assert (await journal_rows(demo.switch))[0] == ("96", "failed", "no PIN verification data for this card")
 
 
 async def test_cvv2_is_checked_for_the_issuer(demo):
@@ -152,7 +152,7 @@ async def test_malformed_pin_block_gives_30_and_uses_no_pin_try(nursery, tmp_pat
         for _ in range(3):
             assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin_block=block))["39"] == "30"
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "00"
-    assert (await journal_rows(switch))[0] == ("30", "declined", "PIN block from the terminal is not valid")
+    assert (await journal_rows(switch))[0] == ("30", "rejected", "PIN block from the terminal is not valid")
     events = [e for e in read_events(log_file) if e["event"] == "pin_block_invalid"]
     assert len(events) == 3 and events[0]["command"] == "CA" and events[0]["code"] == "20"
     assert not any(e["event"] == "hsm_error" for e in read_events(log_file))
@@ -281,7 +281,7 @@ async def test_unreachable_hsm_gives_96_quickly(nursery, tmp_path, pin_key, log_
         assert trio.current_time() - started < 1.0  # [hsm] timeout_ms = 300
         # A transaction that needs no HSM still goes through.
         assert (await terminal.echo())["39"] == "00"
-    assert (await journal_rows(switch))[0] == ("96", "declined", "HSM unavailable")
+    assert (await journal_rows(switch))[0] == ("96", "failed", "HSM unavailable")
     assert any(e["event"] == "hsm_unavailable" for e in read_events(log_file))
 
 
@@ -293,7 +293,7 @@ async def test_hsm_key_error_still_gives_96(nursery, tmp_path, pin_key, log_file
     async with open_terminal("127.0.0.1", switch.ports["terminals"], pin_key=pin_key) as terminal:
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, pin=PIN))["39"] == "96"
     rc, state, reason = (await journal_rows(switch))[0]
-    assert (rc, state) == ("96", "declined") and reason.startswith("HSM error")
+    assert (rc, state) == ("96", "failed") and reason.startswith("HSM error")
     assert [e["event"] for e in read_events(log_file)].count("hsm_error") == 1
 
 

@@ -1,0 +1,48 @@
+"""The in-memory duplicate window: what it remembers, and for how long."""
+
+from __future__ import annotations
+
+from switch.history import History, Txn
+
+
+def txn(trace: int, created: float, stan: str = "000001") -> Txn:
+    return Txn(trace=trace, mti="0200", tid="T0000001", stan=stan, transmitted="1122334455", rrn=f"RRN{trace:09d}",
+               amount=100, pan_hash="h", created=created)
+
+
+def test_a_retransmission_within_the_window_is_recognised():
+    history = History(window=60)
+    first = txn(1, created=1000.0)
+    history.add(first)
+    assert history.previous("T0000001", "000001", "1122334455", now=1059.0) is first
+    assert history.previous("T0000001", "000001", "1122334455", now=1061.0) is None
+
+
+def test_entries_older_than_the_window_are_forgotten_so_memory_stays_bounded_by_time():
+    history = History(window=60)
+    old = txn(1, created=1000.0)
+    history.add(old)
+    history.add(txn(2, created=1030.0, stan="000002"))
+    history.add(txn(3, created=1070.0, stan="000003"))  # 70 s after the first
+    assert len(history) == 2
+    assert history.original("T0000001", "0200", "000001", "1122334455") is None
+    assert history.by_rrn(old.rrn, "T0000001", 100) is None
+    assert history.original("T0000001", "0200", "000002", "1122334455") is not None
+
+
+def test_capacity_bounds_memory_under_a_burst():
+    history = History(window=600, capacity=3)
+    for trace in range(1, 6):
+        history.add(txn(trace, created=1000.0 + trace, stan=f"{trace:06d}"))
+    assert len(history) == 3
+    assert history.original("T0000001", "0200", "000002", "1122334455") is None
+    assert history.original("T0000001", "0200", "000005", "1122334455") is not None
+
+
+def test_a_key_seen_again_after_the_window_is_kept_as_the_newest():
+    history = History(window=60)
+    history.add(txn(1, created=1000.0))
+    history.add(txn(2, created=1030.0, stan="000002"))
+    again = txn(3, created=1080.0)  # same terminal, STAN and time as trace 1, outside the window
+    history.add(again)
+    assert history.previous("T0000001", "000001", "1122334455", now=1081.0) is again
