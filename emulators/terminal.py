@@ -20,6 +20,7 @@ from switch.engine import ADVICE_MTIS, card_pan
 from switch.errors import CardswitchError
 from switch.hsm import encrypt_pin_block
 from switch.hsm.keystore import Keystore
+from switch.streams import Connection
 from switch.wire.masking import CVV2_TAG
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
@@ -52,11 +53,21 @@ def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
     return request.mti + request["11"] + request["7"] + acquirer_id.zfill(11) + "0" * 11
 
 
+class _Pending:
+    """A request waiting for its answer (None when the connection ended first)."""
+
+    __slots__ = ("done", "response")
+
+    def __init__(self):
+        self.done = trio.Event()
+        self.response: Message | None = None
+
+
 class Terminal:
-    def __init__(self, stream: trio.SocketStream, dialect: Dialect, tid: str, mid: str,
+    def __init__(self, connection: Connection | None, dialect: Dialect, tid: str, mid: str,
                  timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None,
                  first_stan: int = 1):
-        self.stream = stream
+        self.connection = connection  # None: builds requests only (the codec benchmark)
         self.dialect = dialect
         self.tid = tid
         self.mid = mid
@@ -64,10 +75,9 @@ class Terminal:
         self.tpdu = tpdu
         self.pin_key = pin_key
         self._stan = itertools.count(first_stan - 1)
-        # (field 11, field 41) -> channels of the senders waiting, oldest first: a terminal that
+        # (field 11, field 41) -> the requests waiting, oldest first: a terminal that
         # retransmits sends the same key more than once.
-        self._waiting: dict[tuple[str, str], list[trio.MemorySendChannel[Message]]] = {}
-        self._send_lock = trio.Lock()
+        self._waiting: dict[tuple[str, str], list[_Pending]] = {}
         self.unmatched: list[Message] = []
         self.capture = capture  # test environments only: records what this terminal sends and gets
         self.capture_id = capture.connection_id("terminal") if capture else ""
@@ -78,16 +88,16 @@ class Terminal:
         return f"{next(self._stan) % 999_999 + 1:06d}"
 
     def base(self, mti: str, processing_code: str, amount: int, currency: str) -> Message:
-        now = datetime.datetime.now(datetime.timezone.utc)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m%d%H%M%S%y%j")  # one clock read
         stan = self.next_stan()
         return Message(mti, {
             "3": processing_code,
             "4": f"{amount:012d}",
-            "7": transmission_time(now),
+            "7": stamp[:10],  # MMDDhhmmss
             "11": stan,
-            "12": now.strftime("%H%M%S"),
-            "13": now.strftime("%m%d"),
-            "37": now.strftime("%y")[1] + now.strftime("%j%H") + stan,
+            "12": stamp[4:10],  # hhmmss
+            "13": stamp[:4],  # MMDD
+            "37": stamp[11] + stamp[12:15] + stamp[4:6] + stan,  # last digit of the year, day, hour, STAN
             "41": self.tid,
             "42": self.mid,
             "49": currency,
@@ -152,45 +162,53 @@ class Terminal:
     async def send(self, message: Message, timeout: float | None = None) -> Message:
         """Send one request and wait for the response with the same field 11 and 41."""
         key = (message.get("11", ""), message.get("41", ""))
-        send, receive = trio.open_memory_channel[Message](1)
-        self._waiting.setdefault(key, []).append(send)
+        pending = _Pending()
+        self._waiting.setdefault(key, []).append(pending)
         try:
             data = self.dialect.frame(message, self.tpdu)
             self._record("in", data)
             await self.send_raw(data)
             with trio.move_on_after(self.timeout if timeout is None else timeout):
-                try:
-                    return await receive.receive()
-                except trio.EndOfChannel:
-                    raise TerminalError("connection closed before the response arrived") from None
-            raise TerminalError(f"no response to {message.mti} STAN {key[0]} within {self.timeout} s")
+                await pending.done.wait()
+            if not pending.done.is_set():
+                raise TerminalError(f"no response to {message.mti} STAN {key[0]} within {self.timeout} s")
+            if pending.response is None:
+                raise TerminalError("connection closed before the response arrived")
+            return pending.response
         finally:
             waiting = self._waiting.get(key, [])
-            if send in waiting:
-                waiting.remove(send)
+            if pending in waiting:
+                waiting.remove(pending)
             if not waiting:
                 self._waiting.pop(key, None)
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests use this to send malformed frames)."""
-        async with self._send_lock:
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise TerminalError(f"connection lost: {type(exc).__name__}") from None
+        try:
+            self.connection.send_nowait(data)
+        except (trio.ClosedResourceError, trio.WouldBlock) as exc:
+            raise TerminalError(f"connection lost: {type(exc).__name__}") from None
+        await trio.lowlevel.checkpoint()
+
+    async def _writer(self) -> None:
+        try:
+            await self.connection.run_writer()
+        except OSError:
+            self.connection.finish_writing()  # the reader sees the end and fails what waits
 
     async def _reader(self) -> None:
         framer = self.dialect.framer(65535)
         try:
-            while data := await self.stream.receive_some(65536):
+            while data := await self.connection.receive():
                 for frame in framer.feed(data):
                     self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
                     self._dispatch(self.dialect.decode(frame.payload))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, FramingError, MessageDecodeError):
+        except (trio.ClosedResourceError, OSError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
+        self.connection.finish_writing()
         for waiting in self._waiting.values():
-            for send in waiting:
-                send.close()
+            for pending in waiting:
+                pending.done.set()
 
     def _record(self, direction: str, data: bytes) -> None:
         """Capture directions are seen from the server: "in" is what the terminal sends."""
@@ -202,10 +220,9 @@ class Terminal:
         if not waiting:
             self.unmatched.append(response)
             return
-        try:
-            waiting.pop(0).send_nowait(response)
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            self.unmatched.append(response)
+        pending = waiting.pop(0)
+        pending.response = response
+        pending.done.set()
 
 
 @asynccontextmanager
@@ -223,10 +240,17 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
         stream = await trio.open_tcp_stream(host, port)
     except OSError as exc:
         raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-    async with stream, trio.open_nursery() as nursery:
-        terminal = Terminal(stream, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan)
-        nursery.start_soon(terminal._reader)
-        try:
-            yield terminal
-        finally:
-            nursery.cancel_scope.cancel()
+    connection = Connection.adopt(stream, max_queued=1_000_000)
+    try:
+        async with trio.open_nursery() as nursery:
+            terminal = Terminal(connection, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan)
+            nursery.start_soon(terminal._writer)
+            nursery.start_soon(terminal._reader)
+            try:
+                yield terminal
+                with trio.move_on_after(1):  # what was sent last still goes out before the close
+                    await connection.wait_drained()
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        connection.close()
