@@ -1,14 +1,16 @@
-"""The I/O floor: a bare Trio byte pump between a terminal socket and an issuer socket.
+"""The I/O floor: a bare byte pump between a terminal socket and an issuer socket.
 
-It does what the switch does with sockets and nothing else (no framing, decoding, routing or
-journal), so its CPU per transaction is the least any Trio switch can cost on a machine. Run an
-issuer, this pump in front of it, and a load against the pump; read the pump's CPU time:
+It moves bytes the way the switch does (switch.streams.Connection: non-blocking sockets under
+Trio, one reader and one coalescing writer per socket) and does nothing else: no framing,
+decoding, routing, HSM or journal. Its CPU per transaction is therefore the least the switch's
+I/O layer can cost on a machine. Run an issuer, this pump in front of it, and a load against
+the pump; read the pump's CPU time:
 
     cardswitch issuer --config specs/demo/issuers/bank_a.toml &
     python -m tools.io_floor --port 8583 --issuer 127.0.0.1:9101 & PUMP=$!
-    cardswitch load --target 127.0.0.1:8583 --tps 600 --duration 8 \\
-        --mix purchase=100 --issuer-file specs/demo/issuers/bank_a.toml
-    awk '{print ($14 + $15) * 10000 / 4800, "us of CPU per transaction"}' /proc/$PUMP/stat
+    cardswitch load --target 127.0.0.1:8583 --duration 8 --in-flight 4 --connections 8 \\
+        --mix purchase=100 --issuer-file specs/demo/issuers/bank_a.toml --json floor.json
+    awk '{print $14 + $15, "ticks of CPU"}' /proc/$PUMP/stat    # / answered, from floor.json
 """
 
 from __future__ import annotations
@@ -19,19 +21,30 @@ from functools import partial
 import trio
 
 from switch.addresses import parse_host_port
+from switch.streams import Connection
+
+MAX_QUEUED = 100_000
 
 
-async def pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
-    while data := await source.receive_some(65536):
-        await sink.send_all(data)
+async def pump(source: Connection, sink: Connection) -> None:
+    while data := await source.receive():
+        sink.send_nowait(data)
 
 
-async def connect_through(issuer: tuple[str, int], terminal: trio.SocketStream) -> None:
+async def connect_through(issuer: tuple[str, int], stream: trio.SocketStream) -> None:
     """One issuer connection per terminal connection, bytes copied both ways."""
-    upstream = await trio.open_tcp_stream(*issuer)
-    async with terminal, upstream, trio.open_nursery() as nursery:
-        nursery.start_soon(pump, terminal, upstream)
-        nursery.start_soon(pump, upstream, terminal)
+    terminal = Connection.adopt(stream, MAX_QUEUED)
+    upstream = Connection.adopt(await trio.open_tcp_stream(*issuer), MAX_QUEUED)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(terminal.run_writer)
+            nursery.start_soon(upstream.run_writer)
+            nursery.start_soon(pump, upstream, terminal)
+            await pump(terminal, upstream)
+            nursery.cancel_scope.cancel()
+    finally:
+        terminal.close()
+        upstream.close()
 
 
 def main() -> None:
