@@ -7,6 +7,7 @@ with a logged reason and the running one stays.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 
 import trio
@@ -51,6 +52,9 @@ def run(args) -> int:
 
 async def serve(config, capture: sink.Capture | None = None) -> None:
     switch = Switch(config, capture)
+    # What start-up built (config, a BIN table of up to millions of entries, the recovered
+    # duplicate window) lives as long as the process: the collector need never scan it again.
+    gc.freeze()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reload_on_sighup, switch)
         nursery.start_soon(shutdown_on_signal, switch, nursery.cancel_scope)
