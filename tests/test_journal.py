@@ -290,16 +290,21 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
 
 
+async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
+    """Send, on a raw connection, a purchase bank_c answers after 0.8 s; return once it is in flight."""
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
+    await stream.send_all(load_dialect().frame(request))
+    while not demo.switch.in_flight:
+        await trio.sleep(0.01)
+
+
 async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file):
     """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway, and the row
     says what happened, so the terminal's reversal and the operator can act on it."""
     demo.switch.config = attrs.evolve(demo.switch.config, shutdown_grace=0.1)
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
-        async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
-            request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
-        await stream.send_all(load_dialect().frame(request))
-        while not demo.switch.in_flight:
-            await trio.sleep(0.01)
+        await start_slow_purchase(demo, stream)
         demo.switch.shutdown()
         with trio.fail_after(5):
             await demo.switch.stopped.wait()
@@ -340,11 +345,7 @@ async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_p
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]  # answers after 0.8 s
     before = account.balance
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
-        async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
-            request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
-        await stream.send_all(load_dialect().frame(request))
-        while not demo.switch.in_flight:
-            await trio.sleep(0.01)
+        await start_slow_purchase(demo, stream)
     with trio.fail_after(5):
         while demo.switch.in_flight:
             await trio.sleep(0.05)
