@@ -26,7 +26,10 @@ from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
 from switch.wire.message import Message
 
-MAX_IN_FLIGHT_PER_CONNECTION = 256  # a terminal sending more waits until answers go out
+# Requests of one connection being processed or answered but not yet written; a terminal that
+# sends more is not read from until answers go out. The writer's queue can therefore never hold
+# more than this, and a decided answer always has room.
+MAX_IN_FLIGHT_PER_CONNECTION = 256
 
 Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
@@ -115,7 +118,7 @@ class TerminalConnection:
         self.capture = capture  # test environments only
         self.capture_id = capture.connection_id(listener.name) if capture else ""
         observe = (lambda frame: self._record("out", frame)) if capture is not None else None
-        self.connection = Connection.adopt(stream, 2 * MAX_IN_FLIGHT_PER_CONNECTION, observe)
+        self.connection = Connection.adopt(stream, MAX_IN_FLIGHT_PER_CONNECTION, observe)
         self.peer = self.connection.peer
         self.requests = 0
         self.in_flight = 0
@@ -127,7 +130,7 @@ class TerminalConnection:
     async def serve(self) -> None:
         """Run the connection; whatever happens, close it and log why."""
         self.terminals.open.add(self)
-        reason = "internal error"
+        reason = "closed at shutdown"  # unless something below says otherwise
         try:
             reason = await self._run()
         except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -141,8 +144,8 @@ class TerminalConnection:
         finally:
             self.terminals.open.discard(self)
             self.connection.close()
-        logs.event("terminal_disconnected", listener=self.listener.name, peer=self.peer, reason=reason,
-                   requests=self.requests)
+            logs.event("terminal_disconnected", listener=self.listener.name, peer=self.peer, reason=reason,
+                       requests=self.requests)
 
     async def _run(self) -> str:
         """Serve until the terminal closes (after answering what it sent) or misbehaves."""
@@ -175,26 +178,29 @@ class TerminalConnection:
 
     async def _reader(self) -> None:
         framer = self.dialect.framer(self.listener.max_frame)
-        connection = self.connection
-        while True:
-            while self.in_flight >= MAX_IN_FLIGHT_PER_CONNECTION or connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
-                if self.in_flight:
-                    await self._answered.park()
-                else:  # the terminal does not read its answers
-                    await connection.wait_drained()
-            data = await connection.receive()
-            if not data:
-                return
+        while data := await self.connection.receive():
             try:
                 frames = framer.feed(data)
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
-            for frame in frames:
+            for frame in frames:  # one read can carry hundreds of frames: admit them one by one
+                await self._wait_for_a_slot()
                 if self.capture is not None:
                     self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
                 self.in_flight += 1
                 self.requests += 1
                 self.terminals.transactions.start_soon(self._process, frame)
+
+    async def _wait_for_a_slot(self) -> None:
+        """Until fewer than MAX_IN_FLIGHT_PER_CONNECTION requests are processed or waiting to be
+        written. An answered request leaves only when its answer is written, so what frees a
+        slot is the writer emptying the queue, or a request finishing when nothing is queued."""
+        connection = self.connection
+        while self.in_flight + connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
+            if connection.queued:
+                await connection.wait_drained()
+            else:
+                await self._answered.park()
 
     async def _process(self, frame: Frame) -> None:
         """One request, from bytes to bytes queued for the terminal. Never raises: it runs in the

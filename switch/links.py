@@ -28,7 +28,9 @@ from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
 from switch.wire.message import Message, is_response, response_mti
 
-SEND_QUEUE = 1024  # frames waiting for the socket before requests are refused as "link down"
+# Frames waiting for the socket before requests are refused as "link down". Terminals bound
+# their own requests in flight, so this is reached only when the issuer stops reading.
+SEND_QUEUE = 65536
 
 
 class LinkUnavailable(Exception):

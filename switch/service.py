@@ -115,13 +115,12 @@ class Switch:
                         await self._stop.wait()
                         accepting.cancel_scope.cancel()
                     logs.event("shutdown_draining", in_flight=self.in_flight)
+                    terminals.finish()  # nothing new starts; what came in is answered, then closed
                     with trio.move_on_after(self.config.shutdown_grace):
                         while self.in_flight:
                             await trio.sleep(0.01)
                     abandoned = self.in_flight  # journaled as interrupted
                     transactions.cancel_scope.cancel()
-                    # Answers already decided still go out; then every connection closes.
-                    terminals.finish()
                     connections.cancel_scope.deadline = trio.current_time() + WRITE_GRACE
                 core.cancel_scope.cancel()
             await self.security.aclose()

@@ -285,6 +285,52 @@ async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, t
     assert answers == {"T0000001": "00", "T0000002": "94"}
 
 
+async def pipelined(port: int, requests: list[Message]) -> list[Message]:
+    """Send every request in one write on one connection, then read until each has its answer."""
+    dialect = load_dialect()
+    answers = []
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.send_all(b"".join(dialect.frame(request) for request in requests))
+        framer = dialect.framer()
+        with trio.fail_after(30):
+            while len(answers) < len(requests):
+                answers += [dialect.decode(frame.payload) for frame in framer.feed(await stream.receive_some(65536))]
+    return answers
+
+
+async def test_a_terminal_pipelining_far_more_than_its_in_flight_limit_gets_every_answer(demo):
+    """1,000 echoes and 600 purchases in single writes: the switch reads no faster than it
+    answers (256 in flight per connection) and no answer is dropped."""
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        echoes = [terminal.network("301") for _ in range(1000)]
+        purchases = [terminal.card_request("0200", pan=APPROVE, amount=1, expiry=EXPIRY) for _ in range(600)]
+    answers = await pipelined(demo.ports["terminals"], echoes)
+    assert sorted(a["11"] for a in answers) == sorted(e["11"] for e in echoes)
+    answers = await pipelined(demo.ports["terminals"], purchases)
+    assert len(answers) == 600 and {a["39"] for a in answers} == {"00"}
+
+
+async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo):
+    """A purchase bank_c answers after 0.8 s, 300 echoes, and 0.1 s later 10 more echoes on the
+    same connection: the 10 are answered before the slow purchase."""
+    dialect = load_dialect()
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        slow = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
+        first = [terminal.network("301") for _ in range(300)]
+        later = [terminal.network("301") for _ in range(10)]
+    arrived = []
+    async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
+        await stream.send_all(b"".join(dialect.frame(m) for m in [slow, *first]))
+        await trio.sleep(0.1)
+        await stream.send_all(b"".join(dialect.frame(m) for m in later))
+        framer = dialect.framer()
+        with trio.fail_after(10):
+            while len(arrived) < 311:
+                arrived += [dialect.decode(f.payload) for f in framer.feed(await stream.receive_some(65536))]
+    order = [a["11"] for a in arrived]
+    assert max(order.index(m["11"]) for m in later) < order.index(slow["11"])
+
+
 async def test_every_transaction_is_logged_as_one_json_line(demo, log_file):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
