@@ -32,7 +32,8 @@ def answer(switch: Switch, line: str) -> dict:
         return {"ok": ok, "detail": detail}
     if command == "status":
         return {"ok": True, "in_flight": switch.in_flight, "routes": len(switch.routing),
-                "links": {name: {"up": link.up, "in_flight": link.in_flight} for name, link in switch.links.items()},
+                "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched}
+                          for name, link in switch.links.items()},
                 "saf_open": {name: switch.saf.pending(name) for name in switch.links}}
     return {"ok": False, "detail": f"unknown command; expected one of: {', '.join(COMMANDS)}"}
 
