@@ -7,8 +7,6 @@ switch.service calls these functions and only adds the waiting.
 
 from __future__ import annotations
 
-import re
-
 import attrs
 
 from switch.wire.dialect import MessageDecodeError
@@ -63,16 +61,17 @@ MANDATORY = {
     "0800": ("7", "11", "70"),
 }
 
-_FORMATS = {
-    "2": re.compile(r"\d{12,19}"),
-    "3": re.compile(r"\d{6}"),
-    "4": re.compile(r"\d{12}"),
-    "7": re.compile(r"\d{10}"),
-    "11": re.compile(r"\d{6}"),
-    "14": re.compile(r"\d{4}"),
-    "49": re.compile(r"\d{3}"),
-    "70": re.compile(r"\d{3}"),
-    "90": re.compile(r"\d{42}"),
+# Fields that must be ASCII digits, with their allowed lengths (shortest, longest).
+_DIGITS = {
+    "2": (12, 19),
+    "3": (6, 6),
+    "4": (12, 12),
+    "7": (10, 10),
+    "11": (6, 6),
+    "14": (4, 4),
+    "49": (3, 3),
+    "70": (3, 3),
+    "90": (42, 42),
 }
 
 
@@ -100,9 +99,9 @@ def check_request(request: Message) -> str | None:
     fields = request.fields
     if any(field not in fields for field in MANDATORY[mti]):
         return RC.FORMAT_ERROR
-    for field, pattern in _FORMATS.items():
+    for field, (shortest, longest) in _DIGITS.items():
         value = fields.get(field)
-        if value is not None and not pattern.fullmatch(value):
+        if value is not None and not (shortest <= len(value) <= longest and value.isascii() and value.isdigit()):
             return RC.FORMAT_ERROR
     if mti == NETWORK_MTI:
         return None if fields["70"] in NETWORK_CODES else RC.NOT_SUPPORTED

@@ -154,18 +154,16 @@ class IssuerLink:
                 waiter.wake(outcome.Error(LinkTimeout(self.name)))
 
     def _next_stan(self) -> str:
-        for _ in range(1_000_000):
-            stan = next(self._stan) % 1_000_000
-            if stan:
-                return f"{stan:06d}"
-        raise LinkUnavailable(self.name)
+        """000001 to 999999, then round again (000000 is not a STAN)."""
+        return f"{(next(self._stan) - 1) % 999_999 + 1:06d}"
 
     def request_key(self, request: Message) -> tuple[str, ...]:
         """The match key the response to `request` (as sent, field 11 assigned) will carry."""
         return self._key(response_mti(request.mti), request)
 
     def _key(self, mti: str, message: Message) -> tuple[str, ...]:
-        return tuple(mti if part == "mti" else message.get(part, "") for part in self.config.match_key)
+        fields = message.fields
+        return tuple([mti if part == "mti" else fields.get(part, "") for part in self.config.match_key])
 
     # -- the connection ----------------------------------------------------------------
 
