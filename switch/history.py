@@ -41,11 +41,27 @@ class Txn:
     sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
     response: Message | None = None
     reversed_amount: int = 0
-    done: trio.Event = attrs.field(factory=trio.Event)
+    finished: bool = False  # the outcome is known and journaled
+    # Created only for a retransmission or reversal that arrives while this one is in flight:
+    # the window holds hundreds of thousands of transactions, each object is the collector's.
+    _finished_event: trio.Event | None = attrs.field(default=None, init=False)
 
     @property
     def duplicate_key(self) -> tuple[str, str, str]:
         return (self.tid, self.stan, self.transmitted)
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._finished_event is not None:
+            self._finished_event.set()
+
+    async def wait_finished(self) -> None:
+        if self.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._finished_event is None:
+            self._finished_event = trio.Event()
+        await self._finished_event.wait()
 
 
 class History:

@@ -95,6 +95,5 @@ def txn_from_row(row: sqlite3.Row) -> Txn:
               rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
               reversed_amount=row["reversed_amount"],
               sent_as=OriginalData.parse(row["sent_as"]) if row["sent_as"] else None)
-    if txn.state != "pending":
-        txn.done.set()
+    txn.finished = txn.state != "pending"
     return txn

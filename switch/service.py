@@ -221,7 +221,7 @@ class Switch:
             self.records.close(txn, latency_ms, reason, original_trace)
             if txn.state not in ("timed_out", "stood_in"):  # only a late answer may still need it
                 txn.forwarded = None
-            txn.done.set()
+            txn.finish()
         logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                    pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
                    rc=txn.rc, state=txn.state, latency_ms=latency_ms)
@@ -240,7 +240,7 @@ class Switch:
             txn.state = "rejected"
             return respond(request, RC.DUPLICATE), "same terminal, STAN and time, different content"
         with trio.move_on_after(self._longest_timeout() + 1):
-            await prior.done.wait()
+            await prior.wait_finished()
         txn.state, txn.issuer = "duplicate", prior.issuer
         if prior.response is None or prior.rc is None:
             return respond(request, RC.ISSUER_UNAVAILABLE), "retransmission while the original is in flight"
@@ -355,9 +355,9 @@ class Switch:
                 return response, reason, None
             txn.state = "rejected"
             return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
-        if not original.done.is_set():  # reversed while still in flight: let it finish first
+        if not original.finished:  # reversed while still in flight: let it finish first
             with trio.move_on_after(self._longest_timeout() + 1):
-                await original.done.wait()
+                await original.wait_finished()
         txn.issuer = original.issuer
         txn.state = "approved"
         if original.state in NOT_TO_REVERSE or original.issuer is None:
