@@ -37,6 +37,7 @@ class Connection:
         self._eager_reads = 0
         self._read_all = False  # the last read emptied the socket's buffer
         self._writing = True
+        self._sending = False  # a batch is on its way to the socket
         self._closed = False
 
     @classmethod
@@ -99,7 +100,7 @@ class Connection:
 
     async def wait_drained(self) -> None:
         """Until the writer has sent everything queued (or writing has ended)."""
-        while self._queue and self._writing:
+        while (self._queue or self._sending) and self._writing:
             await self._drained.park()
 
     async def run_writer(self) -> None:
@@ -115,7 +116,11 @@ class Connection:
             if self._observe is not None:
                 for frame in batch:
                     self._observe(frame)
-            await self._send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._sending = True
+            try:
+                await self._send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            finally:
+                self._sending = False
 
     async def _send_all(self, data: bytes) -> None:
         view = memoryview(data)
