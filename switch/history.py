@@ -35,8 +35,8 @@ class Txn:
     state: str = "pending"
     rc: str | None = None
     approval: str | None = None
-    # As sent to the issuer, card secrets removed; kept only while an advice may still be owed
-    # (in flight, or timed out and waiting for a late answer).
+    # As sent to the issuer, card secrets removed; kept only while the request runs (for the
+    # stand-in or late-reversal advice it may need).
     forwarded: Message | None = None
     sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
     response: Message | None = None
@@ -101,11 +101,12 @@ class History:
         return self._by_rrn.get((rrn, tid, amount))
 
     def _prune(self, now: float) -> None:
-        """Forget entries older than the window, and the oldest beyond capacity."""
+        """Forget entries older than the window, and the oldest beyond capacity; never one still
+        in flight, which a reversal must be able to wait for (the journal's copy is pending)."""
         by_key = self._by_key
         while by_key:
             old = next(iter(by_key.values()))
-            if len(by_key) <= self.capacity and now - old.created <= self.window:
+            if not old.finished or (len(by_key) <= self.capacity and now - old.created <= self.window):
                 return
             del by_key[old.duplicate_key]
             if self._originals.get((old.tid, old.mti, old.stan, old.transmitted)) is old:

@@ -100,13 +100,14 @@ class IssuerLink:
 
     # -- the caller's side -------------------------------------------------------------
 
-    async def request(self, message: Message) -> Message:
-        """Send `message` (owned by the link from now on) and wait for its matched response."""
+    async def request(self, message: Message, sent: Callable[[Message], None] | None = None) -> Message:
+        """Send `message` (owned by the link from now on) and wait for its matched response;
+        `sent(message)` is called once it is on its way, field 11 assigned."""
         if not self._up:
             raise LinkUnavailable(self.name)
-        return await self._exchange(message)
+        return await self._exchange(message, sent)
 
-    async def _exchange(self, message: Message) -> Message:
+    async def _exchange(self, message: Message, sent: Callable[[Message], None] | None = None) -> Message:
         """Send and park until the reader delivers the answer, the link drops, or the timeout
         expires. Parking on the task itself (no Event, no cancel scope per request) keeps the
         per-request cost of waiting to a dict entry and a deque entry."""
@@ -127,6 +128,8 @@ class IssuerLink:
         self._expiring.append((key, waiter))
         if len(self._expiring) == 1:
             self._expirer_idle.unpark()
+        if sent is not None:
+            sent(message)
 
         def abort(_raise_cancel) -> trio.lowlevel.Abort:
             waiter.task = None
@@ -296,7 +299,10 @@ class IssuerLink:
         waiter = self._pending.pop(key, None)
         if waiter is None:
             self.unmatched += 1
-            self.on_unmatched(self.name, key, response)
+            try:
+                self.on_unmatched(self.name, key, response)
+            except Exception as exc:  # the link's reader must outlive a bug in what handles late answers
+                logs.warning("unmatched_response_not_handled", issuer=self.name, error=type(exc).__name__)
             return
         waiter.wake(outcome.Value(response))
 

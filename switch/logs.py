@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -28,6 +29,7 @@ BATCH_LINES = 1000
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 _stream: TextIO = sys.stderr
 _held: list[str] | None = None  # lines waiting for the next batch write, while batching
+_lock = threading.Lock()
 
 
 def configure(log_file: str | None = None) -> None:
@@ -44,12 +46,13 @@ def configure(log_file: str | None = None) -> None:
 
 def event(name: str, **fields: object) -> None:
     line = _ENCODER.encode({"ts": round(time.time(), 3), "event": name, **fields})
-    if _held is None:
-        _write(line + "\n")
-        return
-    _held.append(line)
-    if len(_held) >= BATCH_LINES:
-        flush()
+    with _lock:  # the journal's writer thread logs too
+        if _held is None:
+            _write(line + "\n")
+            return
+        _held.append(line)
+        if len(_held) >= BATCH_LINES:
+            _write_held()
 
 
 def warning(name: str, **fields: object) -> None:
@@ -59,6 +62,11 @@ def warning(name: str, **fields: object) -> None:
 
 def flush() -> None:
     """Write the lines held for the next batch, now."""
+    with _lock:
+        _write_held()
+
+
+def _write_held() -> None:
     if _held:
         text = "\n".join(_held) + "\n"
         _held.clear()
@@ -76,11 +84,13 @@ async def write_in_batches() -> None:
     """Batch log writes for as long as this task runs (a running switch); writes what is held
     when it ends."""
     global _held
-    _held = []
+    with _lock:
+        _held = []
     try:
         while True:
             await trio.sleep(BATCH_INTERVAL)
             flush()
     finally:
-        flush()
-        _held = None
+        with _lock:
+            _write_held()
+            _held = None

@@ -58,6 +58,12 @@ class TxnRecords:
              stored_response(txn.response) if txn.response is not None else None,
              txn.sent_as.encode() if txn.sent_as is not None else None, txn.trace))
 
+    def forwarded(self, txn: Txn) -> None:
+        """Which issuer has the request, and under which field 90: written as soon as it is sent,
+        so that after a crash its reversal still reaches that issuer under the right name."""
+        self.journal.execute("UPDATE transactions SET issuer = ?, sent_as = ? WHERE trace = ?",
+                             (txn.issuer, txn.sent_as.encode() if txn.sent_as is not None else None, txn.trace))
+
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
                              (txn.state, txn.reversed_amount, txn.trace))
@@ -65,11 +71,15 @@ class TxnRecords:
     def late_response(self, trace: int, rc: str | None) -> None:
         self.journal.execute("UPDATE transactions SET late_rc = ? WHERE trace = ?", (rc, trace))
 
+    # A retransmission's row (duplicate) or a refused one (rejected) has the original's keys but
+    # is not the original: only the first transmission the switch acted on can be reversed.
     async def find_original(self, tid: str, mti: str, stan: str, transmitted: str) -> Txn | None:
-        return await self._find("tid = ? AND mti = ? AND stan = ? AND transmitted = ?", (tid, mti, stan, transmitted))
+        return await self._find("tid = ? AND mti = ? AND stan = ? AND transmitted = ?"
+                                " AND state NOT IN ('duplicate', 'rejected')", (tid, mti, stan, transmitted))
 
     async def find_by_rrn(self, rrn: str, tid: str, amount: int) -> Txn | None:
-        return await self._find("rrn = ? AND tid = ? AND amount = ? AND mti IN ('0100', '0200')", (rrn, tid, amount))
+        return await self._find("rrn = ? AND tid = ? AND amount = ? AND mti IN ('0100', '0200')"
+                                " AND state NOT IN ('duplicate', 'rejected')", (rrn, tid, amount))
 
     async def _find(self, where: str, params: tuple) -> Txn | None:
         def query(connection: sqlite3.Connection):

@@ -64,7 +64,8 @@ class Switch:
         self.stand_in = StandIn()
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
-        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], Txn] = OrderedDict()
+        # (issuer, match key) of a timed-out request -> it, and the 0420 a late approval needs
+        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[Txn, Message]] = OrderedDict()
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
@@ -219,8 +220,7 @@ class Switch:
             txn.approval = response.get("38")
             latency_ms = round((trio.current_time() - started) * 1000, 3)
             self.records.close(txn, latency_ms, reason, original_trace)
-            if txn.state not in ("timed_out", "stood_in"):  # only a late answer may still need it
-                txn.forwarded = None
+            txn.forwarded = None  # what advices needed was built while the request ran
             txn.finish()
         logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                    pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
@@ -287,13 +287,20 @@ class Switch:
         return respond(request, code, answer), None
 
     async def _send(self, link: IssuerLink, outgoing: Message, txn: Txn) -> Message:
-        """Forward to the issuer; whatever the outcome, remember what it was sent (its STAN is
-        the link's), without card secrets, for the reversal or advice that may follow."""
+        """Forward to the issuer, remembering what it was sent (its STAN is the link's), without
+        card secrets, for the reversal or advice that may follow; journaled the moment it is
+        sent, so a crash while the issuer decides still leaves the reversal a name to use."""
+        def sent(message: Message) -> None:
+            txn.forwarded = kept_copy(message)
+            txn.sent_as = OriginalData.of(message)
+            self.records.forwarded(txn)
+
         try:
-            return await link.request(outgoing)
+            return await link.request(outgoing, sent)
         finally:
-            txn.forwarded = kept_copy(outgoing)
-            txn.sent_as = OriginalData.of(outgoing)
+            if txn.forwarded is None:  # never sent (link down): stand-in advices still need it
+                txn.forwarded = kept_copy(outgoing)
+                txn.sent_as = OriginalData.of(outgoing)
 
     async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
                               timed_out: bool) -> tuple[Message, str]:
@@ -318,10 +325,13 @@ class Switch:
     # -- late responses ----------------------------------------------------------------
 
     def _remember_timeout(self, link: IssuerLink, txn: Txn) -> None:
-        self._timed_out[(link.name, link.request_key(txn.forwarded))] = txn
+        """Keep, for a while, the reversal a late approval of `txn` would need: built now, while
+        the forwarded copy exists (it is dropped when the transaction ends, whatever its outcome)."""
+        advice = reversal_advice(txn.forwarded, reason=RC.LATE_RESPONSE)
+        self._timed_out[(link.name, link.request_key(txn.forwarded))] = (txn, advice)
         horizon = time.time() - TIMED_OUT_MEMORY
         while self._timed_out:
-            key, oldest = next(iter(self._timed_out.items()))
+            key, (oldest, _) = next(iter(self._timed_out.items()))
             if oldest.created >= horizon:
                 break
             del self._timed_out[key]
@@ -329,7 +339,7 @@ class Switch:
     def _unmatched_response(self, issuer: str, key: tuple[str, ...], response: Message) -> None:
         """A response nobody waits for: if it answers a timed-out request, an approval that came
         too late is reversed at the issuer (0420 via SAF); anything else is logged."""
-        txn = self._timed_out.pop((issuer, key), None)
+        txn, advice = self._timed_out.pop((issuer, key), (None, None))
         rc = response.get("39")
         logs.warning("issuer_response_unmatched", issuer=issuer, mti=response.mti, stan=response.get("11"),
                      tid=response.get("41"), rc=rc, late_for_trace=txn.trace if txn else None)
@@ -337,8 +347,15 @@ class Switch:
             return
         self.records.late_response(txn.trace, rc)
         if rc == RC.APPROVED and self._background is not None:
-            advice = reversal_advice(txn.forwarded, reason=RC.LATE_RESPONSE)
-            self._background.start_soon(self.saf.enqueue, issuer, txn.trace, "late_reversal", advice)
+            self._background.start_soon(self._queue_late_reversal, issuer, txn.trace, advice)
+
+    async def _queue_late_reversal(self, issuer: str, trace: int, advice: Message) -> None:
+        """Runs in the switch's core nursery, so a journal that cannot write costs a logged
+        warning (the row keeps its late_rc for `journal check`), never the switch."""
+        try:
+            await self.saf.enqueue(issuer, trace, "late_reversal", advice)
+        except Exception as exc:
+            logs.warning("late_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
 
     # -- reversals and advices -----------------------------------------------------------
 
@@ -424,7 +441,7 @@ class Switch:
         """A reversed stand-in approval gives the card its daily stand-in allowance back."""
         whole = replacement is None or replacement >= original.amount
         released = original.amount if whole else original.amount - replacement
-        self.stand_in.release(original.issuer or "", original.pan_hash or "", released, whole)
+        self.stand_in.release(original.issuer or "", original.pan_hash or "", released, whole, original.created)
 
     def _mark_reversed(self, original: Txn, replacement: int | None) -> None:
         if replacement is not None and replacement < original.amount:

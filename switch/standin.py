@@ -68,10 +68,12 @@ class StandIn:
         count, total = self._usage.get((issuer, pan_hash), (0, 0))
         self._usage[(issuer, pan_hash)] = (count + 1, total + amount)
 
-    def release(self, issuer: str, pan_hash: str, amount: int, whole: bool) -> None:
+    def release(self, issuer: str, pan_hash: str, amount: int, whole: bool, approved_at: float) -> None:
         """A stood-in approval was reversed (`whole`) or reduced by `amount`: it no longer counts
-        against the card's daily limits."""
+        against the card's daily limits, if it counted today (UTC) at all."""
         self._roll()
+        if datetime.datetime.fromtimestamp(approved_at, datetime.timezone.utc).date() != self._day:
+            return
         count, total = self._usage.get((issuer, pan_hash), (0, 0))
         self._usage[(issuer, pan_hash)] = (max(count - whole, 0), max(total - amount, 0))
 

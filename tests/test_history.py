@@ -5,9 +5,12 @@ from __future__ import annotations
 from switch.history import History, Txn
 
 
-def txn(trace: int, created: float, stan: str = "000001") -> Txn:
-    return Txn(trace=trace, mti="0200", tid="T0000001", stan=stan, transmitted="1122334455", rrn=f"RRN{trace:09d}",
+def txn(trace: int, created: float, stan: str = "000001", finished: bool = True) -> Txn:
+    made = Txn(trace=trace, mti="0200", tid="T0000001", stan=stan, transmitted="1122334455", rrn=f"RRN{trace:09d}",
                amount=100, pan_hash="h", created=created)
+    if finished:
+        made.finish()
+    return made
 
 
 def test_a_retransmission_within_the_window_is_recognised():
@@ -46,3 +49,14 @@ def test_a_key_seen_again_after_the_window_is_kept_as_the_newest():
     again = txn(3, created=1080.0)  # same terminal, STAN and time as trace 1, outside the window
     history.add(again)
     assert history.previous("T0000001", "000001", "1122334455", now=1081.0) is again
+
+
+def test_a_transaction_still_in_flight_is_kept_past_the_window_for_its_reversal():
+    history = History(window=60)
+    slow = txn(1, created=1000.0, finished=False)
+    history.add(slow)
+    history.add(txn(2, created=1070.0, stan="000002"))
+    assert history.original("T0000001", "0200", "000001", "1122334455") is slow
+    slow.finish()
+    history.add(txn(3, created=1071.0, stan="000003"))
+    assert history.original("T0000001", "0200", "000001", "1122334455") is None

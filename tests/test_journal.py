@@ -4,6 +4,7 @@ graceful shutdown — in process, over real loopback sockets and a real SQLite j
 from __future__ import annotations
 
 import sqlite3
+import time
 from functools import partial
 
 import attrs
@@ -16,6 +17,7 @@ from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.service import Switch
+from switch.standin import StandIn, StandInLimits
 from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
@@ -211,6 +213,51 @@ async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nu
         assert (await terminal.reverse(first))["39"] == "00"
         again = await terminal.purchase(pan=APPROVE, amount=5000, expiry=EXPIRY)
     assert again["39"] == "00" and again["38"].startswith("S")
+
+
+async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link_stays_up(nursery, tmp_path,
+                                                                                         log_file):
+    """The issuer times out, stand-in declines (over its limit), then the issuer's approval
+    arrives: the cardholder was told 61, so the approval is reversed at the issuer."""
+    bank = make_bank({"pan": APPROVE, "latency_ms": 400})
+    issuer = {"port": await start_issuer(nursery, bank), "timeout_ms": 150,
+              "stand_in": {"max_amount": 1000, "daily_count": 5, "daily_amount": 5000}}
+    switch, switch_port = await start_switch(nursery, tmp_path, issuer)
+    await switch.wait_links_up()
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        assert (await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "61"
+    with trio.fail_after(5):
+        while not bank.reversals:
+            await trio.sleep(0.05)
+    assert bank.accounts[APPROVE].balance == 100000
+    assert "link_down" not in [e["event"] for e in read_events(log_file)]
+
+
+async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_its_retransmission(nursery,
+                                                                                                 tmp_path):
+    """Out of memory, the original is found in the journal, where its retransmission (journaled
+    as a duplicate) has the same keys: the one the issuer approved is the one reversed."""
+    bank = make_bank({"pan": APPROVE})
+    switch, switch_port = await start_switch(nursery, tmp_path, {"port": await start_issuer(nursery, bank)},
+                                             settings="[switch]\nduplicate_window_s = 0.5\n")
+    await switch.wait_links_up()
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
+        assert (await terminal.send(purchase))["39"] == "00"
+        assert (await terminal.send(purchase))["39"] == "00"  # a retransmission, answered from the first
+        await trio.sleep(0.7)
+        assert (await terminal.reverse(purchase))["39"] == "00"
+    await switch.journal.flush()
+    assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["reversed", "duplicate", "approved"]
+    assert bank.accounts[APPROVE].balance == 100000
+
+
+def test_releasing_a_stand_in_approval_from_an_earlier_day_leaves_today_alone():
+    limits = StandInLimits(max_amount=5000, daily_count=1, daily_amount=5000)
+    stand_in = StandIn()
+    assert stand_in.decide(limits, "bank", "card", "000000", None, 100).approved
+    stand_in.release("bank", "card", 100, True, approved_at=time.time() - 86400)  # yesterday's
+    assert stand_in.decide(limits, "bank", "card", "000000", None, 100).code == "65"
 
 
 async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file):

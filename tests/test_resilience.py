@@ -114,3 +114,27 @@ async def test_switch_killed_with_saf_pending_delivers_after_restart(tmp_path, p
     assert stop_gracefully(switch) == 0
     check = journal_check(data_dir)
     assert check.returncode == 0, check.stdout
+
+
+async def test_a_reversal_after_a_crash_mid_transaction_reaches_the_issuer(tmp_path, processes):
+    """kill -9 while the issuer decides: the restarted switch still knows where the request went
+    and under which STAN, so the terminal's reversal is forwarded, not only acknowledged."""
+    network = one_issuer_network(tmp_path, [card(latency_ms=1500)], timeout_ms=5000)
+    issuer, switch = processes.issuer_and_switch(network)
+    async with open_terminal("127.0.0.1", network.switch_port, first_stan=700) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
+        with trio.move_on_after(0.5):
+            await terminal.send(purchase)
+    switch.kill()
+    switch.wait()
+    await trio.sleep(1.5)  # the issuer approves meanwhile; its answer has nowhere to go
+    switch = processes.switch(network)
+    wait_for_events(network.log, "link_up", 2, switch)
+    async with open_terminal("127.0.0.1", network.switch_port, first_stan=50) as terminal:
+        assert (await terminal.send(terminal.reversal_of(purchase)))["39"] == "00"
+    assert stop_gracefully(switch) == 0
+    (state, issuer_name, sent_as, _), reversal = query(
+        network.data_dir, "SELECT state, issuer, sent_as, reason FROM transactions ORDER BY trace")
+    assert (state, issuer_name) == ("reversed", "bank")
+    assert sent_as.startswith("0200") and sent_as[4:10] != purchase["11"]  # the switch's STAN
+    assert reversal == ("approved", "bank", None, None)  # forwarded online and acknowledged
