@@ -41,6 +41,7 @@ class Txn:
     sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
     response: Message | None = None
     reversed_amount: int = 0
+    stood_in: bool = False  # approved by the switch for the issuer, whatever its state is now
     finished: bool = False  # the outcome is known and journaled
     # Created only for a retransmission or reversal that arrives while this one is in flight:
     # the window holds hundreds of thousands of transactions, each object is the collector's.

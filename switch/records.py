@@ -106,4 +106,5 @@ def txn_from_row(row: sqlite3.Row) -> Txn:
               reversed_amount=row["reversed_amount"],
               sent_as=OriginalData.parse(row["sent_as"]) if row["sent_as"] else None)
     txn.finished = txn.state != "pending"
+    txn.stood_in = txn.state == "stood_in"  # once reversed, the journal no longer says
     return txn

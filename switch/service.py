@@ -317,7 +317,7 @@ class Switch:
             return respond(request, decision.code), f"{why}; {decision.reason}"
         await self.saf.enqueue(issuer.name, txn.trace, "stand_in_advice",
                                stand_in_advice(txn.forwarded, decision.approval))
-        txn.state = "stood_in"
+        txn.state, txn.stood_in = "stood_in", True
         response = respond(request, RC.APPROVED)
         response["38"] = decision.approval
         return response, f"{why}; {decision.reason}"
@@ -381,7 +381,7 @@ class Switch:
             return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
         outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
         reason = await self._deliver_reversal(outgoing, original)
-        if original.state == "stood_in":
+        if original.stood_in:
             self._release_stand_in(original, replacement_amount(request))
         self._mark_reversed(original, replacement_amount(request))
         return respond(request, RC.APPROVED), reason, original.trace
@@ -401,7 +401,7 @@ class Switch:
     async def _reverse_online(self, outgoing: Message, original: Txn) -> str | None:
         """Send an 0400 to the original's issuer; None once it acknowledged, else why not."""
         link = self.links.get(original.issuer)
-        if original.state == "stood_in" or link is None:
+        if original.stood_in or link is None:  # the issuer may not have the stand-in advice yet
             return "reversal advised via SAF"
         try:
             answer = await link.request(outgoing)
@@ -438,9 +438,11 @@ class Switch:
         return self.history.by_rrn(rrn, txn.tid, txn.amount) or await self.records.find_by_rrn(rrn, txn.tid, txn.amount)
 
     def _release_stand_in(self, original: Txn, replacement: int | None) -> None:
-        """A reversed stand-in approval gives the card its daily stand-in allowance back."""
+        """A reversed stand-in approval gives the card its daily stand-in allowance back: what
+        this reversal takes off beyond earlier partial ones, and the count once it is whole."""
         whole = replacement is None or replacement >= original.amount
-        released = original.amount if whole else original.amount - replacement
+        reversed_now = original.amount if whole else original.amount - replacement
+        released = max(reversed_now - original.reversed_amount, 0)
         self.stand_in.release(original.issuer or "", original.pan_hash or "", released, whole, original.created)
 
     def _mark_reversed(self, original: Txn, replacement: int | None) -> None:

@@ -252,6 +252,22 @@ async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_i
     assert bank.accounts[APPROVE].balance == 100000
 
 
+async def test_a_stand_in_approval_reversed_in_two_steps_is_released_once_whole(nursery, tmp_path):
+    """One stand-in approval a day: 50.00, partly reversed to 30.00 (still counts), then reversed
+    in full (no longer counts): the card may be stood in for again."""
+    limits = {"max_amount": 5000, "daily_count": 1, "daily_amount": 5000}
+    switch, switch_port = await start_switch(nursery, tmp_path, {"port": free_port(), "stand_in": limits})
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        first = terminal.card_request("0200", pan=APPROVE, amount=5000, expiry=EXPIRY)
+        assert (await terminal.send(first))["39"] == "00"
+        partial = terminal.reversal_of(first)
+        partial["95"] = f"{3000:012d}" + "0" * 30
+        assert (await terminal.send(partial))["39"] == "00"
+        assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "65"
+        assert (await terminal.reverse(first))["39"] == "00"
+        assert (await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "00"
+
+
 def test_releasing_a_stand_in_approval_from_an_earlier_day_leaves_today_alone():
     limits = StandInLimits(max_amount=5000, daily_count=1, daily_amount=5000)
     stand_in = StandIn()
