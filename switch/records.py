@@ -11,8 +11,6 @@ import json
 import sqlite3
 import time
 
-import trio
-
 from switch.engine import ECHO_FIELDS, FORWARDED_MTIS, NEVER_RETURNED, OriginalData
 from switch.history import Txn
 from switch.journal import Journal

@@ -6,7 +6,6 @@ optionally JUnit XML; exits 0 only when every request matched, 1 otherwise, 2 on
 
 from __future__ import annotations
 
-import sys
 
 import trio
 
