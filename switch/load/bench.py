@@ -8,14 +8,18 @@ open loop at each fixed offered load for latency, then the codec alone on the sa
 
 from __future__ import annotations
 
+import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 import attrs
 import trio
 
+from switch import logs
 from switch.load import codec, processes
+from switch.load.histogram import Histogram
 from switch.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
 from switch.load.runner import LoadRun, LoadSettings, Results
 
@@ -87,10 +91,14 @@ class Bench:
                 if not latency:
                     for offered in self.options.loads:
                         self.say(f"workers {workers}: open loop at {offered:g} TPS")
+                        started = time.time()
                         measured = self._load(3, pin_key, duration=self.options.phase_seconds, tps=offered)
+                        inside = switch_latency(log, started, time.time())
                         latency[f"{offered:g}"] = {
                             "p50": round(measured.latency.percentile(50) / 1000, 3),
                             "p99": round(measured.latency.percentile(99) / 1000, 3),
+                            "switch_p50": round(inside.percentile(50) / 1000, 3),
+                            "switch_p99": round(inside.percentile(99) / 1000, 3),
                             "achieved_tps": round(measured.answered / measured.elapsed, 1)}
             finally:
                 processes.stop(switch)
@@ -111,11 +119,27 @@ class Bench:
         return figures
 
 
+def switch_latency(log: Path, since: float, until: float) -> Histogram:
+    """The switch's own time per request (its `txn` log lines: from the decoded request to the
+    answer ready to write) between two moments: the latency the switch adds, without the load
+    generator's or the issuers'."""
+    time.sleep(3 * logs.BATCH_INTERVAL)  # the switch writes its log lines in batches
+    inside = Histogram()
+    with log.open() as lines:
+        for line in lines:
+            if '"event":"txn"' in line:
+                event = json.loads(line)
+                if since <= event["ts"] <= until:
+                    inside.record(int(event["latency_ms"] * 1000))
+    return inside
+
+
 def table(figures: dict) -> str:
     lines = [f"{'tps_max':<28}{figures['tps_max']:>12.1f}"]
     for offered, row in figures["latency_ms"].items():
         lines.append(f"{'latency_ms @ ' + offered + ' TPS':<28}{'p50 %.3f  p99 %.3f' % (row['p50'], row['p99']):>24}"
-                     f"   (achieved {row['achieved_tps']:.1f} TPS)")
+                     f"   (achieved {row['achieved_tps']:.1f} TPS; in the switch p50 {row['switch_p50']:.3f}"
+                     f"  p99 {row['switch_p99']:.3f})")
     lines += [f"{'switch_cpu_us_per_txn':<28}{figures['switch_cpu_us_per_txn']:>12.1f}",
               f"{'codec_us_per_txn':<28}{figures['codec_us_per_txn']:>12.1f}",
               f"{'ratio':<28}{figures['ratio']:>12.2f}",
