@@ -120,9 +120,9 @@ class Bench:
 
 
 def switch_latency(log: Path, since: float, until: float) -> Histogram:
-    """The switch's own time per request (its `txn` log lines: from the decoded request to the
-    answer ready to write) between two moments: the latency the switch adds, without the load
-    generator's or the issuers'."""
+    """The time per request inside the switch (its `txn` log lines: from the decoded request to
+    the answer ready to write, the issuer's round trip included) between two moments, without
+    the load generator's own queueing."""
     time.sleep(3 * logs.BATCH_INTERVAL)  # the switch writes its log lines in batches
     inside = Histogram()
     with log.open() as lines:
