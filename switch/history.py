@@ -42,6 +42,7 @@ class Txn:
     response: Message | None = None
     reversed_amount: int = 0
     stood_in: bool = False  # approved by the switch for the issuer, whatever its state is now
+    issuer_ms: float | None = None  # waiting for the issuer's answer (logged: the switch's own time is the rest)
     finished: bool = False  # the outcome is known and journaled
     # Created only for a retransmission or reversal that arrives while this one is in flight:
     # the window holds hundreds of thousands of transactions, each object is the collector's.

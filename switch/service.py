@@ -224,7 +224,7 @@ class Switch:
             txn.finish()
         logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                    pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
-                   rc=txn.rc, state=txn.state, latency_ms=latency_ms)
+                   rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)
         return response
 
     def _new_txn(self, request: Message, pan: str | None) -> Txn:
@@ -295,9 +295,11 @@ class Switch:
             txn.sent_as = OriginalData.of(message)
             self.records.forwarded(txn)
 
+        asked = trio.current_time()
         try:
             return await link.request(outgoing, sent)
         finally:
+            txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
             if txn.forwarded is None:  # never sent (link down): stand-in advices still need it
                 txn.forwarded = kept_copy(outgoing)
                 txn.sent_as = OriginalData.of(outgoing)
