@@ -201,12 +201,6 @@ def _card_not_present(message: Message) -> dict[str, str]:
     return fields
 
 
-def kept_copy(forwarded: Message) -> Message:
-    """What the switch keeps in memory of a request it sent an issuer, for the advices it may
-    still owe (stand-in, late reversal): no track, PIN block, ICC data or CVV2."""
-    return Message(forwarded.mti, _card_not_present(forwarded))
-
-
 def reversal_advice(forwarded: Message, reason: str | None = None) -> Message:
     """An 0420 telling the issuer to undo `forwarded` (what the switch had sent it)."""
     fields = _card_not_present(forwarded)

@@ -35,8 +35,8 @@ class Txn:
     state: str = "pending"
     rc: str | None = None
     approval: str | None = None
-    # As sent to the issuer, card secrets removed; kept only while the request runs (for the
-    # stand-in or late-reversal advice it may need).
+    # As sent to the issuer; held only while the request runs, for the stand-in or late-reversal
+    # advice it may need (advices are built without its card data).
     forwarded: Message | None = None
     sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
     response: Message | None = None

@@ -25,7 +25,7 @@ from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_confi
 from switch.errors import CardswitchError, ConfigError
 from switch.engine import (
     ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, RC, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
-    kept_copy, message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer,
+    message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer,
     stand_in_advice,
 )
 from switch.history import History, Txn
@@ -291,17 +291,16 @@ class Switch:
         card secrets, for the reversal or advice that may follow; journaled the moment it is
         sent, so a crash while the issuer decides still leaves the reversal a name to use."""
         def sent(message: Message) -> None:
-            txn.forwarded = kept_copy(message)
             txn.sent_as = OriginalData.of(message)
             self.records.forwarded(txn)
 
+        txn.forwarded = outgoing  # the link gives it its STAN in place; advices drop its card data
         asked = trio.current_time()
         try:
             return await link.request(outgoing, sent)
         finally:
             txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
-            if txn.forwarded is None:  # never sent (link down): stand-in advices still need it
-                txn.forwarded = kept_copy(outgoing)
+            if txn.sent_as is None:  # never sent (link down): a stand-in's reversal still needs a name
                 txn.sent_as = OriginalData.of(outgoing)
 
     async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
@@ -383,9 +382,12 @@ class Switch:
             return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
         outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
         reason = await self._deliver_reversal(outgoing, original)
-        if original.stood_in:
-            self._release_stand_in(original, replacement_amount(request))
+        reversed_before = original.reversed_amount
         self._mark_reversed(original, replacement_amount(request))
+        if original.stood_in:  # the card gets its daily stand-in allowance back
+            self.stand_in.release(original.issuer or "", original.pan_hash or "",
+                                  original.reversed_amount - reversed_before, original.state == "reversed",
+                                  original.created)
         return respond(request, RC.APPROVED), reason, original.trace
 
     async def _deliver_reversal(self, outgoing: Message, original: Txn) -> str | None:
@@ -438,14 +440,6 @@ class Switch:
         if not rrn:
             return None
         return self.history.by_rrn(rrn, txn.tid, txn.amount) or await self.records.find_by_rrn(rrn, txn.tid, txn.amount)
-
-    def _release_stand_in(self, original: Txn, replacement: int | None) -> None:
-        """A reversed stand-in approval gives the card its daily stand-in allowance back: what
-        this reversal takes off beyond earlier partial ones, and the count once it is whole."""
-        whole = replacement is None or replacement >= original.amount
-        reversed_now = original.amount if whole else original.amount - replacement
-        released = max(reversed_now - original.reversed_amount, 0)
-        self.stand_in.release(original.issuer or "", original.pan_hash or "", released, whole, original.created)
 
     def _mark_reversed(self, original: Txn, replacement: int | None) -> None:
         if replacement is not None and replacement < original.amount:
