@@ -20,6 +20,9 @@ HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _FIELDS_IN_BYTE = [[tuple(i * 8 + bit + 1 for bit in range(8) if value & (0x80 >> bit)) for value in range(256)]
                    for i in range(16)]
 _SECONDARY = 1 << 127  # field 1's bit in the 128-bit bitmap
+# The same, as field keys, without field 1 (the secondary bitmap's bit, which the codec sets itself).
+_KEYS_IN_BYTE = [[tuple(str(number) for number in numbers if number != 1) for numbers in by_value]
+                 for by_value in _FIELDS_IN_BYTE]
 
 
 def _fixed_ascii(field: dict[str, Any] | None) -> bool:
@@ -52,7 +55,10 @@ class CompiledSpec:
                 plans[int(key)] = (str(int(key)), field["len_type"], field["max_len"], field["data_enc"] == "b")
         # Bitmap byte i with value v announces these fields; None when one has no plan.
         self._reading = [[self._read_plans(plans, fields) for fields in by_value] for by_value in _FIELDS_IN_BYTE]
-        self._writing = {key: (number, 1 << (128 - number), len_type, max_len, binary)
+        # Per key: its bitmap bit, prefix width, longest length (exact length when fixed; for a
+        # variable field also what the prefix can express) and whether it is binary.
+        self._writing = {key: (1 << (128 - number), len_type,
+                               min(max_len, 10 ** len_type - 1) if len_type else max_len, binary)
                          for number, (key, len_type, max_len, binary) in plans.items()}
 
     @staticmethod
@@ -127,49 +133,52 @@ class CompiledSpec:
 
     # -- encoding ------------------------------------------------------------------------
 
-    def _bitmap_bytes(self, value: int) -> bytes:
-        return value.to_bytes(8, "big") if self.binary_bitmap else b"%016X" % value
+    def _bitmap_text(self, value: int) -> str:
+        return value.to_bytes(8, "big").decode("latin-1") if self.binary_bitmap else "%016X" % value
 
     def encode(self, mti: str, fields: dict[str, str]) -> bytes | None:
-        """The bytes pyiso8583 would produce, or None to let pyiso8583 decide."""
+        """The bytes pyiso8583 would produce, or None to let pyiso8583 decide. Built as one
+        latin-1 string (ASCII fields as they are, binary ones decoded from hex) and encoded once."""
         if type(mti) is not str or len(mti) != self.mti_len or not mti.isascii():
             return None
         writing = self._writing
-        chosen = []
         bitmap = 0
         for key, value in fields.items():
             plan = writing.get(key)
             if plan is None or type(value) is not str:
                 return None
-            chosen.append((plan, value))
-            bitmap |= plan[1]
-        chosen.sort(key=_field_number)
+            bitmap |= plan[0]
         has_secondary = bitmap & 0xFFFF_FFFF_FFFF_FFFF != 0
         if has_secondary:
             if not self.secondary:
                 return None
             bitmap |= _SECONDARY
-        out = [mti.encode("ascii"), self._bitmap_bytes(bitmap >> 64)]
+        out = [mti, self._bitmap_text(bitmap >> 64)]
         if has_secondary:
-            out.append(self._bitmap_bytes(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
-        for (_, _, len_type, max_len, binary), value in chosen:
-            try:
-                data = binascii.a2b_hex(value) if binary else value.encode("ascii")
-            except (binascii.Error, ValueError, UnicodeEncodeError):
-                return None
-            size = len(data)
-            if len_type:
-                if size > max_len or size >= 10 ** len_type:
+            out.append(self._bitmap_text(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
+        # The bitmap's set bits, byte by byte, give the fields in wire order: no sort.
+        for index, byte in enumerate(bitmap.to_bytes(16, "big")):
+            if not byte:
+                continue
+            for key in _KEYS_IN_BYTE[index][byte]:
+                _, len_type, longest, binary = writing[key]
+                value = fields[key]
+                if binary:
+                    try:
+                        value = binascii.a2b_hex(value).decode("latin-1")
+                    except (binascii.Error, ValueError):
+                        return None
+                elif not value.isascii():
                     return None
-                out.append(b"%0*d" % (len_type, size))
-            elif size != max_len:
-                return None
-            out.append(data)
-        return b"".join(out)
-
-
-def _field_number(chosen: tuple[tuple, str]) -> int:
-    return chosen[0][0]
+                size = len(value)
+                if len_type:
+                    if size > longest:
+                        return None
+                    out.append("%0*d" % (len_type, size))
+                elif size != longest:
+                    return None
+                out.append(value)
+        return "".join(out).encode("latin-1")
 
 
 def compile_spec(spec: dict[str, dict[str, Any]]) -> CompiledSpec | None:
