@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
+from switch.wire.masking import CVV2_TAG, HIDDEN_FIELDS, field48_subelements, pan_from_track2
 from switch.wire.message import Message, response_mti
 
 
@@ -134,6 +134,18 @@ def respond(request: Message, code: str, issuer_response: Message | None = None)
     if code != RC.APPROVED:
         fields.pop("38", None)
     return Message(response_mti(request.mti), fields)
+
+
+# Not kept from a response once it is sent: echoed fields come back from a retransmission's own
+# request, card data is never kept, nor field 48 (it may carry CVV2).
+NOT_RETAINED = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | frozenset(ECHO_FIELDS) | {"48"}
+
+
+def retained_response(response: Message) -> Message:
+    """What the duplicate window and the journal keep of a response: what the issuer added
+    (38, 39, 54 ...), enough to answer a retransmission as the first time. A few fields instead
+    of the whole message, for each of the hundreds of thousands of transactions the window holds."""
+    return Message(response.mti, {f: v for f, v in response.fields.items() if f not in NOT_RETAINED})
 
 
 def network_response(request: Message) -> Message:

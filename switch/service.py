@@ -25,8 +25,8 @@ from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_confi
 from switch.errors import CardswitchError, ConfigError
 from switch.engine import (
     ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, RC, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
-    message_class, network_response, replacement_amount, respond, reversal_advice, reversal_for_issuer,
-    stand_in_advice,
+    message_class, network_response, replacement_amount, respond, retained_response, reversal_advice,
+    reversal_for_issuer, stand_in_advice,
 )
 from switch.history import History, Txn
 from switch.journal import Journal
@@ -215,7 +215,7 @@ class Switch:
                 response = respond(request, RC.SYSTEM_ERROR)
                 if txn.state != "interrupted":
                     txn.state, reason = "failed", "internal error"
-            txn.response = response
+            txn.response = retained_response(response)
             txn.rc = response.get("39")
             txn.approval = response.get("38")
             latency_ms = round((trio.current_time() - started) * 1000, 3)
