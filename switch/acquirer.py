@@ -30,6 +30,7 @@ from switch.wire.message import Message
 # sends more is not read from until answers go out. The writer's queue can therefore never hold
 # more than this, and a decided answer always has room.
 MAX_IN_FLIGHT_PER_CONNECTION = 256
+REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
 
 Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
@@ -184,12 +185,13 @@ class TerminalConnection:
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
             for frame in frames:  # one read can carry hundreds of frames: admit them one by one
-                await self._wait_for_a_slot()
+                if self.in_flight + self.connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
+                    await self._wait_for_a_slot()
                 if self.capture is not None:
                     self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
                 self.in_flight += 1
                 self.requests += 1
-                self.terminals.transactions.start_soon(self._process, frame)
+                self.terminals.transactions.start_soon(self._process, frame, name=REQUEST_TASK)
 
     async def _wait_for_a_slot(self) -> None:
         """Until fewer than MAX_IN_FLIGHT_PER_CONNECTION requests are processed or waiting to be
