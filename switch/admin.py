@@ -1,7 +1,8 @@
 """Operator commands on a loopback TCP port: one command per line in, one JSON line out.
 
     reload-routes   re-read and check the BIN table; the old one stays if the new one is bad
-    status          links (up, in flight), requests in flight, open SAF items, route entries
+    status          links (up, in flight, refused for their bound), requests in flight and shed
+                    for overload, open SAF items, route entries
 
 The port is opt-in (`[switch] admin_port`) and binds 127.0.0.1 unless `admin_host` says
 otherwise: whoever can reach it can change routing. `cardswitch admin` is its client.
@@ -31,8 +32,10 @@ def answer(switch: Switch, line: str) -> dict:
         ok, detail = switch.reload_routing()
         return {"ok": ok, "detail": detail}
     if command == "status":
-        return {"ok": True, "in_flight": switch.in_flight, "routes": len(switch.routing),
-                "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched}
+        return {"ok": True, "in_flight": switch.in_flight, "max_in_flight": switch.config.max_in_flight,
+                "overloaded": switch.overloaded, "shed": switch.shed, "routes": len(switch.routing),
+                "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched,
+                                 "saturated": switch.saturated[name]}
                           for name, link in switch.links.items()},
                 "saf_open": {name: switch.saf.pending(name) for name in switch.links}}
     return {"ok": False, "detail": f"unknown command; expected one of: {', '.join(COMMANDS)}"}

@@ -28,6 +28,7 @@ PIN_METHODS = ("ibm", "pvv")
 PIN_FORMATS = (0, 1, 3)  # ISO 9564 formats a TDES zone PIN key carries
 DEFAULT_MATCH_KEY = ("mti", "11", "41")
 MATCH_KEY_PARTS = ("mti", "11", "37", "41", "42")
+DEFAULT_MAX_IN_FLIGHT = 2000  # requests the switch processes at once; beyond, 0100/0200 get 91
 
 
 def _port(value: object) -> bool:
@@ -99,6 +100,7 @@ class IssuerConfig:
     zpk: str | None = None  # key store name of the zone PIN key shared with this issuer
     pin_format: int = 0  # ISO 9564 format of the PIN blocks it receives
     verify: VerifyConfig | None = None
+    max_in_flight: int | None = None  # requests waiting on this link; beyond, as if it were down
 
 
 @attrs.frozen
@@ -137,6 +139,7 @@ class SwitchConfig:
     log_file: str | None = None
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None  # operator commands (switch.admin); off unless set
     saf: SafConfig = SafConfig()
@@ -301,6 +304,7 @@ def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
         pin_format=table.get("pin_format", int, 0, f"one of: {', '.join(map(str, PIN_FORMATS))}",
                              lambda v: v in PIN_FORMATS),
         verify=_verify(table, base, hsm),
+        max_in_flight=table.get("max_in_flight", int, None, "an integer, at least 1", lambda v: v >= 1),
     )
     if issuer.verify is not None and issuer.verify.pin and issuer.zpk is None:
         raise table.error("zpk", "a ZPK name: [issuers.verify] pin checks the PIN block under it")
@@ -342,6 +346,8 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     data_dir = Path(data_dir) if data_dir is not None else configured_dir
     duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
     shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
+    max_in_flight = settings.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT, "an integer, at least 1",
+                                 lambda v: v >= 1)
     admin_host = settings.get("admin_host", str, "127.0.0.1", "a host address to bind")
     admin_port = settings.get("admin_port", int, None, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
     saf_table = settings.table("saf")
@@ -368,5 +374,5 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
                         log_file=log_file, duplicate_window=duplicate_window,
-                        shutdown_grace=shutdown_grace, admin_host=admin_host, admin_port=admin_port,
+                        shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host, admin_port=admin_port,
                         saf=saf, hsm=hsm, source=str(path))

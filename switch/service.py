@@ -44,6 +44,15 @@ from switch.wire.message import Message
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
 NOT_TO_REVERSE = frozenset({"declined", "rejected", "failed", "duplicate", "reversed"})
+# What is shed beyond `max_in_flight`: new authorisations and purchases (and their repeats), which
+# the terminal retries after a 91. Reversals and advices record money already moved (shedding them
+# only means more work later) and network management keeps terminals signed on: never shed.
+SHEDDABLE_MTIS = frozenset({"0100", "0101", "0200", "0201"})
+OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
+
+
+class LinkSaturated(Exception):
+    """The issuer's link holds its `max_in_flight` requests: treated as if it were down."""
 
 
 class Switch:
@@ -64,6 +73,10 @@ class Switch:
         self.stand_in = StandIn()
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
+        self._max_in_flight = config.max_in_flight
+        self.shed = 0  # requests answered 91 because the switch was overloaded, since start
+        self.overloaded = False  # shedding; cleared once in-flight is back below the bound
+        self.saturated = {name: 0 for name in self.links}  # per link: requests refused for its bound
         # (issuer, match key) of a timed-out request -> it, and the 0420 a late approval needs
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[Txn, Message]] = OrderedDict()
         self._stop = trio.Event()
@@ -171,6 +184,8 @@ class Switch:
     # -- one transaction ---------------------------------------------------------------
 
     async def handle(self, request: Message, listener: ListenerConfig) -> Message:
+        if self.in_flight >= self._max_in_flight and request.mti in SHEDDABLE_MTIS:
+            return self._shed(request, listener)
         self.in_flight += 1
         try:
             return await self._handle(request, listener)
@@ -227,6 +242,49 @@ class Switch:
                    rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)
         return response
 
+    def _shed(self, request: Message, listener: ListenerConfig) -> Message:
+        """Overloaded: a new authorisation or purchase is answered 91 at once, journaled
+        (rejected, "switch overloaded") and logged, and nothing more: not checked, not
+        HSM-processed, not forwarded, and neither looked up in nor entered in the duplicate
+        window. The terminal's retry (same STAN and time) is therefore a first transmission
+        to the switch, processed normally once there is room, not answered as a duplicate of
+        the 91; a rejected row is never taken for an original (records.find_original)."""
+        started = trio.current_time()
+        if not self.overloaded:
+            self._overload_started()
+        self.shed += 1
+        pan = card_pan(request)
+        txn = self._new_txn(request, pan)
+        self.records.open(txn, request, listener.name, pan)
+        response = respond(request, RC.ISSUER_UNAVAILABLE)
+        txn.state, txn.response, txn.rc = "rejected", response, RC.ISSUER_UNAVAILABLE
+        latency_ms = round((trio.current_time() - started) * 1000, 3)
+        self.records.close(txn, latency_ms, "switch overloaded", None)
+        logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,  # as in _handle
+                   pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=None,
+                   rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=None)
+        return response
+
+    def _overload_started(self) -> None:
+        """One warning when shedding starts; a background task notices when it is over, so the
+        normal path pays nothing for that."""
+        self.overloaded = True
+        logs.warning("overloaded", in_flight=self.in_flight, max_in_flight=self._max_in_flight)
+        if self._background is not None:
+            self._background.start_soon(self._watch_overload, self.shed)
+
+    async def _watch_overload(self, shed_before: int) -> None:
+        """The overload is over once in-flight is below the bound and nothing was shed for a
+        whole OVERLOAD_POLL (a switch hovering at its bound would otherwise log a pair of
+        lines every time one slot frees up)."""
+        shed = -1
+        while self.in_flight >= self._max_in_flight or shed != self.shed:
+            shed = self.shed
+            await trio.sleep(OVERLOAD_POLL)
+        self.overloaded = False
+        logs.event("overload_cleared", in_flight=self.in_flight, max_in_flight=self._max_in_flight,
+                   shed=self.shed - shed_before)
+
     def _new_txn(self, request: Message, pan: str | None) -> Txn:
         amount = request.get("4", "")
         return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=request.get("41", ""),
@@ -272,10 +330,12 @@ class Switch:
         try:
             answer = await self._send(link, outgoing, txn)
         except LinkUnavailable:
-            return await self._without_issuer(request, txn, link.config, timed_out=False)
+            return await self._without_issuer(request, txn, link.config, "issuer unavailable")
+        except LinkSaturated:
+            return await self._without_issuer(request, txn, link.config, "issuer link saturated")
         except LinkTimeout:
             self._remember_timeout(link, txn)
-            return await self._without_issuer(request, txn, link.config, timed_out=True)
+            return await self._without_issuer(request, txn, link.config, "issuer timed out", "timed_out")
         except MatchKeyInUse:
             txn.state = "rejected"
             return respond(request, RC.DUPLICATE), "a request with the same match key is in flight at the issuer"
@@ -289,7 +349,8 @@ class Switch:
     async def _send(self, link: IssuerLink, outgoing: Message, txn: Txn) -> Message:
         """Forward to the issuer, remembering what it was sent (its STAN is the link's), without
         card secrets, for the reversal or advice that may follow; journaled the moment it is
-        sent, so a crash while the issuer decides still leaves the reversal a name to use."""
+        sent, so a crash while the issuer decides still leaves the reversal a name to use. A link
+        already holding its issuer's `max_in_flight` requests is not asked (LinkSaturated)."""
         def sent(message: Message) -> None:
             txn.sent_as = OriginalData.of(message)
             self.records.forwarded(txn)
@@ -297,6 +358,10 @@ class Switch:
         txn.forwarded = outgoing  # the link gives it its STAN in place; advices drop its card data
         asked = trio.current_time()
         try:
+            bound = link.config.max_in_flight
+            if bound is not None and link.in_flight >= bound:
+                self.saturated[link.name] += 1
+                raise LinkSaturated(link.name)
             return await link.request(outgoing, sent)
         finally:
             txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
@@ -304,12 +369,12 @@ class Switch:
                 txn.sent_as = OriginalData.of(outgoing)
 
     async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
-                              timed_out: bool) -> tuple[Message, str]:
-        """The issuer is down or too slow: stand in within its limits, else 91."""
-        why = "issuer timed out" if timed_out else "issuer unavailable"
+                              why: str, state: str = "failed") -> tuple[Message, str]:
+        """The issuer is down, too slow or its link saturated (`why`): stand in within its
+        limits, else 91 with the journal state `state`."""
         limits = issuer.stand_in
         if limits is None or "52" in request:  # a PIN cannot be judged without the issuer
-            txn.state = "timed_out" if timed_out else "failed"
+            txn.state = state
             return respond(request, RC.ISSUER_UNAVAILABLE), why
         decision = self.stand_in.decide(limits, issuer.name, txn.pan_hash or "", request["3"],
                                         request.get("18"), txn.amount)

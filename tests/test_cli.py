@@ -109,6 +109,7 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
     status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
-    assert status["links"] == {"bank": {"up": True, "in_flight": 0, "unmatched": 0}} and status["routes"] == 1
+    assert status["links"] == {"bank": {"up": True, "in_flight": 0, "unmatched": 0, "saturated": 0}}
+    assert (status["routes"], status["shed"], status["overloaded"]) == (1, 0, False)
     processes.stop_all()
     assert os.path.getsize(log) > 0  # after stopping
