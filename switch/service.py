@@ -184,7 +184,7 @@ class Switch:
     # -- one transaction ---------------------------------------------------------------
 
     async def handle(self, request: Message, listener: ListenerConfig) -> Message:
-        if self.in_flight >= self._max_in_flight and request.mti in SHEDDABLE_MTIS:
+        if self.in_flight >= self._max_in_flight and request.mti in SHEDDABLE_MTIS and not self._known(request):
             return self._shed(request, listener)
         self.in_flight += 1
         try:
@@ -237,18 +237,16 @@ class Switch:
             self.records.close(txn, latency_ms, reason, original_trace)
             txn.forwarded = None  # what advices needed was built while the request ran
             txn.finish()
-        logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
-                   pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
-                   rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)
+        _log_txn(listener, request, txn, pan, latency_ms)
         return response
 
     def _shed(self, request: Message, listener: ListenerConfig) -> Message:
         """Overloaded: a new authorisation or purchase is answered 91 at once, journaled
         (rejected, "switch overloaded") and logged, and nothing more: not checked, not
-        HSM-processed, not forwarded, and neither looked up in nor entered in the duplicate
-        window. The terminal's retry (same STAN and time) is therefore a first transmission
-        to the switch, processed normally once there is room, not answered as a duplicate of
-        the 91; a rejected row is never taken for an original (records.find_original)."""
+        HSM-processed, not forwarded, and not entered in the duplicate window. The terminal's
+        retry (same STAN and time) is therefore a first transmission to the switch, processed
+        normally once there is room, not answered as a duplicate of the 91; a rejected row is
+        never taken for an original (records.find_original)."""
         started = trio.current_time()
         if not self.overloaded:
             self._overload_started()
@@ -257,13 +255,18 @@ class Switch:
         txn = self._new_txn(request, pan)
         self.records.open(txn, request, listener.name, pan)
         response = respond(request, RC.ISSUER_UNAVAILABLE)
-        txn.state, txn.response, txn.rc = "rejected", response, RC.ISSUER_UNAVAILABLE
+        txn.state, txn.rc = "rejected", RC.ISSUER_UNAVAILABLE
+        txn.response = retained_response(response)
         latency_ms = round((trio.current_time() - started) * 1000, 3)
         self.records.close(txn, latency_ms, "switch overloaded", None)
-        logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,  # as in _handle
-                   pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=None,
-                   rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=None)
+        _log_txn(listener, request, txn, pan, latency_ms)
         return response
+
+    def _known(self, request: Message) -> bool:
+        """A retransmission of a request in the duplicate window: answered as the first time even
+        when overloaded, which costs no forwarding (and a 91 would contradict an approval)."""
+        key = (request.get("41", ""), request.get("11", ""), request.get("7", ""))
+        return self.history.previous(*key, time.time()) is not None
 
     def _overload_started(self) -> None:
         """One warning when shedding starts; a background task notices when it is over, so the
@@ -514,3 +517,10 @@ class Switch:
             original.state = "reversed"
             original.reversed_amount = original.amount
         self.records.reversed(original)
+
+
+def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:
+    """The one log line of every transaction (the card masked)."""
+    logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
+               pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
+               rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)

@@ -10,7 +10,8 @@ from functools import partial
 import attrs
 import trio
 
-from conftest import free_port, make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, write_config
+from switch.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
 from switch import audit

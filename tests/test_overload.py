@@ -118,6 +118,24 @@ async def test_a_retry_of_a_shed_request_is_processed_not_answered_as_a_duplicat
     assert switch.shed == 1
 
 
+async def test_a_retransmission_of_an_accepted_request_is_answered_as_the_first_time_not_shed(nursery, tmp_path):
+    bank, switch, port = await one_bank_switch(nursery, tmp_path)
+    async with open_terminal("127.0.0.1", port) as terminal:
+        request = terminal.card_request("0200", pan=FAST, amount=800, expiry=EXPIRY)
+        first = await terminal.send(request)
+        async with trio.open_nursery() as slow:
+            for _ in range(2):
+                slow.start_soon(lambda: terminal.purchase(pan=SLOW, amount=100, expiry=EXPIRY))
+            await until(lambda: switch.in_flight == 2)
+            again = await terminal.send(request)  # same STAN and transmission time, at the bound
+    assert (first["39"], again["39"], again["38"]) == ("00", "00", first["38"])
+    assert bank.accounts[FAST].balance == 100000 - 800  # debited once
+    await switch.journal.flush()
+    rows = journal_rows(tmp_path, "SELECT * FROM transactions WHERE stan = ? ORDER BY trace", (request["11"],))
+    assert [r["state"] for r in rows] == ["approved", "duplicate"]
+    assert switch.shed == 0
+
+
 async def test_reversals_advices_and_network_messages_are_never_shed(nursery, tmp_path):
     bank, switch, port = await one_bank_switch(nursery, tmp_path)
     async with open_terminal("127.0.0.1", port) as terminal:

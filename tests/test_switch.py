@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import trio
 
-from conftest import free_port, make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, write_config
+from switch.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.service import Switch
