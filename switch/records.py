@@ -11,21 +11,19 @@ import json
 import sqlite3
 import time
 
-from switch.engine import ECHO_FIELDS, FORWARDED_MTIS, NEVER_RETURNED, OriginalData
+from switch.engine import FORWARDED_MTIS, OriginalData, retained_response
 from switch.history import Txn
 from switch.journal import Journal
-from switch.wire.masking import HIDDEN_FIELDS, mask_pan
+from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 
-# Echoed fields come back from a retransmission's own request; card data is never stored.
-STORED_RESPONSE_DROPS = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | frozenset(ECHO_FIELDS) | {"48"}
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def stored_response(response: Message) -> str:
-    """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission."""
-    return _ENCODER.encode({"mti": response.mti,
-                            "fields": {f: v for f, v in response.fields.items() if f not in STORED_RESPONSE_DROPS}})
+    """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission:
+    the same part of it the duplicate window keeps (switch.engine.retained_response)."""
+    return _ENCODER.encode({"mti": response.mti, "fields": retained_response(response).fields})
 
 
 def loaded_response(text: str | None) -> Message | None:
