@@ -374,5 +374,6 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
                         log_file=log_file, duplicate_window=duplicate_window,
-                        shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host, admin_port=admin_port,
+                        shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
+                        admin_port=admin_port,
                         saf=saf, hsm=hsm, source=str(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import CVV2_TAG, HIDDEN_FIELDS, field48_subelements, pan_from_track2
+from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
 from switch.wire.message import Message, response_mti
 
 
@@ -31,7 +31,7 @@ class RC:
 # Fields a response carries back from its request, so the terminal recognises its answer.
 ECHO_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
 # Fields that never travel back to a terminal, whatever the issuer sends.
-NEVER_RETURNED = ("14", "35", "36", "45", "52")
+NEVER_RETURNED = ("14", "34", "35", "36", "45", "52")
 # Fields an advice must not carry: the cardholder is not there, so neither is card-present data.
 NOT_IN_ADVICES = ("35", "36", "45", "52", "55", "64", "128")
 # A request's advice: the same message class, telling the issuer about something already done.
@@ -137,14 +137,15 @@ def respond(request: Message, code: str, issuer_response: Message | None = None)
 
 
 # Not kept from a response once it is sent: echoed fields come back from a retransmission's own
-# request, card data is never kept, nor field 48 (it may carry CVV2).
-NOT_RETAINED = frozenset(NEVER_RETURNED) | HIDDEN_FIELDS | frozenset(ECHO_FIELDS) | {"48"}
+# request, and card data is never returned anyway.
+NOT_RETAINED = frozenset(NEVER_RETURNED) | frozenset(ECHO_FIELDS)
 
 
 def retained_response(response: Message) -> Message:
-    """What the duplicate window and the journal keep of a response: what the issuer added
-    (38, 39, 54 ...), enough to answer a retransmission as the first time. A few fields instead
-    of the whole message, for each of the hundreds of thousands of transactions the window holds."""
+    """What the duplicate window keeps of a response: what the issuer added (38, 39, 54, its ICC
+    data in 55 ...), enough to answer a retransmission as the first time. A few fields instead of
+    the whole message, for each of the hundreds of thousands of transactions the window holds.
+    (The journal keeps less: no field it may not hold, see switch.records.)"""
     return Message(response.mti, {f: v for f, v in response.fields.items() if f not in NOT_RETAINED})
 
 

@@ -11,19 +11,23 @@ import json
 import sqlite3
 import time
 
-from switch.engine import FORWARDED_MTIS, OriginalData, retained_response
+from switch.engine import FORWARDED_MTIS, NOT_RETAINED, OriginalData
 from switch.history import Txn
 from switch.journal import Journal
-from switch.wire.masking import mask_pan
+from switch.wire.masking import EXTENDED_PAN_FIELD, HIDDEN_FIELDS, mask_pan
 from switch.wire.message import Message
 
+# What the duplicate window keeps (switch.engine.retained_response) less what a journal row may
+# never hold (DESIGN.md): ICC data, MACs, and field 48, which may carry CVV2. A retransmission
+# answered after a restart therefore lacks those.
+NOT_STORED = NOT_RETAINED | HIDDEN_FIELDS | {EXTENDED_PAN_FIELD, "48"}
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def stored_response(response: Message) -> str:
-    """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission:
-    the same part of it the duplicate window keeps (switch.engine.retained_response)."""
-    return _ENCODER.encode({"mti": response.mti, "fields": retained_response(response).fields})
+    """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission."""
+    return _ENCODER.encode({"mti": response.mti,
+                            "fields": {f: v for f, v in response.fields.items() if f not in NOT_STORED}})
 
 
 def loaded_response(text: str | None) -> Message | None:

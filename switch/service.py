@@ -271,10 +271,11 @@ class Switch:
     def _overload_started(self) -> None:
         """One warning when shedding starts; a background task notices when it is over, so the
         normal path pays nothing for that."""
+        if self._background is None:  # not running: nothing would ever clear the flag
+            return
         self.overloaded = True
         logs.warning("overloaded", in_flight=self.in_flight, max_in_flight=self._max_in_flight)
-        if self._background is not None:
-            self._background.start_soon(self._watch_overload, self.shed)
+        self._background.start_soon(self._watch_overload, self.shed)
 
     async def _watch_overload(self, shed_before: int) -> None:
         """The overload is over once in-flight is below the bound and nothing was shed for a
@@ -359,12 +360,13 @@ class Switch:
             self.records.forwarded(txn)
 
         txn.forwarded = outgoing  # the link gives it its STAN in place; advices drop its card data
+        bound = link.config.max_in_flight
+        if bound is not None and link.in_flight >= bound:
+            self.saturated[link.name] += 1
+            txn.sent_as = OriginalData.of(outgoing)  # never sent: a stand-in's reversal still needs a name
+            raise LinkSaturated(link.name)
         asked = trio.current_time()
         try:
-            bound = link.config.max_in_flight
-            if bound is not None and link.in_flight >= bound:
-                self.saturated[link.name] += 1
-                raise LinkSaturated(link.name)
             return await link.request(outgoing, sent)
         finally:
             txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)

@@ -157,7 +157,8 @@ async def test_reversals_advices_and_network_messages_are_never_shed(nursery, tm
     assert bank.reversals  # forwarded to the issuer online, at the bound
     assert switch.shed == 2
     await switch.journal.flush()
-    states = {r["mti"]: r["state"] for r in journal_rows(tmp_path, "SELECT * FROM transactions WHERE amount IN (50, 60, 70)")}
+    rows = journal_rows(tmp_path, "SELECT * FROM transactions WHERE amount IN (50, 60, 70)")
+    states = {r["mti"]: r["state"] for r in rows}
     assert states == {"0220": "approved", "0200": "rejected", "0100": "rejected"}
 
 
@@ -189,7 +190,10 @@ async def test_a_saturated_issuer_link_stands_in_or_answers_91(nursery, tmp_path
     assert rows[("standin", 300)]["state"] == "stood_in"
     assert rows[("standin", 300)]["reason"].startswith("issuer link saturated; ")
     assert (rows[("plain", 300)]["state"], rows[("plain", 300)]["reason"]) == ("failed", "issuer link saturated")
-    assert not [e for e in read_events(log_file) if e["event"] == "overloaded"]
+    events = read_events(log_file)
+    assert not [e for e in events if e["event"] == "overloaded"]
+    refused_line = [e for e in events if e["event"] == "txn" and e["trace"] == rows[("plain", 300)]["trace"]]
+    assert refused_line[0]["issuer_ms"] is None  # the issuer was never asked
 
 
 def test_max_in_flight_defaults(tmp_path):

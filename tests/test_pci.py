@@ -9,8 +9,11 @@ import trio
 
 from conftest import log_text
 from emulators.terminal import open_terminal
+from switch.engine import respond, retained_response
 from switch.journal import DB_FILE
+from switch.records import stored_response
 from switch.wire.dialect import MessageDecodeError, load_dialect
+from switch.wire.masking import masked_value
 from switch.wire.message import Message
 
 PAN = "4761730000000011"
@@ -79,3 +82,19 @@ def test_error_texts_and_reprs_carry_no_card_secrets():
             assert all(secret not in str(arg) for arg in exc.args)
     else:
         raise AssertionError("a truncated message must not decode")
+
+
+def test_a_retransmission_gets_the_issuers_icc_data_again_but_the_journal_never_holds_it():
+    request = Message("0200", {"2": PAN, "3": "000000", "4": "000000001000", "11": "000123", "41": "T0000001",
+                               "35": TRACK2, "52": PIN_BLOCK, "55": ICC})
+    issuer = Message("0210", {"38": "A1B2C3", "39": "00", "55": "910A" + "11" * 10, "48": "9203" + CVV2,
+                              "34": PAN, "11": "999999"})
+    first = respond(request, "00", issuer)
+    again = respond(request, "00", retained_response(first))  # a retransmission, from memory
+    assert again == first and again["55"] == issuer["55"]
+    assert "34" not in first and "35" not in first and "52" not in first  # card data is never returned
+    stored = stored_response(first)
+    assert "38" in json.loads(stored)["fields"]
+    for secret in (*SECRETS, issuer["55"], "9203" + CVV2):
+        assert secret not in stored, secret
+    assert masked_value("34", PAN) == "476173******0011"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 PAN_FIELD = "2"
+EXTENDED_PAN_FIELD = "34"  # a PAN all the same: shown as first 6 + last 4, like field 2
 # Track 1/2/3 (45, 35, 36), PIN block (52), security info (53), ICC/EMV (55), MACs (64, 128).
 HIDDEN_FIELDS = frozenset({"35", "36", "45", "52", "53", "55", "64", "96", "128"})
 CVV2_TAG = "92"
@@ -54,7 +55,7 @@ def mask_field48(value: str) -> str:
 
 def masked_value(field: str, value: str) -> str:
     """A field's value as it may be displayed."""
-    if field == PAN_FIELD:
+    if field == PAN_FIELD or field == EXTENDED_PAN_FIELD:
         return mask_pan(value)
     if field in HIDDEN_FIELDS:
         return f"<hidden, {len(value)} chars>"
