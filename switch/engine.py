@@ -141,12 +141,13 @@ def respond(request: Message, code: str, issuer_response: Message | None = None)
 NOT_RETAINED = frozenset(NEVER_RETURNED) | frozenset(ECHO_FIELDS)
 
 
-def retained_response(response: Message) -> Message:
-    """What the duplicate window keeps of a response: what the issuer added (38, 39, 54, its ICC
-    data in 55 ...), enough to answer a retransmission as the first time. A few fields instead of
-    the whole message, for each of the hundreds of thousands of transactions the window holds.
+def retained_response(response: Message) -> dict[str, str]:
+    """What the duplicate window keeps of a response: the fields the issuer added (38, 39, 54,
+    its ICC data in 55 ...), enough to answer a retransmission as the first time (`respond`
+    takes the MTI from the request). A few fields instead of the whole message, in a plain dict
+    of strings, which the cycle collector does not track: the window holds hundreds of thousands.
     (The journal keeps less: no field it may not hold, see switch.records.)"""
-    return Message(response.mti, {f: v for f, v in response.fields.items() if f not in NOT_RETAINED})
+    return {f: v for f, v in response.fields.items() if f not in NOT_RETAINED}
 
 
 def network_response(request: Message) -> Message:
@@ -233,13 +234,14 @@ def stand_in_advice(forwarded: Message, approval: str) -> Message:
     return Message(ADVICE_MTI[forwarded.mti], fields)
 
 
-def reversal_for_issuer(request: Message, mti: str, sent_as: OriginalData | None) -> Message:
+def reversal_for_issuer(request: Message, mti: str, sent_as: str | None) -> Message:
     """A terminal's reversal (or reversal advice) as the original's issuer gets it: under `mti`,
     without card-present secrets (it may wait in SAF; a PIN block is still under the terminal's
-    key), and with field 90 naming what the switch had sent the issuer, when it knows that."""
+    key), and with field 90 naming what the switch had sent the issuer (`sent_as`, field 90's
+    text), when it knows that."""
     fields = _card_not_present(request)
     if sent_as is not None:
-        fields["90"] = sent_as.encode()
+        fields["90"] = sent_as
     return Message(mti, fields)
 
 

@@ -12,7 +12,6 @@ from collections import OrderedDict
 import attrs
 import trio
 
-from switch.engine import OriginalData
 from switch.wire.message import Message
 
 REVERSIBLE_MTIS = ("0100", "0200")
@@ -38,8 +37,11 @@ class Txn:
     # As sent to the issuer; held only while the request runs, for the stand-in or late-reversal
     # advice it may need (advices are built without its card data).
     forwarded: Message | None = None
-    sent_as: OriginalData | None = None  # field 90 naming what the issuer got: for its reversal
-    response: Message | None = None
+    # Field 90 (its text) naming what the issuer got: for its reversal.
+    sent_as: str | None = None
+    # What a retransmission needs of the response (engine.retained_response). Like every other
+    # value a finished transaction keeps, a plain one: the collector tracks only the Txn itself.
+    response: dict[str, str] | None = None
     reversed_amount: int = 0
     stood_in: bool = False  # approved by the switch for the issuer, whatever its state is now
     issuer_ms: float | None = None  # waiting for the issuer's answer (logged: the switch's own time is the rest)

@@ -11,11 +11,11 @@ import json
 import sqlite3
 import time
 
-from switch.engine import FORWARDED_MTIS, NOT_RETAINED, OriginalData
+from switch.engine import FORWARDED_MTIS, NOT_RETAINED
 from switch.history import Txn
 from switch.journal import Journal
 from switch.wire.masking import EXTENDED_PAN_FIELD, HIDDEN_FIELDS, mask_pan
-from switch.wire.message import Message
+from switch.wire.message import Message, response_mti
 
 # What the duplicate window keeps (switch.engine.retained_response) less what a journal row may
 # never hold (DESIGN.md): ICC data, MACs, and field 48, which may carry CVV2. A retransmission
@@ -24,17 +24,14 @@ NOT_STORED = NOT_RETAINED | HIDDEN_FIELDS | {EXTENDED_PAN_FIELD, "48"}
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def stored_response(response: Message) -> str:
+def stored_response(mti: str, fields: dict[str, str]) -> str:
     """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission."""
-    return _ENCODER.encode({"mti": response.mti,
-                            "fields": {f: v for f, v in response.fields.items() if f not in NOT_STORED}})
+    return _ENCODER.encode({"mti": mti, "fields": {f: v for f, v in fields.items() if f not in NOT_STORED}})
 
 
-def loaded_response(text: str | None) -> Message | None:
-    if not text:
-        return None
-    data = json.loads(text)
-    return Message(data["mti"], data["fields"])
+def loaded_response(text: str | None) -> dict[str, str] | None:
+    """The fields of a stored response, as the duplicate window keeps them."""
+    return json.loads(text)["fields"] if text else None
 
 
 class TxnRecords:
@@ -55,14 +52,14 @@ class TxnRecords:
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
             " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ? WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
-             stored_response(txn.response) if txn.response is not None else None,
-             txn.sent_as.encode() if txn.sent_as is not None else None, txn.trace))
+             stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
+             txn.sent_as, txn.trace))
 
     def forwarded(self, txn: Txn) -> None:
         """Which issuer has the request, and under which field 90: written as soon as it is sent,
         so that after a crash its reversal still reaches that issuer under the right name."""
         self.journal.execute("UPDATE transactions SET issuer = ?, sent_as = ? WHERE trace = ?",
-                             (txn.issuer, txn.sent_as.encode() if txn.sent_as is not None else None, txn.trace))
+                             (txn.issuer, txn.sent_as, txn.trace))
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
@@ -104,7 +101,7 @@ def txn_from_row(row: sqlite3.Row) -> Txn:
               pan_hash=row["pan_hash"], created=row["created_at"], issuer=row["issuer"], state=row["state"],
               rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
               reversed_amount=row["reversed_amount"],
-              sent_as=OriginalData.parse(row["sent_as"]) if row["sent_as"] else None)
+              sent_as=row["sent_as"] or None)
     txn.finished = txn.state != "pending"
     txn.stood_in = txn.state == "stood_in"  # once reversed, the journal no longer says
     return txn

@@ -39,7 +39,7 @@ from switch.security import CardSecurity
 from switch.standin import StandIn
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan
-from switch.wire.message import Message
+from switch.wire.message import Message, response_mti
 
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
@@ -306,7 +306,8 @@ class Switch:
         txn.state, txn.issuer = "duplicate", prior.issuer
         if prior.response is None or prior.rc is None:
             return respond(request, RC.ISSUER_UNAVAILABLE), "retransmission while the original is in flight"
-        return respond(request, prior.rc, prior.response), "retransmission answered from the journal"
+        first = Message(response_mti(request.mti), prior.response)  # the first answer, as kept
+        return respond(request, prior.rc, first), "retransmission answered from the journal"
 
     def _longest_timeout(self) -> float:
         return max((issuer.timeout for issuer in self.config.issuers), default=5.0)
@@ -356,14 +357,14 @@ class Switch:
         sent, so a crash while the issuer decides still leaves the reversal a name to use. A link
         already holding its issuer's `max_in_flight` requests is not asked (LinkSaturated)."""
         def sent(message: Message) -> None:
-            txn.sent_as = OriginalData.of(message)
+            txn.sent_as = OriginalData.of(message).encode()
             self.records.forwarded(txn)
 
         txn.forwarded = outgoing  # the link gives it its STAN in place; advices drop its card data
         bound = link.config.max_in_flight
         if bound is not None and link.in_flight >= bound:
             self.saturated[link.name] += 1
-            txn.sent_as = OriginalData.of(outgoing)  # never sent: a stand-in's reversal still needs a name
+            txn.sent_as = OriginalData.of(outgoing).encode()  # never sent: a stand-in's reversal needs a name
             raise LinkSaturated(link.name)
         asked = trio.current_time()
         try:
@@ -371,7 +372,7 @@ class Switch:
         finally:
             txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
             if txn.sent_as is None:  # never sent (link down): a stand-in's reversal still needs a name
-                txn.sent_as = OriginalData.of(outgoing)
+                txn.sent_as = OriginalData.of(outgoing).encode()
 
     async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
                               why: str, state: str = "failed") -> tuple[Message, str]:

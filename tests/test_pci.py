@@ -90,10 +90,10 @@ def test_a_retransmission_gets_the_issuers_icc_data_again_but_the_journal_never_
     issuer = Message("0210", {"38": "A1B2C3", "39": "00", "55": "910A" + "11" * 10, "48": "9203" + CVV2,
                               "34": PAN, "11": "999999"})
     first = respond(request, "00", issuer)
-    again = respond(request, "00", retained_response(first))  # a retransmission, from memory
+    again = respond(request, "00", Message("0210", retained_response(first)))  # a retransmission, from memory
     assert again == first and again["55"] == issuer["55"]
     assert "34" not in first and "35" not in first and "52" not in first  # card data is never returned
-    stored = stored_response(first)
+    stored = stored_response(first.mti, retained_response(first))
     assert "38" in json.loads(stored)["fields"]
     for secret in (*SECRETS, issuer["55"], "9203" + CVV2):
         assert secret not in stored, secret
