@@ -58,5 +58,19 @@ def test_a_transaction_still_in_flight_is_kept_past_the_window_for_its_reversal(
     history.add(txn(2, created=1070.0, stan="000002"))
     assert history.original("T0000001", "0200", "000001", "1122334455") is slow
     slow.finish()
-    history.add(txn(3, created=1071.0, stan="000003"))
+    history.add(txn(3, created=1071.0, stan="000003"))  # the same eighth of the window: nothing leaves
+    history.add(txn(4, created=1080.0, stan="000004"))  # the next eighth: finished, it is forgotten
     assert history.original("T0000001", "0200", "000001", "1122334455") is None
+    assert len(history) == 3
+
+
+def test_the_window_leaves_an_eighth_at_a_time_and_the_newest_entry_for_a_key_wins():
+    history = History(window=80)  # buckets of 10 s
+    for second in range(0, 200):
+        history.add(txn(second + 1, created=1000.0 + second, stan=f"{second % 50:06d}"))
+    # What is held: the last 80 s, plus at most the part of the oldest bucket not yet left.
+    assert 80 <= len(history) <= 90
+    newest = history.previous("T0000001", "000049", "1122334455", now=1199.5)
+    assert newest is not None and newest.created == 1199.0  # STAN 49 came back every 50 s
+    assert history.original("T0000001", "0200", "000000", "1122334455").created == 1150.0
+    assert history.previous("T0000001", "000010", "1122334455", now=1199.5).created == 1160.0

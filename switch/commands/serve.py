@@ -54,6 +54,9 @@ def run(args) -> int:
 FULL_COLLECTION_EVERY = 1_000_000
 
 
+YOUNG_COLLECTION_INTERVAL = 0.1  # seconds between collections of the youngest generation
+
+
 def settle_garbage_collection() -> None:
     """Keep the cycle collector's full passes off the transaction path.
 
@@ -69,10 +72,27 @@ def settle_garbage_collection() -> None:
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
+async def collect_young_objects() -> None:
+    """Young collections on a clock, not only on the allocation count.
+
+    CPython collects the youngest generation when allocations minus deallocations pass a
+    threshold. A switch whose duplicate window frees old transactions as fast as it adds new
+    ones (or faster, while a bucket of it is taken apart: switch.history) keeps that count near
+    zero, so survivors pile up in the young generation and the collection that finally comes
+    scans 150k objects: a 57-72 ms stall, measured. Collected every 100 ms it holds a few
+    hundred (a tenth of a millisecond); the middle generation follows every second."""
+    ticks = 0
+    while True:
+        await trio.sleep(YOUNG_COLLECTION_INTERVAL)
+        ticks += 1
+        gc.collect(1 if ticks % 10 == 0 else 0)
+
+
 async def serve(config, capture: sink.Capture | None = None) -> None:
     switch = Switch(config, capture)
     settle_garbage_collection()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect_young_objects)
         nursery.start_soon(reload_on_sighup, switch)
         nursery.start_soon(shutdown_on_signal, switch, nursery.cancel_scope)
         await switch.run()
