@@ -2,7 +2,7 @@
 
     reload-routes   re-read and check the BIN table; the old one stays if the new one is bad
     status          links (up, in flight, refused for their bound), requests in flight and shed
-                    for overload, open SAF items, route entries
+                    for overload, the event loop's worst lag and stalls, open SAF items, route entries
 
 The port is opt-in (`[switch] admin_port`) and binds 127.0.0.1 unless `admin_host` says
 otherwise: whoever can reach it can change routing. `cardswitch admin` is its client.
@@ -33,7 +33,8 @@ def answer(switch: Switch, line: str) -> dict:
         return {"ok": ok, "detail": detail}
     if command == "status":
         return {"ok": True, "in_flight": switch.in_flight, "max_in_flight": switch.config.max_in_flight,
-                "overloaded": switch.overloaded, "shed": switch.shed, "routes": len(switch.routing),
+                "overloaded": switch.overloaded, "shed": switch.shed, "loop_lag": switch.loop_lag.status(),
+                "routes": len(switch.routing),
                 "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched,
                                  "saturated": switch.saturated[name]}
                           for name, link in switch.links.items()},

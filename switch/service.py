@@ -31,6 +31,7 @@ from switch.engine import (
 from switch.history import History, Txn
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
+from switch.looplag import LoopLag
 from switch.pintries import PinTries
 from switch.records import TxnRecords
 from switch.routing import RouteContext, RouteEntry, RoutingTable
@@ -73,6 +74,7 @@ class Switch:
         self.stand_in = StandIn()
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
+        self.loop_lag = LoopLag()
         self._max_in_flight = config.max_in_flight
         self.shed = 0  # requests answered 91 because the switch was overloaded, since start
         self.overloaded = False  # shedding; cleared once in-flight is back below the bound
@@ -115,6 +117,7 @@ class Switch:
                 for link in self.links.values():
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
+                core.start_soon(self.loop_lag.run)
                 async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
                     terminals = Terminals(connections, transactions)
                     async with trio.open_nursery() as accepting:
