@@ -100,6 +100,14 @@ class _Bucket:
         if txn.created > self.newest:
             self.newest = txn.created
 
+    def forget(self, txn: Txn) -> None:
+        """Drop whatever the bucket holds under `txn`'s keys."""
+        self.by_key.pop((txn.tid, txn.stan, txn.transmitted), None)
+        if txn.mti in REVERSIBLE_MTIS:
+            self.originals.pop((txn.tid, txn.mti, txn.stan, txn.transmitted), None)
+            if txn.rrn:
+                self.by_rrn.pop((txn.rrn, txn.tid, txn.amount), None)
+
     def free(self, count: int) -> bool:
         """Let go of up to `count` entries (dictionaries keep their size when emptied, so this
         never rebuilds one); True once the bucket is empty."""
@@ -191,17 +199,35 @@ class History:
 
     def _prune(self, now: float) -> None:
         """When a bucket starts: drop the oldest buckets while all they hold is older than the
-        window, or while the window holds more than `capacity`; keep what is still in flight
-        (the journal's copy is pending) until it finishes."""
+        window, or while the window holds more than `capacity` (so it covers between 7/8 of
+        `capacity` and all of it); keep what is still in flight (the journal's copy is pending)
+        until it finishes."""
         buckets = self._buckets
         horizon = now - self.window
-        lingering = [txn for txn in self._lingering.txns if not txn.finished]
+        left = []
         while len(buckets) > 1 and (buckets[0].newest < horizon or self._size > self.capacity):
             old = buckets.popleft()
             self._size -= len(old.txns)
-            lingering += [txn for txn in old.txns if not txn.finished]
+            left.append(old)
             self._leaving.append(old)
-        if lingering or self._lingering.txns:
-            self._lingering = _Bucket(0.0)
-            for txn in lingering:
-                self._lingering.add(txn)
+        if left or self._lingering.txns:
+            self._lingering = self._still_in_flight(self._lingering, left)
+
+    @staticmethod
+    def _still_in_flight(lingering: _Bucket, left: list[_Bucket]) -> _Bucket:
+        """What lingers from now on: what lingered and is still in flight, as it was indexed,
+        then the transactions of the buckets that `left` (oldest first) still in flight, so that
+        the newest still wins: a later transaction with the same key that has finished takes its
+        older namesake's entries away (the journal has the newest)."""
+        kept = _Bucket(0.0)
+        kept.txns = [txn for txn in lingering.txns if not txn.finished]
+        kept.by_key = {key: txn for key, txn in lingering.by_key.items() if not txn.finished}
+        kept.originals = {key: txn for key, txn in lingering.originals.items() if not txn.finished}
+        kept.by_rrn = {key: txn for key, txn in lingering.by_rrn.items() if not txn.finished}
+        for bucket in left:
+            for txn in bucket.txns:
+                if not txn.finished:
+                    kept.add(txn)
+                elif kept.txns:
+                    kept.forget(txn)
+        return kept

@@ -74,3 +74,18 @@ def test_the_window_leaves_an_eighth_at_a_time_and_the_newest_entry_for_a_key_wi
     assert newest is not None and newest.created == 1199.0  # STAN 49 came back every 50 s
     assert history.original("T0000001", "0200", "000000", "1122334455").created == 1150.0
     assert history.previous("T0000001", "000010", "1122334455", now=1199.5).created == 1160.0
+
+
+def test_a_newer_finished_namesake_hides_an_older_one_still_in_flight_once_both_have_left():
+    history = History(window=0)  # shorter than a request can take: the in-flight one lingers
+    older = txn(1, created=1000.0, finished=False)
+    history.add(older)
+    newer = txn(2, created=1000.5)  # the same terminal, STAN and time; finished
+    history.add(newer)
+    history.add(txn(3, created=1001.6, stan="000003"))
+    history.add(txn(4, created=1002.7, stan="000004"))
+    # Memory no longer has the newest, so it answers nothing and the journal (newest first)
+    # is asked, rather than memory answering with the older one.
+    assert history.original("T0000001", "0200", "000001", "1122334455") is None
+    assert history.by_rrn(newer.rrn, "T0000001", 100) is None
+    assert len(history) >= 1  # the older one is still held while in flight
