@@ -50,10 +50,6 @@ class Txn:
     # the window holds hundreds of thousands of transactions, each object is the collector's.
     _finished_event: trio.Event | None = attrs.field(default=None, init=False)
 
-    @property
-    def duplicate_key(self) -> tuple[str, str, str]:
-        return (self.tid, self.stan, self.transmitted)
-
     def finish(self) -> None:
         self.finished = True
         if self._finished_event is not None:
@@ -131,8 +127,8 @@ class History:
     The window is a queue of buckets, one per eighth of it, each with its own dictionaries,
     and leaves a bucket at a time. One dictionary for the whole window (hundreds of thousands
     of entries, the oldest deleted as the newest arrive) rebuilds its table every so often
-    while the event loop waits: 30-60 ms per rebuild at 600k entries, measured as 60-120 ms
-    stalls in a 10-minute run. A bucket's dictionaries are an eighth of that size and never
+    while the event loop waits: 30-70 ms per dictionary at 600k entries, 126-141 ms for the
+    three, and 25-98 ms stalls measured in a 10-minute run. A bucket's dictionaries are an eighth of that size and never
     see a deletion while they are searched. A bucket that leaves is taken apart a few entries
     per transaction added, since freeing its tens of thousands of transactions at once is a
     stall of its own (27 ms for 75k). Lookups ask the buckets newest first, so the latest
