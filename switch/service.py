@@ -53,7 +53,8 @@ OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whe
 
 
 class LinkSaturated(Exception):
-    """The issuer's link holds its `max_in_flight` requests: treated as if it were down."""
+    """The issuer's link holds its `max_in_flight` requests: handled like an issuer that does not
+    answer (stand-in, else 91); the route's fallback is for a link that is down, not a busy one."""
 
 
 class Switch:
