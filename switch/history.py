@@ -29,7 +29,10 @@ class Txn:
     rrn: str | None
     amount: int
     pan_hash: str | None
-    created: float
+    created: float  # wall clock (time.time()): what the journal and the operator see
+    # Monotonic clock (time.monotonic()) when the switch took it: the duplicate window ages by
+    # this, so a wall-clock step (NTP) cannot empty it and let a retransmission through twice.
+    seen: float
     issuer: str | None = None
     state: str = "pending"
     rc: str | None = None
@@ -79,7 +82,7 @@ class _Bucket:
 
     def __init__(self, started: float):
         self.started = started
-        self.newest = started  # the latest `created` in the bucket: it expires after that
+        self.newest = started  # the latest `seen` in the bucket: it expires after that
         self.txns: list[Txn] = []
         self.by_key: dict[tuple[str, str, str], Txn] = {}
         self.originals: dict[tuple[str, str, str, str], Txn] = {}
@@ -93,8 +96,8 @@ class _Bucket:
             self.originals[(txn.tid, txn.mti, txn.stan, txn.transmitted)] = txn
             if txn.rrn:
                 self.by_rrn[(txn.rrn, txn.tid, txn.amount)] = txn
-        if txn.created > self.newest:
-            self.newest = txn.created
+        if txn.seen > self.newest:
+            self.newest = txn.seen
 
     def forget(self, txn: Txn) -> None:
         """Drop whatever the bucket holds under `txn`'s keys."""
@@ -151,15 +154,15 @@ class History:
     def add(self, txn: Txn) -> None:
         buckets = self._buckets
         newest = buckets[-1] if buckets else None
-        started = (newest is None or txn.created - newest.started >= self._span
+        started = (newest is None or txn.seen - newest.started >= self._span
                    or len(newest.txns) >= self._bucket_capacity)
         if started:
-            newest = _Bucket(txn.created)
+            newest = _Bucket(txn.seen)
             buckets.append(newest)
         newest.add(txn)
         self._size += 1
         if started:
-            self._prune(txn.created)
+            self._prune(txn.seen)
         leaving = self._leaving
         if leaving and leaving[0].free(FREED_PER_ADD):
             leaving.popleft()
@@ -173,7 +176,7 @@ class History:
                 break
         else:
             txn = self._lingering.by_key.get(key)
-        if txn is None or now - txn.created > self.window:
+        if txn is None or now - txn.seen > self.window:
             return None
         return txn
 

@@ -96,9 +96,13 @@ class TxnRecords:
 
 
 def txn_from_row(row: sqlite3.Row) -> Txn:
+    """A journal row as a transaction in memory. Its monotonic `seen` is only known as its age on
+    the wall clock, which is the best there is for a row of an earlier run."""
+    age = time.time() - row["created_at"]
     txn = Txn(trace=row["trace"], mti=row["mti"], tid=row["tid"] or "", stan=row["stan"] or "",
               transmitted=row["transmitted"] or "", rrn=row["rrn"], amount=row["amount"] or 0,
-              pan_hash=row["pan_hash"], created=row["created_at"], issuer=row["issuer"], state=row["state"],
+              pan_hash=row["pan_hash"], created=row["created_at"], seen=time.monotonic() - age,
+              issuer=row["issuer"], state=row["state"],
               rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
               reversed_amount=row["reversed_amount"],
               sent_as=row["sent_as"] or None)

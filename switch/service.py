@@ -205,7 +205,7 @@ class Switch:
         reason = None
         prior = None
         if code is None and request.mti != NETWORK_MTI:
-            prior = self.history.previous(txn.tid, txn.stan, txn.transmitted, txn.created)
+            prior = self.history.previous(txn.tid, txn.stan, txn.transmitted, txn.seen)
             if prior is None:
                 self.history.add(txn)
         self.records.open(txn, request, listener.name, pan)
@@ -270,7 +270,7 @@ class Switch:
         """A retransmission of a request in the duplicate window: answered as the first time even
         when overloaded, which costs no forwarding (and a 91 would contradict an approval)."""
         key = (request.get("41", ""), request.get("11", ""), request.get("7", ""))
-        return self.history.previous(*key, time.time()) is not None
+        return self.history.previous(*key, time.monotonic()) is not None
 
     def _overload_started(self) -> None:
         """One warning when shedding starts; a background task notices when it is over, so the
@@ -298,7 +298,7 @@ class Switch:
         return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=request.get("41", ""),
                    stan=request.get("11", ""), transmitted=request.get("7", ""), rrn=request.get("37"),
                    amount=int(amount) if amount.isdigit() else 0,
-                   pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time())
+                   pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time(), seen=time.monotonic())
 
     async def _duplicate(self, request: Message, txn: Txn, prior: Txn) -> tuple[Message, str]:
         """A retransmission is answered as the first time, never forwarded again."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from switch.history import History, Txn
 
 
-def txn(trace: int, created: float, stan: str = "000001", finished: bool = True) -> Txn:
+def txn(trace: int, created: float, stan: str = "000001", finished: bool = True, wall: float | None = None) -> Txn:
+    """`created` is the monotonic time it was seen; `wall`, if given, what the wall clock said."""
     made = Txn(trace=trace, mti="0200", tid="T0000001", stan=stan, transmitted="1122334455", rrn=f"RRN{trace:09d}",
-               amount=100, pan_hash="h", created=created)
+               amount=100, pan_hash="h", created=created if wall is None else wall, seen=created)
     if finished:
         made.finish()
     return made
@@ -89,3 +90,14 @@ def test_a_newer_finished_namesake_hides_an_older_one_still_in_flight_once_both_
     assert history.original("T0000001", "0200", "000001", "1122334455") is None
     assert history.by_rrn(newer.rrn, "T0000001", 100) is None
     assert len(history) >= 1  # the older one is still held while in flight
+
+
+def test_a_wall_clock_step_does_not_empty_the_window():
+    history = History(window=60)
+    first = txn(1, created=1000.0, wall=1_700_000_000.0)
+    history.add(first)
+    # NTP steps the wall clock an hour ahead; 10 s pass on the monotonic clock
+    history.add(txn(2, created=1010.0, stan="000002", wall=1_700_003_610.0))
+    history.add(txn(3, created=1020.0, stan="000003", wall=1_700_003_620.0))
+    assert history.previous("T0000001", "000001", "1122334455", now=1021.0) is first
+    assert len(history) == 3
