@@ -185,7 +185,7 @@ class TerminalConnection:
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
             for frame in frames:  # one read can carry hundreds of frames: admit them one by one
-                if self.in_flight + self.connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
+                if self._full():
                     await self._wait_for_a_slot()
                 if self.capture is not None:
                     self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
@@ -193,14 +193,17 @@ class TerminalConnection:
                 self.requests += 1
                 self.terminals.transactions.start_soon(self._process, frame, name=REQUEST_TASK)
 
+    def _full(self) -> bool:
+        """MAX_IN_FLIGHT_PER_CONNECTION requests are processed or waiting to be written."""
+        return self.in_flight + self.connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION
+
     async def _wait_for_a_slot(self) -> None:
-        """Until fewer than MAX_IN_FLIGHT_PER_CONNECTION requests are processed or waiting to be
-        written. An answered request leaves only when its answer is written, so what frees a
-        slot is the writer emptying the queue, or a request finishing when nothing is queued."""
-        connection = self.connection
-        while self.in_flight + connection.queued >= MAX_IN_FLIGHT_PER_CONNECTION:
-            if connection.queued:
-                await connection.wait_drained()
+        """Until the connection is no longer `_full()`. An answered request leaves only when its
+        answer is written, so what frees a slot is the writer emptying the queue, or a request
+        finishing when nothing is queued."""
+        while self._full():
+            if self.connection.queued:
+                await self.connection.wait_drained()
             else:
                 await self._answered.park()
 

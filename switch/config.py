@@ -100,7 +100,7 @@ class IssuerConfig:
     zpk: str | None = None  # key store name of the zone PIN key shared with this issuer
     pin_format: int = 0  # ISO 9564 format of the PIN blocks it receives
     verify: VerifyConfig | None = None
-    max_in_flight: int | None = None  # requests waiting on this link; beyond, as if it were down
+    max_in_flight: int | None = None  # requests waiting on this link; beyond, stand-in or 91
 
 
 @attrs.frozen

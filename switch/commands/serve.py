@@ -62,10 +62,10 @@ def settle_garbage_collection() -> None:
     """Keep the cycle collector's full passes off the transaction path.
 
     A full pass scans every live object, and the duplicate window holds 10 minutes of
-    transactions: a third of a second for 300k of them here, a latency spike each time a
-    quarter of the heap has turned over (docs/performance.md). The switch's steady state makes no cyclic garbage
-    (measured: none found after thousands of transactions with the collector off), so young
-    collections stay automatic and full ones become rare. What start-up built (config, a BIN
+    transactions: a fifth of a second for 300k of them here, a latency spike each time a
+    quarter of the heap has turned over (docs/performance.md). The switch's steady state makes
+    no cyclic garbage (measured: none found after thousands of transactions with the collector
+    off), so full passes can be rare; young ones run on a clock (collect_young_objects). What start-up built (config, a BIN
     table of up to millions of entries) is frozen, never scanned again.
     """
     gc.freeze()
