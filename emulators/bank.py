@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from switch.engine import card_pan
+from switch.core.messages import card_pan
 from switch.tomlfile import Table
 from switch.wire.message import Message, response_mti
 

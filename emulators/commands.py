@@ -15,7 +15,7 @@ from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
 from emulators.terminal import PinKey, open_terminal
 from switch import logs
 from switch.capture import sink
-from switch.engine import ADVICE_MTI
+from switch.core.messages import ADVICE_MTI
 from switch.errors import UsageError
 from switch.hsm.lmk import LMK_ENV
 from switch.wire.dialect import load_dialect

@@ -15,7 +15,7 @@ import attrs
 
 from emulators.bank import Account
 from switch import logs
-from switch.engine import card_pan
+from switch.core.messages import card_pan
 from switch.hsm.client import HsmError, InProcessHsm
 from switch.hsm.demo import default_validation_data
 from switch.hsm.keystore import Keystore

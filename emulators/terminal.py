@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from switch.capture.sink import Capture
-from switch.engine import ADVICE_MTIS, card_pan
+from switch.core.messages import ADVICE_MTIS, card_pan
 from switch.errors import CardswitchError
 from switch.hsm import encrypt_pin_block
 from switch.hsm.keystore import Keystore

@@ -20,7 +20,8 @@ from switch import logs
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig
 from switch.errors import ConfigError
-from switch.engine import RC, answer_undecodable, respond
+from switch.core.codes import RC
+from switch.core.messages import answer_undecodable, respond
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu

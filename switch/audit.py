@@ -12,7 +12,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from switch.journal import FINAL_STATES
+from switch.core.states import FINAL_STATES
 from switch.wire.luhn import luhn_valid
 
 def unfinished_rows(connection: sqlite3.Connection) -> list[int]:

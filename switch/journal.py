@@ -91,13 +91,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-# "interrupted": the switch stopped (crashed) while the request was in flight; its outcome at
-# the issuer is unknown, and the terminal, which got no answer, will reverse it.
-FINAL_STATES = frozenset({
-    "approved", "declined", "timed_out", "stood_in", "reversed", "partially_reversed",
-    "rejected", "duplicate", "failed", "interrupted",
-})
-
 Operation = Callable[[sqlite3.Connection], Any]
 
 

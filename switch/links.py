@@ -22,7 +22,7 @@ import trio
 
 from switch import logs
 from switch.config import IssuerConfig
-from switch.engine import RC
+from switch.core.codes import RC
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu

@@ -11,16 +11,17 @@ import json
 import sqlite3
 import time
 
-from switch.engine import FORWARDED_MTIS, NOT_RETAINED
-from switch.history import Txn
+from switch.core.messages import FORWARDED_MTIS, NOT_RETAINED
+from switch.core.txn import Txn
 from switch.journal import Journal
-from switch.wire.masking import HIDDEN_FIELDS, mask_pan
+from switch.core.fields import NOT_JOURNALED
+from switch.wire.masking import mask_pan
 from switch.wire.message import Message, response_mti
 
-# What the duplicate window keeps (switch.engine.retained_response: no card data, field 34
-# included) less what a journal row may never hold (DESIGN.md): ICC data, MACs, and field 48,
-# which may carry CVV2. A retransmission answered after a restart therefore lacks those.
-NOT_STORED = NOT_RETAINED | HIDDEN_FIELDS | {"48"}
+# What the duplicate window keeps (switch.core.messages.retained_response) less what a journal
+# row may never hold (switch.core.fields): ICC data, MACs, and field 48, which may carry CVV2. A
+# retransmission answered after a restart therefore lacks those.
+NOT_STORED = NOT_RETAINED | NOT_JOURNALED
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 

@@ -18,7 +18,7 @@ import trio
 
 from switch import logs
 from switch.config import SafConfig
-from switch.engine import REPEAT_MTI
+from switch.core.messages import REPEAT_MTI
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.vault import Vault

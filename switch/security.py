@@ -26,7 +26,8 @@ import trio
 
 from switch import logs
 from switch.config import HsmConfig, IssuerConfig, ListenerConfig, SwitchConfig, VerifyConfig
-from switch.engine import RC, card_pan
+from switch.core.codes import RC
+from switch.core.messages import card_pan
 from switch.errors import ConfigError
 from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
 from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE

@@ -2,7 +2,7 @@
 path of one transaction.
 
 `Switch.handle()` walks a request through: check → duplicate? → route by BIN → forward on the
-issuer's link (or stand in) → answer, journaling every step. Decisions come from switch.engine
+issuer's link (or stand in) → answer, journaling every step. Decisions come from switch.core.messages
 and switch.standin; this module awaits, records and logs.
 """
 
@@ -23,12 +23,15 @@ from switch.admin import serve_admin
 from switch.capture.sink import Capture
 from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
 from switch.errors import CardswitchError, ConfigError
-from switch.engine import (
-    ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, RC, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
+from switch.core.codes import RC
+from switch.core.messages import (
+    ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
     message_class, network_response, replacement_amount, respond, retained_response, reversal_advice,
     reversal_for_issuer, stand_in_advice,
 )
-from switch.history import History, Txn
+from switch.core.states import NOT_TO_REVERSE
+from switch.core.txn import Txn
+from switch.core.window import DuplicateWindow
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
 from switch.looplag import LoopLag
@@ -44,7 +47,6 @@ from switch.wire.message import Message, response_mti
 
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
-NOT_TO_REVERSE = frozenset({"declined", "rejected", "failed", "duplicate", "reversed"})
 # What is shed beyond `max_in_flight`: new authorisations and purchases (and their repeats), which
 # the terminal retries after a 91. Reversals and advices record money already moved (shedding them
 # only means more work later) and network management keeps terminals signed on: never shed.
@@ -70,7 +72,7 @@ class Switch:
             raise ConfigError(config.source, "switch.data_dir",
                               f"a writable directory for the journal ({config.data_dir}: {exc})") from None
         self.records = TxnRecords(self.journal)
-        self.history = History(config.duplicate_window)
+        self.history = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
         self.stand_in = StandIn()
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
@@ -82,6 +84,8 @@ class Switch:
         self.saturated = {name: 0 for name in self.links}  # per link: requests refused for its bound
         # (issuer, match key) of a timed-out request -> it, and the 0420 a late approval needs
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[Txn, Message]] = OrderedDict()
+        # trace -> the event a request waits on while another request it depends on is in flight
+        self._finishing: dict[int, trio.Event] = {}
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
@@ -240,9 +244,22 @@ class Switch:
             latency_ms = round((trio.current_time() - started) * 1000, 3)
             self.records.close(txn, latency_ms, reason, original_trace)
             txn.forwarded = None  # what advices needed was built while the request ran
-            txn.finish()
+            self._finish(txn)
         _log_txn(listener, request, txn, pan, latency_ms)
         return response
+
+    def _finish(self, txn: Txn) -> None:
+        txn.finished = True
+        waiting = self._finishing.pop(txn.trace, None)
+        if waiting is not None:
+            waiting.set()
+
+    async def _wait_finished(self, txn: Txn) -> None:
+        """Until `txn` (an original, or the first transmission of a retransmission) is finished."""
+        if txn.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._finishing.setdefault(txn.trace, trio.Event()).wait()
 
     def _shed(self, request: Message, listener: ListenerConfig) -> Message:
         """Overloaded: a new authorisation or purchase is answered 91 at once, journaled
@@ -306,7 +323,7 @@ class Switch:
             txn.state = "rejected"
             return respond(request, RC.DUPLICATE), "same terminal, STAN and time, different content"
         with trio.move_on_after(self._longest_timeout() + 1):
-            await prior.wait_finished()
+            await self._wait_finished(prior)
         txn.state, txn.issuer = "duplicate", prior.issuer
         if prior.response is None or prior.rc is None:
             return respond(request, RC.ISSUER_UNAVAILABLE), "retransmission while the original is in flight"
@@ -450,7 +467,7 @@ class Switch:
             return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
         if not original.finished:  # reversed while still in flight: let it finish first
             with trio.move_on_after(self._longest_timeout() + 1):
-                await original.wait_finished()
+                await self._wait_finished(original)
         txn.issuer = original.issuer
         txn.state = "approved"
         if original.state in NOT_TO_REVERSE or original.issuer is None:

@@ -9,7 +9,7 @@ import trio
 
 from conftest import log_text
 from emulators.terminal import open_terminal
-from switch.engine import respond, retained_response
+from switch.core.messages import respond, retained_response
 from switch.journal import DB_FILE
 from switch.records import stored_response
 from switch.wire.dialect import MessageDecodeError, load_dialect

@@ -1,6 +1,6 @@
 """Sanitizing captures that must be shared: test PANs instead of real ones, no secrets.
 
-- PANs (field 2, and the PAN inside track 2) become Luhn-valid test PANs of the same length that
+- PANs (fields 2 and 34, and the PAN inside track 2) become Luhn-valid test PANs of the same length that
   keep the 6-digit BIN, so routing and the issuer's BIN-based behaviour still replay. The other
   digits come from HMAC-SHA256 of the PAN under a key: the same PAN always maps to the same test
   PAN under the same key, and without the key the mapping cannot be reversed by trying the
@@ -23,7 +23,8 @@ from switch.capture.record import CaptureFormatError, unframe
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
 from switch.wire.luhn import luhn_check_digit
-from switch.wire.masking import CVV2_TAG, HIDDEN_FIELDS, pan_from_track2
+from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.wire.masking import pan_from_track2
 from switch.wire.message import Message
 
 KEY_ENV = "CARDSWITCH_SANITIZE_KEY"
@@ -71,8 +72,8 @@ class Sanitizer:
             expiry = message["35"][len(track_pan) + 1 : len(track_pan) + 5]
             if expiry.isdigit() and len(expiry) == 4 and "14" not in clean:
                 clean["14"] = expiry
-        if "2" in clean:
-            clean["2"] = self.test_pan(clean["2"])
+        for field in PAN_FIELDS & clean.fields.keys():
+            clean[field] = self.test_pan(clean[field])
         for field in HIDDEN_FIELDS:
             clean.fields.pop(field, None)
         if "48" in clean:

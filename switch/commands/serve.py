@@ -78,7 +78,7 @@ async def collect_young_objects() -> None:
 
     CPython collects the youngest generation when allocations minus deallocations pass a
     threshold. A switch whose duplicate window frees old transactions as fast as it adds new
-    ones (or faster, while a bucket of it is taken apart: switch.history) keeps that count near
+    ones (or faster, while a bucket of it is taken apart: switch.core.window) keeps that count near
     zero, so survivors pile up in the young generation and the collection that finally comes
     scans 150k objects: a 57-72 ms stall, measured. Collected every 100 ms it holds a few
     hundred (a tenth of a millisecond); the middle generation follows every second."""

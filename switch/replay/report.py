@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from switch.engine import card_pan
+from switch.core.messages import card_pan
 from switch.replay.engine import MATCHED, MISMATCHED, UNANSWERED, Result
 from switch.wire.masking import mask_pan
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 
-from switch.engine import card_pan
+from switch.core.messages import card_pan
 from switch.replay.compare import FieldDiff
 from switch.tomlfile import Table, read_toml
 from switch.wire.masking import masked_value

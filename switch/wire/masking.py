@@ -1,19 +1,17 @@
 """What card data may be shown, and how.
 
-The one place that knows which fields are secret: the PAN is shown as first 6 + last 4, and
-track data, PIN blocks, ICC data, CVV2 and MACs are never shown at all. Logs, errors, the
-terminal emulator and `decode` all go through here.
+Which fields are secret is switch.core.fields' table; this module applies its `shown` column:
+the PAN as first 6 + last 4, track data, PIN blocks, ICC data, CVV2 and MACs never at all. Logs,
+errors, the terminal emulator and `decode` all go through here.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
-PAN_FIELD = "2"
-EXTENDED_PAN_FIELD = "34"  # a PAN all the same: shown as first 6 + last 4, like field 2
-# Track 1/2/3 (45, 35, 36), PIN block (52), security info (53), ICC/EMV (55), MACs (64, 128).
-HIDDEN_FIELDS = frozenset({"35", "36", "45", "52", "53", "55", "64", "96", "128"})
-CVV2_TAG = "92"
+from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+
+__all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "masked_value", "masked_fields", "pan_from_track2"]
 
 
 def mask_pan(pan: str) -> str:
@@ -55,7 +53,7 @@ def mask_field48(value: str) -> str:
 
 def masked_value(field: str, value: str) -> str:
     """A field's value as it may be displayed."""
-    if field == PAN_FIELD or field == EXTENDED_PAN_FIELD:
+    if field in PAN_FIELDS:
         return mask_pan(value)
     if field in HIDDEN_FIELDS:
         return f"<hidden, {len(value)} chars>"

@@ -1,4 +1,5 @@
-"""Recent transactions in memory: how the switch recognises duplicates and reversal originals.
+"""The duplicate window: recent transactions in memory, how the switch recognises duplicates and
+reversal originals.
 
 The journal is the record; this is the index the hot path consults without touching the disk.
 Retransmissions are recognised within the duplicate window; reversal originals are looked up
@@ -9,62 +10,9 @@ from __future__ import annotations
 
 import collections
 
-import attrs
-import trio
-
-from switch.wire.message import Message
+from switch.core.txn import Txn
 
 REVERSIBLE_MTIS = ("0100", "0200")
-
-
-@attrs.define(eq=False)
-class Txn:
-    """One request's life in the switch. `response` is what the terminal got (memory only)."""
-
-    trace: int
-    mti: str
-    tid: str
-    stan: str
-    transmitted: str
-    rrn: str | None
-    amount: int
-    pan_hash: str | None
-    created: float  # wall clock (time.time()): what the journal and the operator see
-    # Monotonic clock (time.monotonic()) when the switch took it: the duplicate window ages by
-    # this, so a wall-clock step (NTP) cannot empty it and let a retransmission through twice.
-    seen: float
-    issuer: str | None = None
-    state: str = "pending"
-    rc: str | None = None
-    approval: str | None = None
-    # As sent to the issuer; held only while the request runs, for the stand-in or late-reversal
-    # advice it may need (advices are built without its card data).
-    forwarded: Message | None = None
-    # Field 90 (its text) naming what the issuer got: for its reversal.
-    sent_as: str | None = None
-    # What a retransmission needs of the response (engine.retained_response). Like every other
-    # value a finished transaction keeps, a plain one: the collector tracks only the Txn itself.
-    response: dict[str, str] | None = None
-    reversed_amount: int = 0
-    stood_in: bool = False  # approved by the switch for the issuer, whatever its state is now
-    issuer_ms: float | None = None  # waiting for the issuer's answer (logged: the switch's own time is the rest)
-    finished: bool = False  # the outcome is known and journaled
-    # Created only for a retransmission or reversal that arrives while this one is in flight:
-    # the window holds hundreds of thousands of transactions, each object is the collector's.
-    _finished_event: trio.Event | None = attrs.field(default=None, init=False)
-
-    def finish(self) -> None:
-        self.finished = True
-        if self._finished_event is not None:
-            self._finished_event.set()
-
-    async def wait_finished(self) -> None:
-        if self.finished:
-            await trio.lowlevel.checkpoint()
-            return
-        if self._finished_event is None:
-            self._finished_event = trio.Event()
-        await self._finished_event.wait()
 
 
 # The window is kept as this many spans (buckets), each with dictionaries of its own.
@@ -123,7 +71,7 @@ class _Bucket:
         return not (txns or by_key or originals or by_rrn)
 
 
-class History:
+class DuplicateWindow:
     """The duplicate window in memory. Entries leave when they are older than the window or
     beyond `capacity`; reversals of older originals find them in the journal.
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from switch.history import History, Txn
+from switch.core.txn import Txn
+from switch.core.window import DuplicateWindow
 
 
 def txn(trace: int, created: float, stan: str = "000001", finished: bool = True, wall: float | None = None) -> Txn:
@@ -10,12 +11,12 @@ def txn(trace: int, created: float, stan: str = "000001", finished: bool = True,
     made = Txn(trace=trace, mti="0200", tid="T0000001", stan=stan, transmitted="1122334455", rrn=f"RRN{trace:09d}",
                amount=100, pan_hash="h", created=created if wall is None else wall, seen=created)
     if finished:
-        made.finish()
+        made.finished = True
     return made
 
 
 def test_a_retransmission_within_the_window_is_recognised():
-    history = History(window=60)
+    history = DuplicateWindow(window=60)
     first = txn(1, created=1000.0)
     history.add(first)
     assert history.previous("T0000001", "000001", "1122334455", now=1059.0) is first
@@ -23,7 +24,7 @@ def test_a_retransmission_within_the_window_is_recognised():
 
 
 def test_entries_older_than_the_window_are_forgotten_so_memory_stays_bounded_by_time():
-    history = History(window=60)
+    history = DuplicateWindow(window=60)
     old = txn(1, created=1000.0)
     history.add(old)
     history.add(txn(2, created=1030.0, stan="000002"))
@@ -35,7 +36,7 @@ def test_entries_older_than_the_window_are_forgotten_so_memory_stays_bounded_by_
 
 
 def test_capacity_bounds_memory_under_a_burst():
-    history = History(window=600, capacity=3)
+    history = DuplicateWindow(window=600, capacity=3)
     for trace in range(1, 6):
         history.add(txn(trace, created=1000.0 + trace, stan=f"{trace:06d}"))
     assert len(history) == 3
@@ -44,7 +45,7 @@ def test_capacity_bounds_memory_under_a_burst():
 
 
 def test_a_key_seen_again_after_the_window_is_kept_as_the_newest():
-    history = History(window=60)
+    history = DuplicateWindow(window=60)
     history.add(txn(1, created=1000.0))
     history.add(txn(2, created=1030.0, stan="000002"))
     again = txn(3, created=1080.0)  # same terminal, STAN and time as trace 1, outside the window
@@ -53,12 +54,12 @@ def test_a_key_seen_again_after_the_window_is_kept_as_the_newest():
 
 
 def test_a_transaction_still_in_flight_is_kept_past_the_window_for_its_reversal():
-    history = History(window=60)
+    history = DuplicateWindow(window=60)
     slow = txn(1, created=1000.0, finished=False)
     history.add(slow)
     history.add(txn(2, created=1070.0, stan="000002"))
     assert history.original("T0000001", "0200", "000001", "1122334455") is slow
-    slow.finish()
+    slow.finished = True
     history.add(txn(3, created=1071.0, stan="000003"))  # the same eighth of the window: nothing leaves
     history.add(txn(4, created=1080.0, stan="000004"))  # the next eighth: finished, it is forgotten
     assert history.original("T0000001", "0200", "000001", "1122334455") is None
@@ -66,7 +67,7 @@ def test_a_transaction_still_in_flight_is_kept_past_the_window_for_its_reversal(
 
 
 def test_the_window_leaves_an_eighth_at_a_time_and_the_newest_entry_for_a_key_wins():
-    history = History(window=80)  # buckets of 10 s
+    history = DuplicateWindow(window=80)  # buckets of 10 s
     for second in range(0, 200):
         history.add(txn(second + 1, created=1000.0 + second, stan=f"{second % 50:06d}"))
     # What is held: the last 80 s, plus at most the part of the oldest bucket not yet left.
@@ -78,7 +79,7 @@ def test_the_window_leaves_an_eighth_at_a_time_and_the_newest_entry_for_a_key_wi
 
 
 def test_a_newer_finished_namesake_hides_an_older_one_still_in_flight_once_both_have_left():
-    history = History(window=0)  # shorter than a request can take: the in-flight one lingers
+    history = DuplicateWindow(window=0)  # shorter than a request can take: the in-flight one lingers
     older = txn(1, created=1000.0, finished=False)
     history.add(older)
     newer = txn(2, created=1000.5)  # the same terminal, STAN and time; finished
@@ -93,7 +94,7 @@ def test_a_newer_finished_namesake_hides_an_older_one_still_in_flight_once_both_
 
 
 def test_a_wall_clock_step_does_not_empty_the_window():
-    history = History(window=60)
+    history = DuplicateWindow(window=60)
     first = txn(1, created=1000.0, wall=1_700_000_000.0)
     history.add(first)
     # NTP steps the wall clock an hour ahead; 10 s pass on the monotonic clock

@@ -1,39 +1,22 @@
-"""The switch's decisions, free of I/O: which requests are valid, what is forwarded, and what
-the terminal gets back.
+"""What the switch makes of messages, free of I/O: which requests are valid, what is forwarded,
+what advices and reversals an issuer gets, and what the terminal gets back.
 
-Response codes the switch itself produces are in DESIGN.md; the async pipeline in
-switch.service calls these functions and only adds the waiting.
+The pipeline's participants (switch.core.pipeline) decide with these functions.
 """
 
 from __future__ import annotations
 
 import attrs
 
+from switch.core.codes import RC
+from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
+from switch.wire.masking import field48_subelements, pan_from_track2
 from switch.wire.message import Message, response_mti
-
-
-class RC:
-    """Response codes (field 39) that the switch sets itself."""
-
-    APPROVED = "00"
-    NOT_SUPPORTED = "12"
-    NO_ROUTE = "15"
-    ORIGINAL_NOT_FOUND = "25"
-    FORMAT_ERROR = "30"
-    LATE_RESPONSE = "68"  # reason code in a reversal advice for a response received too late
-    ISSUER_UNAVAILABLE = "91"
-    DUPLICATE = "94"
-    SYSTEM_ERROR = "96"
 
 
 # Fields a response carries back from its request, so the terminal recognises its answer.
 ECHO_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
-# Fields that never travel back to a terminal, whatever the issuer sends.
-NEVER_RETURNED = ("14", "34", "35", "36", "45", "52")
-# Fields an advice must not carry: the cardholder is not there, so neither is card-present data.
-NOT_IN_ADVICES = ("35", "36", "45", "52", "55", "64", "128")
 # A request's advice: the same message class, telling the issuer about something already done.
 ADVICE_MTI = {"0100": "0120", "0200": "0220", "0400": "0420"}
 ADVICE_MTIS = frozenset(ADVICE_MTI.values())
@@ -138,7 +121,7 @@ def respond(request: Message, code: str, issuer_response: Message | None = None)
 
 # Not kept from a response once it is sent: echoed fields come back from a retransmission's own
 # request, and card data is never returned anyway.
-NOT_RETAINED = frozenset(NEVER_RETURNED) | frozenset(ECHO_FIELDS)
+NOT_RETAINED = NEVER_RETURNED | frozenset(ECHO_FIELDS)
 
 
 def retained_response(response: Message) -> dict[str, str]:

@@ -1,0 +1,67 @@
+"""Field sensitivity: one table that says, for every field that carries card data, secrets or
+keys, how it may be shown, whether it goes back to a terminal, into an advice that waits in
+store-and-forward, or into a journal row.
+
+Masking (switch.wire.masking), responses and advices (switch.core.messages), the journal
+(switch.records), capture sanitising and the duplicate window all read their sets from here, so
+a field added to the table is handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+
+class Shown(enum.Enum):
+    """How a field's value may appear in a log line, an error, `decode` or terminal output."""
+
+    AS_IS = "as is"
+    MASKED_PAN = "first 6 and last 4 digits"
+    CVV2_MASKED = "TLV with the CVV2 subelement hidden"  # field 48
+    HIDDEN = "length only"
+
+
+@attrs.frozen
+class Sensitivity:
+    what: str
+    shown: Shown
+    to_terminal: bool  # may travel back to a terminal in a response
+    in_advices: bool  # may sit in an advice queued for an issuer (the cardholder is gone by then)
+    journaled: bool  # may be held in a journal row (the PAN is stored masked and hashed instead)
+
+
+_CARD_PRESENT_SECRET = dict(shown=Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False)
+
+SENSITIVITY: dict[str, Sensitivity] = {
+    "2": Sensitivity("PAN", Shown.MASKED_PAN, to_terminal=True, in_advices=True, journaled=False),
+    "14": Sensitivity("expiry date", Shown.AS_IS, to_terminal=False, in_advices=True, journaled=False),
+    "34": Sensitivity("extended PAN", Shown.MASKED_PAN, to_terminal=False, in_advices=True, journaled=False),
+    "35": Sensitivity("track 2", **_CARD_PRESENT_SECRET),
+    "36": Sensitivity("track 3", **_CARD_PRESENT_SECRET),
+    "45": Sensitivity("track 1", **_CARD_PRESENT_SECRET),
+    "48": Sensitivity("additional data (may carry CVV2)", Shown.CVV2_MASKED, to_terminal=True,
+                      in_advices=True, journaled=False),  # advices carry it without the CVV2
+    "52": Sensitivity("PIN block", **_CARD_PRESENT_SECRET),
+    "53": Sensitivity("security control information", Shown.HIDDEN, to_terminal=True, in_advices=True,
+                      journaled=False),
+    "55": Sensitivity("ICC (EMV) data", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+    "64": Sensitivity("MAC", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+    "96": Sensitivity("message security code (key material)", Shown.HIDDEN, to_terminal=True,
+                      in_advices=True, journaled=False),
+    "128": Sensitivity("MAC", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+}
+
+CVV2_TAG = "92"  # field 48's CVV2 subelement
+
+
+def _where(test) -> frozenset[str]:
+    return frozenset(field for field, sensitivity in SENSITIVITY.items() if test(sensitivity))
+
+
+PAN_FIELDS = _where(lambda s: s.shown is Shown.MASKED_PAN)
+HIDDEN_FIELDS = _where(lambda s: s.shown is Shown.HIDDEN)
+NEVER_RETURNED = _where(lambda s: not s.to_terminal)
+NOT_IN_ADVICES = _where(lambda s: not s.in_advices)
+NOT_JOURNALED = _where(lambda s: not s.journaled)
