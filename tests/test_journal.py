@@ -18,7 +18,8 @@ from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.service import Switch
-from switch.standin import StandIn, StandInLimits
+from switch.core.standin import StandIn, StandInLimits
+from switch.service import utc_today
 from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
@@ -271,7 +272,7 @@ async def test_a_stand_in_approval_reversed_in_two_steps_is_released_once_whole(
 
 def test_releasing_a_stand_in_approval_from_an_earlier_day_leaves_today_alone():
     limits = StandInLimits(max_amount=5000, daily_count=1, daily_amount=5000)
-    stand_in = StandIn()
+    stand_in = StandIn(utc_today)
     assert stand_in.decide(limits, "bank", "card", "000000", None, 100).approved
     stand_in.release("bank", "card", 100, True, approved_at=time.time() - 86400)  # yesterday's
     assert stand_in.decide(limits, "bank", "card", "000000", None, 100).code == "65"

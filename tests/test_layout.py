@@ -27,13 +27,14 @@ def _imported_from(package: str) -> dict[str, set[str]]:
 
 def test_the_core_imports_no_io_and_no_clock():
     """Decisions take values (the time included) and return values; the service does the rest."""
+    modules = {**_imported_from("switch/core"), "switch/routing.py": _imports(ROOT / "switch/routing.py")}
     offenders = {path: sorted(name for name in names if name.split(".")[0] in IO_MODULES)
-                 for path, names in _imported_from("switch/core").items()}
+                 for path, names in modules.items()}
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_the_core_imports_only_the_core_and_the_wire_format():
-    allowed = ("switch.core", "switch.wire", "switch.errors")
+def test_the_core_imports_only_the_core_the_wire_format_and_the_routing_table():
+    allowed = ("switch.core", "switch.wire", "switch.errors", "switch.routing")
     offenders = {path: sorted(name for name in names
                               if name.startswith("switch") and not name.startswith(allowed))
                  for path, names in _imported_from("switch/core").items()}
