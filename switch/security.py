@@ -31,7 +31,7 @@ from switch.core.messages import card_pan
 from switch.errors import ConfigError
 from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
 from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE
-from switch.hsm.demo import default_validation_data
+from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.pintries import PinTries
