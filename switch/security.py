@@ -33,7 +33,7 @@ from switch.core.states import State
 from switch.errors import ConfigError
 from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
 from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE
-from switch.hsm.demo import default_validation_data
+from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.pintries import PinTries

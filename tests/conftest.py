@@ -13,7 +13,7 @@ from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from processes import Processes
 from switch import logs
-from switch.load.processes import toml_text
+from tools.load.processes import toml_text
 from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
 

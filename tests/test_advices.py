@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 
 from conftest import make_bank, start_issuer
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from test_journal import invariants_hold, journal_rows, start_switch
 

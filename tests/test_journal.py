@@ -11,7 +11,7 @@ import attrs
 import trio
 
 from conftest import make_bank, read_events, start_issuer, write_config
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
 from switch import audit

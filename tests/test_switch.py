@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from conftest import make_bank, read_events, start_issuer, write_config
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.service import Switch

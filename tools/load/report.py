@@ -7,8 +7,8 @@ from typing import TextIO
 
 import trio
 
-from switch.load.histogram import Histogram
-from switch.load.runner import Results
+from tools.load.histogram import Histogram
+from tools.load.runner import Results
 
 PERCENTILES = (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9))
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from switch.routes import load_routing_file
-from switch.routes.csvfile import to_toml
 from switch.routing import RouteEntry, RoutingTable
+from tools.routes.totoml import to_toml
 
 ISSUERS = [f"issuer-{number:02d}" for number in range(50)]
 

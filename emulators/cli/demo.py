@@ -20,8 +20,8 @@ from emulators.issuer import load_issuer_file
 from emulators.network import Network, demo_issuer_files, terminal_pin_key, start_network
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
-from switch.commands.serve import shutdown_on_signal
 from switch.capture import sink
+from switch.cli.serve import shutdown_on_signal
 from switch.errors import UsageError
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message

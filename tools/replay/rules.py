@@ -18,10 +18,10 @@ from pathlib import Path
 import attrs
 
 from switch.core.messages import card_pan
-from switch.replay.compare import FieldDiff
 from switch.tomlfile import Table, read_toml
 from switch.wire.masking import masked_value
 from switch.wire.message import Message
+from tools.replay.compare import FieldDiff
 
 
 @attrs.frozen

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from switch.capture.jsonl import read_jsonl
-from switch.capture.pcap import is_packet_capture, read_packet_capture
 from switch.capture.record import CapturedFrame, CaptureFormatError
 from switch.wire.dialect import Dialect, load_dialect
+from tools.capture.jsonl import read_jsonl
+from tools.capture.pcap import is_packet_capture, read_packet_capture
 
 
 def load_capture(path: str | Path, dialect: Dialect | None = None,

@@ -6,18 +6,17 @@ optionally JUnit XML; exits 0 only when every request matched, 1 otherwise, 2 on
 
 from __future__ import annotations
 
-
 import trio
 
-from switch.capture.load import load_capture
 from switch.addresses import parse_host_port
 from switch.errors import UsageError
-from switch.replay.compare import DEFAULT_IGNORE, parse_ignore
-from switch.replay.engine import MATCHED, ReplayOptions, replay
-from switch.replay.plan import build_plan
-from switch.replay.report import Progress, describe, summary_table, write_junit
-from switch.replay.rules import load_rules
 from switch.wire.dialect import load_dialect
+from tools.capture.load import load_capture
+from tools.replay.compare import DEFAULT_IGNORE, parse_ignore
+from tools.replay.engine import MATCHED, ReplayOptions, replay
+from tools.replay.plan import build_plan
+from tools.replay.report import Progress, describe, summary_table, write_junit
+from tools.replay.rules import load_rules
 
 
 def register(subparsers) -> None:

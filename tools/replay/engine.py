@@ -15,13 +15,13 @@ import attrs
 import trio
 
 from switch.errors import CardswitchError
-from switch.replay.compare import DEFAULT_IGNORE, FieldDiff, compare
-from switch.replay.plan import Exchange, Plan, match_key
-from switch.replay.rewrite import Rewriter, map_back
-from switch.replay.rules import Rule
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
 from switch.wire.message import Message
+from tools.replay.compare import DEFAULT_IGNORE, FieldDiff, compare
+from tools.replay.plan import Exchange, Plan, match_key
+from tools.replay.rewrite import Rewriter, map_back
+from tools.replay.rules import Rule
 
 MATCHED, MISMATCHED, UNANSWERED = "matched", "mismatched", "unanswered"
 

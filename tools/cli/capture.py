@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from switch.capture.convert import convert
-from switch.capture.load import load_capture
 from switch.capture.sanitize import Sanitizer
 from switch.capture.sink import FORMATS
 from switch.errors import UsageError
 from switch.wire.dialect import load_dialect
+from tools.capture.convert import convert
+from tools.capture.load import load_capture
 
 
 def register(subparsers) -> None:

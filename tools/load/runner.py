@@ -18,9 +18,9 @@ import attrs
 import trio
 
 from emulators.terminal import Terminal, TerminalError, open_terminal
-from switch.load.histogram import Histogram
-from switch.load.mix import Mix, Operation
 from switch.wire.message import Message
+from tools.load.histogram import Histogram
+from tools.load.mix import Mix, Operation
 
 
 @attrs.frozen

@@ -13,11 +13,11 @@ import trio
 
 from switch.addresses import parse_host_port
 from switch.errors import UsageError
-from switch.load import plot, report
-from switch.load.mix import (
+from tools.load import plot, report
+from tools.load.mix import (
     DEFAULT_MIX, DEMO_KEYS, DEMO_LMK, DEMO_TPK, Mix, cards_by_kind, parse_weights, terminal_pin_key,
 )
-from switch.load.runner import LoadRun, LoadSettings
+from tools.load.runner import LoadRun, LoadSettings
 
 
 def register(subparsers) -> None:

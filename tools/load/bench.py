@@ -18,10 +18,10 @@ import attrs
 import trio
 
 from switch import logs
-from switch.load import codec, processes
-from switch.load.histogram import Histogram
-from switch.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
-from switch.load.runner import LoadRun, LoadSettings, Results
+from tools.load import codec, processes
+from tools.load.histogram import Histogram
+from tools.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
+from tools.load.runner import LoadRun, LoadSettings, Results
 
 
 @attrs.frozen

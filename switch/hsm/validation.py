@@ -1,7 +1,9 @@
-"""What the demo network and the terminal emulator need from the HSM, by key name.
+"""Card validation values by key name: the PIN validation data the switch verifies IBM 3624 PINs
+with (`default_validation_data`, on the transaction path), and what issuers and terminals need.
 
-Card data (PVV, IBM offset, CVV, CVV2, iCVV) and terminal PIN blocks are computed here, inside
-the HSM package, so callers handle only results and never a clear key.
+What an issuer keeps on file for a card (PVV, IBM offset, CVV, CVV2, iCVV) and a terminal's PIN
+block are computed here, inside the HSM package, so callers handle only results and never a
+clear key.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from switch.hsm.keystore import Keystore
 
 
 def default_validation_data(pan: str) -> str:
-    """The demo's IBM 3624 validation data: the first 11 PAN digits then 'N' (the account
-    field's last 5 digits), which expands to the 16 hex digits the method encrypts."""
+    """The IBM 3624 validation data for a card with none on file: the first 11 PAN digits then
+    'N' (the account field's last 5 digits), which expands to the 16 hex digits the method
+    encrypts."""
     return pan[:11] + "N"
 
 

@@ -16,9 +16,9 @@ from emulators.issuer import load_issuer_file
 from emulators.terminal import DEFAULT_MID, DEFAULT_TPDU, Terminal
 from switch.config import load_config
 from switch.core.messages import card_pan, respond
-from switch.load.mix import Mix
 from switch.wire.dialect import Dialect
 from switch.wire.message import Message
+from tools.load.mix import Mix
 
 Sample = tuple[Dialect, bytes, Message, Dialect, bytes, Message]
 

@@ -17,10 +17,10 @@ from typing import Any
 import attrs
 
 from switch.errors import ConfigError, UsageError
-from switch.routes.explain import display_number
 from switch.routes.lines import header_lines
 from switch.routes.source import parse_toml, read_text
 from switch.routing import PAN_SPACE_DIGITS, RouteContext, RouteEntry, RoutingTable
+from tools.routes.explain import display_number
 
 NO_ROUTE = "none"
 _KEYS = {"name", "pan", "bin", "issuer", "mti", "processing_code", "currency"}

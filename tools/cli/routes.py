@@ -10,15 +10,16 @@ import argparse
 import json
 import sys
 
-from switch.routes import bench, load_routing_file
-from switch.routes.cases import read_cases, run_cases, write_junit
-from switch.routes.check import check
-from switch.routes.csvfile import to_toml
-from switch.routes.diff import diff_tables
-from switch.routes.explain import check_number, explain
-from switch.routes.source import RoutesFile, read_routes_file
 from switch.errors import UsageError
+from switch.routes import load_routing_file
+from switch.routes.check import check
+from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
+from tools.routes import bench
+from tools.routes.cases import read_cases, run_cases, write_junit
+from tools.routes.diff import diff_tables
+from tools.routes.explain import check_number, explain
+from tools.routes.totoml import to_toml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,8 +1,15 @@
-"""`cardswitch` entry point.
+"""`cardswitch` entry point: one parser gathered from command modules that all follow one convention.
 
-Each area of the project owns its subcommands in a module with a `register(subparsers)`
-function; this file only gathers them and turns the project's own errors into a one-line
-message and exit code 2.
+The convention: a command module defines `register(subparsers)`, which adds its subcommand (with
+any actions under it) to the `cardswitch` parser and sets `func` on it, a callable taking the
+parsed arguments and returning the exit code. Bad usage raises UsageError (or any
+CardswitchError), which `main` prints as one line with exit code 2.
+
+The switch's own commands are the modules of this package, named in COMMANDS. Commands that
+need more than the switch (the emulators' demo, issuer and terminal; the tools' replay, capture,
+routes, load and bench) live in `emulators/cli/` and `tools/cli/`, and are contributed through
+the `cardswitch.commands` entry-point group declared in pyproject.toml, one entry per command
+pointing at its module's `register`: switch/ never imports emulators/ or tools/.
 """
 
 from __future__ import annotations
@@ -10,23 +17,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import entry_points
 
 from switch.errors import CardswitchError
 
-COMMAND_MODULES = (
-    "switch.commands.serve",
-    "switch.commands.demo",
-    "switch.commands.journal",
-    "switch.commands.admin",
-    "switch.hsm.cli",
-    "emulators.commands",
-    "switch.commands.replay",
-    "switch.commands.decode",
-    "switch.commands.capture",
-    "switch.routes.cli",
-    "switch.commands.load",
-    "switch.commands.bench",
-)
+COMMANDS = ("serve", "journal", "admin", "hsm", "decode")
+ENTRY_POINT_GROUP = "cardswitch.commands"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,8 +32,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cardswitch", description="ISO 8583 card-network switch")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda entry: entry.name):
+        entry.load()(subparsers)
     return parser
 
 
@@ -62,7 +60,3 @@ def _user_error(exc: BaseException) -> CardswitchError | None:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc if isinstance(exc, CardswitchError) else None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

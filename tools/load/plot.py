@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import math
 
-from switch.load.histogram import Histogram
-from switch.load.runner import Results
+from tools.load.histogram import Histogram
+from tools.load.runner import Results
 
 WIDTH, HEIGHT, MARGIN = 760, 300, 50
 COLOURS = {"p50": "#1f77b4", "p99": "#d62728", "max": "#7f7f7f", "tps": "#2ca02c"}

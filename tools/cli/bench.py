@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from switch.errors import UsageError
-from switch.load.bench import Bench, BenchOptions, table
-from switch.load.mix import DEFAULT_MIX, parse_weights
+from tools.load.bench import Bench, BenchOptions, table
+from tools.load.mix import DEFAULT_MIX, parse_weights
 
 
 def register(subparsers) -> None:

@@ -1,6 +1,6 @@
 """Reading pcap and pcapng files (tcpdump, Wireshark) into captured frames, with dpkt.
 
-Each TCP connection is reassembled per direction (switch.capture.reassembly) and split into
+Each TCP connection is reassembled per direction (tools.capture.reassembly) and split into
 frames by the dialect's framer. The server side is the endpoint on `server_port` when given,
 else the one that received the SYN; connections with neither are skipped, since without a
 server side requests cannot be told from responses.
@@ -17,10 +17,10 @@ from typing import Iterator
 import attrs
 import dpkt
 
-from switch.capture.reassembly import StreamReassembler, seq_offset
 from switch.capture.record import CapturedFrame, CaptureFormatError, reframe
 from switch.wire.dialect import Dialect
 from switch.wire.framing import FramingError
+from tools.capture.reassembly import StreamReassembler, seq_offset
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1")

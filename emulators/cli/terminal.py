@@ -1,4 +1,4 @@
-"""`cardswitch issuer` and `cardswitch terminal`: the emulators from the command line."""
+"""`cardswitch terminal ACTION`: one transaction sent as a terminal, from the command line."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ import os
 import re
 import secrets
 
-import attrs
 import trio
 
-from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
 from emulators.terminal import PinKey, open_terminal
-from switch import logs
 from switch.capture import sink
 from switch.core.messages import ADVICE_MTI
 from switch.errors import UsageError
@@ -25,11 +22,6 @@ AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")
 
 
 def register(subparsers) -> None:
-    issuer = subparsers.add_parser("issuer", help="run an issuer host emulator")
-    issuer.add_argument("--config", required=True, help="issuer file: [issuer], [[cards]], [[rules]]")
-    issuer.add_argument("--port", type=int, help="override the port in the file")
-    issuer.set_defaults(func=run_issuer)
-
     terminal = subparsers.add_parser("terminal", help="send one transaction as a terminal")
     terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"))
     terminal.add_argument("--host", default="127.0.0.1")
@@ -60,15 +52,6 @@ def register(subparsers) -> None:
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
     sink.add_arguments(terminal)
     terminal.set_defaults(func=run_terminal)
-
-
-def run_issuer(args) -> int:
-    config, bank = load_issuer_file(args.config)
-    if args.port is not None:
-        config = attrs.evolve(config, port=args.port)
-    logs.configure()
-    trio.run(serve_issuer, config, bank)
-    return 0
 
 
 def minor_units(text: str) -> int:

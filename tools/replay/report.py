@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 from switch.core.messages import card_pan
-from switch.replay.engine import MATCHED, MISMATCHED, UNANSWERED, Result
 from switch.wire.masking import mask_pan
+from tools.replay.engine import MATCHED, MISMATCHED, UNANSWERED, Result
 
 STATUSES = (MATCHED, MISMATCHED, UNANSWERED)
 
