@@ -6,9 +6,12 @@ nothing is the caller's to handle (late or unsolicited), never dropped here. The
 each request the link's own field 11, so keys never collide across terminals; it does so on a
 copy, so the caller's message stays as it was.
 
-The waiters are opaque: the switch's link parks tasks on them, the terminal emulator and the
-load generator their own records. Every request on a link waits the same timeout, so deadlines
-come due in the order requests were sent and expiring is a look at the front of a queue.
+The waiters are opaque: the switch's link parks tasks on them, the terminal emulator (and the
+load generator through it) and capture replay their own records. Every request on a link waits
+the same timeout, so deadlines come due in the order requests were sent and expiring is a look
+at the front of a queue; a caller that times each request itself passes `timeout=None`. A
+terminal may retransmit, so the same key can be in flight twice (`repeats=True`): answers go to
+the oldest first.
 """
 
 from __future__ import annotations
@@ -34,24 +37,31 @@ def next_stan(previous: int) -> int:
     return previous % LAST_STAN + 1
 
 
+Key = tuple[str, ...]
+
+
 class Matcher(Generic[W]):
-    def __init__(self, match_key: tuple[str, ...] = DEFAULT_MATCH_KEY, timeout: float = 5.0,
-                 assign_stan: bool = True, last_stan: int = 0):
+    def __init__(self, match_key: tuple[str, ...] = DEFAULT_MATCH_KEY, timeout: float | None = 5.0,
+                 assign_stan: bool = True, last_stan: int = 0, repeats: bool = False):
+        if repeats and timeout is not None:
+            raise ValueError("a matcher that takes repeated keys leaves timing to its caller (timeout=None)")
         self.match_key = match_key
         self.timeout = timeout
         self.assign_stan = assign_stan
         self.last_stan = last_stan  # the STAN given most recently (0: none yet)
-        self._pending: dict[tuple[str, ...], W] = {}
-        self._deadlines: collections.deque[tuple[float, tuple[str, ...], W]] = collections.deque()
+        self.repeats = repeats
+        self._pending: dict[Key, W] = {}  # the oldest waiter of each key
+        self._later: dict[Key, collections.deque[W]] = {}  # with `repeats`: the others, oldest first
+        self._deadlines: collections.deque[tuple[float, Key, W]] = collections.deque()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + sum(len(later) for later in self._later.values())
 
-    def key(self, mti: str, message: Message) -> tuple[str, ...]:
+    def key(self, mti: str, message: Message) -> Key:
         fields = message.fields
         return tuple([mti if part == "mti" else fields.get(part, "") for part in self.match_key])
 
-    def request_key(self, request: Message) -> tuple[str, ...]:
+    def request_key(self, request: Message) -> Key:
         """The key the response to `request` (as sent) will carry."""
         return self.key(response_mti(request.mti), request)
 
@@ -65,24 +75,44 @@ class Matcher(Generic[W]):
         sent.fields["11"] = f"{self.last_stan:06d}"
         return sent
 
-    def park(self, sent: Message, waiter: W, now: float) -> tuple[str, ...]:
-        """Wait for the answer to `sent` until `now + timeout`; returns its key."""
+    def park(self, sent: Message, waiter: W, now: float = 0.0) -> Key:
+        """Wait for the answer to `sent` (until `now + timeout`, when the matcher times
+        requests); returns its key."""
         key = self.request_key(sent)
-        if key in self._pending:
-            raise KeyInUse(key[1] if len(key) > 1 else "")
-        self._pending[key] = waiter
-        self._deadlines.append((now + self.timeout, key, waiter))
+        if key not in self._pending:
+            self._pending[key] = waiter
+        elif self.repeats:
+            self._later.setdefault(key, collections.deque()).append(waiter)
+        else:
+            raise KeyInUse(sent.fields.get("11", ""))
+        if self.timeout is not None:
+            self._deadlines.append((now + self.timeout, key, waiter))
         return key
 
-    def match(self, response: Message) -> tuple[tuple[str, ...], W | None]:
+    def match(self, response: Message) -> tuple[Key, W | None]:
         """The waiter `response` answers (it leaves the matcher), or None: late or unsolicited."""
         key = self.key(response.mti, response)
-        return key, self._pending.pop(key, None)
+        waiter = self._pending.pop(key, None)
+        if waiter is not None and self._later:
+            self._promote(key)
+        return key, waiter
 
-    def forget(self, key: tuple[str, ...], waiter: W) -> None:
-        """The waiter gave up (cancelled): its key is free again."""
+    def forget(self, key: Key, waiter: W) -> None:
+        """The waiter gave up (timed out by its caller, cancelled): it leaves the matcher."""
         if self._pending.get(key) is waiter:
             del self._pending[key]
+            self._promote(key)
+        elif waiter in self._later.get(key, ()):
+            self._later[key].remove(waiter)
+            if not self._later[key]:
+                del self._later[key]
+
+    def _promote(self, key: Key) -> None:
+        later = self._later.get(key)
+        if later:
+            self._pending[key] = later.popleft()
+            if not later:
+                del self._later[key]
 
     def next_deadline(self) -> float | None:
         """When the oldest request still parked times out; None when nothing is."""
@@ -105,12 +135,15 @@ class Matcher(Generic[W]):
             if deadline > now:
                 return
             deadlines.popleft()
-            del self._pending[key]
+            self.forget(key, waiter)
             yield waiter
 
     def drain(self) -> list[W]:
         """Everything in flight (the connection dropped): the matcher is empty afterwards."""
         waiters = list(self._pending.values())
+        for later in self._later.values():
+            waiters.extend(later)
         self._pending.clear()
+        self._later.clear()
         self._deadlines.clear()
         return waiters

@@ -14,12 +14,13 @@ from typing import Callable
 import attrs
 import trio
 
+from switch.core.matcher import Matcher
 from switch.errors import CardswitchError
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
 from switch.wire.message import Message
 from tools.replay.compare import DEFAULT_IGNORE, FieldDiff, compare
-from tools.replay.plan import Exchange, Plan, match_key
+from tools.replay.plan import Exchange, Plan
 from tools.replay.rewrite import Rewriter, map_back
 from tools.replay.rules import Rule
 
@@ -65,7 +66,10 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream, dialect: Dialect):
         self.stream = stream
         self.dialect = dialect
-        self.waiting: dict[tuple[str, str, str], trio.MemorySendChannel[Message]] = {}
+        # Answers are matched by (MTI, field 11, field 41), like a terminal; a capture may hold
+        # the same request twice (a retransmission), answered oldest first.
+        self.waiting: Matcher[trio.MemorySendChannel[Message]] = Matcher(timeout=None, assign_stan=False,
+                                                                           repeats=True)
         self.lost = ""
 
     async def read(self) -> None:
@@ -74,7 +78,7 @@ class _Connection:
             while data := await self.stream.receive_some(65536):
                 for frame in framer.feed(data):
                     answer = self.dialect.decode(frame.payload)
-                    send = self.waiting.pop((answer.mti, answer.get("11", ""), answer.get("41", "")), None)
+                    _, send = self.waiting.match(answer)
                     if send is not None:
                         send.send_nowait(answer)
             self.lost = "connection closed by the target"
@@ -82,7 +86,7 @@ class _Connection:
             self.lost = "connection lost"
         except (FramingError, MessageDecodeError) as exc:
             self.lost = f"unreadable answer: {exc}"
-        for send in self.waiting.values():
+        for send in self.waiting.drain():
             send.close()
 
 
@@ -135,7 +139,6 @@ async def _replay_connection(connection: _Connection, exchanges: list[Exchange],
 async def _send(connection: _Connection, exchange: Exchange, options: ReplayOptions,
                 rewriter: Rewriter, answers: trio.Nursery, finish: Callable[[Result], None]) -> None:
     request, changes = rewriter.rewrite(exchange.request)
-    key = match_key(request)
     send, receive = trio.open_memory_channel[Message](1)
     sent_at = trio.current_time()
     try:
@@ -144,11 +147,11 @@ async def _send(connection: _Connection, exchange: Exchange, options: ReplayOpti
         return finish(Result(exchange, UNANSWERED, note=f"not sent: {exc}"))
     if connection.lost:
         return finish(Result(exchange, UNANSWERED, note=f"not sent: {connection.lost}"))
-    connection.waiting[key] = send
+    key = connection.waiting.park(request, send)
     try:
         await connection.stream.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
-        connection.waiting.pop(key, None)
+        connection.waiting.forget(key, send)
         return finish(Result(exchange, UNANSWERED, note="not sent: connection lost"))
 
     async def await_answer() -> None:
@@ -159,7 +162,7 @@ async def _send(connection: _Connection, exchange: Exchange, options: ReplayOpti
                 return finish(Result(exchange, UNANSWERED, note=connection.lost, seconds=trio.current_time() - sent_at))
             result = judge(exchange, map_back(answer, changes), options)
             return finish(attrs.evolve(result, seconds=trio.current_time() - sent_at))
-        connection.waiting.pop(key, None)
+        connection.waiting.forget(key, send)
         finish(Result(exchange, UNANSWERED, note=f"no answer within {options.timeout:g} s", seconds=options.timeout))
 
     answers.start_soon(await_answer)
