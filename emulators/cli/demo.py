@@ -20,6 +20,7 @@ from emulators.issuer import load_issuer_file
 from emulators.network import Network, demo_issuer_files, terminal_pin_key, start_network
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
+from switch.core import codes
 from switch.capture import sink
 from switch.cli.serve import shutdown_on_signal
 from switch.errors import UsageError
@@ -171,7 +172,7 @@ async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int
     print(f"{'#':>2}  {'transaction':<42} {'card':<18} {'expect':>6} {'got':>4} {'ms':>7}  result")
     for number, (step, got, ms) in enumerate(rows, 1):
         card = mask_pan(step.pan) if step.pan else "-"
-        verdict = "ok" if got == step.expect else "MISMATCH"
+        verdict = "ok" if got == step.expect else f"MISMATCH: {codes.described(got)}"
         print(f"{number:>2}  {step.label:<42} {card:<18} {step.expect:>6} {got:>4} {ms:>7.1f}  {verdict}")
     failed = sum(1 for step, got, _ in rows if got != step.expect)
     print(f"\n{len(rows) - failed} of {len(rows)} outcomes as expected", file=sys.stdout)

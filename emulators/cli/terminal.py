@@ -12,6 +12,7 @@ import trio
 from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
 from emulators.terminal import PinKey, open_terminal
 from switch.capture import sink
+from switch.core import codes
 from switch.core.messages import ADVICE_MTI
 from switch.errors import UsageError
 from switch.hsm.lmk import LMK_ENV
@@ -141,5 +142,6 @@ def run_terminal(args) -> int:
         print(f"MTI  {response.mti}")
         for field, value in shown.items():
             if field != "mti":
-                print(f"{field:>4} {dialect.describe(field):<40} {value}")
+                meaning = f"  ({codes.meaning(value)})" if field == "39" else ""
+                print(f"{field:>4} {dialect.describe(field):<40} {value}{meaning}")
     return 0 if response.get("39") == "00" else 1
