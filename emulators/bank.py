@@ -12,6 +12,7 @@ import collections
 import datetime
 import secrets
 import string
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -90,7 +91,7 @@ class AmountRule:
 class Bank:
     """Accounts by PAN, with the decisions an issuer host makes."""
 
-    def __init__(self, accounts: list[Account], rules: list[AmountRule] = (), today=None):
+    def __init__(self, accounts: list[Account], rules: Iterable[AmountRule] = (), today=None):
         self.accounts = {account.pan: account for account in accounts}
         self.rules = {rule.amount: rule.fault for rule in rules}
         self._today = today or (lambda: datetime.datetime.now(datetime.timezone.utc).date())

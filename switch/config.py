@@ -9,6 +9,7 @@ One file per deployment: `[switch]` settings, `[hsm]` (how to reach the HSM, whi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, overload
 
 import attrs
 
@@ -160,6 +161,12 @@ def _dialect(table: Table, name: str = "dialect") -> Dialect:
 def _optional(required: bool) -> dict:
     """`Table.get` keyword arguments: no default when the key is required."""
     return {} if required else {"default": None}
+
+
+@overload
+def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: Literal[True]) -> str: ...
+@overload
+def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: bool = False) -> str | None: ...
 
 
 def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: bool = False) -> str | None:

@@ -186,7 +186,7 @@ class Journal:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            batch = []
+            batch: list[object] = []
             while queued and len(batch) < BATCH_LIMIT:
                 batch.append(queued.popleft())
             if not batch:

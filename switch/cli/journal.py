@@ -109,7 +109,8 @@ def _iso(timestamp: float | None) -> str | None:
 
 def list_transactions(args) -> int:
     connection, _ = open_journal(args)
-    where, params = ["created_at >= ?"], [since_timestamp(args.since)]
+    where = ["created_at >= ?"]
+    params: list[float | str] = [since_timestamp(args.since)]
     for column, value in (("tid", args.tid), ("rrn", args.rrn), ("state", args.state)):
         if value:
             where.append(f"{column} = ?")

@@ -15,7 +15,7 @@ from pathlib import Path
 from emulators.issuer import load_issuer_file
 from emulators.terminal import DEFAULT_MID, DEFAULT_TPDU, Terminal
 from switch.config import load_config
-from switch.core.messages import card_pan, respond
+from switch.core.messages import respond
 from switch.wire.dialect import Dialect
 from switch.wire.message import Message
 from tools.load.mix import Mix
@@ -35,13 +35,15 @@ def samples(mix: Mix, switch_config: Path, issuer_files: dict[str, Path], count:
     for _ in range(count):
         operation = mix.next()
         card = operation.card
-        details = dict(pan=card.pan, expiry=card.expiry, amount=operation.amount)
-        if operation.kind == "pin" and pin_key is not None:
-            details["pin"] = card.pin
-        request = terminal.card_request("0200", **details)
+        entered_pin = card.pin if operation.kind == "pin" and pin_key is not None else None
+        request = terminal.card_request("0200", pan=card.pan, expiry=card.expiry, amount=operation.amount,
+                                        pin=entered_pin)
         if operation.kind == "reversal":
             request = terminal.reversal_of(request)
-        issuer = config.routing.lookup(card_pan(request)).issuer
+        route = config.routing.lookup(card.pan)
+        if route is None:
+            raise RuntimeError(f"{switch_config}: no route for a card of issuer {card.issuer}")
+        issuer = route.issuer
         forwarded = request.copy()
         forwarded["32"] = listener.acquirer_id or "0"
         answer = banks[issuer].decide(forwarded)

@@ -96,7 +96,10 @@ def _card(account: Account, issuer: str) -> Card:
 
 def cards_by_kind(issuer_files: list[Path] | None = None) -> dict[str, list[Card]]:
     """Usable cards for each kind from issuer files (default: the demo network's)."""
-    approve, limited, decline, timeout = [], [], [], []
+    approve: list[Card] = []
+    limited: list[Card] = []
+    decline: list[Card] = []
+    timeout: list[Card] = []
     for path in issuer_files or demo_issuer_files():
         config, bank = load_issuer_file(path)
         for account in bank.accounts.values():

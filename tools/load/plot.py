@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 
 from tools.load.histogram import Histogram
 from tools.load.runner import Results
@@ -22,7 +23,7 @@ def _scale(values: list[float], low: float, high: float, out_low: float, out_hig
     return [out_low + (v - low) / span * (out_high - out_low) for v in values]
 
 
-def _chart(title: str, xs: list[float], series: dict[str, list[float]], x_labels: list[tuple[float, str]],
+def _chart(title: str, xs: list[float], series: dict[str, list[float]], x_labels: Sequence[tuple[float, str]],
            y_unit: str) -> str:
     top = max((max(values) for values in series.values() if values), default=1.0) or 1.0
     x_low, x_high = (min(xs), max(xs)) if xs else (0.0, 1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,15 @@ def read_cases(path: str | Path) -> list[Case]:
     text = read_text(path)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = []
+        rows: list[tuple[Any, int | None]] = []
         for row in reader:
             rows.append(({k.strip().lower(): v.strip() for k, v in row.items() if k and v and v.strip()}, reader.line_num))
     else:
         raw = parse_toml(path, text).get("cases", [])
         if not isinstance(raw, list) or not raw:
             raise ConfigError(path, "cases", "a non-empty array of tables ([[cases]])")
-        rows = list(zip(raw, header_lines(text, "cases", len(raw)) or [None] * len(raw)))
+        lines: Sequence[int | None] = header_lines(text, "cases", len(raw)) or [None] * len(raw)
+        rows = list(zip(raw, lines))
     if not rows:
         raise ConfigError(path, "cases", "at least one case")
     return [_case(path, index, raw, line) for index, (raw, line) in enumerate(rows)]
