@@ -35,6 +35,10 @@ class LinkUnavailable(Exception):
     """The issuer is not connected: answer 91 (or stand in) at once."""
 
 
+class LinkDropped(Exception):
+    """The connection dropped while the request was in flight: the issuer may have it."""
+
+
 class LinkTimeout(Exception):
     """The issuer did not answer within its timeout."""
 
@@ -98,7 +102,8 @@ class IssuerLink:
 
     async def exchange(self, sent: Message) -> Message:
         """Send `sent` (from `outgoing()`) and wait for its matched response. Raises
-        LinkUnavailable, LinkTimeout, or KeyInUse (another request with the same key in flight).
+        LinkUnavailable (not sent), LinkDropped (sent, then the connection went), LinkTimeout,
+        or KeyInUse (another request with the same key in flight).
         Parking on the task itself (no Event, no cancel scope per request) keeps the per-request
         cost of waiting to a dict entry and a deque entry."""
         connection = self._connection
@@ -213,7 +218,7 @@ class IssuerLink:
     async def _sign_on(self) -> bool:
         try:
             answer = await self._network_exchange("001")
-        except (LinkTimeout, LinkUnavailable, KeyInUse):
+        except (LinkTimeout, LinkUnavailable, LinkDropped, KeyInUse):
             self._reason = "no answer to sign-on"
             return False
         if answer.get("39") != RC.APPROVED:
@@ -233,7 +238,7 @@ class IssuerLink:
             try:
                 await self._network_exchange("301")
                 missed = 0
-            except (LinkTimeout, LinkUnavailable, KeyInUse):
+            except (LinkTimeout, LinkUnavailable, LinkDropped, KeyInUse):
                 missed += 1
                 logs.warning("link_echo_missed", issuer=self.name, missed=missed)
                 if missed >= self.config.max_missed_echoes:
@@ -248,9 +253,10 @@ class IssuerLink:
         scope.cancel()
 
     def _fail_pending(self) -> None:
-        """In-flight requests fail fast when the link drops; their callers answer 91."""
+        """In-flight requests fail fast when the link drops (their callers reverse them: the
+        issuer may have approved them before the connection went)."""
         for waiter in self.matcher.drain():
-            waiter.wake(outcome.Error(LinkUnavailable(self.name)))
+            waiter.wake(outcome.Error(LinkDropped(self.name)))
 
     async def _reader(self, connection: Connection) -> str:
         framer = self._dialect.framer(self.config.max_frame)

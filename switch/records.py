@@ -52,16 +52,21 @@ class TxnRecords:
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
         self.journal.execute(
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
-            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ? WHERE trace = ?",
+            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL"
+            " WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
              stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
              txn.sent_as, txn.trace))
 
-    def forwarded(self, txn: Txn) -> None:
-        """Which issuer has the request, and under which field 90: written as soon as it is sent,
-        so that after a crash its reversal still reaches that issuer under the right name."""
-        self.journal.execute("UPDATE transactions SET issuer = ?, sent_as = ? WHERE trace = ?",
-                             (txn.issuer, txn.sent_as, txn.trace))
+    def prepared(self, txn: Txn, reversal: bytes, original_trace: int | None = None,
+                 reversed_amount: int | None = None) -> None:
+        """Before a request may reach its issuer: which issuer, under which field 90, and the
+        sealed 0420 that undoes it, so that recovery after a crash can reverse it. A reversal's
+        own row also names its original and the amount it takes off."""
+        self.journal.execute(
+            "UPDATE transactions SET issuer = ?, sent_as = ?, reversal = ?, original_trace = ?,"
+            " reversed_amount = coalesce(?, reversed_amount), sent_at = ? WHERE trace = ?",
+            (txn.issuer, txn.sent_as, reversal, original_trace, reversed_amount, time.time(), txn.trace))
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",

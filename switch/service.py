@@ -27,11 +27,11 @@ from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
 from switch.core.context import (
-    Answer, AwaitLateAnswer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal,
-    JournalReversed, LinkFailure, Shed, WaitFor,
+    Answer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
+    LinkFailure, Prepare, Shed, WaitFor,
 )
 from switch.core.matcher import KeyInUse
-from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response
+from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
 from switch.core.pipeline import Step, pipeline_for
 from switch.core.standin import StandIn
 from switch.core.states import State
@@ -39,7 +39,7 @@ from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.errors import CardswitchError, ConfigError
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkTimeout, LinkUnavailable
+from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
 from switch.pintries import PinTries
 from switch.records import TxnRecords
@@ -84,9 +84,8 @@ class Switch:
         self.shed = 0  # requests answered 91 because the switch was overloaded, since start
         self.overloaded = False  # shedding; cleared once in-flight is back below the bound
         self.saturated = {name: 0 for name in self.links}  # per link: requests refused for its bound
-        # (issuer, match key) of a timed-out request -> it, the 0420 a late approval needs, and
-        # when it timed out (trio's clock)
-        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[Txn, Message, float]] = OrderedDict()
+        # (issuer, match key) of a timed-out request -> its trace, and when it timed out (trio's clock)
+        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[int, float]] = OrderedDict()
         # trace -> the event a request waits on while another request it depends on is in flight
         self._finishing: dict[int, trio.Event] = {}
         self._stop = trio.Event()
@@ -223,6 +222,7 @@ class Switch:
         finally:
             self.in_flight -= 1
             response = self._conclude(ctx, verdict, listener, started)
+        await self.journal.durable()  # the terminal never sees an answer the journal could lose
         return response
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
@@ -299,8 +299,8 @@ class Switch:
         if type(effect) is JournalReversed:
             self.records.reversed(effect.original)
             return None
-        if type(effect) is AwaitLateAnswer:
-            self._remember_timeout(effect)
+        if type(effect) is Prepare:
+            await self._prepare(ctx.txn, effect.reversal, effect.original, effect.amount)
             return None
         if type(effect) is Shed:
             self._count_shed()
@@ -308,37 +308,47 @@ class Switch:
         raise TypeError(f"no performer for {type(effect).__name__}")
 
     async def _exchange(self, effect: Exchange, txn: Txn) -> Message | LinkFailure:
-        """Send on the issuer's link, unless it already holds its issuer's `max_in_flight`
-        requests (saturated). The transaction's own request is journaled as forwarded
-        (which issuer, under which field 90) before the answer is awaited, so that after a crash
-        its reversal still reaches that issuer under the name it knows."""
+        """Send on the issuer's link, unless it is down or already holds its issuer's
+        `max_in_flight` requests (saturated). The reversal that undoes the request is journaled
+        before it leaves (see `_prepare`)."""
         link: IssuerLink = effect.link
-        bound = link.config.max_in_flight
-        if effect.own and bound is not None and link.in_flight >= bound:
-            self.saturated[link.name] += 1
-            txn.sent_as = OriginalData.of(effect.message).encode()  # a stand-in's reversal needs a name
-            return LinkFailure.SATURATED
-        try:
-            sent = link.outgoing(effect.message)
-        except KeyInUse:
-            return LinkFailure.KEY_IN_USE
+        sent = effect.message
         if effect.own:
+            txn.sent_as = OriginalData.of(sent).encode()  # a stand-in's reversal needs a name too
             txn.forwarded = sent  # advices are built from it (without its card data)
-            txn.sent_as = OriginalData.of(sent).encode()
+            bound = link.config.max_in_flight
+            if bound is not None and link.in_flight >= bound:
+                self.saturated[link.name] += 1
+                return LinkFailure.SATURATED
+        if not link.up:
+            return LinkFailure.UNAVAILABLE
+        if effect.reversal is not None:
+            await self._prepare(txn, effect.reversal)
         asked = trio.current_time()
         try:
-            if effect.own and link.up:
-                self.records.forwarded(txn)
             return await link.exchange(sent)
         except LinkUnavailable:
-            return LinkFailure.UNAVAILABLE
+            # Not sent; but once journaled as on its way it is reversed all the same, so that
+            # the journal's word (sent_at) is the one recovery and `journal check` go by.
+            return LinkFailure.UNAVAILABLE if effect.reversal is None else LinkFailure.DROPPED
+        except LinkDropped:
+            return LinkFailure.DROPPED
         except LinkTimeout:
+            self._remember_timeout(link, sent, txn)
             return LinkFailure.TIMED_OUT
         except KeyInUse:
             return LinkFailure.KEY_IN_USE
         finally:
             if effect.own:
                 txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
+
+    async def _prepare(self, txn: Txn, reversal: Message, original: Txn | None = None,
+                       amount: int | None = None) -> None:
+        """Journal, durably, the 0420 that undoes what is about to reach an issuer (sealed), and
+        for a reversal its original and amount: recovery after a crash reverses or completes
+        whatever still has one (`_recover`)."""
+        self.records.prepared(txn, self.vault.seal(reversal.fields), original.trace if original else None, amount)
+        await self.journal.durable()
 
     async def _wait_finished(self, txn: Txn) -> None:
         """Until `txn` (an original, or the first transmission of a retransmission) is finished."""
@@ -375,40 +385,44 @@ class Switch:
 
     # -- late responses ----------------------------------------------------------------
 
-    def _remember_timeout(self, late: AwaitLateAnswer) -> None:
-        """Keep, for TIMED_OUT_MEMORY seconds of the switch's clock, the reversal a late approval
-        of a timed-out request needs."""
-        link: IssuerLink = late.link
-        assert late.txn.forwarded is not None
+    def _remember_timeout(self, link: IssuerLink, sent: Message, txn: Txn) -> None:
+        """Keep, for TIMED_OUT_MEMORY seconds of the switch's clock, which transaction a late
+        answer on `link` belongs to (its reversal is already queued: the journal notes the
+        late code, `journal check` looks for the reversal)."""
         now = trio.current_time()
-        self._timed_out[(link.name, link.request_key(late.txn.forwarded))] = (late.txn, late.reversal, now)
+        self._timed_out[(link.name, link.request_key(sent))] = (txn.trace, now)
         horizon = now - TIMED_OUT_MEMORY
         while self._timed_out:
-            key, (_, _, remembered) = next(iter(self._timed_out.items()))
+            key, (_, remembered) = next(iter(self._timed_out.items()))
             if remembered >= horizon:
                 break
             del self._timed_out[key]
 
     def _unmatched_response(self, issuer: str, key: tuple[str, ...], response: Message) -> None:
-        """A response nobody waits for: if it answers a timed-out request, an approval that came
-        too late is reversed at the issuer (0420 via SAF); anything else is logged."""
-        txn, advice, _ = self._timed_out.pop((issuer, key), (None, None, None))
+        """A response nobody waits for. A late answer to a timed-out request is noted (the
+        request was reversed when it timed out); an approval the switch cannot place (an
+        unknown STAN) is reversed at the issuer (0420 via SAF) with an alert; anything else is
+        logged."""
+        trace, _ = self._timed_out.pop((issuer, key), (None, None))
         rc = response.get("39")
         logs.warning("issuer_response_unmatched", issuer=issuer, mti=response.mti, stan=response.get("11"),
-                     tid=response.get("41"), rc=rc, late_for_trace=txn.trace if txn else None)
-        if txn is None or advice is None:
+                     tid=response.get("41"), rc=rc, late_for_trace=trace)
+        if trace is not None:
+            self.records.late_response(trace, rc)
             return
-        self.records.late_response(txn.trace, rc)
-        if rc == RC.APPROVED and self._background is not None:
-            self._background.start_soon(self._queue_late_reversal, issuer, txn.trace, advice)
+        reversal = unknown_approval_reversal(response)
+        if reversal is not None and self._background is not None:
+            logs.warning("unknown_approval_reversed", issuer=issuer, mti=response.mti, stan=response.get("11"),
+                         tid=response.get("41"))
+            self._background.start_soon(self._queue_unknown_approval_reversal, issuer, None, reversal)
 
-    async def _queue_late_reversal(self, issuer: str, trace: int, advice: Message) -> None:
+    async def _queue_unknown_approval_reversal(self, issuer: str, trace: int | None, advice: Message) -> None:
         """Runs in the switch's core nursery, so a journal that cannot write costs a logged
-        warning (the row keeps its late_rc for `journal check`), never the switch."""
+        warning, never the switch."""
         try:
-            await self.saf.enqueue(issuer, trace, "late_reversal", advice)
+            await self.saf.enqueue(issuer, trace, "unknown_approval_reversal", advice)
         except Exception as exc:
-            logs.warning("late_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
+            logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
 
 
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import attrs
 
 from switch.core.codes import RC
+from switch.core.matcher import Matcher
 from switch.core.standin import StandIn, StandInLimits
 from switch.core.states import State
 from switch.core.txn import Txn
@@ -47,6 +48,8 @@ class LinkView(Protocol):
     def in_flight(self) -> int: ...
     @property
     def config(self) -> IssuerView: ...
+    @property
+    def matcher(self) -> Matcher[Any]: ...
 
 
 class SwitchView(Protocol):
@@ -82,6 +85,7 @@ class Context:
     route: RouteEntry | None = None
     link: Any = None  # the LinkView chosen for the request
     outgoing: Message | None = None  # what goes to the issuer
+    reversal: Message | None = None  # the 0420 that undoes what was sent
     issuer_response: Message | None = None
     failure: LinkFailure | None = None  # why there is no issuer response
     reason: str | None = None  # for the journal, when the answer needs explaining
@@ -106,9 +110,10 @@ class Answer:
 class LinkFailure(enum.Enum):
     """Why an exchange with the issuer gave no response."""
 
-    UNAVAILABLE = "issuer unavailable"
-    SATURATED = "issuer link saturated"
-    TIMED_OUT = "issuer timed out"
+    UNAVAILABLE = "issuer unavailable"  # never sent: the link was down
+    SATURATED = "issuer link saturated"  # never sent: the link holds its max_in_flight
+    TIMED_OUT = "issuer timed out"  # sent, no answer in time: the issuer may have approved it
+    DROPPED = "issuer link dropped with the request in flight"  # sent: it may have been approved
     KEY_IN_USE = "a request with the same match key is in flight at the issuer"
 
 
@@ -163,21 +168,26 @@ class CardChecked:
 
 @attrs.frozen
 class Exchange:
-    """Send `message` on `link` and wait for the issuer's response. `own` says it is the
-    transaction's own request (journaled as forwarded, timed). -> Message | LinkFailure"""
+    """Send `message` (as the link will send it: its STAN from the link's matcher) on `link`
+    and wait for the issuer's response. `reversal`, when given, is the 0420 that undoes the
+    request; it is journaled (sealed) before the request leaves, so that recovery after a crash
+    can send it. `own` says it is the transaction's own request (the issuer and field 90 it was
+    sent under are kept on the Txn, and it is timed). -> Message | LinkFailure"""
 
     link: Any
     message: Message
+    reversal: Message | None = None
     own: bool = True
 
 
 @attrs.frozen
-class AwaitLateAnswer:
-    """Keep, for a while, the reversal a late approval to the timed-out `txn` needs. -> None"""
+class Prepare:
+    """Journal, before anything reaches an issuer, the 0420 that undoes it (sealed), with the
+    original a reversal reverses and the amount it takes off. -> None, once durable"""
 
-    link: Any
-    txn: Txn
     reversal: Message
+    original: Txn | None = None
+    amount: int | None = None
 
 
 @attrs.frozen
@@ -197,5 +207,5 @@ class JournalReversed:
     original: Txn
 
 
-Effect = Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | AwaitLateAnswer | Enqueue | JournalReversed
+Effect = Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | Prepare | Enqueue | JournalReversed
 

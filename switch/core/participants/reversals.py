@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Generator
 
 from switch.core.codes import RC
-from switch.core.context import Answer, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed, WaitFor
+from switch.core.context import Answer, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed, Prepare, WaitFor
 from switch.core.messages import ADVICE_MTI, ADVICE_MTIS, OriginalData, replacement_amount, reversal_for_issuer
 from switch.core.states import NOT_TO_REVERSE, State
 from switch.core.txn import Txn
@@ -53,16 +53,16 @@ def reverse_original(ctx: Context) -> Generator[Effect, object, Answer | None]:
     if original.state in NOT_TO_REVERSE or original.issuer is None:
         return Answer(RC.APPROVED, State.APPROVED, f"original {original.state}: not forwarded")
     outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
-    if outgoing.mti in ADVICE_MTIS:
-        reason = None
-        yield Enqueue(original.issuer, original.trace, "reversal", outgoing)
-    else:
+    advice = outgoing if outgoing.mti in ADVICE_MTIS else Message(ADVICE_MTI[outgoing.mti], outgoing.fields)
+    reversed_amount = _reversed_amount(original, replacement_amount(request))
+    yield Prepare(advice, original, reversed_amount)  # recovery completes it if the switch stops now
+    reason = None
+    if outgoing.mti not in ADVICE_MTIS:
         reason = yield from _reverse_online(ctx, outgoing, original)
-        if reason is not None:
-            advice = Message(ADVICE_MTI[outgoing.mti], outgoing.fields)
-            yield Enqueue(original.issuer, original.trace, "reversal", advice)
+    if outgoing.mti in ADVICE_MTIS or reason is not None:
+        yield Enqueue(original.issuer, original.trace, "reversal", advice)
     reversed_before = original.reversed_amount
-    _mark_reversed(original, replacement_amount(request))
+    mark_reversed(original, reversed_amount)
     yield JournalReversed(original)
     if original.stood_in:  # the card gets its daily stand-in allowance back
         ctx.switch.stand_in.release(original.issuer, original.pan_hash or "",
@@ -76,7 +76,7 @@ def _reverse_online(ctx: Context, outgoing: Message, original: Txn) -> Generator
     link = ctx.switch.links.get(original.issuer or "")
     if original.stood_in or link is None:  # the issuer may not have the stand-in advice yet
         return "reversal advised via SAF"
-    answer = yield Exchange(link, outgoing, own=False)
+    answer = yield Exchange(link, link.matcher.outgoing(outgoing), own=False)
     if not isinstance(answer, Message):
         return "issuer unavailable: reversal advised via SAF"
     code = answer.fields.get("39")
@@ -85,10 +85,15 @@ def _reverse_online(ctx: Context, outgoing: Message, original: Txn) -> Generator
     return None
 
 
-def _mark_reversed(original: Txn, replacement: int | None) -> None:
+def _reversed_amount(original: Txn, replacement: int | None) -> int:
+    """How much of the original is reversed once this reversal is done: down to field 95's
+    replacement amount for a partial reversal, else all of it."""
     if replacement is not None and replacement < original.amount:
-        original.move_to(State.PARTIALLY_REVERSED)
-        original.reversed_amount = original.amount - replacement
-    else:
-        original.move_to(State.REVERSED)
-        original.reversed_amount = original.amount
+        return original.amount - replacement
+    return original.amount
+
+
+def mark_reversed(original: Txn, reversed_amount: int) -> None:
+    """`original` reversed down to `reversed_amount` (also used by recovery after a crash)."""
+    original.reversed_amount = max(original.reversed_amount, reversed_amount)
+    original.move_to(State.REVERSED if original.reversed_amount >= original.amount else State.PARTIALLY_REVERSED)
