@@ -179,30 +179,39 @@ class Terminal:
             if not pending.done.is_set():
                 self._waiting.forget(key, pending)
 
+    def _connected(self) -> Connection:
+        """The connection, for sending and reading: a terminal made without one only builds requests."""
+        if self.connection is None:
+            raise TerminalError("this terminal builds requests only: it has no connection")
+        return self.connection
+
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests use this to send malformed frames)."""
+        connection = self._connected()
         try:
-            self.connection.send_nowait(data)
+            connection.send_nowait(data)
         except (trio.ClosedResourceError, trio.WouldBlock) as exc:
             raise TerminalError(f"connection lost: {type(exc).__name__}") from None
         await trio.lowlevel.checkpoint()
 
     async def _writer(self) -> None:
+        connection = self._connected()
         try:
-            await self.connection.run_writer()
+            await connection.run_writer()
         except OSError:
-            self.connection.finish_writing()  # the reader sees the end and fails what waits
+            connection.finish_writing()  # the reader sees the end and fails what waits
 
     async def _reader(self) -> None:
+        connection = self._connected()
         framer = self.dialect.framer(65535)
         try:
-            while data := await self.connection.receive():
+            while data := await connection.receive():
                 for frame in framer.feed(data):
                     self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
                     self._dispatch(self.dialect.decode(frame.payload))
         except (trio.ClosedResourceError, OSError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
-        self.connection.finish_writing()
+        connection.finish_writing()
         for pending in self._waiting.drain():
             pending.done.set()
 

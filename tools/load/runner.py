@@ -17,7 +17,7 @@ from typing import Callable
 import attrs
 import trio
 
-from emulators.terminal import Terminal, TerminalError, open_terminal
+from emulators.terminal import PinKey, Terminal, TerminalError, open_terminal
 from switch.wire.message import Message
 from tools.load.histogram import Histogram
 from tools.load.mix import Mix, Operation
@@ -36,7 +36,7 @@ class LoadSettings:
     timeout: float = 10.0
     grace: float = 5.0
     tid_prefix: str = "L"
-    pin_key: object = None  # emulators.terminal.PinKey for PIN purchases
+    pin_key: PinKey | None = None  # for PIN purchases
 
 
 @attrs.define
@@ -93,14 +93,13 @@ class LoadRun:
         gc.freeze()
         settings = self.settings
         async with contextlib.AsyncExitStack() as stack:
-            pin = {"pin_key": settings.pin_key} if settings.pin_key is not None else {}
             terminals = [await stack.enter_async_context(open_terminal(
                 settings.host, settings.port, dialect=settings.dialect,
-                tid=f"{settings.tid_prefix}{index:07d}"[-8:], timeout=settings.timeout, **pin))
+                tid=f"{settings.tid_prefix}{index:07d}"[-8:], timeout=settings.timeout, pin_key=settings.pin_key))
                 for index in range(settings.connections)]
             async with trio.open_nursery() as nursery:
                 if self.progress is not None:
-                    nursery.start_soon(self._report_progress)
+                    nursery.start_soon(self._report_progress, self.progress)
                 await self._drive(terminals)
                 nursery.cancel_scope.cancel()
             self.results.late = sum(len(terminal.unmatched) for terminal in terminals)
@@ -111,10 +110,11 @@ class LoadRun:
         self.results.last_answer = self.results.started
         with trio.CancelScope() as operations_scope:
             async with trio.open_nursery() as operations:
-                if self.settings.tps is None:
+                tps = self.settings.tps
+                if tps is None:
                     await self._closed_loop(operations, terminals)
                 else:
-                    await self._open_loop(operations, terminals)
+                    await self._open_loop(operations, terminals, tps)
                 self.results.issued_until = trio.current_time()
                 operations_scope.deadline = self.results.issued_until + self.settings.grace
         if operations_scope.cancelled_caught:
@@ -126,11 +126,11 @@ class LoadRun:
             return False
         return settings.duration is None or now < self.results.started + settings.duration
 
-    async def _open_loop(self, operations: trio.Nursery, terminals: list[Terminal]) -> None:
+    async def _open_loop(self, operations: trio.Nursery, terminals: list[Terminal], tps: float) -> None:
         """Issue at the offered rate, on schedule whatever the answers do. Every request whose
         time has come is issued after one wake-up, so the generator's own sleeps do not cost
         one trip through the event loop per request."""
-        interval = 1.0 / self.settings.tps
+        interval = 1.0 / tps
         start = self.results.started
         while True:
             due = start + self._issued * interval
@@ -160,10 +160,9 @@ class LoadRun:
     async def _operation(self, terminal: Terminal, operation: Operation) -> None:
         card = operation.card
         kind = operation.kind
-        details = dict(pan=card.pan, expiry=card.expiry, amount=operation.amount)
-        if kind == "pin" and self.settings.pin_key is not None:
-            details["pin"] = card.pin
-        request = terminal.card_request("0200", **details)
+        entered_pin = card.pin if kind == "pin" and self.settings.pin_key is not None else None
+        request = terminal.card_request("0200", pan=card.pan, expiry=card.expiry, amount=operation.amount,
+                                        pin=entered_pin)
         response = await self._request(terminal, request, "purchase" if kind == "reversal" else kind)
         if kind == "reversal" and response is not None and response.get("39") == "00":
             await self._request(terminal, terminal.reversal_of(request), "reversal")
@@ -194,7 +193,7 @@ class LoadRun:
         results.kind_codes[kind][code] += 1
         return response
 
-    async def _report_progress(self) -> None:
+    async def _report_progress(self, progress: Callable[[Results], None]) -> None:
         while True:
             await trio.sleep(self.progress_interval)
-            self.progress(self.results)
+            progress(self.results)
