@@ -43,6 +43,7 @@ from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
 from switch.pintries import PinTries
 from switch.records import TxnRecords
+from switch.recovery import last_stans, recover
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity
@@ -97,11 +98,9 @@ class Switch:
 
     def _recover(self) -> int:
         """Pick up where the last run stopped; returns the highest trace number used so far."""
-        cursor = self.journal.connection.execute(
-            "UPDATE transactions SET state = 'interrupted', reason = 'switch stopped while in flight'"
-            " WHERE state = 'pending'")
-        if cursor.rowcount:
-            logs.warning("journal_recovered_interrupted", transactions=cursor.rowcount)
+        recover(self.journal.connection)
+        for name, stan in last_stans(self.journal.connection, list(self.links)).items():
+            self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
         midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
