@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from functools import partial
 from types import GeneratorType
+from typing import cast
 
 import trio
 
@@ -226,9 +227,11 @@ class Switch:
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
         for participant in pipeline_for(ctx.txn.mti):
-            verdict = participant(ctx)
-            if type(verdict) is GeneratorType:  # a participant with effects to perform
-                verdict = await self._drive(verdict, ctx, listener)
+            decided = participant(ctx)
+            if type(decided) is GeneratorType:  # a participant with effects to perform
+                verdict = await self._drive(cast(Step, decided), ctx, listener)
+            else:
+                verdict = cast("Answer | None", decided)
             if verdict is not None:
                 return verdict
         return None
@@ -282,7 +285,8 @@ class Switch:
         if type(effect) is Exchange:
             return await self._exchange(effect, ctx.txn)
         if type(effect) is CheckCard:
-            return await self.security.check(ctx.request, listener, effect.issuer)
+            link: IssuerLink = effect.link
+            return await self.security.check(ctx.request, listener, link.config)
         if type(effect) is Enqueue:
             await self.saf.enqueue(effect.issuer, effect.trace, effect.kind, effect.message)
             return None
