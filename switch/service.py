@@ -90,6 +90,7 @@ class Switch:
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[int, float]] = OrderedDict()
         # trace -> the event a request waits on while another request it depends on is in flight
         self._finishing: dict[int, trio.Event] = {}
+        self._reloading = trio.Lock()
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
@@ -172,22 +173,30 @@ class Switch:
         for link in self.links.values():
             await link.connected.wait()
 
-    def reload_routing(self) -> tuple[bool, str]:
-        """Re-read the BIN table from the config file (SIGHUP, admin command). A table that
-        fails validation is refused with a logged reason and the running one stays; requests
-        already routed keep going to their issuer."""
-        try:
-            fresh = load_config(self.config.source)
-            named = fresh.routing.issuers | {e.fallback for e in fresh.routing.entries if e.fallback}
-            unknown = named - set(self.links)
-            if unknown:
-                raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
-        except CardswitchError as exc:
-            logs.warning("routes_reload_rejected", reason=str(exc))
-            return False, str(exc)
-        self.routing = fresh.routing
-        logs.event("routes_reloaded", entries=len(fresh.routing))
-        return True, f"{len(fresh.routing)} entries"
+    async def reload_routing(self) -> tuple[bool, str]:
+        """Re-read the BIN table from the config file (SIGHUP, admin command). The table is
+        read and built off the event loop (a worker thread: terminals keep being served while a
+        large table builds) and swapped in at once; one reload at a time. A table that fails
+        validation is refused with a logged reason and the running one stays; requests already
+        routed keep going to their issuer."""
+        async with self._reloading:
+            try:
+                fresh = await trio.to_thread.run_sync(self._read_routing)
+            except CardswitchError as exc:
+                logs.warning("routes_reload_rejected", reason=str(exc))
+                return False, str(exc)
+            self.routing = fresh
+        logs.event("routes_reloaded", entries=len(fresh))
+        return True, f"{len(fresh)} entries"
+
+    def _read_routing(self) -> RoutingTable:
+        """The config file's routing table, checked against the running links (in a thread)."""
+        routing = load_config(self.config.source).routing
+        named = routing.issuers | {e.fallback for e in routing.entries if e.fallback}
+        unknown = named - set(self.links)
+        if unknown:
+            raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
+        return routing
 
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
 
