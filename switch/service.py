@@ -215,22 +215,30 @@ class Switch:
         """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
         its participants ask for, and return the terminal's response. Requests run in the
         switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
-        one; a terminal hanging up does not."""
+        one; a terminal hanging up does not.
+
+        A request that may already be at an issuer (its reversal journaled) and is cut short,
+        by that shutdown or by a bug, keeps its `pending` row and its reversal: the next start
+        reverses or completes it (switch.recovery), exactly as after a crash."""
         self.in_flight += 1
         started = trio.current_time()
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
         self.records.open(txn, request, listener.name, pan)
         ctx = Context(request, txn, pan, listener.acquirer_id, self)
-        verdict = None
         try:
             verdict = await self._run(ctx, listener)
-        except trio.Cancelled:
-            verdict = Answer(RC.SYSTEM_ERROR, State.INTERRUPTED, "switch stopped while in flight")
-            raise
-        finally:
+        except BaseException as exc:
             self.in_flight -= 1
-            response = self._conclude(ctx, verdict, listener, started)
+            if ctx.prepared:
+                logs.warning("txn_left_for_recovery", trace=txn.trace, error=type(exc).__name__)
+            else:
+                why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
+                state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
+                self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started)
+            raise
+        self.in_flight -= 1
+        response = self._conclude(ctx, verdict, listener, started)
         await self.journal.durable()  # the terminal never sees an answer the journal could lose
         return response
 
@@ -292,7 +300,7 @@ class Switch:
 
     async def _perform(self, effect: Effect, ctx: Context, listener: ListenerConfig) -> object:
         if type(effect) is Exchange:
-            return await self._exchange(effect, ctx.txn)
+            return await self._exchange(effect, ctx)
         if type(effect) is CheckCard:
             link: IssuerLink = effect.link
             return await self.security.check(ctx.request, listener, link.config)
@@ -312,19 +320,19 @@ class Switch:
             self.records.reversed(effect.original)
             return None
         if type(effect) is Prepare:
-            await self._prepare(ctx.txn, effect.reversal, effect.original, effect.amount)
+            await self._prepare(ctx, effect.reversal, effect.original, effect.amount)
             return None
         if type(effect) is Shed:
             self._count_shed()
             return None
         raise TypeError(f"no performer for {type(effect).__name__}")
 
-    async def _exchange(self, effect: Exchange, txn: Txn) -> Message | LinkFailure:
+    async def _exchange(self, effect: Exchange, ctx: Context) -> Message | LinkFailure:
         """Send on the issuer's link, unless it is down or already holds its issuer's
         `max_in_flight` requests (saturated). The reversal that undoes the request is journaled
         before it leaves (see `_prepare`)."""
         link: IssuerLink = effect.link
-        sent = effect.message
+        sent, txn = effect.message, ctx.txn
         if effect.own:
             txn.sent_as = OriginalData.of(sent).encode()  # a stand-in's reversal needs a name too
             txn.forwarded = sent  # advices are built from it (without its card data)
@@ -335,7 +343,7 @@ class Switch:
         if not link.up:
             return LinkFailure.UNAVAILABLE
         if effect.reversal is not None:
-            await self._prepare(txn, effect.reversal)
+            await self._prepare(ctx, effect.reversal)
         asked = trio.current_time()
         try:
             return await link.exchange(sent)
@@ -354,12 +362,14 @@ class Switch:
             if effect.own:
                 txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
 
-    async def _prepare(self, txn: Txn, reversal: Message, original: Txn | None = None,
+    async def _prepare(self, ctx: Context, reversal: Message, original: Txn | None = None,
                        amount: int | None = None) -> None:
         """Journal, durably, the 0420 that undoes what is about to reach an issuer (sealed), and
         for a reversal its original and amount: recovery after a crash reverses or completes
-        whatever still has one (`_recover`)."""
-        self.records.prepared(txn, self.vault.seal(reversal.fields), original.trace if original else None, amount)
+        whatever still has one (switch.recovery)."""
+        ctx.prepared = True
+        self.records.prepared(ctx.txn, self.vault.seal(reversal.fields), original.trace if original else None,
+                              amount)
         await self.journal.durable()
 
     async def _wait_finished(self, txn: Txn) -> None:

@@ -17,9 +17,8 @@ from emulators.terminal import open_terminal
 from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
-from switch.service import Switch
 from switch.core.standin import StandIn, StandInLimits
-from switch.service import utc_today
+from switch.service import Switch, utc_today
 from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
@@ -366,9 +365,11 @@ async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
         await trio.sleep(0.01)
 
 
-async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file):
-    """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway, and the row
-    says what happened, so the terminal's reversal and the operator can act on it."""
+async def test_a_shutdown_whose_grace_runs_out_leaves_the_transaction_to_be_reversed_at_the_next_start(
+        demo, tmp_path, log_file):
+    """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway. The request
+    was at the issuer, so its row stays pending with its reversal, and the next start reverses
+    it, as after a crash."""
     demo.switch.config = attrs.evolve(demo.switch.config, shutdown_grace=0.1)
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await start_slow_purchase(demo, stream)
@@ -377,8 +378,14 @@ async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_inter
             await demo.switch.stopped.wait()
         assert await stream.receive_some(100) == b""  # closed, no answer
     rows = journal_rows(tmp_path / "data")
-    assert [(r["state"], r["reason"]) for r in rows] == [("interrupted", "switch stopped while in flight")]
+    assert [(r["state"], r["reversal"] is not None) for r in rows] == [("pending", True)]
     assert [e["abandoned"] for e in read_events(log_file) if e["event"] == "shutdown_complete"] == [1]
+    Switch(demo.switch.config).journal.close()  # the next start recovers, before any traffic
+    rows = journal_rows(tmp_path / "data")
+    assert [(r["state"], r["rc"], r["reason"]) for r in rows] == [
+        ("interrupted", "91", "switch stopped while in flight: reversed")]
+    saf = journal_rows(tmp_path / "data", "SELECT * FROM saf")
+    assert [(s["kind"], s["trace"], s["status"]) for s in saf] == [("recovery_reversal", rows[0]["trace"], "queued")]
 
 
 async def test_a_reversal_after_a_restart_names_the_original_as_the_issuer_got_it(nursery, tmp_path):
