@@ -239,7 +239,8 @@ class Switch:
             raise
         self.in_flight -= 1
         response = self._conclude(ctx, verdict, listener, started)
-        await self.journal.durable()  # the terminal never sees an answer the journal could lose
+        if ctx.prepared or ctx.queued:  # money may have moved: never an answer the journal could lose
+            await self.journal.durable()
         return response
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
@@ -305,6 +306,7 @@ class Switch:
             link: IssuerLink = effect.link
             return await self.security.check(ctx.request, listener, link.config)
         if type(effect) is Enqueue:
+            ctx.queued = True
             await self.saf.enqueue(effect.issuer, effect.trace, effect.kind, effect.message)
             return None
         if type(effect) is WaitFor:

@@ -87,6 +87,7 @@ class Context:
     outgoing: Message | None = None  # what goes to the issuer
     reversal: Message | None = None  # the 0420 that undoes what was sent
     prepared: bool = False  # that 0420 is in the journal: the request may be at an issuer from now on
+    queued: bool = False  # something was queued for an issuer (SAF): money may move on this answer
     issuer_response: Message | None = None
     failure: LinkFailure | None = None  # why there is no issuer response
     reason: str | None = None  # for the journal, when the answer needs explaining
