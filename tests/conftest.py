@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import trio
 
 from emulators.bank import Bank, parse_account
 from emulators.issuer import IssuerHostConfig, serve_issuer
@@ -66,3 +67,14 @@ async def start_issuer(nursery, bank: Bank, port: int = 0, name: str = "bank") -
     """An issuer emulator for `bank` on the default dialect; returns its port."""
     config = IssuerHostConfig(name=name, host="127.0.0.1", port=port, dialect=load_dialect())
     return await nursery.start(serve_issuer, config, bank)
+
+
+async def until(condition, timeout: float = 10) -> None:
+    """Wait until `condition()` holds, for what the switch offers no event to wait on (a counter,
+    SAF delivery, a log line); fail after `timeout` seconds of the test's clock.
+
+    Looks every 10 ms of that clock: under `autojump_clock` (a MockClock) those cost no real
+    time, only turns of the event loop."""
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.01)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, until, write_config
 from switch.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
@@ -64,7 +64,7 @@ async def test_track2_only_request_is_routed_by_its_pan(demo):
     assert "35" not in response
 
 
-async def test_issuer_timeout_gives_91(demo):
+async def test_issuer_timeout_gives_91(demo, autojump_clock):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         started = trio.current_time()
         response = await terminal.purchase(pan="6011000000000020", amount=100, expiry=EXPIRY)
@@ -72,7 +72,7 @@ async def test_issuer_timeout_gives_91(demo):
     assert 1.4 <= trio.current_time() - started < 3  # bank_c's configured timeout is 1.5 s
 
 
-async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(demo):
+async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(demo, autojump_clock):
     done: list[tuple[str, float]] = []
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         started = trio.current_time()
@@ -83,7 +83,7 @@ async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(dem
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(buy, "6011000000000038")  # bank_c answers after 0.8 s
-            await trio.sleep(0.05)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             nursery.start_soon(buy, APPROVE)
     assert [code for code, _ in done] == ["00", "00"]
     assert done[0][1] < 0.5 < done[1][1]
@@ -226,7 +226,7 @@ async def test_issuer_down_gets_91_at_once_and_reconnects_when_it_returns(nurser
     assert "link_connect_failed" in events and "link_up" in events
 
 
-async def test_in_flight_requests_fail_fast_when_the_link_drops(demo):
+async def test_in_flight_requests_fail_fast_when_the_link_drops(demo, autojump_clock):
     """bank_c closes its connection on an amount of 666.66; a slow request in flight gets 91."""
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         answers = {}
@@ -238,13 +238,13 @@ async def test_in_flight_requests_fail_fast_when_the_link_drops(demo):
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send, "slow", "6011000000000038", 100)
-            await trio.sleep(0.1)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             nursery.start_soon(send, "closer", "6011000000000012", 66666)
     assert answers["slow"][0] == "91" and answers["closer"][0] == "91"
     assert answers["slow"][1] - started < 0.7  # not the 0.8 s answer nor the 1.5 s timeout
 
 
-async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
+async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file, autojump_clock):
     issuer_port = await start_issuer(nursery, make_bank({"pan": APPROVE, "latency_ms": 300}), name="late")
     config = write_config(tmp_path / "switch.toml",
                           issuers=[{"name": "late", "port": issuer_port, "timeout_ms": 100}],
@@ -255,13 +255,13 @@ async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
     async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
         response = await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
         assert response["39"] == "91"
-        await trio.sleep(0.4)
+        await until(lambda: switch.links["late"].unmatched)  # the answer, 0.2 s after the timeout
     late = [e for e in read_events(log_file) if e["event"] == "issuer_response_unmatched"]
     assert len(late) == 1 and late[0]["rc"] == "00" and late[0]["issuer"] == "late"
     assert switch.links["late"].unmatched == 1
 
 
-async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, tmp_path):
+async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, tmp_path, autojump_clock):
     """With assign_stan = false and a match key without the TID, two terminals using the same
     STAN at once could not be told apart in the issuer's answers: the second is refused (94)
     instead of taking over the first one's answer."""
@@ -281,7 +281,7 @@ async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, t
 
     async with trio.open_nursery() as terminals:
         terminals.start_soon(purchase, "T0000001")
-        await trio.sleep(0.1)
+        await until(lambda: switch.links["bank"].in_flight)  # held there for 0.3 s
         terminals.start_soon(purchase, "T0000002")
     assert answers == {"T0000001": "00", "T0000002": "94"}
 
@@ -311,9 +311,9 @@ async def test_a_terminal_pipelining_far_more_than_its_in_flight_limit_gets_ever
     assert len(answers) == 600 and {a["39"] for a in answers} == {"00"}
 
 
-async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo):
-    """A purchase bank_c answers after 0.8 s, 300 echoes, and 0.1 s later 10 more echoes on the
-    same connection: the 10 are answered before the slow purchase."""
+async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo, autojump_clock):
+    """A purchase bank_c answers after 0.8 s, 300 echoes, and once their answers are in, 10 more
+    echoes on the same connection: the 10 are answered before the slow purchase."""
     dialect = load_dialect()
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         slow = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
@@ -321,13 +321,17 @@ async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_writ
         later = [terminal.network("301") for _ in range(10)]
     arrived = []
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
-        await stream.send_all(b"".join(dialect.frame(m) for m in [slow, *first]))
-        await trio.sleep(0.1)
-        await stream.send_all(b"".join(dialect.frame(m) for m in later))
         framer = dialect.framer()
-        with trio.fail_after(10):
-            while len(arrived) < 311:
-                arrived += [dialect.decode(f.payload) for f in framer.feed(await stream.receive_some(65536))]
+
+        async def receive_until(count: int) -> None:
+            with trio.fail_after(10):
+                while len(arrived) < count:
+                    arrived.extend(dialect.decode(f.payload) for f in framer.feed(await stream.receive_some(65536)))
+
+        await stream.send_all(b"".join(dialect.frame(m) for m in [slow, *first]))
+        await receive_until(300)
+        await stream.send_all(b"".join(dialect.frame(m) for m in later))
+        await receive_until(311)
     order = [a["11"] for a in arrived]
     assert max(order.index(m["11"]) for m in later) < order.index(slow["11"])
 
