@@ -4,6 +4,7 @@ as real processes (tests/processes.py)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,15 @@ async def start_issuer(nursery, bank: Bank, port: int = 0, name: str = "bank") -
 
 
 async def until(condition, timeout: float = 10) -> None:
-    """Wait until `condition()` holds, for what the switch offers no event to wait on (a counter,
-    SAF delivery, a log line); fail after `timeout` seconds of the test's clock.
+    """Wait until `condition()` holds, for what offers no event to wait on (a counter, SAF
+    delivery, a log line); fail after `timeout` seconds.
 
-    Looks every 10 ms of that clock: under `autojump_clock` (a MockClock) those cost no real
-    time, only turns of the event loop."""
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.01)
+    Looks every 10 ms of the test's clock: under `autojump_clock` (a MockClock) those cost no real
+    time, only turns of the event loop. The deadline is on the real clock: while the loop waits on
+    a thread (the journal's writer, for a SAF item or a flush) a MockClock with autojump keeps
+    jumping to the next timer, so a deadline on it could pass while the disk is merely busy."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise trio.TooSlowError(f"not within {timeout} s: {condition}")
+        await trio.sleep(0.01)

@@ -10,7 +10,7 @@ from functools import partial
 import attrs
 import trio
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, until, write_config
 from switch.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
@@ -78,7 +78,7 @@ async def test_retransmission_is_answered_from_the_journal_and_not_forwarded(dem
     assert conflicting["39"] == "94"
 
 
-async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tmp_path):
+async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tmp_path, autojump_clock):
     """bank_c answers this card after 0.8 s; ten retransmissions all get that one answer."""
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]
     before = account.balance
@@ -89,7 +89,7 @@ async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tm
             async def send():
                 answers.append(await terminal.send(request.copy()))
             nursery.start_soon(send)
-            await trio.sleep(0.05)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             for _ in range(10):
                 nursery.start_soon(send)
     assert [a["39"] for a in answers] == ["00"] * 11
@@ -144,7 +144,7 @@ async def test_reversal_by_rrn_when_field_90_is_zero_filled_and_partial_reversal
     assert (original["state"], original["reversed_amount"]) == ("partially_reversed", 1500)
 
 
-async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_file):
+async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_file, autojump_clock):
     bank = make_bank({"pan": APPROVE, "latency_ms": 300})
     account = bank.accounts[APPROVE]
     issuer_port = await start_issuer(nursery, bank)
@@ -153,10 +153,7 @@ async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_fi
     async with open_terminal("127.0.0.1", port) as terminal:
         response = await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY)
     assert response["39"] == "91"
-    with trio.fail_after(5):
-        while account.balance != 100000 or not bank.reversals:
-            await trio.sleep(0.05)
-    await trio.sleep(0.1)
+    await until(lambda: account.balance == 100000 and bank.reversals and not switch.saf.pending("bank"))
     await switch.journal.flush()
     row = journal_rows(tmp_path / "data")[0]
     assert (row["state"], row["late_rc"]) == ("timed_out", "00")
@@ -172,7 +169,8 @@ def stand_in_issuer(port: int) -> dict:
     return {"port": port, "reconnect_min_ms": 20, "reconnect_max_ms": 50, "stand_in": STAND_IN}
 
 
-async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(nursery, tmp_path):
+async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(nursery, tmp_path,
+                                                                                     autojump_clock):
     port = free_port()
     settings = "[switch.saf]\nbackoff_min_ms = 20\nbackoff_max_ms = 50\n"
     switch, switch_port = await start_switch(nursery, tmp_path, stand_in_issuer(port), settings=settings)
@@ -190,9 +188,7 @@ async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_re
 
     bank = make_bank({"pan": APPROVE})
     await start_issuer(nursery, bank, port)
-    with trio.fail_after(5):
-        while switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: not switch.saf.pending("bank"))
     assert bank.accounts[APPROVE].balance == 100000 - 7000
     await switch.journal.flush()
     saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
@@ -217,7 +213,7 @@ async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nu
 
 
 async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link_stays_up(nursery, tmp_path,
-                                                                                         log_file):
+                                                                                         log_file, autojump_clock):
     """The issuer times out, stand-in declines (over its limit), then the issuer's approval
     arrives: the cardholder was told 61, so the approval is reversed at the issuer."""
     bank = make_bank({"pan": APPROVE, "latency_ms": 400})
@@ -227,9 +223,7 @@ async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link
     await switch.wait_links_up()
     async with open_terminal("127.0.0.1", switch_port) as terminal:
         assert (await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "61"
-    with trio.fail_after(5):
-        while not bank.reversals:
-            await trio.sleep(0.05)
+    await until(lambda: bank.reversals)
     assert bank.accounts[APPROVE].balance == 100000
     assert "link_down" not in [e["event"] for e in read_events(log_file)]
 
@@ -277,7 +271,7 @@ def test_releasing_a_stand_in_approval_from_an_earlier_day_leaves_today_alone():
     assert stand_in.decide(limits, "bank", "card", "000000", None, 100).code == "65"
 
 
-async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file):
+async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file, autojump_clock):
     """The issuer never answers advices of 44.44; that one is parked, the rest are delivered."""
     port = free_port()
     settings = "[switch.saf]\nretry_limit = 3\nbackoff_min_ms = 20\nbackoff_max_ms = 40\n"
@@ -289,9 +283,7 @@ async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery,
     bank = make_bank({"pan": APPROVE})
     bank.rules[4444] = Fault(action="no_reply", mtis=frozenset({"0220", "0221"}))
     await start_issuer(nursery, bank, port)
-    with trio.fail_after(10):
-        while switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: not switch.saf.pending("bank"))
     await switch.journal.flush()
     saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
     assert [(s["status"], s["attempts"]) for s in saf] == [("parked", 3), ("acknowledged", 1)]
@@ -307,30 +299,30 @@ async def silent_server(nursery) -> int:
     return listeners[0].socket.getsockname()[1]
 
 
-async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file):
+async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file, autojump_clock):
     port = await silent_server(nursery)
     switch, _ = await start_switch(nursery, tmp_path, {"port": port, "timeout_ms": 50, "echo_interval_ms": 50,
                                                         "max_missed_echoes": 2, "reconnect_min_ms": 1000})
     await switch.wait_links_up()
-    with trio.fail_after(3):
-        while not any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
-                      if e["event"] == "link_down"):
-            await trio.sleep(0.05)
+    await until(lambda: any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
+                            if e["event"] == "link_down"), timeout=3)
     assert [e["missed"] for e in read_events(log_file) if e["event"] == "link_echo_missed"][:2] == [1, 2]
 
 
-async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_path, log_file):
+async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_path, log_file, autojump_clock):
     silent = await silent_server(nursery)
     switch, port = await start_switch(nursery, tmp_path, {"port": silent, "sign_on": True, "timeout_ms": 100})
     async with open_terminal("127.0.0.1", port) as terminal:
-        await trio.sleep(0.2)
+        await until(lambda: any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file)
+                                if e["event"] == "link_down"))
         started = trio.current_time()
         assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "91"
         assert trio.current_time() - started < 0.1  # not up: 91 at once, no waiting for a timeout
     assert any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file) if e["event"] == "link_down")
 
 
-async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path):
+async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path, log_file,
+                                                                               autojump_clock):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         async with trio.open_nursery() as nursery:
             answers = []
@@ -339,18 +331,16 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
                 answers.append(await terminal.purchase(pan="6011000000000038", amount=100, expiry=EXPIRY))
 
             nursery.start_soon(slow_purchase)
-            while not demo.switch.in_flight:
-                await trio.sleep(0.01)
+            await until(lambda: demo.switch.in_flight)
             demo.switch.shutdown()
-            await trio.sleep(0.1)
+            await until(lambda: "shutdown_draining" in [e["event"] for e in read_events(log_file)])  # listeners closed
             try:
                 await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"])
                 accepted_new = True
             except OSError:
                 accepted_new = False
     assert answers[0]["39"] == "00" and not accepted_new
-    with trio.fail_after(5):
-        await demo.switch.stopped.wait()
+    await until(demo.switch.stopped.is_set)  # a deadline on the real clock: the journal flushes
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
 
 
@@ -359,19 +349,18 @@ async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
     await stream.send_all(load_dialect().frame(request))
-    while not demo.switch.in_flight:
-        await trio.sleep(0.01)
+    await until(lambda: demo.switch.in_flight)
 
 
-async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file):
+async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file,
+                                                                                      autojump_clock):
     """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway, and the row
     says what happened, so the terminal's reversal and the operator can act on it."""
     demo.switch.config = attrs.evolve(demo.switch.config, shutdown_grace=0.1)
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await start_slow_purchase(demo, stream)
         demo.switch.shutdown()
-        with trio.fail_after(5):
-            await demo.switch.stopped.wait()
+        await until(demo.switch.stopped.is_set)  # a deadline on the real clock: the journal flushes
         assert await stream.receive_some(100) == b""  # closed, no answer
     rows = journal_rows(tmp_path / "data")
     assert [(r["state"], r["reason"]) for r in rows] == [("interrupted", "switch stopped while in flight")]
@@ -404,15 +393,13 @@ async def test_a_reversal_after_a_restart_names_the_original_as_the_issuer_got_i
     assert bank.accounts[APPROVE].balance == balance + 2500
 
 
-async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):
+async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path, autojump_clock):
     """The issuer's approval still lands in the journal; the terminal will reverse it."""
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]  # answers after 0.8 s
     before = account.balance
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await start_slow_purchase(demo, stream)
-    with trio.fail_after(5):
-        while demo.switch.in_flight:
-            await trio.sleep(0.05)
+    await until(lambda: not demo.switch.in_flight, timeout=5)
     await demo.switch.journal.flush()
     assert [(r["state"], r["rc"]) for r in journal_rows(tmp_path / "data")] == [("approved", "00")]
     assert account.balance == before - 100
