@@ -12,6 +12,7 @@ import collections
 import datetime
 import secrets
 import string
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -90,11 +91,15 @@ class AmountRule:
 class Bank:
     """Accounts by PAN, with the decisions an issuer host makes."""
 
-    def __init__(self, accounts: list[Account], rules: list[AmountRule] = (), today=None):
+    def __init__(self, accounts: list[Account], rules: Iterable[AmountRule] = (), today=None):
         self.accounts = {account.pan: account for account in accounts}
         self.rules = {rule.amount: rule.fault for rule in rules}
         self._today = today or (lambda: datetime.datetime.now(datetime.timezone.utc).date())
         self._debits: dict[tuple[str, int], int] = {}  # (pan, amount) -> open approved debits
+        # Field 90's MTI, STAN and time of a reversal whose original has not arrived (yet): a
+        # reversal can overtake its original (the switch reverses at once what timed out), and
+        # the original is then approved without taking the money, as issuers do.
+        self._reversed_early: set[tuple[str, str, str]] = set()
         self.reversals: set[tuple[str, str | None]] = set()  # (pan, field 90) already applied
         self.advices: set[tuple] = set()  # advices already booked
         self.advised: collections.deque[Message] = collections.deque(maxlen=1000)  # advices as received
@@ -137,7 +142,11 @@ class Bank:
         elif processing == "20":
             account.balance += amount
         elif request.mti == "0200":
-            self._debit(account, amount)
+            key = (request.mti, request.get("11", ""), request.get("7", ""))
+            if key in self._reversed_early:
+                self._reversed_early.discard(key)
+            else:
+                self._debit(account, amount)
         return response
 
     def _debit(self, account: Account, amount: int) -> None:
@@ -187,6 +196,9 @@ class Bank:
         account = self.accounts.get(pan)
         original = (pan, request.get("90"))
         key = (pan, amount)
+        if original not in self.reversals and account is not None and not self._debits.get(key):
+            data = request.get("90", "")
+            self._reversed_early.add((data[0:4], data[4:10], data[10:20]))
         if original not in self.reversals and account is not None and self._debits.get(key):
             self.reversals.add(original)
             replacement = request.get("95", "")[:12]

@@ -17,7 +17,7 @@ from emulators.bank import Account
 from switch import logs
 from switch.core.messages import card_pan
 from switch.hsm.client import HsmError, InProcessHsm
-from switch.hsm.demo import default_validation_data
+from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.tomlfile import Table

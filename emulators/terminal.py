@@ -8,7 +8,6 @@ sends any number concurrently and matches each answer by field 11 + field 41. Te
 from __future__ import annotations
 
 import datetime
-import itertools
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -16,6 +15,7 @@ import attrs
 import trio
 
 from switch.capture.sink import Capture
+from switch.core.matcher import Matcher, next_stan
 from switch.core.messages import ADVICE_MTIS, card_pan
 from switch.errors import CardswitchError
 from switch.hsm import encrypt_pin_block
@@ -74,10 +74,10 @@ class Terminal:
         self.timeout = timeout
         self.tpdu = tpdu
         self.pin_key = pin_key
-        self._stan = itertools.count(first_stan - 1)
-        # (field 11, field 41) -> the requests waiting, oldest first: a terminal that
-        # retransmits sends the same key more than once.
-        self._waiting: dict[tuple[str, str], list[_Pending]] = {}
+        self._last_stan = first_stan - 1
+        # Answers are matched by field 11 + field 41; a terminal that retransmits sends the same
+        # key more than once, and each send times itself.
+        self._waiting: Matcher[_Pending] = Matcher(("11", "41"), timeout=None, assign_stan=False, repeats=True)
         self.unmatched: list[Message] = []
         self.capture = capture  # test environments only: records what this terminal sends and gets
         self.capture_id = capture.connection_id("terminal") if capture else ""
@@ -85,7 +85,8 @@ class Terminal:
     # -- building requests ------------------------------------------------------------
 
     def next_stan(self) -> str:
-        return f"{next(self._stan) % 999_999 + 1:06d}"
+        self._last_stan = next_stan(self._last_stan)
+        return f"{self._last_stan:06d}"
 
     def base(self, mti: str, processing_code: str, amount: int, currency: str) -> Message:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m%d%H%M%S%y%j")  # one clock read
@@ -161,9 +162,8 @@ class Terminal:
 
     async def send(self, message: Message, timeout: float | None = None) -> Message:
         """Send one request and wait for the response with the same field 11 and 41."""
-        key = (message.get("11", ""), message.get("41", ""))
         pending = _Pending()
-        self._waiting.setdefault(key, []).append(pending)
+        key = self._waiting.park(message, pending)
         try:
             data = self.dialect.frame(message, self.tpdu)
             self._record("in", data)
@@ -171,44 +171,49 @@ class Terminal:
             with trio.move_on_after(self.timeout if timeout is None else timeout):
                 await pending.done.wait()
             if not pending.done.is_set():
-                raise TerminalError(f"no response to {message.mti} STAN {key[0]} within {self.timeout} s")
+                raise TerminalError(f"no response to {message.mti} STAN {message.get('11')} within {self.timeout} s")
             if pending.response is None:
                 raise TerminalError("connection closed before the response arrived")
             return pending.response
         finally:
-            waiting = self._waiting.get(key, [])
-            if pending in waiting:
-                waiting.remove(pending)
-            if not waiting:
-                self._waiting.pop(key, None)
+            if not pending.done.is_set():
+                self._waiting.forget(key, pending)
+
+    def _connected(self) -> Connection:
+        """The connection, for sending and reading: a terminal made without one only builds requests."""
+        if self.connection is None:
+            raise TerminalError("this terminal builds requests only: it has no connection")
+        return self.connection
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests use this to send malformed frames)."""
+        connection = self._connected()
         try:
-            self.connection.send_nowait(data)
+            connection.send_nowait(data)
         except (trio.ClosedResourceError, trio.WouldBlock) as exc:
             raise TerminalError(f"connection lost: {type(exc).__name__}") from None
         await trio.lowlevel.checkpoint()
 
     async def _writer(self) -> None:
+        connection = self._connected()
         try:
-            await self.connection.run_writer()
+            await connection.run_writer()
         except OSError:
-            self.connection.finish_writing()  # the reader sees the end and fails what waits
+            connection.finish_writing()  # the reader sees the end and fails what waits
 
     async def _reader(self) -> None:
+        connection = self._connected()
         framer = self.dialect.framer(65535)
         try:
-            while data := await self.connection.receive():
+            while data := await connection.receive():
                 for frame in framer.feed(data):
                     self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
                     self._dispatch(self.dialect.decode(frame.payload))
         except (trio.ClosedResourceError, OSError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
-        self.connection.finish_writing()
-        for waiting in self._waiting.values():
-            for pending in waiting:
-                pending.done.set()
+        connection.finish_writing()
+        for pending in self._waiting.drain():
+            pending.done.set()
 
     def _record(self, direction: str, data: bytes) -> None:
         """Capture directions are seen from the server: "in" is what the terminal sends."""
@@ -216,11 +221,10 @@ class Terminal:
             self.capture.record(self.capture_id, direction, self.dialect, data)
 
     def _dispatch(self, response: Message) -> None:
-        waiting = self._waiting.get((response.get("11", ""), response.get("41", "")))
-        if not waiting:
+        _, pending = self._waiting.match(response)
+        if pending is None:
             self.unmatched.append(response)
             return
-        pending = waiting.pop(0)
         pending.response = response
         pending.done.set()
 

@@ -1,8 +1,11 @@
 """Invariants over a journal: the questions asked after anything went wrong.
 
-Every journal row reached a final state; every approval that arrived too late has an
-acknowledged reversal at the issuer; no file under the data directory holds the full PAN of any
-card the journal has seen.
+The invariant (DESIGN.md): approvals at the issuer minus reversals equal the approvals the
+terminals saw, no request approved twice, a retransmission answered as the first time. From the
+journal's side: every row reached a final state; every request that may have reached its issuer
+without a final answer has a reversal, and every reversal was acknowledged; every reversal the
+terminal was told of took effect; no request was sent twice; no stored response code is
+malformed; and no file under the data directory holds the full PAN of any card the journal has seen.
 `cardswitch journal check` and the resilience tests both ask them here.
 """
 
@@ -22,12 +25,63 @@ def unfinished_rows(connection: sqlite3.Connection) -> list[int]:
     return [row[0] for row in rows]
 
 
-def unreversed_late_approvals(connection: sqlite3.Connection) -> list[int]:
-    rows = connection.execute(
-        "SELECT t.trace FROM transactions t WHERE t.late_rc = '00' AND NOT EXISTS ("
-        " SELECT 1 FROM saf s WHERE s.trace = t.trace AND s.kind = 'late_reversal'"
-        " AND s.status = 'acknowledged')").fetchall()
-    return [row[0] for row in rows]
+def _traces(connection: sqlite3.Connection, sql: str) -> list[int]:
+    return [row[0] for row in connection.execute(sql).fetchall()]
+
+
+# An authorisation or purchase that was sent and ended without the issuer's own final answer
+# (timed out, its link dropped, an unreadable answer, stood in after that, or the switch stopped):
+# the issuer may have approved it, so a reversal must be on its way.
+_SENT_WITHOUT_ANSWER = (
+    "t.mti IN ('0100', '0200') AND t.sent_at IS NOT NULL"
+    " AND t.state IN ('timed_out', 'failed', 'stood_in', 'interrupted')")
+_REVERSAL_KINDS = "('timeout_reversal', 'recovery_reversal')"
+
+
+def unreversed_unknown_outcomes(connection: sqlite3.Connection) -> list[int]:
+    """Sent, no usable answer, and no reversal queued for it."""
+    return _traces(connection, (
+        f"SELECT t.trace FROM transactions t WHERE {_SENT_WITHOUT_ANSWER} AND NOT EXISTS ("
+        f" SELECT 1 FROM saf s WHERE s.trace = t.trace AND s.kind IN {_REVERSAL_KINDS})"))
+
+
+def undelivered_reversals(connection: sqlite3.Connection) -> list[int]:
+    """Reversals (of any kind) the issuer has not acknowledged yet: queued, retrying or parked."""
+    return _traces(connection, (
+        "SELECT id FROM saf WHERE kind LIKE '%reversal' AND status != 'acknowledged'"))
+
+
+def reversals_without_effect(connection: sqlite3.Connection) -> list[int]:
+    """Reversal rows the terminal got 00 for, whose original the journal still shows as not
+    reversed although it was one to reverse."""
+    return _traces(connection, (
+        "SELECT r.trace FROM transactions r JOIN transactions o ON o.trace = r.original_trace"
+        " WHERE r.mti IN ('0400', '0420') AND r.state = 'approved' AND r.sent_at IS NOT NULL"
+        " AND o.state NOT IN ('reversed', 'partially_reversed')"))
+
+
+def reversals_not_delivered(connection: sqlite3.Connection) -> list[int]:
+    """Reversal rows that went to SAF (their reason says so) with no reversal item for their
+    original."""
+    return _traces(connection, (
+        "SELECT r.trace FROM transactions r WHERE r.mti IN ('0400', '0420') AND r.state = 'approved'"
+        " AND r.sent_at IS NOT NULL AND (r.mti = '0420' OR r.reason LIKE '%via SAF')"
+        " AND NOT EXISTS (SELECT 1 FROM saf s WHERE s.trace = r.original_trace AND s.kind = 'reversal')"))
+
+
+def approved_twice(connection: sqlite3.Connection) -> list[int]:
+    """Requests (terminal, STAN, transmission time, message class) the switch sent for approval
+    more than once: a retransmission must be answered, never forwarded again."""
+    return _traces(connection, (
+        "SELECT min(trace) FROM transactions WHERE mti IN ('0100', '0200') AND sent_at IS NOT NULL"
+        " AND state != 'duplicate' GROUP BY tid, stan, transmitted, mti HAVING count(*) > 1"))
+
+
+def answers_without_valid_code(connection: sqlite3.Connection) -> list[int]:
+    """Final rows whose stored response code is not two letters or digits."""
+    return [row[0] for row in connection.execute(
+        "SELECT trace, rc FROM transactions WHERE state != 'pending' AND rc IS NOT NULL").fetchall()
+        if not (len(row[1]) == 2 and row[1].isascii() and row[1].isalnum())]
 
 
 def pan_patterns(masked_pans: set[str]) -> list[re.Pattern[bytes]]:
@@ -54,15 +108,24 @@ def files_with_pans(data_dir: Path, masked_pans: set[str]) -> list[str]:
     return found
 
 
+_CHECKS = (
+    (unfinished_rows, "transactions not in a final state (run the switch once to recover them)"),
+    (unreversed_unknown_outcomes, "requests that may have reached the issuer without a final answer and have no reversal"),
+    (undelivered_reversals, "reversals not yet acknowledged by their issuer (SAF ids; parked ones need an operator)"),
+    (reversals_without_effect, "reversals answered 00 whose original is not marked reversed"),
+    (reversals_not_delivered, "reversals advised via SAF with no SAF item"),
+    (approved_twice, "requests sent to the issuer more than once (first traces)"),
+    (answers_without_valid_code, "rows whose response code is not two letters or digits"),
+)
+
+
 def check(connection: sqlite3.Connection, data_dir: Path | None) -> list[str]:
     """Every broken invariant, one line each; empty when all hold."""
     problems = []
-    unfinished = unfinished_rows(connection)
-    if unfinished:
-        problems.append(f"{len(unfinished)} transactions not in a final state (traces {unfinished[:10]})")
-    late = unreversed_late_approvals(connection)
-    if late:
-        problems.append(f"{len(late)} late approvals without an acknowledged reversal (traces {late[:10]})")
+    for find, what in _CHECKS:
+        found = find(connection)
+        if found:
+            problems.append(f"{len(found)} {what}: {found[:10]}")
     if data_dir is not None:
         masked = {row[0] for row in connection.execute(
             "SELECT DISTINCT pan_masked FROM transactions WHERE pan_masked IS NOT NULL")}

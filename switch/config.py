@@ -9,12 +9,13 @@ One file per deployment: `[switch]` settings, `[hsm]` (how to reach the HSM, whi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, overload
 
 import attrs
 
 from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
-from switch.standin import StandInLimits, parse_stand_in
+from switch.core.standin import StandInLimits
 from switch.routes import load_routing_file
 from switch.routing import RoutingTable
 from switch.tomlfile import Table, read_toml
@@ -162,6 +163,12 @@ def _optional(required: bool) -> dict:
     return {} if required else {"default": None}
 
 
+@overload
+def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: Literal[True]) -> str: ...
+@overload
+def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: bool = False) -> str | None: ...
+
+
 def _key_name(table: Table, name: str, key_type: str, hsm: HsmConfig | None, required: bool = False) -> str | None:
     """A key store name of the given type, checked against the [hsm] key store."""
     value = table.get(name, str, **_optional(required), expected=f"the name of a {key_type} key in the key store")
@@ -274,6 +281,25 @@ def _verify(table: Table, base: Path, hsm: HsmConfig | None) -> VerifyConfig | N
     )
     verify.finish()
     return config if present else None
+
+
+def parse_stand_in(table: Table) -> StandInLimits | None:
+    if not table.data:
+        return None
+    codes = table.get("processing_codes", list, ["00"], "an array of 2-digit processing codes",
+                      lambda v: all(isinstance(c, str) and len(c) == 2 and c.isdigit() for c in v))
+    mccs = table.get("mccs", list, None, "an array of 4-digit merchant category codes",
+                     lambda v: all(isinstance(c, str) and len(c) == 4 and c.isdigit() for c in v))
+    positive = lambda v: v >= 0  # noqa: E731
+    limits = StandInLimits(
+        max_amount=table.get("max_amount", int, expected="minor units, 0 or more", check=positive),
+        daily_count=table.get("daily_count", int, expected="transactions per card per day", check=positive),
+        daily_amount=table.get("daily_amount", int, expected="minor units per card per day", check=positive),
+        processing_codes=frozenset(codes),
+        mccs=frozenset(mccs) if mccs is not None else None,
+    )
+    table.finish()
+    return limits
 
 
 def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:

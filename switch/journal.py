@@ -2,11 +2,19 @@
 outcome and the store-and-forward queue, so nothing is lost across crashes and restarts.
 
 Writes never run on the event loop: one writer thread takes everything queued since its last
-turn (every few milliseconds) and applies it as a single transaction (group commit). The hot path only enqueues; code
-that must know a write is durable (a SAF item before it is relied on, the flush at shutdown)
-awaits `commit()` or `flush()`. With WAL and synchronous=NORMAL a
-committed write survives the process being killed (kill -9), which is the failure the switch is
-built for; a power loss may lose the last moments.
+turn (every few milliseconds) and applies it as a single transaction (group commit). The hot path
+only enqueues; code that must know its writes are durable before it goes on (a request before it
+leaves for the issuer, an answer before it leaves for the terminal) awaits `durable()`, which
+wakes the writer and waits for the batch holding everything queued so far: one event per batch,
+shared by every transaction in it. With WAL and synchronous=NORMAL a committed write survives the
+process being killed (kill -9), which is the failure the switch is built for; a power loss may
+lose the last moments.
+
+A batch that cannot be committed (the database locked by another process for longer than the
+busy timeout, a full disk) is not dropped: the writer rolls it back, logs `journal_stalled`, and
+tries the same batch again with a growing pause, while every transaction waiting on it waits
+(terminals get no answer that is not on disk). A statement that fails on its own (a constraint)
+is logged and skipped; the rest of its batch commits.
 
 Rows never hold a PAN in clear, nor track, PIN or CVV data: see switch.vault.
 """
@@ -24,8 +32,10 @@ import trio
 from switch import logs
 
 DB_FILE = "journal.db"
-BATCH_LIMIT = 2000
 BATCH_INTERVAL = 0.005  # seconds between the writer's looks at the queue when nobody waits
+RETRY_MIN = 0.05  # seconds before a batch that could not commit is tried again; doubles ...
+RETRY_MAX = 1.0  # ... up to this
+BUSY_TIMEOUT = 2.0  # seconds SQLite waits for another process's lock before a batch is retried
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -89,6 +99,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE transactions ADD COLUMN sent_as TEXT;
     """,
+    # While a request may be at its issuer without a final answer: the 0420 that undoes it, sealed
+    # (switch.vault), so that recovery after a crash can reverse it; cleared with the outcome.
+    # `sent_at`: when it was about to leave for the issuer (it may have reached it from then on).
+    # On a reversal's own row, `reversed_amount` is what it leaves reversed of its original.
+    """
+    ALTER TABLE transactions ADD COLUMN reversal BLOB;
+    ALTER TABLE transactions ADD COLUMN sent_at REAL;
+    """,
 )
 
 Operation = Callable[[sqlite3.Connection], Any]
@@ -98,7 +116,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
-        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
     connection.row_factory = sqlite3.Row
@@ -116,12 +134,11 @@ def migrate(connection: sqlite3.Connection) -> int:
 class _Awaited:
     """An operation whose caller waits for the batch that ran it to commit."""
 
-    __slots__ = ("operation", "done", "token", "result", "error")
+    __slots__ = ("operation", "done", "result", "error")
 
     def __init__(self, operation: Operation):
         self.operation = operation
         self.done = trio.Event()
-        self.token = trio.lowlevel.current_trio_token()
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -146,7 +163,13 @@ class Journal:
         self.interval = interval
         self._queue: collections.deque = collections.deque()
         self._wake = threading.Event()
+        # Set once the batch that takes what is queued now has committed. Swapped, with taking the
+        # queue, under the lock: a write queued before an event was handed out is in its batch.
+        self._lock = threading.Lock()
+        self._next_batch = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
         self.batches = 0
+        self.stalled = False  # a batch is waiting to be retried
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A synchronous read, for start-up only (before the writer runs)."""
@@ -155,6 +178,13 @@ class Journal:
     def execute(self, sql: str, params: tuple = ()) -> None:
         """Queue a write; it lands with the next batch. Never blocks."""
         self._queue.append((sql, params))
+
+    async def durable(self) -> None:
+        """Wait until everything queued so far is committed."""
+        with self._lock:
+            event = self._next_batch
+        self._wake.set()
+        await event.wait()
 
     async def commit(self, operation: Operation) -> Any:
         """Run `operation(connection)` in the next batch and wait until that batch committed."""
@@ -171,6 +201,7 @@ class Journal:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Own the writer thread for as long as this task lives; on exit, write what is queued."""
+        self._token = trio.lowlevel.current_trio_token()
         writer = threading.Thread(target=self._write_forever, name="journal-writer", daemon=True)
         writer.start()
         task_status.started()
@@ -186,49 +217,70 @@ class Journal:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            batch = []
-            while queued and len(batch) < BATCH_LIMIT:
-                batch.append(queued.popleft())
-            if not batch:
-                continue
+            with self._lock:
+                batch = list(queued)
+                queued.clear()
+                done, self._next_batch = self._next_batch, trio.Event()
             stop = _STOP in batch
-            self._apply([item for item in batch if item is not _STOP])
+            if batch:
+                self._apply_until_committed([item for item in batch if item is not _STOP])
+            self._wake_waiters([done])
             if stop:
                 return
-            if queued:
-                self._wake.set()  # more than one batch was waiting: go on at once
 
-    def _apply(self, batch: list) -> None:
-        """One transaction for the batch. Whatever fails (a statement, or the disk under
-        BEGIN/COMMIT), the thread lives on, the failure is logged and every waiter is woken
-        with the error, so nobody waits forever on a journal that cannot write."""
+    def _apply_until_committed(self, batch: list[object]) -> None:
+        pause = RETRY_MIN
+        while not self._apply(batch):
+            if not self.stalled:
+                self.stalled = True
+                logs.warning("journal_stalled", rows=len(batch), retry_s=pause)
+            threading.Event().wait(pause)
+            pause = min(pause * 2, RETRY_MAX)
+        if self.stalled:
+            self.stalled = False
+            logs.event("journal_resumed", rows=len(batch))
+
+    def _apply(self, batch: list[object]) -> bool:
+        """One transaction for the batch; False when it could not be committed (and was rolled
+        back, to be tried again). Awaited operations get their result or their own error."""
         connection = self.connection
-        awaited = [item for item in batch if type(item) is not tuple]
         try:
-            connection.execute("BEGIN")
+            connection.execute("BEGIN IMMEDIATE")
             for item in batch:
                 try:
                     if type(item) is tuple:
                         connection.execute(*item)
                     else:
+                        assert isinstance(item, _Awaited)
                         item.result = item.operation(connection)
+                except sqlite3.OperationalError:
+                    raise  # locked, I/O: the whole batch waits and is tried again
                 except sqlite3.Error as exc:
-                    if type(item) is not tuple:
+                    if isinstance(item, _Awaited):
                         item.error = exc
                     logs.warning("journal_write_failed", error=str(exc))
             connection.execute("COMMIT")
-        except Exception as exc:
+        except sqlite3.Error as exc:
             logs.warning("journal_batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(batch))
-            for item in awaited:
-                item.error = item.error or exc
             try:
                 connection.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            for item in batch:
+                if isinstance(item, _Awaited):
+                    item.error = None
+            return False
         self.batches += 1
-        for item in awaited:
+        self._wake_waiters([item.done for item in batch if isinstance(item, _Awaited)])
+        return True
+
+    def _wake_waiters(self, events: list[trio.Event]) -> None:
+        token = self._token
+        if token is None:
+            return
+        for event in events:
             try:
-                item.token.run_sync_soon(item.done.set)
+                token.run_sync_soon(event.set)
             except trio.RunFinishedError:
                 pass  # nobody is left to wake
 

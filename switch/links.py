@@ -1,20 +1,17 @@
 """Issuer links: one persistent outbound connection per issuer, many requests in flight.
 
-The link connects, keeps the connection, and reconnects with capped exponential backoff. A
-request is written by the link's single writer task and parked under a match key (by default
-response-class MTI + field 11 + field 41, as jPOS QMUX does) until the reader finds its answer.
-The link assigns its own field 11 so keys never collide across terminals; the caller restores
-the terminal's values from its own copy of the request.
+The link connects, keeps the connection, and reconnects with capped exponential backoff. What is
+in flight (match keys, the link's own STANs, deadlines) is switch.core.matcher's, free of I/O;
+this module is the connection around it: a request is written by the link's single writer task
+and its task parked until the reader finds the answer, the link drops or the deadline passes.
 
-A response that matches nothing (late, or unsolicited) is logged, never dropped silently; a
-network-management request from the issuer (echo) is answered.
+A response that matches nothing (late, or unsolicited) goes to the owner's handler, never
+dropped silently; a network-management request from the issuer (echo) is answered.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
-import itertools
 from typing import Callable
 
 import outcome
@@ -23,6 +20,7 @@ import trio
 from switch import logs
 from switch.config import IssuerConfig
 from switch.core.codes import RC
+from switch.core.matcher import KeyInUse, Matcher
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
@@ -37,24 +35,21 @@ class LinkUnavailable(Exception):
     """The issuer is not connected: answer 91 (or stand in) at once."""
 
 
+class LinkDropped(Exception):
+    """The connection dropped while the request was in flight: the issuer may have it."""
+
+
 class LinkTimeout(Exception):
     """The issuer did not answer within its timeout."""
-
-
-class MatchKeyInUse(Exception):
-    """Another request with the same match key is still waiting for its answer (possible only
-    with `assign_stan = false`): the issuer's response could not be told apart, so the newer
-    request is not sent."""
 
 
 class _Waiter:
     """One in-flight request: the task parked on it, until it is answered, failed or expired."""
 
-    __slots__ = ("task", "deadline")
+    __slots__ = ("task",)
 
-    def __init__(self, task: trio.lowlevel.Task, deadline: float):
+    def __init__(self, task: trio.lowlevel.Task):
         self.task: trio.lowlevel.Task | None = task
-        self.deadline = deadline
 
     def wake(self, result: outcome.Outcome) -> None:
         if self.task is not None:
@@ -76,17 +71,13 @@ class IssuerLink:
         self.on_unmatched = on_unmatched
         self.name = config.name
         self._dialect = config.dialect
-        self._pending: dict[tuple[str, ...], _Waiter] = {}
-        # Every request waits the same `timeout`, so deadlines arrive in the order requests were
-        # sent: one task expires them all from the front of this queue.
-        self._expiring: collections.deque[tuple[tuple[str, ...], _Waiter]] = collections.deque()
+        self.matcher: Matcher[_Waiter] = Matcher(config.match_key, config.timeout, config.assign_stan)
         self._expirer_idle = trio.lowlevel.ParkingLot()
         self._connection: Connection | None = None  # while connected
         self._up = False  # connected (and signed on): open to requests
         self._ever_up = False
         self._reason = ""
         self._last_received = 0.0
-        self._stan = itertools.count(1)
         self.connected = trio.Event()  # set while a connection is up; replaced when it drops
         self.unmatched = 0
 
@@ -96,77 +87,67 @@ class IssuerLink:
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return len(self.matcher)
 
     # -- the caller's side -------------------------------------------------------------
 
-    async def request(self, message: Message, sent: Callable[[Message], None] | None = None) -> Message:
-        """Send `message` (owned by the link from now on) and wait for its matched response;
-        `sent(message)` is called once it is on its way, field 11 assigned."""
-        if not self._up:
-            raise LinkUnavailable(self.name)
-        return await self._exchange(message, sent)
+    def outgoing(self, message: Message) -> Message:
+        """`message` as this link will send it (its own STAN, on a copy): what the caller
+        journals as sent before `exchange()`."""
+        return self.matcher.outgoing(message)
 
-    async def _exchange(self, message: Message, sent: Callable[[Message], None] | None = None) -> Message:
-        """Send and park until the reader delivers the answer, the link drops, or the timeout
-        expires. Parking on the task itself (no Event, no cancel scope per request) keeps the
-        per-request cost of waiting to a dict entry and a deque entry."""
+    async def request(self, message: Message) -> Message:
+        """`exchange(outgoing(message))`, for a caller that need not know what was sent."""
+        return await self.exchange(self.outgoing(message))
+
+    async def exchange(self, sent: Message) -> Message:
+        """Send `sent` (from `outgoing()`) and wait for its matched response. Raises
+        LinkUnavailable (not sent), LinkDropped (sent, then the connection went), LinkTimeout,
+        or KeyInUse (another request with the same key in flight).
+        Parking on the task itself (no Event, no cancel scope per request) keeps the per-request
+        cost of waiting to a dict entry and a deque entry."""
         connection = self._connection
-        if connection is None:
+        if not self._up or connection is None:
             raise LinkUnavailable(self.name)
-        if self.config.assign_stan:
-            message["11"] = self._next_stan()
-        key = self.request_key(message)
-        if key in self._pending:
-            raise MatchKeyInUse(self.name)
+        return await self._exchange(connection, sent)
+
+    async def _exchange(self, connection: Connection, sent: Message) -> Message:
+        waiter = _Waiter(trio.lowlevel.current_task())
+        matcher = self.matcher
+        was_idle = matcher.next_deadline() is None
+        key = matcher.park(sent, waiter, trio.current_time())
         try:
-            connection.send_nowait(self._dialect.frame(message, self.config.tpdu))
+            connection.send_nowait(self._dialect.frame(sent, self.config.tpdu))
         except (trio.WouldBlock, trio.ClosedResourceError):
+            matcher.forget(key, waiter)
             raise LinkUnavailable(self.name) from None
-        waiter = _Waiter(trio.lowlevel.current_task(), trio.current_time() + self.config.timeout)
-        self._pending[key] = waiter
-        self._expiring.append((key, waiter))
-        if len(self._expiring) == 1:
+        if was_idle:
             self._expirer_idle.unpark()
-        if sent is not None:
-            sent(message)
 
         def abort(_raise_cancel) -> trio.lowlevel.Abort:
             waiter.task = None
-            if self._pending.get(key) is waiter:
-                del self._pending[key]
+            matcher.forget(key, waiter)
             return trio.lowlevel.Abort.SUCCEEDED
 
         return await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def _expire_forever(self) -> None:
         """Fail requests whose timeout has passed with LinkTimeout, oldest first."""
-        expiring = self._expiring
+        matcher = self.matcher
         while True:
-            if not expiring:
+            deadline = matcher.next_deadline()
+            if deadline is None:
                 await self._expirer_idle.park()
                 continue
-            key, waiter = expiring[0]
-            if waiter.task is not None and waiter.deadline > trio.current_time():
-                await trio.sleep_until(waiter.deadline)
+            if deadline > trio.current_time():
+                await trio.sleep_until(deadline)
                 continue
-            expiring.popleft()
-            if waiter.task is not None:
-                if self._pending.get(key) is waiter:
-                    del self._pending[key]
+            for waiter in matcher.expired(trio.current_time()):
                 waiter.wake(outcome.Error(LinkTimeout(self.name)))
 
-    def _next_stan(self) -> str:
-        """000001 to 999999, then round again (000000 is not a STAN)."""
-        return f"{(next(self._stan) - 1) % 999_999 + 1:06d}"
-
     def request_key(self, request: Message) -> tuple[str, ...]:
-        """The match key the response to `request` (as sent, field 11 assigned) will carry."""
-        return self._key(response_mti(request.mti), request)
-
-    def _key(self, mti: str, message: Message) -> tuple[str, ...]:
-        fields = message.fields
-        return tuple([mti if part == "mti" else fields.get(part, "") for part in self.config.match_key])
+        """The match key the response to `request` (as sent) will carry."""
+        return self.matcher.request_key(request)
 
     # -- the connection ----------------------------------------------------------------
 
@@ -191,7 +172,7 @@ class IssuerLink:
                 reason = await self._serve(stream)
             except Exception as exc:  # a bug on one link must not take the switch down
                 reason = f"internal error: {type(exc).__name__}"
-            logs.warning("link_down", issuer=self.name, reason=reason, failed_in_flight=len(self._pending))
+            logs.warning("link_down", issuer=self.name, reason=reason, failed_in_flight=len(self.matcher))
             if self._ever_up:
                 delay = self.config.reconnect_min
             else:  # connected but refused (sign-on): back off like a failed connect
@@ -225,14 +206,19 @@ class IssuerLink:
             self._fail_pending()
         return self._reason
 
-    def _network_request(self, code: str) -> Message:
+    async def _network_exchange(self, code: str) -> Message:
+        """Sign-on or echo (field 70 `code`): sent while the link is not yet open to requests."""
+        connection = self._connection
+        if connection is None:
+            raise LinkUnavailable(self.name)
         now = datetime.datetime.now(datetime.timezone.utc)
-        return Message("0800", {"7": now.strftime("%m%d%H%M%S"), "11": "000000", "70": code})
+        request = Message("0800", {"7": now.strftime("%m%d%H%M%S"), "11": "000000", "70": code})
+        return await self._exchange(connection, self.matcher.outgoing(request))
 
     async def _sign_on(self) -> bool:
         try:
-            answer = await self._exchange(self._network_request("001"))
-        except (LinkTimeout, LinkUnavailable):
+            answer = await self._network_exchange("001")
+        except (LinkTimeout, LinkUnavailable, LinkDropped, KeyInUse):
             self._reason = "no answer to sign-on"
             return False
         if answer.get("39") != RC.APPROVED:
@@ -250,9 +236,9 @@ class IssuerLink:
                 await trio.sleep(interval - idle)
                 continue
             try:
-                await self._exchange(self._network_request("301"))
+                await self._network_exchange("301")
                 missed = 0
-            except (LinkTimeout, LinkUnavailable):
+            except (LinkTimeout, LinkUnavailable, LinkDropped, KeyInUse):
                 missed += 1
                 logs.warning("link_echo_missed", issuer=self.name, missed=missed)
                 if missed >= self.config.max_missed_echoes:
@@ -267,10 +253,10 @@ class IssuerLink:
         scope.cancel()
 
     def _fail_pending(self) -> None:
-        """In-flight requests fail fast when the link drops; their callers answer 91."""
-        pending, self._pending = self._pending, {}
-        for waiter in pending.values():
-            waiter.wake(outcome.Error(LinkUnavailable(self.name)))
+        """In-flight requests fail fast when the link drops (their callers reverse them: the
+        issuer may have approved them before the connection went)."""
+        for waiter in self.matcher.drain():
+            waiter.wake(outcome.Error(LinkDropped(self.name)))
 
     async def _reader(self, connection: Connection) -> str:
         framer = self._dialect.framer(self.config.max_frame)
@@ -295,8 +281,7 @@ class IssuerLink:
                     self._answer_issuer_request(message, frame.tpdu)
 
     def _deliver(self, response: Message) -> None:
-        key = self._key(response.mti, response)
-        waiter = self._pending.pop(key, None)
+        key, waiter = self.matcher.match(response)
         if waiter is None:
             self.unmatched += 1
             try:

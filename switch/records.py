@@ -12,6 +12,7 @@ import sqlite3
 import time
 
 from switch.core.messages import FORWARDED_MTIS, NOT_RETAINED
+from switch.core.states import NOT_AN_ORIGINAL, State
 from switch.core.txn import Txn
 from switch.journal import Journal
 from switch.core.fields import NOT_JOURNALED
@@ -51,16 +52,21 @@ class TxnRecords:
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
         self.journal.execute(
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
-            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ? WHERE trace = ?",
+            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL"
+            " WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
              stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
              txn.sent_as, txn.trace))
 
-    def forwarded(self, txn: Txn) -> None:
-        """Which issuer has the request, and under which field 90: written as soon as it is sent,
-        so that after a crash its reversal still reaches that issuer under the right name."""
-        self.journal.execute("UPDATE transactions SET issuer = ?, sent_as = ? WHERE trace = ?",
-                             (txn.issuer, txn.sent_as, txn.trace))
+    def prepared(self, txn: Txn, reversal: bytes, original_trace: int | None = None,
+                 reversed_amount: int | None = None) -> None:
+        """Before a request may reach its issuer: which issuer, under which field 90, and the
+        sealed 0420 that undoes it, so that recovery after a crash can reverse it. A reversal's
+        own row also names its original and the amount it takes off."""
+        self.journal.execute(
+            "UPDATE transactions SET issuer = ?, sent_as = ?, reversal = ?, original_trace = ?,"
+            " reversed_amount = coalesce(?, reversed_amount), sent_at = ? WHERE trace = ?",
+            (txn.issuer, txn.sent_as, reversal, original_trace, reversed_amount, time.time(), txn.trace))
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
@@ -71,42 +77,46 @@ class TxnRecords:
 
     # A retransmission's row (duplicate) or a refused one (rejected) has the original's keys but
     # is not the original: only the first transmission the switch acted on can be reversed.
-    async def find_original(self, tid: str, mti: str, stan: str, transmitted: str) -> Txn | None:
+    # `now` below is the switch's clock (trio's): a row's `seen` on it is its age on the wall clock
+    # before `now`, the best there is for a row of an earlier run.
+    async def find_original(self, tid: str, mti: str, stan: str, transmitted: str, now: float) -> Txn | None:
         return await self._find("tid = ? AND mti = ? AND stan = ? AND transmitted = ?"
-                                " AND state NOT IN ('duplicate', 'rejected')", (tid, mti, stan, transmitted))
+                                f" AND state NOT IN ({_NOT_ORIGINALS})", (tid, mti, stan, transmitted), now)
 
-    async def find_by_rrn(self, rrn: str, tid: str, amount: int) -> Txn | None:
+    async def find_by_rrn(self, rrn: str, tid: str, amount: int, now: float) -> Txn | None:
         return await self._find("rrn = ? AND tid = ? AND amount = ? AND mti IN ('0100', '0200')"
-                                " AND state NOT IN ('duplicate', 'rejected')", (rrn, tid, amount))
+                                f" AND state NOT IN ({_NOT_ORIGINALS})", (rrn, tid, amount), now)
 
-    async def _find(self, where: str, params: tuple) -> Txn | None:
+    async def _find(self, where: str, params: tuple, now: float) -> Txn | None:
         def query(connection: sqlite3.Connection):
             return connection.execute(
                 f"SELECT * FROM transactions WHERE {where} ORDER BY trace DESC LIMIT 1", params).fetchone()
 
         row = await self.journal.commit(query)
-        return txn_from_row(row) if row is not None else None
+        return txn_from_row(row, now) if row is not None else None
 
-    def recent(self, since: float) -> list[Txn]:
+    def recent(self, since: float, now: float) -> list[Txn]:
         """Requests since `since` (start-up only): the duplicate window survives a restart."""
         marks = ",".join("?" * len(FORWARDED_MTIS))
         rows = self.journal.read(
             f"SELECT * FROM transactions WHERE created_at >= ? AND mti IN ({marks})"
-            " AND state NOT IN ('rejected', 'duplicate') ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
-        return [txn_from_row(row) for row in rows]
+            f" AND state NOT IN ({_NOT_ORIGINALS}) ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
+        return [txn_from_row(row, now) for row in rows]
 
 
-def txn_from_row(row: sqlite3.Row) -> Txn:
-    """A journal row as a transaction in memory. Its monotonic `seen` is only known as its age on
-    the wall clock, which is the best there is for a row of an earlier run."""
+_NOT_ORIGINALS = ", ".join(f"'{state}'" for state in sorted(NOT_AN_ORIGINAL))
+
+
+def txn_from_row(row: sqlite3.Row, now: float) -> Txn:
+    """A journal row as a transaction in memory, `seen` on the switch's clock at `now`."""
     age = time.time() - row["created_at"]
     txn = Txn(trace=row["trace"], mti=row["mti"], tid=row["tid"] or "", stan=row["stan"] or "",
               transmitted=row["transmitted"] or "", rrn=row["rrn"], amount=row["amount"] or 0,
-              pan_hash=row["pan_hash"], created=row["created_at"], seen=time.monotonic() - age,
-              issuer=row["issuer"], state=row["state"],
+              pan_hash=row["pan_hash"], created=row["created_at"], seen=now - age,
+              issuer=row["issuer"], state=State(row["state"]),
               rc=row["rc"], approval=row["approval"], response=loaded_response(row["response"]),
               reversed_amount=row["reversed_amount"],
               sent_as=row["sent_as"] or None)
-    txn.finished = txn.state != "pending"
-    txn.stood_in = txn.state == "stood_in"  # once reversed, the journal no longer says
+    txn.finished = txn.state is not State.PENDING
+    txn.stood_in = txn.state is State.STOOD_IN  # once reversed, the journal no longer says
     return txn

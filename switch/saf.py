@@ -20,7 +20,8 @@ from switch import logs
 from switch.config import SafConfig
 from switch.core.messages import REPEAT_MTI
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
+from switch.core.matcher import KeyInUse
+from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.vault import Vault
 from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
@@ -127,10 +128,11 @@ class StoreAndForward:
             message.mti = REPEAT_MTI.get(message.mti, message.mti)
         try:
             response = await link.request(message)
-        except (LinkUnavailable, LinkTimeout, MatchKeyInUse, MessageEncodeError) as exc:
+        except (LinkUnavailable, LinkDropped, LinkTimeout, KeyInUse, MessageEncodeError) as exc:
             item.attempts += 1
-            error = {LinkUnavailable: "issuer unavailable", LinkTimeout: "issuer timeout",
-                     MatchKeyInUse: "a request with the same match key is in flight"}.get(
+            error = {LinkUnavailable: "issuer unavailable", LinkDropped: "issuer link dropped",
+                     LinkTimeout: "issuer timeout",
+                     KeyInUse: "a request with the same match key is in flight"}.get(
                 type(exc), "message cannot be encoded for this issuer")
             if isinstance(exc, MessageEncodeError):
                 item.attempts = self.config.retry_limit  # retrying cannot help

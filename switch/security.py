@@ -27,25 +27,26 @@ import trio
 from switch import logs
 from switch.config import HsmConfig, IssuerConfig, ListenerConfig, SwitchConfig, VerifyConfig
 from switch.core.codes import RC
+from switch.core.context import CardChecked
 from switch.core.messages import card_pan
+from switch.core.states import State
 from switch.errors import ConfigError
 from switch.hsm.client import HsmError, HsmUnavailable, InProcessHsm, TcpHsm
 from switch.hsm.cvv import CVV2_SERVICE_CODE, ICVV_SERVICE_CODE
-from switch.hsm.demo import default_validation_data
+from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.pintries import PinTries
 from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
 from switch.wire.message import Message
 
-WRONG_PIN = "55"
-PIN_TRIES_EXCEEDED = "75"
-CVV_FAILED = "82"
-CVV2_FAILED = "N7"
+UNCHECKED = CardChecked()
 TERMINAL_PIN_FORMAT = 0  # ISO 9564 format 0 from terminals
 TRACK2_CVV_OFFSET = 5  # in the discretionary data, after PVKI (1) and PVV (4): Visa's usual layout
 CHIP_ENTRY = "05"
 HSM_PIN_BLOCK_INVALID = "20"  # payShield: "PIN block does not contain valid values"
+# Declines that are not the card's fault; any other code is a card that failed a check.
+DECLINE_STATES: dict[str, State] = {RC.SYSTEM_ERROR: State.FAILED, RC.FORMAT_ERROR: State.REJECTED}
 
 
 @attrs.frozen
@@ -54,10 +55,13 @@ class Decline:
     reason: str  # for the journal: what failed, never a value
 
     @property
-    def state(self) -> str:
-        """The journal state, as the rest of the switch uses them: a system fault (96) failed,
-        a malformed request (30) was rejected, a card that failed a check was declined."""
-        return {RC.SYSTEM_ERROR: "failed", RC.FORMAT_ERROR: "rejected"}.get(self.code, "declined")
+    def state(self) -> State:
+        """A system fault (96) failed, a malformed request (30) was rejected, a card that failed
+        a check was declined."""
+        return DECLINE_STATES.get(self.code, State.DECLINED)
+
+    def checked(self) -> CardChecked:
+        return CardChecked(decline=(self.code, self.state, self.reason))
 
 
 @attrs.frozen
@@ -98,68 +102,78 @@ def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:
 
 
 class CardSecurity:
-    """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card."""
+    """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card.
+
+    Without an [hsm] section there is nothing to check with: `configured` is False, `config`
+    and `hsm` are never set, and `check()` passes every request through unchecked. Everything
+    past `_needed()` runs only when they are set."""
+
+    config: HsmConfig
+    hsm: InProcessHsm | TcpHsm
 
     def __init__(self, config: SwitchConfig, pan_hash: Callable[[str], str], tries: PinTries):
-        self.config = config.hsm
-        self.hsm = open_hsm(config.hsm, config.source) if config.hsm is not None else None
+        self.configured = config.hsm is not None
+        if config.hsm is not None:
+            self.config = config.hsm
+            self.hsm = open_hsm(config.hsm, config.source)
         self._pan_hash = pan_hash
         self._tries = tries
 
     async def aclose(self) -> None:
-        if self.hsm is not None:
+        if self.configured:
             await self.hsm.aclose()
 
     def _needed(self, request: Message, listener: ListenerConfig, issuer: IssuerConfig) -> bool:
         has_pin_keys = "52" in request and (issuer.zpk or listener.tpk_for(request.get("41", "")))
-        return self.hsm is not None and bool(has_pin_keys or issuer.verify)
+        return self.configured and bool(has_pin_keys or issuer.verify)
 
-    async def check(self, request: Message, outgoing: Message, listener: ListenerConfig,
-                    issuer: IssuerConfig) -> Decline | None:
-        """A decline, or None to forward `outgoing` (its field 52 now under the issuer's ZPK)."""
+    async def check(self, request: Message, listener: ListenerConfig, issuer: IssuerConfig) -> CardChecked:
+        """A decline, or the PIN block under the issuer's ZPK (when there was one to translate)."""
         if not self._needed(request, listener, issuer):
-            return None
+            return UNCHECKED
         try:
             if self.config.mode != "tcp":  # computed here and now: nothing to wait for
-                return await self._check(request, outgoing, listener, issuer)
+                return await self._check(request, listener, issuer)
             with trio.fail_after(self.config.timeout):  # the network, the HSM's queue, a card's lock
-                return await self._check(request, outgoing, listener, issuer)
+                return await self._check(request, listener, issuer)
         except (HsmUnavailable, trio.TooSlowError) as exc:
             reason = str(exc) if isinstance(exc, HsmUnavailable) else f"no answer within {self.config.timeout}s"
             logs.warning("hsm_unavailable", issuer=issuer.name, mode=self.config.mode, reason=reason)
-            return Decline(RC.SYSTEM_ERROR, "HSM unavailable")
+            return Decline(RC.SYSTEM_ERROR, "HSM unavailable").checked()
         except HsmError as exc:
             logs.warning("hsm_error", issuer=issuer.name, command=exc.command, code=exc.code)
-            return Decline(RC.SYSTEM_ERROR, f"HSM error {exc.code} on {exc.command}")
+            return Decline(RC.SYSTEM_ERROR, f"HSM error {exc.code} on {exc.command}").checked()
 
-    async def _check(self, request: Message, outgoing: Message, listener: ListenerConfig,
-                     issuer: IssuerConfig) -> Decline | None:
+    async def _check(self, request: Message, listener: ListenerConfig, issuer: IssuerConfig) -> CardChecked:
         pan = card_pan(request) or ""
         verify = issuer.verify
         if verify is not None:
             declined = await self._card_values(request, pan, verify)
             if declined is not None:
-                return declined
+                return declined.checked()
         if "52" not in request:
-            return None
+            return UNCHECKED
         tpk = listener.tpk_for(request.get("41", ""))
-        if tpk is None and issuer.zpk is None:
-            return None  # no PIN keys on either side: the block travels as the terminal sent it
-        if tpk is None or issuer.zpk is None:
+        zpk = issuer.zpk
+        if tpk is None and zpk is None:
+            return UNCHECKED  # no PIN keys on either side: the block travels as the terminal sent it
+        if tpk is None or zpk is None:
             missing = "terminal's TPK" if tpk is None else "issuer's ZPK"
-            return Decline(RC.SYSTEM_ERROR, f"PIN block but no {missing} configured")
+            return Decline(RC.SYSTEM_ERROR, f"PIN block but no {missing} configured").checked()
         try:
-            outgoing["52"] = await self._translate_pin(request["52"], pan, tpk, issuer)
+            pin_block = await self._translate_pin(request["52"], pan, tpk, zpk, issuer.pin_format)
         except HsmError as exc:
             if exc.code != HSM_PIN_BLOCK_INVALID:
                 raise
             logs.warning("pin_block_invalid", issuer=issuer.name, command=exc.command, code=exc.code)
-            return Decline(RC.FORMAT_ERROR, "PIN block from the terminal is not valid")
+            return Decline(RC.FORMAT_ERROR, "PIN block from the terminal is not valid").checked()
         if verify is not None and verify.pin is not None:
-            return await self._verify_pin(outgoing["52"], pan, issuer, verify)
-        return None
+            declined = await self._verify_pin(pin_block, pan, zpk, issuer.pin_format, verify)
+            if declined is not None:
+                return declined.checked()
+        return CardChecked(pin_block=pin_block)
 
-    async def _translate_pin(self, pin_block: str, pan: str, tpk: str, issuer: IssuerConfig) -> str:
+    async def _translate_pin(self, pin_block: str, pan: str, tpk: str, zpk: str, pin_format: int) -> str:
         """CA: the terminal's block under the issuer's ZPK.
 
         HSM error 20 here means the block the terminal sent holds no valid PIN block once
@@ -169,7 +183,7 @@ class CardSecurity:
         the cardholder is not told their PIN is wrong and no PIN try is used up)."""
         keys = self.config.keys
         return await self.hsm.translate_pin_tpk_to_zpk(
-            keys[tpk], keys[issuer.zpk], pin_block, pan, TERMINAL_PIN_FORMAT, issuer.pin_format)
+            keys[tpk], keys[zpk], pin_block, pan, TERMINAL_PIN_FORMAT, pin_format)
 
     async def _card_values(self, request: Message, pan: str, verify: VerifyConfig) -> Decline | None:
         """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present."""
@@ -178,38 +192,46 @@ class CardSecurity:
         if verify.cvv and "35" in request:
             chip = request.get("22", "").startswith(CHIP_ENTRY)
             if track2 is None or track2.cvv is None:
-                return Decline(CVV_FAILED, "track 2 without a CVV")
+                return Decline(RC.CVV_FAILED, "track 2 without a CVV")
             service_code = ICVV_SERVICE_CODE if chip else track2.service_code
             if not await self.hsm.verify_cvv(cvk, track2.pan, track2.expiry, service_code, track2.cvv):
-                return Decline(CVV_FAILED, "iCVV failed" if chip else "CVV failed")
+                return Decline(RC.CVV_FAILED, "iCVV failed" if chip else "CVV failed")
         cvv2 = dict(field48_subelements(request.get("48", "")) or ()).get(CVV2_TAG)
         if verify.cvv2 and cvv2 is not None:
             expiry = request.get("14") or (track2.expiry if track2 else "")
             if not (cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
                     cvk, pan, expiry, CVV2_SERVICE_CODE, cvv2):
-                return Decline(CVV2_FAILED, "CVV2 failed")
+                return Decline(RC.CVV2_FAILED, "CVV2 failed")
         return None
 
-    async def _verify_pin(self, pin_block: str, pan: str, issuer: IssuerConfig,
+    async def _verify_pin(self, pin_block: str, pan: str, zpk: str, pin_format: int,
                           verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
         async with self._tries.held(card_hash):
-            return await self._judge_pin(pin_block, pan, card_hash, issuer, verify)
+            return await self._judge_pin(pin_block, pan, card_hash, zpk, pin_format, verify)
 
-    async def _judge_pin(self, pin_block: str, pan: str, card_hash: str, issuer: IssuerConfig,
+    async def _judge_pin(self, pin_block: str, pan: str, card_hash: str, zpk: str, pin_format: int,
                          verify: VerifyConfig) -> Decline | None:
+        """The configuration makes sure of the PVK and of each card's PVV or IBM offset for its
+        method; a gap here is a system fault (96), named in the journal."""
         if self._tries.count(card_hash) >= verify.max_pin_tries:
-            return Decline(PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
+            return Decline(RC.PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
         card = verify.cards.get(pan)
         if card is None:
             return Decline(RC.SYSTEM_ERROR, "no PIN verification data for this card")
+        if verify.pvk is None:
+            return Decline(RC.SYSTEM_ERROR, "no PVK configured")
         keys = self.config.keys
         if verify.pin == "pvv":
-            correct = await self.hsm.verify_pin_pvv("zpk", keys[issuer.zpk], keys[verify.pvk], pin_block, pan,
-                                                    issuer.pin_format, card.pvki, card.pvv)
+            if card.pvv is None:
+                return Decline(RC.SYSTEM_ERROR, "no PVV for this card")
+            correct = await self.hsm.verify_pin_pvv("zpk", keys[zpk], keys[verify.pvk], pin_block, pan,
+                                                    pin_format, card.pvki, card.pvv)
         else:
-            correct = await self.hsm.verify_pin_ibm("zpk", keys[issuer.zpk], keys[verify.pvk], pin_block, pan,
-                                                    issuer.pin_format, card.ibm_offset,
+            if card.ibm_offset is None:
+                return Decline(RC.SYSTEM_ERROR, "no IBM offset for this card")
+            correct = await self.hsm.verify_pin_ibm("zpk", keys[zpk], keys[verify.pvk], pin_block, pan,
+                                                    pin_format, card.ibm_offset,
                                                     card.validation_data or default_validation_data(pan),
                                                     verify.dectab, card.pin_length)
         if correct:
@@ -217,5 +239,5 @@ class CardSecurity:
             return None
         tries = self._tries.wrong(card_hash)
         if tries >= verify.max_pin_tries:
-            return Decline(PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
-        return Decline(WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")
+            return Decline(RC.PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
+        return Decline(RC.WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")

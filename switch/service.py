@@ -1,9 +1,11 @@
 """The switch as a running service: listeners, issuer links, journal, store-and-forward, and the
-path of one transaction.
+shell around the pipeline of one transaction.
 
-`Switch.handle()` walks a request through: check → duplicate? → route by BIN → forward on the
-issuer's link (or stand in) → answer, journaling every step. Decisions come from switch.core.messages
-and switch.standin; this module awaits, records and logs.
+What happens to a request is decided in switch.core.pipeline, free of I/O; `Switch.handle()`
+walks a request through it and performs the effects its participants ask for (HSM, issuer link,
+journal, store-and-forward, waiting), then journals, logs and answers. Every time here is trio's
+clock (`trio.current_time()`), so tests can run it on a MockClock; the wall clock only stamps
+journal rows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from functools import partial
+from types import GeneratorType
 
 import trio
 
@@ -21,42 +24,40 @@ from switch import logs
 from switch.acquirer import Terminals, serve_listener
 from switch.admin import serve_admin
 from switch.capture.sink import Capture
-from switch.config import IssuerConfig, ListenerConfig, SwitchConfig, load_config
-from switch.errors import CardswitchError, ConfigError
-from switch.core.codes import RC
-from switch.core.messages import (
-    ADVICE_MTI, ADVICE_MTIS, NETWORK_MTI, REVERSAL_MTIS, OriginalData, acquirer_advice, card_pan, check_request,
-    message_class, network_response, replacement_amount, respond, retained_response, reversal_advice,
-    reversal_for_issuer, stand_in_advice,
+from switch.config import ListenerConfig, SwitchConfig, load_config
+from switch.core.codes import RC, meaning
+from switch.core.context import (
+    Answer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
+    LinkFailure, Prepare, Shed, WaitFor,
 )
-from switch.core.states import NOT_TO_REVERSE
+from switch.core.matcher import KeyInUse
+from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
+from switch.core.pipeline import Step, pipeline_for
+from switch.core.standin import StandIn
+from switch.core.states import State
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
+from switch.errors import CardswitchError, ConfigError
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkTimeout, LinkUnavailable, MatchKeyInUse
+from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
 from switch.pintries import PinTries
 from switch.records import TxnRecords
-from switch.routing import RouteContext, RouteEntry, RoutingTable
+from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity
-from switch.standin import StandIn
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan
-from switch.wire.message import Message, response_mti
+from switch.wire.message import Message
 
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
-# What is shed beyond `max_in_flight`: new authorisations and purchases (and their repeats), which
-# the terminal retries after a 91. Reversals and advices record money already moved (shedding them
-# only means more work later) and network management keeps terminals signed on: never shed.
-SHEDDABLE_MTIS = frozenset({"0100", "0101", "0200", "0201"})
 OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
 
 
-class LinkSaturated(Exception):
-    """The issuer's link holds its `max_in_flight` requests: handled like an issuer that does not
-    answer (stand-in, else 91); the route's fallback is for a link that is down, not a busy one."""
+def utc_today() -> datetime.date:
+    """The stand-in day: daily limits reset at UTC midnight."""
+    return datetime.datetime.now(datetime.timezone.utc).date()
 
 
 class Switch:
@@ -72,18 +73,19 @@ class Switch:
             raise ConfigError(config.source, "switch.data_dir",
                               f"a writable directory for the journal ({config.data_dir}: {exc})") from None
         self.records = TxnRecords(self.journal)
-        self.history = DuplicateWindow(config.duplicate_window)
+        self.window = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
-        self.stand_in = StandIn()
+        self.stand_in = StandIn(utc_today)
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
         self.loop_lag = LoopLag()
         self._max_in_flight = config.max_in_flight
+        self._longest_timeout = max((issuer.timeout for issuer in config.issuers), default=5.0)
         self.shed = 0  # requests answered 91 because the switch was overloaded, since start
         self.overloaded = False  # shedding; cleared once in-flight is back below the bound
         self.saturated = {name: 0 for name in self.links}  # per link: requests refused for its bound
-        # (issuer, match key) of a timed-out request -> it, and the 0420 a late approval needs
-        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[Txn, Message]] = OrderedDict()
+        # (issuer, match key) of a timed-out request -> its trace, and when it timed out (trio's clock)
+        self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[int, float]] = OrderedDict()
         # trace -> the event a request waits on while another request it depends on is in flight
         self._finishing: dict[int, trio.Event] = {}
         self._stop = trio.Event()
@@ -105,15 +107,20 @@ class Switch:
         for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
                                      " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
             self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
-        for txn in self.records.recent(time.time() - self.config.duplicate_window):
-            self.history.add(txn)
         last = self.journal.read("SELECT max(trace) AS last FROM transactions")[0]["last"] or 0
         logs.event("journal_open", path=str(self.journal.path), schema=self.journal.version,
                    last_trace=last, saf_open=queued)
         return last
 
+    def _load_window(self) -> None:
+        """The duplicate window survives a restart: the journal's recent requests, each aged on
+        the switch's clock by its age on the wall clock (the best there is for an earlier run)."""
+        for txn in self.records.recent(time.time() - self.config.duplicate_window, trio.current_time()):
+            self.window.add(txn)
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `shutdown()`: reports {listener name: bound port} once listening."""
+        self._load_window()
         async with trio.open_nursery() as journal_nursery:
             await journal_nursery.start(self.journal.run)
             journal_nursery.start_soon(logs.write_in_batches)
@@ -182,70 +189,78 @@ class Switch:
         logs.event("routes_reloaded", entries=len(fresh.routing))
         return True, f"{len(fresh.routing)} entries"
 
-    def _link_for(self, entry: RouteEntry) -> IssuerLink:
-        """The entry's issuer, or its fallback while the issuer's link is down."""
-        link = self.links[entry.issuer]
-        if not link.up and entry.fallback is not None and self.links[entry.fallback].up:
-            return self.links[entry.fallback]
-        return link
+    # -- what participants read (switch.core.context.SwitchView) ---------------------------
+
+    @property
+    def over_capacity(self) -> bool:
+        """More requests in flight than `max_in_flight` (this one included)."""
+        return self.in_flight > self._max_in_flight
+
+    @property
+    def longest_timeout(self) -> float:
+        return self._longest_timeout
 
     # -- one transaction ---------------------------------------------------------------
 
     async def handle(self, request: Message, listener: ListenerConfig) -> Message:
-        if self.in_flight >= self._max_in_flight and request.mti in SHEDDABLE_MTIS and not self._known(request):
-            return self._shed(request, listener)
+        """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
+        its participants ask for, and return the terminal's response. Requests run in the
+        switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
+        one; a terminal hanging up does not."""
         self.in_flight += 1
-        try:
-            return await self._handle(request, listener)
-        finally:
-            self.in_flight -= 1
-
-    async def _handle(self, request: Message, listener: ListenerConfig) -> Message:
         started = trio.current_time()
         pan = card_pan(request)
-        txn = self._new_txn(request, pan)
-        code = check_request(request)
-        original_trace = None
-        reason = None
-        prior = None
-        if code is None and request.mti != NETWORK_MTI:
-            prior = self.history.previous(txn.tid, txn.stan, txn.transmitted, txn.seen)
-            if prior is None:
-                self.history.add(txn)
+        txn = self._new_txn(request, pan, started)
         self.records.open(txn, request, listener.name, pan)
-        response = None
-        # Requests run in the switch's nursery (switch.acquirer), so only a shutdown whose grace
-        # has run out cancels one; a terminal hanging up does not.
+        ctx = Context(request, txn, pan, listener.acquirer_id, self)
+        verdict = None
         try:
-            if code is not None:
-                response, txn.state, reason = respond(request, code), "rejected", "failed checks"
-            elif prior is not None:
-                response, reason = await self._duplicate(request, txn, prior)
-                original_trace = prior.trace
-            elif request.mti == NETWORK_MTI:
-                response, txn.state = network_response(request), "approved"
-            elif txn.mti in REVERSAL_MTIS:
-                response, reason, original_trace = await self._reverse(request, txn, listener)
-            elif txn.mti in ADVICE_MTIS:
-                response, reason = await self._advise(request, txn, listener)
-            else:
-                response, reason = await self._authorise(request, txn, listener)
+            verdict = await self._run(ctx, listener)
         except trio.Cancelled:
-            txn.state, reason = "interrupted", "switch stopped while in flight"
+            verdict = Answer(RC.SYSTEM_ERROR, State.INTERRUPTED, "switch stopped while in flight")
             raise
         finally:
-            if response is None:  # cancelled, or a bug: the row still gets a final state
-                response = respond(request, RC.SYSTEM_ERROR)
-                if txn.state != "interrupted":
-                    txn.state, reason = "failed", "internal error"
-            txn.response = retained_response(response)
-            txn.rc = response.get("39")
-            txn.approval = response.get("38")
-            latency_ms = round((trio.current_time() - started) * 1000, 3)
-            self.records.close(txn, latency_ms, reason, original_trace)
-            txn.forwarded = None  # what advices needed was built while the request ran
-            self._finish(txn)
-        _log_txn(listener, request, txn, pan, latency_ms)
+            self.in_flight -= 1
+            response = self._conclude(ctx, verdict, listener, started)
+        await self.journal.durable()  # the terminal never sees an answer the journal could lose
+        return response
+
+    async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
+        for participant in pipeline_for(ctx.txn.mti):
+            verdict = participant(ctx)
+            if type(verdict) is GeneratorType:  # a participant with effects to perform
+                verdict = await self._drive(verdict, ctx, listener)
+            if verdict is not None:
+                return verdict
+        return None
+
+    async def _drive(self, steps: Step, ctx: Context, listener: ListenerConfig) -> Answer | None:
+        result: object = None
+        while True:
+            try:
+                effect = steps.send(result)
+            except StopIteration as done:
+                return done.value
+            result = await self._perform(effect, ctx, listener)
+
+    def _conclude(self, ctx: Context, verdict: Answer | None, listener: ListenerConfig, started: float) -> Message:
+        """The terminal's response from the verdict, journaled and logged; a pipeline that ended
+        without one (a bug) still gives the row a final state and the terminal a 96."""
+        if verdict is None:
+            verdict = Answer(RC.SYSTEM_ERROR, State.FAILED, "internal error")
+        request, txn = ctx.request, ctx.txn
+        response = respond(request, verdict.code, verdict.base)
+        if verdict.extra:
+            response.fields.update(verdict.extra)
+        txn.move_to(verdict.state)
+        txn.response = retained_response(response)
+        txn.rc = verdict.code
+        txn.approval = response.fields.get("38")
+        latency_ms = round((trio.current_time() - started) * 1000, 3)
+        self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace)
+        txn.forwarded = None  # what advices needed was built while the request ran
+        self._finish(txn)
+        _log_txn(listener, request, txn, ctx.pan, latency_ms)
         return response
 
     def _finish(self, txn: Txn) -> None:
@@ -254,6 +269,87 @@ class Switch:
         if waiting is not None:
             waiting.set()
 
+    def _new_txn(self, request: Message, pan: str | None, now: float) -> Txn:
+        fields = request.fields
+        amount = fields.get("4", "")
+        return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=fields.get("41", ""),
+                   stan=fields.get("11", ""), transmitted=fields.get("7", ""), rrn=fields.get("37"),
+                   amount=int(amount) if amount.isdigit() else 0,
+                   pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time(), seen=now)
+
+    # -- the effects participants ask for ----------------------------------------------
+
+    async def _perform(self, effect: Effect, ctx: Context, listener: ListenerConfig) -> object:
+        if type(effect) is Exchange:
+            return await self._exchange(effect, ctx.txn)
+        if type(effect) is CheckCard:
+            return await self.security.check(ctx.request, listener, effect.issuer)
+        if type(effect) is Enqueue:
+            await self.saf.enqueue(effect.issuer, effect.trace, effect.kind, effect.message)
+            return None
+        if type(effect) is WaitFor:
+            with trio.move_on_after(self._longest_timeout + 1):
+                await self._wait_finished(effect.txn)
+            return None
+        if type(effect) is FindOriginal:
+            return await self.records.find_original(effect.tid, effect.mti, effect.stan, effect.transmitted,
+                                                    trio.current_time())
+        if type(effect) is FindByRrn:
+            return await self.records.find_by_rrn(effect.rrn, effect.tid, effect.amount, trio.current_time())
+        if type(effect) is JournalReversed:
+            self.records.reversed(effect.original)
+            return None
+        if type(effect) is Prepare:
+            await self._prepare(ctx.txn, effect.reversal, effect.original, effect.amount)
+            return None
+        if type(effect) is Shed:
+            self._count_shed()
+            return None
+        raise TypeError(f"no performer for {type(effect).__name__}")
+
+    async def _exchange(self, effect: Exchange, txn: Txn) -> Message | LinkFailure:
+        """Send on the issuer's link, unless it is down or already holds its issuer's
+        `max_in_flight` requests (saturated). The reversal that undoes the request is journaled
+        before it leaves (see `_prepare`)."""
+        link: IssuerLink = effect.link
+        sent = effect.message
+        if effect.own:
+            txn.sent_as = OriginalData.of(sent).encode()  # a stand-in's reversal needs a name too
+            txn.forwarded = sent  # advices are built from it (without its card data)
+            bound = link.config.max_in_flight
+            if bound is not None and link.in_flight >= bound:
+                self.saturated[link.name] += 1
+                return LinkFailure.SATURATED
+        if not link.up:
+            return LinkFailure.UNAVAILABLE
+        if effect.reversal is not None:
+            await self._prepare(txn, effect.reversal)
+        asked = trio.current_time()
+        try:
+            return await link.exchange(sent)
+        except LinkUnavailable:
+            # Not sent; but once journaled as on its way it is reversed all the same, so that
+            # the journal's word (sent_at) is the one recovery and `journal check` go by.
+            return LinkFailure.UNAVAILABLE if effect.reversal is None else LinkFailure.DROPPED
+        except LinkDropped:
+            return LinkFailure.DROPPED
+        except LinkTimeout:
+            self._remember_timeout(link, sent, txn)
+            return LinkFailure.TIMED_OUT
+        except KeyInUse:
+            return LinkFailure.KEY_IN_USE
+        finally:
+            if effect.own:
+                txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
+
+    async def _prepare(self, txn: Txn, reversal: Message, original: Txn | None = None,
+                       amount: int | None = None) -> None:
+        """Journal, durably, the 0420 that undoes what is about to reach an issuer (sealed), and
+        for a reversal its original and amount: recovery after a crash reverses or completes
+        whatever still has one (`_recover`)."""
+        self.records.prepared(txn, self.vault.seal(reversal.fields), original.trace if original else None, amount)
+        await self.journal.durable()
+
     async def _wait_finished(self, txn: Txn) -> None:
         """Until `txn` (an original, or the first transmission of a retransmission) is finished."""
         if txn.finished:
@@ -261,33 +357,10 @@ class Switch:
             return
         await self._finishing.setdefault(txn.trace, trio.Event()).wait()
 
-    def _shed(self, request: Message, listener: ListenerConfig) -> Message:
-        """Overloaded: a new authorisation or purchase is answered 91 at once, journaled
-        (rejected, "switch overloaded") and logged, and nothing more: not checked, not
-        HSM-processed, not forwarded, and not entered in the duplicate window. The terminal's
-        retry (same STAN and time) is therefore a first transmission to the switch, processed
-        normally once there is room, not answered as a duplicate of the 91; a rejected row is
-        never taken for an original (records.find_original)."""
-        started = trio.current_time()
+    def _count_shed(self) -> None:
         if not self.overloaded:
             self._overload_started()
         self.shed += 1
-        pan = card_pan(request)
-        txn = self._new_txn(request, pan)
-        self.records.open(txn, request, listener.name, pan)
-        response = respond(request, RC.ISSUER_UNAVAILABLE)
-        txn.state, txn.rc = "rejected", RC.ISSUER_UNAVAILABLE
-        txn.response = retained_response(response)
-        latency_ms = round((trio.current_time() - started) * 1000, 3)
-        self.records.close(txn, latency_ms, "switch overloaded", None)
-        _log_txn(listener, request, txn, pan, latency_ms)
-        return response
-
-    def _known(self, request: Message) -> bool:
-        """A retransmission of a request in the duplicate window: answered as the first time even
-        when overloaded, which costs no forwarding (and a 91 would contradict an approval)."""
-        key = (request.get("41", ""), request.get("11", ""), request.get("7", ""))
-        return self.history.previous(*key, time.monotonic()) is not None
 
     def _overload_started(self) -> None:
         """One warning when shedding starts; a background task notices when it is over, so the
@@ -310,241 +383,50 @@ class Switch:
         logs.event("overload_cleared", in_flight=self.in_flight, max_in_flight=self._max_in_flight,
                    shed=self.shed - shed_before)
 
-    def _new_txn(self, request: Message, pan: str | None) -> Txn:
-        amount = request.get("4", "")
-        return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=request.get("41", ""),
-                   stan=request.get("11", ""), transmitted=request.get("7", ""), rrn=request.get("37"),
-                   amount=int(amount) if amount.isdigit() else 0,
-                   pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time(), seen=time.monotonic())
-
-    async def _duplicate(self, request: Message, txn: Txn, prior: Txn) -> tuple[Message, str]:
-        """A retransmission is answered as the first time, never forwarded again."""
-        if (prior.mti, prior.amount, prior.pan_hash) != (txn.mti, txn.amount, txn.pan_hash):
-            txn.state = "rejected"
-            return respond(request, RC.DUPLICATE), "same terminal, STAN and time, different content"
-        with trio.move_on_after(self._longest_timeout() + 1):
-            await self._wait_finished(prior)
-        txn.state, txn.issuer = "duplicate", prior.issuer
-        if prior.response is None or prior.rc is None:
-            return respond(request, RC.ISSUER_UNAVAILABLE), "retransmission while the original is in flight"
-        first = Message(response_mti(request.mti), prior.response)  # the first answer, as kept
-        return respond(request, prior.rc, first), "retransmission answered from the journal"
-
-    def _longest_timeout(self) -> float:
-        return max((issuer.timeout for issuer in self.config.issuers), default=5.0)
-
-    def _route(self, request: Message) -> RouteEntry | None:
-        """The BIN table's entry for the request's card, under its MTI, processing code and currency."""
-        context = RouteContext(request.mti, request.get("3"), request.get("49"))
-        return self.routing.lookup(card_pan(request) or "", context)
-
-    async def _authorise(self, request: Message, txn: Txn, listener: ListenerConfig) -> tuple[Message, str | None]:
-        entry = self._route(request)
-        if entry is None:
-            txn.state = "rejected"
-            return respond(request, RC.NO_ROUTE), "no route"
-        link = self._link_for(entry)
-        txn.issuer = link.name
-        outgoing = request.copy()
-        outgoing.mti = txn.mti  # a repeat (0201) the issuer never saw the first of is a first transmission
-        if "32" not in outgoing and listener.acquirer_id:
-            outgoing["32"] = listener.acquirer_id
-        declined = await self.security.check(request, outgoing, listener, link.config)
-        if declined is not None:
-            txn.state = declined.state
-            return respond(request, declined.code), declined.reason
-        try:
-            answer = await self._send(link, outgoing, txn)
-        except LinkUnavailable:
-            return await self._without_issuer(request, txn, link.config, "issuer unavailable")
-        except LinkSaturated:
-            return await self._without_issuer(request, txn, link.config, "issuer link saturated")
-        except LinkTimeout:
-            self._remember_timeout(link, txn)
-            return await self._without_issuer(request, txn, link.config, "issuer timed out", "timed_out")
-        except MatchKeyInUse:
-            txn.state = "rejected"
-            return respond(request, RC.DUPLICATE), "a request with the same match key is in flight at the issuer"
-        code = answer.get("39")
-        if not code or len(code) != 2:
-            txn.state = "failed"
-            return respond(request, RC.SYSTEM_ERROR), "issuer response without a valid field 39"
-        txn.state = "approved" if code == RC.APPROVED else "declined"
-        return respond(request, code, answer), None
-
-    async def _send(self, link: IssuerLink, outgoing: Message, txn: Txn) -> Message:
-        """Forward to the issuer, remembering what it was sent (its STAN is the link's), without
-        card secrets, for the reversal or advice that may follow; journaled the moment it is
-        sent, so a crash while the issuer decides still leaves the reversal a name to use. A link
-        already holding its issuer's `max_in_flight` requests is not asked (LinkSaturated)."""
-        def sent(message: Message) -> None:
-            txn.sent_as = OriginalData.of(message).encode()
-            self.records.forwarded(txn)
-
-        txn.forwarded = outgoing  # the link gives it its STAN in place; advices drop its card data
-        bound = link.config.max_in_flight
-        if bound is not None and link.in_flight >= bound:
-            self.saturated[link.name] += 1
-            txn.sent_as = OriginalData.of(outgoing).encode()  # never sent: a stand-in's reversal needs a name
-            raise LinkSaturated(link.name)
-        asked = trio.current_time()
-        try:
-            return await link.request(outgoing, sent)
-        finally:
-            txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
-            if txn.sent_as is None:  # never sent (link down): a stand-in's reversal still needs a name
-                txn.sent_as = OriginalData.of(outgoing).encode()
-
-    async def _without_issuer(self, request: Message, txn: Txn, issuer: IssuerConfig,
-                              why: str, state: str = "failed") -> tuple[Message, str]:
-        """The issuer is down, too slow or its link saturated (`why`): stand in within its
-        limits, else 91 with the journal state `state`."""
-        limits = issuer.stand_in
-        if limits is None or "52" in request:  # a PIN cannot be judged without the issuer
-            txn.state = state
-            return respond(request, RC.ISSUER_UNAVAILABLE), why
-        decision = self.stand_in.decide(limits, issuer.name, txn.pan_hash or "", request["3"],
-                                        request.get("18"), txn.amount)
-        if not decision.approved:
-            txn.state = "declined"
-            return respond(request, decision.code), f"{why}; {decision.reason}"
-        await self.saf.enqueue(issuer.name, txn.trace, "stand_in_advice",
-                               stand_in_advice(txn.forwarded, decision.approval))
-        txn.state, txn.stood_in = "stood_in", True
-        response = respond(request, RC.APPROVED)
-        response["38"] = decision.approval
-        return response, f"{why}; {decision.reason}"
-
     # -- late responses ----------------------------------------------------------------
 
-    def _remember_timeout(self, link: IssuerLink, txn: Txn) -> None:
-        """Keep, for a while, the reversal a late approval of `txn` would need: built now, while
-        the forwarded copy exists (it is dropped when the transaction ends, whatever its outcome)."""
-        advice = reversal_advice(txn.forwarded, reason=RC.LATE_RESPONSE)
-        self._timed_out[(link.name, link.request_key(txn.forwarded))] = (txn, advice)
-        horizon = time.time() - TIMED_OUT_MEMORY
+    def _remember_timeout(self, link: IssuerLink, sent: Message, txn: Txn) -> None:
+        """Keep, for TIMED_OUT_MEMORY seconds of the switch's clock, which transaction a late
+        answer on `link` belongs to (its reversal is already queued: the journal notes the
+        late code, `journal check` looks for the reversal)."""
+        now = trio.current_time()
+        self._timed_out[(link.name, link.request_key(sent))] = (txn.trace, now)
+        horizon = now - TIMED_OUT_MEMORY
         while self._timed_out:
-            key, (oldest, _) = next(iter(self._timed_out.items()))
-            if oldest.created >= horizon:
+            key, (_, remembered) = next(iter(self._timed_out.items()))
+            if remembered >= horizon:
                 break
             del self._timed_out[key]
 
     def _unmatched_response(self, issuer: str, key: tuple[str, ...], response: Message) -> None:
-        """A response nobody waits for: if it answers a timed-out request, an approval that came
-        too late is reversed at the issuer (0420 via SAF); anything else is logged."""
-        txn, advice = self._timed_out.pop((issuer, key), (None, None))
+        """A response nobody waits for. A late answer to a timed-out request is noted (the
+        request was reversed when it timed out); an approval the switch cannot place (an
+        unknown STAN) is reversed at the issuer (0420 via SAF) with an alert; anything else is
+        logged."""
+        trace, _ = self._timed_out.pop((issuer, key), (None, None))
         rc = response.get("39")
         logs.warning("issuer_response_unmatched", issuer=issuer, mti=response.mti, stan=response.get("11"),
-                     tid=response.get("41"), rc=rc, late_for_trace=txn.trace if txn else None)
-        if txn is None:
+                     tid=response.get("41"), rc=rc, late_for_trace=trace)
+        if trace is not None:
+            self.records.late_response(trace, rc)
             return
-        self.records.late_response(txn.trace, rc)
-        if rc == RC.APPROVED and self._background is not None:
-            self._background.start_soon(self._queue_late_reversal, issuer, txn.trace, advice)
+        reversal = unknown_approval_reversal(response)
+        if reversal is not None and self._background is not None:
+            logs.warning("unknown_approval_reversed", issuer=issuer, mti=response.mti, stan=response.get("11"),
+                         tid=response.get("41"))
+            self._background.start_soon(self._queue_unknown_approval_reversal, issuer, None, reversal)
 
-    async def _queue_late_reversal(self, issuer: str, trace: int, advice: Message) -> None:
+    async def _queue_unknown_approval_reversal(self, issuer: str, trace: int | None, advice: Message) -> None:
         """Runs in the switch's core nursery, so a journal that cannot write costs a logged
-        warning (the row keeps its late_rc for `journal check`), never the switch."""
+        warning, never the switch."""
         try:
-            await self.saf.enqueue(issuer, trace, "late_reversal", advice)
+            await self.saf.enqueue(issuer, trace, "unknown_approval_reversal", advice)
         except Exception as exc:
-            logs.warning("late_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
-
-    # -- reversals and advices -----------------------------------------------------------
-
-    async def _reverse(self, request: Message, txn: Txn,
-                       listener: ListenerConfig) -> tuple[Message, str | None, int | None]:
-        """A reversal (0400) or reversal advice (0420): the original is undone in the journal and
-        at its issuer, once. An advice is never declined: without a known original it still goes
-        to the card's issuer, which may know it."""
-        original = await self._find_original(request, txn)
-        if original is None:
-            if txn.mti in ADVICE_MTIS:
-                response, reason = await self._advise(request, txn, listener,
-                                                    "original not found: advised to the card's issuer")
-                return response, reason, None
-            txn.state = "rejected"
-            return respond(request, RC.ORIGINAL_NOT_FOUND), "original not found", None
-        if not original.finished:  # reversed while still in flight: let it finish first
-            with trio.move_on_after(self._longest_timeout() + 1):
-                await self._wait_finished(original)
-        txn.issuer = original.issuer
-        txn.state = "approved"
-        if original.state in NOT_TO_REVERSE or original.issuer is None:
-            return respond(request, RC.APPROVED), f"original {original.state}: not forwarded", original.trace
-        outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
-        reason = await self._deliver_reversal(outgoing, original)
-        reversed_before = original.reversed_amount
-        self._mark_reversed(original, replacement_amount(request))
-        if original.stood_in:  # the card gets its daily stand-in allowance back
-            self.stand_in.release(original.issuer or "", original.pan_hash or "",
-                                  original.reversed_amount - reversed_before, original.state == "reversed",
-                                  original.created)
-        return respond(request, RC.APPROVED), reason, original.trace
-
-    async def _deliver_reversal(self, outgoing: Message, original: Txn) -> str | None:
-        """An 0400 goes to the issuer online; an 0420, and an 0400 the issuer cannot take now,
-        go through SAF as an 0420. Returns why an 0400 was not delivered online, if it was not."""
-        reason = None
-        if outgoing.mti not in ADVICE_MTIS:
-            reason = await self._reverse_online(outgoing, original)
-            if reason is None:
-                return None
-            outgoing.mti = ADVICE_MTI[outgoing.mti]
-        await self.saf.enqueue(original.issuer, original.trace, "reversal", outgoing)
-        return reason
-
-    async def _reverse_online(self, outgoing: Message, original: Txn) -> str | None:
-        """Send an 0400 to the original's issuer; None once it acknowledged, else why not."""
-        link = self.links.get(original.issuer)
-        if original.stood_in or link is None:  # the issuer may not have the stand-in advice yet
-            return "reversal advised via SAF"
-        try:
-            answer = await link.request(outgoing)
-        except (LinkUnavailable, LinkTimeout, MatchKeyInUse):
-            return "issuer unavailable: reversal advised via SAF"
-        if answer.get("39") != RC.APPROVED:
-            return f"issuer answered {answer.get('39')}: reversal advised via SAF"
-        return None
-
-    async def _advise(self, request: Message, txn: Txn, listener: ListenerConfig,
-                      reason: str | None = None) -> tuple[Message, str | None]:
-        """A terminal's advice (0120, 0220, or an 0420 without a known original): something that
-        already happened, so it is not declined. It is answered 00 once it is durably queued for
-        the card's issuer (not a fallback: the issuer of record must learn of it), which SAF
-        delivers however long the issuer is away. Only a card without a route gets 15: an
-        advice the switch could never deliver must not be acknowledged."""
-        entry = self._route(request)
-        if entry is None:
-            txn.state = "rejected"
-            return respond(request, RC.NO_ROUTE), "no route"
-        txn.issuer, txn.state = entry.issuer, "approved"
-        advice = acquirer_advice(request, listener.acquirer_id)
-        await self.saf.enqueue(entry.issuer, txn.trace, "acquirer_advice", advice)
-        return respond(request, RC.APPROVED), reason
-
-    async def _find_original(self, request: Message, txn: Txn) -> Txn | None:
-        data = OriginalData.parse(request["90"])
-        if data.identifies_original:
-            found = self.history.original(txn.tid, data.mti, data.stan, data.transmitted)
-            return found or await self.records.find_original(txn.tid, data.mti, data.stan, data.transmitted)
-        rrn = request.get("37")
-        if not rrn:
-            return None
-        return self.history.by_rrn(rrn, txn.tid, txn.amount) or await self.records.find_by_rrn(rrn, txn.tid, txn.amount)
-
-    def _mark_reversed(self, original: Txn, replacement: int | None) -> None:
-        if replacement is not None and replacement < original.amount:
-            original.state = "partially_reversed"
-            original.reversed_amount = original.amount - replacement
-        else:
-            original.state = "reversed"
-            original.reversed_amount = original.amount
-        self.records.reversed(original)
+            logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
 
 
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:
     """The one log line of every transaction (the card masked)."""
     logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
                pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
-               rc=txn.rc, state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)
+               rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)

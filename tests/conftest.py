@@ -15,7 +15,7 @@ from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from processes import Processes
 from switch import logs
-from switch.load.processes import toml_text
+from tools.load.processes import toml_text
 from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
 
@@ -74,10 +74,10 @@ async def until(condition, timeout: float = 10) -> None:
     """Wait until `condition()` holds, for what offers no event to wait on (a counter, SAF
     delivery, a log line); fail after `timeout` seconds.
 
-    Looks every 10 ms of the test's clock: under `autojump_clock` (a MockClock) those cost no real
-    time, only turns of the event loop. The deadline is on the real clock: while the loop waits on
-    a thread (the journal's writer, for a SAF item or a flush) a MockClock with autojump keeps
-    jumping to the next timer, so a deadline on it could pass while the disk is merely busy."""
+    Looks every 10 ms. The deadline is on the real clock, so that it stays one under trio's
+    MockClock too, which with autojump jumps to the next timer whenever the loop waits on a
+    thread (the journal's writer: every transaction waits for it before it is sent and before it
+    is answered)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switch.load.processes import free_port, spawn, stop, toml_text, wait_for_events, wait_for_port
+from tools.load.processes import free_port, spawn, stop, toml_text, wait_for_events, wait_for_port
 
 APPROVE = "4761730000000011"
 EXPIRY = "3012"

@@ -4,7 +4,7 @@ loopback sockets: answered at once, never declined, delivered to the issuer thro
 from __future__ import annotations
 
 from conftest import make_bank, start_issuer, until
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from test_journal import invariants_hold, journal_rows, start_switch
 

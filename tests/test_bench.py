@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import read_events, write_config
 from processes import card, one_issuer_network, stop_gracefully
-from switch.load.processes import toml_text, wait_for_events
+from tools.load.processes import toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "lost"}

@@ -11,16 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulators.terminal import open_terminal
-from switch.capture.jsonl import JsonlWriter, dumps, loads, read_jsonl
-from switch.capture.load import load_capture
+from switch.capture.jsonl import JsonlWriter, dumps
 from switch.capture.pcapng import PcapngWriter
-from switch.capture.reassembly import StreamReassembler
 from switch.capture.record import CapturedFrame, CaptureFormatError
 from switch.capture.sanitize import Sanitizer
-from switch.wire.luhn import luhn_valid
 from switch.capture.sink import open_capture
 from switch.wire.dialect import load_dialect
+from switch.wire.luhn import luhn_valid
 from switch.wire.message import Message
+from tools.capture.jsonl import loads, read_jsonl
+from tools.capture.load import load_capture
+from tools.capture.reassembly import StreamReassembler
 
 PAN = "4761730000000011"
 DIALECT = load_dialect("iso87-binary")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from processes import card, one_issuer_network
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.hsm import cvv, mac, pinblock, pinverify, transport
+from switch.hsm import cvv, keywrap, mac, pinblock, pinverify
 from switch.hsm.codec import response_code
 from switch.hsm.commands import Dispatcher
 from switch.hsm.keys import Key
@@ -50,7 +50,7 @@ def test_a0_and_fa_exchange_a_zpk_under_a_zmk():
     under_lmk, under_zmk, kcv = data[:33], data[33:-6], data[-6:]
     assert under_zmk.startswith("X") and LMK.decrypt_key(KeyType.ZPK, under_lmk).kcv() == kcv
     assert run(f"FA{under(KeyType.ZMK)}{under_zmk}") == ("FB", "00", under_lmk + kcv)
-    assert run(f"FA{under(KeyType.ZMK)}{transport.wrap(K, Key.tdes(bytes(16)))}")[1] == "11"
+    assert run(f"FA{under(KeyType.ZMK)}{keywrap.wrap(K, Key.tdes(bytes(16)))}")[1] == "11"
 
 
 def test_a0_generates_aes_keys():

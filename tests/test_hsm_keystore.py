@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from switch.errors import ConfigError
-from switch.hsm import demo, pinblock, pinverify
+from switch.hsm import pinblock, pinverify, validation
 from switch.hsm.keys import Key
 from switch.hsm.keystore import Keystore, render_entry
 from switch.hsm.lmk import LMK_ENV, KeyParityError, KeyType, Lmk, load_lmk
@@ -91,11 +91,11 @@ def test_render_entry_round_trips(tmp_path):
 
 def test_demo_values_and_terminal_pin_block(demo_store):
     pan, pin = "4761739001010010", "1234"
-    values = demo.demo_values(demo_store, pan, "2812", "101", pin, pvk="pvk.bank_a", cvk="cvk.bank_a")
+    values = validation.demo_values(demo_store, pan, "2812", "101", pin, pvk="pvk.bank_a", cvk="cvk.bank_a")
     assert set(values) >= {"pvv", "ibm_offset", "cvv", "cvv2", "icvv", "pvki", "validation_data", "dectab"}
     assert values["cvv"].isdigit() and len(values["cvv2"]) == 3 and len(values["pvv"]) == 4
     assert pin not in {v for v in values.values() if isinstance(v, str)}
-    block = demo.encrypt_pin_block(demo_store, "tpk.demo", pin, pan)
+    block = validation.encrypt_pin_block(demo_store, "tpk.demo", pin, pan)
     tpk = demo_store.clear_key("tpk.demo")
     assert pinblock.decrypt_pin(tpk, 0, bytes.fromhex(block), pan) == pin
     pvk = demo_store.clear_key("pvk.bank_a")

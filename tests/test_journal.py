@@ -11,14 +11,15 @@ import attrs
 import trio
 
 from conftest import make_bank, read_events, start_issuer, until, write_config
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
 from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.service import Switch
-from switch.standin import StandIn, StandInLimits
+from switch.core.standin import StandIn, StandInLimits
+from switch.service import utc_today
 from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
@@ -78,7 +79,7 @@ async def test_retransmission_is_answered_from_the_journal_and_not_forwarded(dem
     assert conflicting["39"] == "94"
 
 
-async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tmp_path, autojump_clock):
+async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tmp_path):
     """bank_c answers this card after 0.8 s; ten retransmissions all get that one answer."""
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]
     before = account.balance
@@ -144,7 +145,9 @@ async def test_reversal_by_rrn_when_field_90_is_zero_filled_and_partial_reversal
     assert (original["state"], original["reversed_amount"]) == ("partially_reversed", 1500)
 
 
-async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_file, autojump_clock):
+async def test_a_timed_out_request_is_reversed_at_once_and_its_late_approval_takes_nothing(nursery, tmp_path, log_file):
+    """The issuer approves after the switch gave up: the reversal sent when the request timed
+    out (which may overtake the approval) leaves the account as the terminal's 91 says."""
     bank = make_bank({"pan": APPROVE, "latency_ms": 300})
     account = bank.accounts[APPROVE]
     issuer_port = await start_issuer(nursery, bank)
@@ -153,12 +156,13 @@ async def test_late_approval_is_reversed_at_the_issuer(nursery, tmp_path, log_fi
     async with open_terminal("127.0.0.1", port) as terminal:
         response = await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY)
     assert response["39"] == "91"
-    await until(lambda: account.balance == 100000 and bank.reversals and not switch.saf.pending("bank"))
+    await until(lambda: switch.links["bank"].unmatched and not switch.saf.pending("bank"))
     await switch.journal.flush()
+    assert account.balance == 100000
     row = journal_rows(tmp_path / "data")[0]
     assert (row["state"], row["late_rc"]) == ("timed_out", "00")
     saf = journal_rows(tmp_path / "data", "SELECT * FROM saf")
-    assert [(s["kind"], s["mti"], s["status"]) for s in saf] == [("late_reversal", "0420", "acknowledged")]
+    assert [(s["kind"], s["mti"], s["status"]) for s in saf] == [("timeout_reversal", "0420", "acknowledged")]
     assert invariants_hold(tmp_path / "data") == []
 
 
@@ -169,8 +173,7 @@ def stand_in_issuer(port: int) -> dict:
     return {"port": port, "reconnect_min_ms": 20, "reconnect_max_ms": 50, "stand_in": STAND_IN}
 
 
-async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(nursery, tmp_path,
-                                                                                     autojump_clock):
+async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_returns(nursery, tmp_path):
     port = free_port()
     settings = "[switch.saf]\nbackoff_min_ms = 20\nbackoff_max_ms = 50\n"
     switch, switch_port = await start_switch(nursery, tmp_path, stand_in_issuer(port), settings=settings)
@@ -213,7 +216,7 @@ async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nu
 
 
 async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link_stays_up(nursery, tmp_path,
-                                                                                         log_file, autojump_clock):
+                                                                                         log_file):
     """The issuer times out, stand-in declines (over its limit), then the issuer's approval
     arrives: the cardholder was told 61, so the approval is reversed at the issuer."""
     bank = make_bank({"pan": APPROVE, "latency_ms": 400})
@@ -223,7 +226,7 @@ async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link
     await switch.wait_links_up()
     async with open_terminal("127.0.0.1", switch_port) as terminal:
         assert (await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "61"
-    await until(lambda: bank.reversals)
+    await until(lambda: switch.links["bank"].unmatched and not switch.saf.pending("bank"))
     assert bank.accounts[APPROVE].balance == 100000
     assert "link_down" not in [e["event"] for e in read_events(log_file)]
 
@@ -240,7 +243,7 @@ async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_i
         purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
         assert (await terminal.send(purchase))["39"] == "00"
         assert (await terminal.send(purchase))["39"] == "00"  # a retransmission, answered from the first
-        await trio.sleep(0.7)
+        await trio.sleep(0.7)  # the window (0.5 s) has forgotten both
         assert (await terminal.reverse(purchase))["39"] == "00"
     await switch.journal.flush()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["reversed", "duplicate", "approved"]
@@ -265,13 +268,13 @@ async def test_a_stand_in_approval_reversed_in_two_steps_is_released_once_whole(
 
 def test_releasing_a_stand_in_approval_from_an_earlier_day_leaves_today_alone():
     limits = StandInLimits(max_amount=5000, daily_count=1, daily_amount=5000)
-    stand_in = StandIn()
+    stand_in = StandIn(utc_today)
     assert stand_in.decide(limits, "bank", "card", "000000", None, 100).approved
     stand_in.release("bank", "card", 100, True, approved_at=time.time() - 86400)  # yesterday's
     assert stand_in.decide(limits, "bank", "card", "000000", None, 100).code == "65"
 
 
-async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file, autojump_clock):
+async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery, tmp_path, log_file):
     """The issuer never answers advices of 44.44; that one is parked, the rest are delivered."""
     port = free_port()
     settings = "[switch.saf]\nretry_limit = 3\nbackoff_min_ms = 20\nbackoff_max_ms = 40\n"
@@ -299,7 +302,7 @@ async def silent_server(nursery) -> int:
     return listeners[0].socket.getsockname()[1]
 
 
-async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file, autojump_clock):
+async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file):
     port = await silent_server(nursery)
     switch, _ = await start_switch(nursery, tmp_path, {"port": port, "timeout_ms": 50, "echo_interval_ms": 50,
                                                         "max_missed_echoes": 2, "reconnect_min_ms": 1000})
@@ -309,7 +312,7 @@ async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file, 
     assert [e["missed"] for e in read_events(log_file) if e["event"] == "link_echo_missed"][:2] == [1, 2]
 
 
-async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_path, log_file, autojump_clock):
+async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_path, log_file):
     silent = await silent_server(nursery)
     switch, port = await start_switch(nursery, tmp_path, {"port": silent, "sign_on": True, "timeout_ms": 100})
     async with open_terminal("127.0.0.1", port) as terminal:
@@ -321,8 +324,7 @@ async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_pa
     assert any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file) if e["event"] == "link_down")
 
 
-async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path, log_file,
-                                                                               autojump_clock):
+async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path, log_file):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         async with trio.open_nursery() as nursery:
             answers = []
@@ -352,8 +354,7 @@ async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     await until(lambda: demo.switch.in_flight)
 
 
-async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file,
-                                                                                      autojump_clock):
+async def test_a_shutdown_whose_grace_runs_out_journals_the_transaction_as_interrupted(demo, tmp_path, log_file):
     """The issuer (0.8 s) is slower than the grace (0.1 s): the switch stops anyway, and the row
     says what happened, so the terminal's reversal and the operator can act on it."""
     demo.switch.config = attrs.evolve(demo.switch.config, shutdown_grace=0.1)
@@ -393,7 +394,7 @@ async def test_a_reversal_after_a_restart_names_the_original_as_the_issuer_got_i
     assert bank.accounts[APPROVE].balance == balance + 2500
 
 
-async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path, autojump_clock):
+async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):
     """The issuer's approval still lands in the journal; the terminal will reverse it."""
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]  # answers after 0.8 s
     before = account.balance

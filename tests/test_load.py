@@ -11,10 +11,10 @@ from pathlib import Path
 import trio
 
 from emulators.issuer import load_issuer_file, serve_issuer
-from switch.load import report
-from switch.load.histogram import Histogram, bucket_index, bucket_range
-from switch.load.mix import Mix, cards_by_kind, parse_weights
-from switch.load.runner import LoadRun, LoadSettings
+from tools.load import report
+from tools.load.histogram import Histogram, bucket_index, bucket_range
+from tools.load.mix import Mix, cards_by_kind, parse_weights
+from tools.load.runner import LoadRun, LoadSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = {"target", "mode", "offered_tps", "connections", "elapsed_s", "requests", "answered", "tps",

@@ -24,10 +24,6 @@ SLOW_B = "5200000000000015"
 FAST_B = "5200000000000023"
 EXPIRY = "3012"
 LATENCY_MS = 500
-# Tests that hold slots this way run on trio's MockClock (autojump_clock), except those that wait on
-# the journal's thread while the slots must stay held (an advice or a stand-in queued to SAF): a
-# MockClock jumps to the next timer while the loop waits on a thread, and the slow answers would
-# come before the test is done.
 STAND_IN = {"max_amount": 5000, "daily_count": 5, "daily_amount": 20000, "processing_codes": ["00"]}
 
 
@@ -61,7 +57,7 @@ def journal_rows(tmp_path, sql="SELECT * FROM transactions ORDER BY trace", para
 
 
 async def test_beyond_max_in_flight_the_excess_gets_91_at_once_and_everything_is_journaled(
-        nursery, tmp_path, log_file, autojump_clock):
+        nursery, tmp_path, log_file):
     bank, switch, port = await one_bank_switch(nursery, tmp_path)
     answers: list[tuple[int, str]] = []
     async with open_terminal("127.0.0.1", port) as terminal:
@@ -95,7 +91,7 @@ async def test_beyond_max_in_flight_the_excess_gets_91_at_once_and_everything_is
     assert SLOW not in log_file.read_text()
 
 
-async def test_a_retry_of_a_shed_request_is_processed_not_answered_as_a_duplicate(nursery, tmp_path, autojump_clock):
+async def test_a_retry_of_a_shed_request_is_processed_not_answered_as_a_duplicate(nursery, tmp_path):
     bank, switch, port = await one_bank_switch(nursery, tmp_path)
     async with open_terminal("127.0.0.1", port) as terminal:
         request = terminal.card_request("0200", pan=FAST, amount=700, expiry=EXPIRY)
@@ -116,7 +112,7 @@ async def test_a_retry_of_a_shed_request_is_processed_not_answered_as_a_duplicat
     assert switch.shed == 1
 
 
-async def test_a_retransmission_of_an_accepted_request_is_answered_as_the_first_time_not_shed(nursery, tmp_path, autojump_clock):
+async def test_a_retransmission_of_an_accepted_request_is_answered_as_the_first_time_not_shed(nursery, tmp_path):
     bank, switch, port = await one_bank_switch(nursery, tmp_path)
     async with open_terminal("127.0.0.1", port) as terminal:
         request = terminal.card_request("0200", pan=FAST, amount=800, expiry=EXPIRY)

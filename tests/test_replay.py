@@ -11,11 +11,11 @@ from pathlib import Path
 import trio
 
 from emulators.terminal import open_terminal
-from switch.capture.jsonl import read_jsonl
 from switch.capture.sink import open_capture
-from switch.replay.rewrite import Rewriter, map_back
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
+from tools.capture.jsonl import read_jsonl
+from tools.replay.rewrite import Rewriter, map_back
 
 APPROVE, DECLINE = "4761730000000011", "4761730000000029"
 EXPIRY = "3012"

@@ -16,7 +16,7 @@ import trio
 
 from emulators.terminal import open_terminal
 from processes import APPROVE, EXPIRY, card, one_issuer_network, stop_gracefully
-from switch.load.processes import wait_for_events
+from tools.load.processes import wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
 

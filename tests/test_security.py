@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from conftest import log_text, read_events
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
 from emulators.terminal import open_terminal

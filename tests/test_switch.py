@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from conftest import make_bank, read_events, start_issuer, until, write_config
-from switch.load.processes import free_port
+from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.service import Switch
@@ -64,7 +64,7 @@ async def test_track2_only_request_is_routed_by_its_pan(demo):
     assert "35" not in response
 
 
-async def test_issuer_timeout_gives_91(demo, autojump_clock):
+async def test_issuer_timeout_gives_91(demo):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         started = trio.current_time()
         response = await terminal.purchase(pan="6011000000000020", amount=100, expiry=EXPIRY)
@@ -72,7 +72,7 @@ async def test_issuer_timeout_gives_91(demo, autojump_clock):
     assert 1.4 <= trio.current_time() - started < 3  # bank_c's configured timeout is 1.5 s
 
 
-async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(demo, autojump_clock):
+async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(demo):
     done: list[tuple[str, float]] = []
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         started = trio.current_time()
@@ -226,7 +226,7 @@ async def test_issuer_down_gets_91_at_once_and_reconnects_when_it_returns(nurser
     assert "link_connect_failed" in events and "link_up" in events
 
 
-async def test_in_flight_requests_fail_fast_when_the_link_drops(demo, autojump_clock):
+async def test_in_flight_requests_fail_fast_when_the_link_drops(demo):
     """bank_c closes its connection on an amount of 666.66; a slow request in flight gets 91."""
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         answers = {}
@@ -244,7 +244,7 @@ async def test_in_flight_requests_fail_fast_when_the_link_drops(demo, autojump_c
     assert answers["slow"][1] - started < 0.7  # not the 0.8 s answer nor the 1.5 s timeout
 
 
-async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file, autojump_clock):
+async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
     issuer_port = await start_issuer(nursery, make_bank({"pan": APPROVE, "latency_ms": 300}), name="late")
     config = write_config(tmp_path / "switch.toml",
                           issuers=[{"name": "late", "port": issuer_port, "timeout_ms": 100}],
@@ -261,7 +261,7 @@ async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file, 
     assert switch.links["late"].unmatched == 1
 
 
-async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, tmp_path, autojump_clock):
+async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, tmp_path):
     """With assign_stan = false and a match key without the TID, two terminals using the same
     STAN at once could not be told apart in the issuer's answers: the second is refused (94)
     instead of taking over the first one's answer."""
@@ -311,7 +311,7 @@ async def test_a_terminal_pipelining_far_more_than_its_in_flight_limit_gets_ever
     assert len(answers) == 600 and {a["39"] for a in answers} == {"00"}
 
 
-async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo, autojump_clock):
+async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo):
     """A purchase bank_c answers after 0.8 s, 300 echoes, and once their answers are in, 10 more
     echoes on the same connection: the 10 are answered before the slow purchase."""
     dialect = load_dialect()

@@ -10,6 +10,7 @@ a field added to the table is handled the same way everywhere.
 from __future__ import annotations
 
 import enum
+from typing import Callable
 
 import attrs
 
@@ -32,18 +33,21 @@ class Sensitivity:
     journaled: bool  # may be held in a journal row (the PAN is stored masked and hashed instead)
 
 
-_CARD_PRESENT_SECRET = dict(shown=Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False)
+def _card_present_secret(what: str) -> Sensitivity:
+    """Track data and PIN blocks: shown nowhere, kept nowhere, gone with the cardholder."""
+    return Sensitivity(what, Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False)
+
 
 SENSITIVITY: dict[str, Sensitivity] = {
     "2": Sensitivity("PAN", Shown.MASKED_PAN, to_terminal=True, in_advices=True, journaled=False),
     "14": Sensitivity("expiry date", Shown.AS_IS, to_terminal=False, in_advices=True, journaled=False),
     "34": Sensitivity("extended PAN", Shown.MASKED_PAN, to_terminal=False, in_advices=True, journaled=False),
-    "35": Sensitivity("track 2", **_CARD_PRESENT_SECRET),
-    "36": Sensitivity("track 3", **_CARD_PRESENT_SECRET),
-    "45": Sensitivity("track 1", **_CARD_PRESENT_SECRET),
+    "35": _card_present_secret("track 2"),
+    "36": _card_present_secret("track 3"),
+    "45": _card_present_secret("track 1"),
     "48": Sensitivity("additional data (may carry CVV2)", Shown.CVV2_MASKED, to_terminal=True,
                       in_advices=True, journaled=False),  # advices carry it without the CVV2
-    "52": Sensitivity("PIN block", **_CARD_PRESENT_SECRET),
+    "52": _card_present_secret("PIN block"),
     "53": Sensitivity("security control information", Shown.HIDDEN, to_terminal=True, in_advices=True,
                       journaled=False),
     "55": Sensitivity("ICC (EMV) data", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
@@ -56,7 +60,7 @@ SENSITIVITY: dict[str, Sensitivity] = {
 CVV2_TAG = "92"  # field 48's CVV2 subelement
 
 
-def _where(test) -> frozenset[str]:
+def _where(test: Callable[[Sensitivity], bool]) -> frozenset[str]:
     return frozenset(field for field, sensitivity in SENSITIVITY.items() if test(sensitivity))
 
 

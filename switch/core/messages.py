@@ -244,3 +244,22 @@ def answer_undecodable(error: MessageDecodeError) -> Message | None:
     fields = dict(error.echo)
     fields["39"] = RC.FORMAT_ERROR
     return Message(response_mti(error.mti), fields)
+
+
+# What an issuer's response carries of its request, enough for a reversal to name it.
+_NAMING_FIELDS = ("2", "3", "4", "7", "11", "32", "37", "41", "42", "49")
+
+
+def unknown_approval_reversal(response: Message) -> Message | None:
+    """The 0420 that undoes an approval the switch cannot place (a response to a request it
+    does not know it sent): built from the response's own fields; None when it is no approval of
+    an authorisation or purchase."""
+    request_mti = {"0110": "0100", "0210": "0200"}.get(response.mti)
+    fields = response.fields
+    if request_mti is None or fields.get("39") != RC.APPROVED or "11" not in fields or "7" not in fields:
+        return None
+    reversal = {field: fields[field] for field in _NAMING_FIELDS if field in fields}
+    original = Message(request_mti, reversal)
+    reversal["90"] = OriginalData.of(original).encode()
+    reversal["39"] = RC.LATE_RESPONSE
+    return Message(ADVICE_MTI["0400"], reversal)

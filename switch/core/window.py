@@ -101,11 +101,11 @@ class DuplicateWindow:
 
     def add(self, txn: Txn) -> None:
         buckets = self._buckets
-        newest = buckets[-1] if buckets else None
-        started = (newest is None or txn.seen - newest.started >= self._span
-                   or len(newest.txns) >= self._bucket_capacity)
-        if started:
-            newest = _Bucket(txn.seen)
+        current = buckets[-1] if buckets else None
+        started = (current is None or txn.seen - current.started >= self._span
+                   or len(current.txns) >= self._bucket_capacity)
+        newest = _Bucket(txn.seen) if started or current is None else current
+        if newest is not current:
             buckets.append(newest)
         newest.add(txn)
         self._size += 1

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 
 from switch import logs
-from switch.hsm import cvv, mac, pinblock, pinverify, transport
+from switch.hsm import cvv, keywrap, mac, pinblock, pinverify
 from switch.hsm.codec import DEFAULT_HEADER_LENGTH, CommandError, build_response, parse_request
 from switch.hsm.keys import Algorithm, Key, with_odd_parity
 from switch.hsm.lmk import KeyParityError, KeyType, Lmk, encrypted_key_length
@@ -133,7 +133,7 @@ def a0(lmk: Lmk, r: Reader) -> str:
     key = Key.aes(material) if scheme[0] == "R" else Key.tdes(with_odd_parity(material))
     exported = ""
     if mode == "1":
-        exported = transport.wrap(r.key(lmk, KeyType.ZMK, "10", "ZMK"), key)
+        exported = keywrap.wrap(r.key(lmk, KeyType.ZMK, "10", "ZMK"), key)
     r.end()
     return lmk.encrypt_key(key_type, key) + exported + key.kcv()
 
@@ -141,7 +141,7 @@ def a0(lmk: Lmk, r: Reader) -> str:
 def fa(lmk: Lmk, r: Reader) -> str:
     zmk = r.key(lmk, KeyType.ZMK, "10", "ZMK")
     try:
-        zpk = transport.unwrap(zmk, r.take(transport.wrapped_length(r.data[r.pos :]), "ZPK"))
+        zpk = keywrap.unwrap(zmk, r.take(keywrap.wrapped_length(r.data[r.pos :]), "ZPK"))
     except ValueError as exc:
         raise CommandError("15", f"ZPK: {exc}") from None
     r.end()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -153,7 +154,7 @@ def with_scheme(encrypted: str) -> str:
     return {32: "U", 48: "T"}.get(len(encrypted), "") + encrypted
 
 
-def load_lmk(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Lmk:
+def load_lmk(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Lmk:
     """The LMK from a file named on the command line, else from $CARDSWITCH_LMK.
 
     The file holds the key as hex on one line; lines starting with '#' are comments (the demo

@@ -1,4 +1,4 @@
-"""Routing-table tools: read, check, explain, diff and test BIN tables (`cardswitch routes`).
+"""Reading and checking BIN routing tables: routes TOML, CSV BIN files, switch configs.
 
 `load_routing_file(path)` is what a running switch calls to (re)load a table: it reads a routes
 file (TOML, CSV, or a switch config naming one with `routes_file`), runs every check, and raises

@@ -4,7 +4,7 @@ Recognised columns (case and spaces aside: "BIN Low" is `bin_low`): `bin_low` an
 and optionally `priority`, `fallback`, and the conditions `processing_codes`, `mti_classes`,
 `currencies` (values separated by spaces or `;`). Other columns (brand, country, product...) are
 ignored, since network files carry many. Each row becomes the same entry a `[[routes]]` table
-would, checked by the same code, and `to_toml` writes them back as a routes file for review.
+would, checked by the same code (`cardswitch routes import` writes them back as a routes file for review).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Iterable
 
 from switch.errors import ConfigError
 from switch.routes.findings import ERROR, Finding
@@ -49,31 +48,3 @@ def read_csv_routes(path: Path, text: str) -> tuple[list[RouteEntry], list[Findi
         except ConfigError as exc:
             problems.append(Finding(ERROR, line, exc.key, exc.expected))
     return entries, problems
-
-
-def to_toml(entries: Iterable[RouteEntry], issuers: Iterable[str] = ()) -> str:
-    """A routes TOML file for the entries (and `[[issuers]]` stubs for the names given)."""
-    out = io.StringIO()
-    for name in issuers:
-        out.write(f"[[issuers]]\nname = {_string(name)}\n\n")
-    for entry in entries:
-        out.write("[[routes]]\n")
-        if entry.low == entry.high:
-            out.write(f'prefix = "{entry.low}"\n')
-        else:
-            out.write(f'low = "{entry.low}"\nhigh = "{entry.high}"\n')
-        out.write(f"issuer = {_string(entry.issuer)}\n")
-        if entry.priority:
-            out.write(f"priority = {entry.priority}\n")
-        if entry.fallback:
-            out.write(f"fallback = {_string(entry.fallback)}\n")
-        for key, value in zip(CONDITIONS, entry.conditions.as_tuple() if entry.conditions else ()):
-            if value is not None:
-                out.write(f"{key} = [{', '.join(_string(v) for v in sorted(value))}]\n")
-        out.write("\n")
-    return out.getvalue()
-
-
-def _string(value: str) -> str:
-    """A TOML basic string."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

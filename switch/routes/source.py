@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -71,7 +72,7 @@ def _read_toml(path: Path) -> RoutesFile:
     raw = data.get("routes", [])
     if not isinstance(raw, list):
         raise ConfigError(path, "routes", "an array of tables ([[routes]])")
-    lines = header_lines(text, "routes", len(raw)) or [None] * len(raw)
+    lines: Sequence[int | None] = header_lines(text, "routes", len(raw)) or [None] * len(raw)
     entries = []
     for index, (item, line) in enumerate(zip(raw, lines)):
         try:
@@ -101,7 +102,7 @@ def _issuers(path: Path, text: str, raw: Any) -> tuple[dict[str, int | None] | N
         return None, []
     if not isinstance(raw, list):
         raise ConfigError(path, "issuers", "an array of tables ([[issuers]])")
-    lines = header_lines(text, "issuers", len(raw)) or [None] * len(raw)
+    lines: Sequence[int | None] = header_lines(text, "issuers", len(raw)) or [None] * len(raw)
     issuers: dict[str, int | None] = {}
     problems = []
     for index, (item, line) in enumerate(zip(raw, lines)):

@@ -86,10 +86,10 @@ class Dialect:
         document = dict(message.fields)
         document["t"] = message.mti
         try:
-            data, _ = iso8583.encode(document, self.spec)
+            encoded, _ = iso8583.encode(document, self.spec)
         except iso8583.EncodeError as exc:
             raise MessageEncodeError(f"cannot encode field {exc.field}: {exc.msg}") from None
-        return bytes(data)
+        return bytes(encoded)
 
     def frame(self, message: Message, tpdu: bytes = b"") -> bytes:
         """Encoded and framed, ready for the socket."""

@@ -6,6 +6,8 @@ field number as a string. The same value therefore re-encodes into any dialect, 
 
 from __future__ import annotations
 
+from typing import overload
+
 from switch.wire.masking import masked_fields
 
 # Request MTI -> response MTI (DESIGN.md); 0421 is a repeat of 0420 and is answered with 0430.
@@ -37,6 +39,13 @@ class Message:
     def __init__(self, mti: str, fields: dict[str, str] | None = None):
         self.mti = mti
         self.fields = fields if fields is not None else {}
+
+    @overload
+    def get(self, field: str) -> str | None: ...
+    @overload
+    def get(self, field: str, default: str) -> str: ...
+    @overload
+    def get(self, field: str, default: str | None) -> str | None: ...
 
     def get(self, field: str, default: str | None = None) -> str | None:
         return self.fields.get(field, default)

@@ -1,0 +1,179 @@
+"""`cardswitch demo`: the demo network in one process, and a scripted set of transactions.
+
+Without options it runs the script and prints a table, exiting 0 only when every outcome matched
+its expectation. `--serve` keeps the network up for any ISO 8583 client; `--cards` lists the
+demo cards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import attrs
+import trio
+
+from emulators.issuer import load_issuer_file
+from emulators.network import Network, demo_issuer_files, terminal_pin_key, start_network
+from emulators.terminal import Terminal, TerminalError, open_terminal
+from switch import logs
+from switch.core import codes
+from switch.capture import sink
+from switch.cli.serve import shutdown_on_signal
+from switch.errors import UsageError
+from switch.wire.masking import mask_pan
+from switch.wire.message import Message
+
+EXPIRY = "3012"
+
+
+@attrs.frozen
+class Step:
+    label: str
+    expect: str
+    pan: str | None = None
+    amount: int = 2500
+    mti: str = "0200"
+    processing_code: str = "000000"
+    listener: str = "terminals"
+    pin: str | None = None  # entered on the terminal, sent encrypted under its TPK
+    cvv2: str | None = None
+
+
+SCRIPT = (
+    Step("purchase, bank_a (binary dialect)", "00", "4761730000000011"),
+    Step("purchase, insufficient funds", "51", "4761730000000029", amount=5000),
+    Step("purchase, expired card", "54", "4761730000000037"),
+    Step("purchase, lost card", "41", "4761730000000045"),
+    Step("authorisation, bank_b (ASCII dialect)", "00", "5200000000000015", mti="0100"),
+    Step("purchase, blocked card", "62", "5200000000000023"),
+    Step("purchase, unknown BIN", "15", "3700000000000007"),
+    Step("purchase, bank_c (BASE24), slow issuer", "00", "6011000000000038"),
+    Step("purchase, issuer timeout", "91", "6011000000000020"),
+    Step("balance inquiry", "00", "4761730000000011", amount=0, processing_code="310000"),
+    Step("unsupported processing code", "12", "4761730000000011", processing_code="500000"),
+    Step("purchase over POS TPDU listener", "00", "4761730000000011", listener="pos"),
+    Step("reversal of the first purchase", "00", mti="0400"),
+    Step("echo test (0800/301)", "00", mti="0800"),
+    # PINs and CVV2s as `cardswitch demo --cards` lists them.
+    Step("PIN purchase, PIN verified by the switch", "00", "4761730000000011", pin="1234"),
+    Step("PIN purchase, wrong PIN", "55", "4761730000000011", pin="0000"),
+    Step("PIN purchase, issuer verifies it (bank_b)", "00", "5200000000000015", pin="9753"),
+    Step("card not present, CVV2 correct", "00", "4761730000000011", cvv2="042"),
+    Step("card not present, wrong CVV2", "N7", "4761730000000011", cvv2="999"),
+)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="run the demo network and a scripted set of transactions")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--serve", action="store_true", help="keep the demo network up until Ctrl-C")
+    mode.add_argument("--cards", action="store_true", help="list the demo cards")
+    parser.add_argument("--port", type=int, default=8583, help="--serve: the terminals' port (default 8583)")
+    parser.add_argument("--json", action="store_true", help="--cards: JSON lines")
+    parser.add_argument("--log-file", help="JSON logs here (default: stderr with --serve, discarded otherwise)")
+    parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
+    sink.add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.cards:
+        return list_cards(args.json)
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port: expected a port from 0 to 65535")
+    logs.configure(args.log_file if args.serve else args.log_file or os.devnull)
+    capture = sink.from_args(args)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cardswitch-demo-") as scratch:
+            data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
+            if args.serve:
+                trio.run(serve, args.port, data_dir, capture)
+                return 0
+            return trio.run(run_script, data_dir, capture)
+    finally:
+        if capture is not None:
+            capture.close()
+
+
+def demo_cards() -> list[dict[str, str]]:
+    cards = []
+    for path in demo_issuer_files():
+        config, bank = load_issuer_file(path)
+        for account in bank.accounts.values():
+            cards.append({"pan": account.pan, "expiry": account.expiry, "issuer": config.name,
+                          "pin": str(account.extra.get("pin", "")), "cvv2": str(account.extra.get("cvv2", "")),
+                          "outcome": str(account.extra.get("outcome", ""))})
+    return cards
+
+
+def list_cards(as_json: bool) -> int:
+    cards = demo_cards()
+    if as_json:
+        for card in cards:
+            print(json.dumps(card))
+        return 0
+    print("Demo test cards only: their PINs and CVV2s are published.")
+    print(f"{'PAN':<20} {'expiry':<7} {'issuer':<8} {'pin':<5} {'cvv2':<5} outcome")
+    for card in cards:
+        print(f"{card['pan']:<20} {card['expiry']:<7} {card['issuer']:<8} {card['pin']:<5} {card['cvv2']:<5} "
+              f"{card['outcome']}")
+    print("Unknown BIN (no route, 15): 3700000000000007")
+    return 0
+
+
+async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None) -> None:
+    async with trio.open_nursery() as nursery:
+        network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture)
+        nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
+        for listener in network.switch.config.listeners:
+            print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
+                  f"(dialect {listener.dialect.name})")
+        print(f"journal: {data_dir}", flush=True)
+        print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
+        await network.switch.stopped.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Message]) -> Message:
+    terminal = terminals[step.listener]
+    if step.mti == "0800":
+        return await terminal.echo()
+    if step.mti == "0400":
+        return await terminal.reverse(first[0])
+    request = terminal.card_request(step.mti, pan=step.pan, amount=step.amount, expiry=EXPIRY,
+                                    processing_code=step.processing_code, pin=step.pin, cvv2=step.cvv2)
+    if not first:
+        first.append(request)
+    return await terminal.send(request)
+
+
+async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
+    rows = []
+    pin_key = terminal_pin_key()
+    async with trio.open_nursery() as nursery:
+        network: Network = await start_network(nursery, data_dir, capture=capture)
+        async with open_terminal("127.0.0.1", network.ports["terminals"], pin_key=pin_key) as main, \
+                open_terminal("127.0.0.1", network.ports["pos"], dialect="pos-tpdu", tid="T0000002",
+                              pin_key=pin_key) as pos:
+            terminals = {"terminals": main, "pos": pos}
+            first: list[Message] = []
+            for step in SCRIPT:
+                started = trio.current_time()
+                try:
+                    got = (await _run_step(step, terminals, first)).get("39", "--")
+                except TerminalError as exc:
+                    got = f"error: {exc}"
+                rows.append((step, got, (trio.current_time() - started) * 1000))
+        nursery.cancel_scope.cancel()
+    print(f"{'#':>2}  {'transaction':<42} {'card':<18} {'expect':>6} {'got':>4} {'ms':>7}  result")
+    for number, (step, got, ms) in enumerate(rows, 1):
+        card = mask_pan(step.pan) if step.pan else "-"
+        verdict = "ok" if got == step.expect else f"MISMATCH: {codes.described(got)}"
+        print(f"{number:>2}  {step.label:<42} {card:<18} {step.expect:>6} {got:>4} {ms:>7.1f}  {verdict}")
+    failed = sum(1 for step, got, _ in rows if got != step.expect)
+    print(f"\n{len(rows) - failed} of {len(rows)} outcomes as expected", file=sys.stdout)
+    return 1 if failed else 0

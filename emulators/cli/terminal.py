@@ -1,0 +1,147 @@
+"""`cardswitch terminal ACTION`: one transaction sent as a terminal, from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+
+import trio
+
+from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
+from emulators.terminal import PinKey, open_terminal
+from switch.capture import sink
+from switch.core import codes
+from switch.core.messages import ADVICE_MTI
+from switch.errors import UsageError
+from switch.hsm.lmk import LMK_ENV
+from switch.wire.dialect import load_dialect
+from switch.wire.message import Message
+
+AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")
+
+
+def register(subparsers) -> None:
+    terminal = subparsers.add_parser("terminal", help="send one transaction as a terminal")
+    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"))
+    terminal.add_argument("--host", default="127.0.0.1")
+    terminal.add_argument("--port", type=int, default=8583)
+    terminal.add_argument("--dialect", default="iso87-binary")
+    terminal.add_argument("--pan")
+    terminal.add_argument("--amount", default="0", help="major units, e.g. 25.00")
+    terminal.add_argument("--currency", default="978", help="ISO 4217 numeric")
+    terminal.add_argument("--expiry", help="YYMM")
+    terminal.add_argument("--track2", help="track 2 image instead of --pan/--expiry")
+    terminal.add_argument("--tid", default="T0000001")
+    terminal.add_argument("--mid", default="M00000000000001")
+    terminal.add_argument("--pin", help="PIN entered on the terminal; sent encrypted under its TPK (field 52)")
+    terminal.add_argument("--cvv2", help="CVV2 for a card-not-present transaction (field 48 tag 92)")
+    terminal.add_argument("--keys", default=str(DEMO_KEYS),
+                          help="--pin: key store holding the TPK (default: the demo's)")
+    terminal.add_argument("--tpk", default=DEMO_TPK, help=f"--pin: the terminal's TPK in --keys (default {DEMO_TPK})")
+    terminal.add_argument("--lmk-file", help="--pin: the LMK of --keys (default: $CARDSWITCH_LMK, "
+                          "else the demo's insecure LMK)")
+    terminal.add_argument("--original-stan", help="reverse: STAN of the original")
+    terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
+    terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
+    terminal.add_argument("--advice", action="store_true",
+                          help="purchase, auth, reverse: send it as an advice of what already happened "
+                          "(0220, 0120, 0420)")
+    terminal.add_argument("--timeout", type=float, default=30.0)
+    terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
+    terminal.add_argument("--json", action="store_true", help="print the response as JSON")
+    sink.add_arguments(terminal)
+    terminal.set_defaults(func=run_terminal)
+
+
+def minor_units(text: str) -> int:
+    if not AMOUNT.fullmatch(text):
+        raise UsageError(f"--amount: expected an amount like 25 or 25.00, got {text!r}")
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
+
+
+PROCESSING = {"purchase": "000000", "auth": "000000", "refund": "200000", "balance": "310000"}
+
+
+def card_details(args) -> dict | None:
+    """The card and amount for the request, checked before any connection is made."""
+    if args.advice and args.action not in ("purchase", "auth", "reverse"):
+        raise UsageError(f"--advice: {args.action} has no advice; purchase, auth and reverse do")
+    if args.action == "echo":
+        return None
+    if not (args.pan or args.track2):
+        raise UsageError(f"{args.action}: --pan or --track2 is required")
+    if args.pan and not (args.pan.isdigit() and 12 <= len(args.pan) <= 19):
+        raise UsageError("--pan: expected 12 to 19 digits")
+    if args.expiry and not (args.expiry.isdigit() and len(args.expiry) == 4):
+        raise UsageError("--expiry: expected YYMM")
+    if args.action == "reverse" and not (args.original_stan and args.original_time):
+        raise UsageError("reverse: --original-stan and --original-time are required")
+    if args.action != "reverse" and not args.track2 and not args.expiry:
+        raise UsageError(f"{args.action}: --expiry is required with --pan")
+    if args.pin is not None and not (args.pin.isdigit() and 4 <= len(args.pin) <= 12):
+        raise UsageError("--pin: expected 4 to 12 digits")
+    if args.cvv2 is not None and not (args.cvv2.isdigit() and len(args.cvv2) == 3):
+        raise UsageError("--cvv2: expected 3 digits")
+    return dict(pan=args.pan, amount=minor_units(args.amount), currency=args.currency,
+                expiry=args.expiry, track2=args.track2, pin=args.pin, cvv2=args.cvv2)
+
+
+def pin_key(args) -> PinKey | None:
+    """The terminal's TPK, only when a PIN is to be sent."""
+    if args.pin is None:
+        return None
+    lmk_file = args.lmk_file or (None if os.environ.get(LMK_ENV) else DEMO_LMK)
+    try:
+        return terminal_pin_key(args.keys, args.tpk, lmk_file)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--lmk-file: {exc}") from None
+
+
+def build_request(terminal, args, card: dict | None) -> Message:
+    if card is None:
+        return terminal.network("301")
+    if args.action == "reverse":
+        original = terminal.card_request(args.original_mti, **card)
+        original["11"], original["7"] = args.original_stan.zfill(6), args.original_time
+        return terminal.reversal_of(original, request_mti("0400", args))
+    mti = request_mti("0100" if args.action == "auth" else "0200", args)
+    return terminal.card_request(mti, processing_code=PROCESSING[args.action], **card)
+
+
+def request_mti(mti: str, args) -> str:
+    """`mti`, or with --advice its advice MTI."""
+    return ADVICE_MTI[mti] if args.advice else mti
+
+
+def run_terminal(args) -> int:
+    dialect = load_dialect(args.dialect)
+    if args.stan is not None and not 1 <= args.stan <= 999_999:
+        raise UsageError("--stan: expected a number from 1 to 999999")
+    card = card_details(args)
+    key = pin_key(args)
+
+    async def transact() -> Message:
+        async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
+                                 timeout=args.timeout, capture=capture, pin_key=key,
+                                 first_stan=args.stan or secrets.randbelow(999_999) + 1) as terminal:
+            return await terminal.send(build_request(terminal, args, card))
+
+    capture = sink.from_args(args)
+    try:
+        response = trio.run(transact)
+    finally:
+        if capture is not None:
+            capture.close()
+    shown = response.masked()
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        print(f"MTI  {response.mti}")
+        for field, value in shown.items():
+            if field != "mti":
+                meaning = f"  ({codes.meaning(value)})" if field == "39" else ""
+                print(f"{field:>4} {dialect.describe(field):<40} {value}{meaning}")
+    return 0 if response.get("39") == "00" else 1

@@ -1,0 +1,211 @@
+"""What the pipeline's participants share: the transaction's context, the verdict that ends it,
+the effects they ask the running service to perform, and the view of the switch they decide on.
+
+A participant never performs I/O. It reads the context and the switch's view (routing table,
+duplicate window, links' state, stand-in usage: values in memory), and either lets the
+transaction go on, ends it with an `Answer`, or (as a generator) yields an effect and receives
+the effect's result: `outcome = yield Exchange(...)`. switch.service performs the effects.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+import attrs
+
+from switch.core.codes import RC
+from switch.core.matcher import Matcher
+from switch.core.standin import StandIn, StandInLimits
+from switch.core.states import State
+from switch.core.txn import Txn
+from switch.core.window import DuplicateWindow
+from switch.routing import RouteEntry, RoutingTable
+from switch.wire.message import Message
+
+
+# -- the view of the switch participants decide on -----------------------------------------
+
+class IssuerView(Protocol):
+    """An issuer's settings, as configured."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def stand_in(self) -> StandInLimits | None: ...
+    @property
+    def max_in_flight(self) -> int | None: ...
+
+
+class LinkView(Protocol):
+    """An issuer link's state right now."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def up(self) -> bool: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def config(self) -> IssuerView: ...
+    @property
+    def matcher(self) -> Matcher[Any]: ...
+
+
+class SwitchView(Protocol):
+    """What the running switch lets participants read (and, for its in-memory indexes, update)."""
+
+    @property
+    def routing(self) -> RoutingTable: ...
+    @property
+    def window(self) -> DuplicateWindow: ...
+    @property
+    def stand_in(self) -> StandIn: ...
+    @property
+    def links(self) -> dict[str, Any]: ...  # issuer name -> a LinkView
+    @property
+    def longest_timeout(self) -> float: ...
+    @property
+    def over_capacity(self) -> bool: ...  # more requests in flight than the switch takes
+
+
+# -- the context --------------------------------------------------------------------------
+
+@attrs.define(eq=False)
+class Context:
+    """One request on its way through the pipeline. Participants fill in what they decided."""
+
+    request: Message
+    txn: Txn
+    pan: str | None
+    acquirer_id: str | None  # the listener's, for field 32
+    switch: SwitchView
+    prior: Txn | None = None  # the first transmission of a retransmission
+    original: Txn | None = None  # what a reversal reverses
+    route: RouteEntry | None = None
+    link: Any = None  # the LinkView chosen for the request
+    outgoing: Message | None = None  # what goes to the issuer
+    reversal: Message | None = None  # the 0420 that undoes what was sent
+    issuer_response: Message | None = None
+    failure: LinkFailure | None = None  # why there is no issuer response
+    reason: str | None = None  # for the journal, when the answer needs explaining
+    original_trace: int | None = None
+
+
+@attrs.frozen
+class Answer:
+    """The verdict that ends the pipeline: the terminal's response code, the transaction's
+    state, and the journal's reason. `base` is a response whose fields the answer carries (the
+    issuer's, or the first answer to a retransmission); `extra` fields are set on top."""
+
+    code: str
+    state: State
+    reason: str | None = None
+    base: Message | None = None
+    extra: dict[str, str] | None = None
+
+
+# -- effects: what participants ask the service to do -----------------------------------------
+
+class LinkFailure(enum.Enum):
+    """Why an exchange with the issuer gave no response."""
+
+    UNAVAILABLE = "issuer unavailable"  # never sent: the link was down
+    SATURATED = "issuer link saturated"  # never sent: the link holds its max_in_flight
+    TIMED_OUT = "issuer timed out"  # sent, no answer in time: the issuer may have approved it
+    DROPPED = "issuer link dropped with the request in flight"  # sent: it may have been approved
+    KEY_IN_USE = "a request with the same match key is in flight at the issuer"
+
+
+@attrs.frozen
+class Shed:
+    """Count a request refused for overload (and notice when the overload starts). -> None"""
+
+
+@attrs.frozen
+class WaitFor:
+    """Wait (at most the longest issuer timeout, and a second) until `txn` is finished. -> None"""
+
+    txn: Txn
+
+
+@attrs.frozen
+class FindOriginal:
+    """Look the journal up for an original older than the duplicate window. -> Txn | None"""
+
+    tid: str
+    mti: str
+    stan: str
+    transmitted: str
+
+
+@attrs.frozen
+class FindByRrn:
+    """Look the journal up for an original by its retrieval reference. -> Txn | None"""
+
+    rrn: str
+    tid: str
+    amount: int
+
+
+@attrs.frozen
+class CheckCard:
+    """Have the HSM check the card (CVV, CVV2, PIN) and translate field 52 of `outgoing` to the
+    issuer's key. -> CardChecked"""
+
+    issuer: IssuerView
+    outgoing: Message
+
+
+@attrs.frozen
+class CardChecked:
+    """What the HSM stage found: a decline (code, state, reason), or the PIN block under the
+    issuer's key when there was one to translate."""
+
+    decline: tuple[str, State, str] | None = None
+    pin_block: str | None = None
+
+
+@attrs.frozen
+class Exchange:
+    """Send `message` (as the link will send it: its STAN from the link's matcher) on `link`
+    and wait for the issuer's response. `reversal`, when given, is the 0420 that undoes the
+    request; it is journaled (sealed) before the request leaves, so that recovery after a crash
+    can send it. `own` says it is the transaction's own request (the issuer and field 90 it was
+    sent under are kept on the Txn, and it is timed). -> Message | LinkFailure"""
+
+    link: Any
+    message: Message
+    reversal: Message | None = None
+    own: bool = True
+
+
+@attrs.frozen
+class Prepare:
+    """Journal, before anything reaches an issuer, the 0420 that undoes it (sealed), with the
+    original a reversal reverses and the amount it takes off. -> None, once durable"""
+
+    reversal: Message
+    original: Txn | None = None
+    amount: int | None = None
+
+
+@attrs.frozen
+class Enqueue:
+    """Durably queue `message` for `issuer` in store-and-forward. -> None"""
+
+    issuer: str
+    trace: int
+    kind: str  # stand_in_advice, reversal, acquirer_advice
+    message: Message
+
+
+@attrs.frozen
+class JournalReversed:
+    """`original` was (partly) reversed: its new state and reversed amount to the journal. -> None"""
+
+    original: Txn
+
+
+Effect = Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | Prepare | Enqueue | JournalReversed
+

@@ -1,0 +1,39 @@
+"""Stand-in: the issuer is down, too slow or its link saturated. Within the issuer's limits the
+switch approves on its behalf and advises it (0120/0220 via SAF); else 91 (or the limit's decline).
+A PIN cannot be judged without the issuer: never stood in."""
+
+from __future__ import annotations
+
+from typing import Generator
+
+from switch.core.codes import RC
+from switch.core.context import Answer, Context, Effect, Enqueue, LinkFailure
+from switch.core.messages import stand_in_advice
+from switch.core.states import State
+
+
+def stand_in_without_issuer(ctx: Context) -> Generator[Effect, object, Answer | None] | None:
+    failure = ctx.failure
+    if failure is None:
+        return None
+    return _stand_in(ctx, failure)
+
+
+def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, Answer | None]:
+    why = failure.value
+    limits = ctx.link.config.stand_in
+    txn, request = ctx.txn, ctx.request
+    if limits is None or "52" in request.fields:
+        state = State.TIMED_OUT if failure is LinkFailure.TIMED_OUT else State.FAILED
+        return Answer(RC.ISSUER_UNAVAILABLE, state, why)
+    issuer = ctx.link.name
+    decision = ctx.switch.stand_in.decide(limits, issuer, txn.pan_hash or "", request["3"],
+                                          request.fields.get("18"), txn.amount)
+    if not decision.approved:
+        return Answer(decision.code, State.DECLINED, f"{why}; {decision.reason}")
+    assert decision.approval is not None
+    forwarded = txn.forwarded or ctx.outgoing
+    assert forwarded is not None
+    yield Enqueue(issuer, txn.trace, "stand_in_advice", stand_in_advice(forwarded, decision.approval))
+    txn.stood_in = True
+    return Answer(RC.APPROVED, State.STOOD_IN, f"{why}; {decision.reason}", extra={"38": decision.approval})

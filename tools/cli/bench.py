@@ -1,0 +1,61 @@
+"""`cardswitch bench [--quick] [--json FILE]`: the demo network as processes, measured.
+
+Reports tps_max, latency at fixed offered loads, the switch's CPU per transaction, the codec-only
+cost on the same mix, their ratio and lost responses; `--workers 1,2` adds scaling.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from switch.errors import UsageError
+from tools.load.bench import Bench, BenchOptions, table
+from tools.load.mix import DEFAULT_MIX, parse_weights
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark the demo network run as separate processes")
+    parser.add_argument("--quick", action="store_true", help="5 s phases (about a minute in all)")
+    parser.add_argument("--duration", type=float, help="seconds per phase (default 20, --quick 5)")
+    parser.add_argument("--loads", default="200,1000", help="offered loads in TPS for latency (default 200,1000)")
+    parser.add_argument("--workers", default="1", help="switch worker counts to compare, e.g. 1,2")
+    parser.add_argument("--connections", type=int, default=8, help="terminal connections")
+    parser.add_argument("--in-flight", type=int, default=4, help="closed loop: outstanding per connection")
+    parser.add_argument("--mix", default=DEFAULT_MIX, help=f"transaction mix (default {DEFAULT_MIX})")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.set_defaults(func=run)
+
+
+def _numbers(text: str, option: str, kind: type) -> tuple:
+    try:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(value <= 0 for value in values):
+        raise UsageError(f"{option}: expected positive numbers separated by commas, got {text!r}")
+    return values
+
+
+def options_from(args) -> BenchOptions:
+    parse_weights(args.mix)
+    duration = args.duration if args.duration is not None else 5.0 if args.quick else 20.0
+    if duration <= 0:
+        raise UsageError("--duration: expected a number above 0")
+    if args.connections < 1 or args.in_flight < 1:
+        raise UsageError("--connections and --in-flight: expected at least 1")
+    return BenchOptions(phase_seconds=duration, warmup_seconds=min(3.0, duration),
+                        loads=_numbers(args.loads, "--loads", float), workers=_numbers(args.workers, "--workers", int),
+                        connections=args.connections, in_flight=args.in_flight, mix=args.mix)
+
+
+def run(args) -> int:
+    bench = Bench(options_from(args), say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    figures = bench.run()
+    print(table(figures))
+    for note in bench.mix_notes:
+        print(f"note: {note}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 1 if figures["lost"] else 0
