@@ -25,12 +25,17 @@ COMMANDS = ("reload-routes", "status")
 MAX_LINE = 1024
 
 
-def answer(switch: Switch, line: str) -> dict:
-    """The reply to one command line (sans-IO, so tests and the server share it)."""
+async def answer(switch: Switch, line: str) -> dict:
+    """The reply to one command line (tests and the server share it)."""
     command = line.strip()
     if command == "reload-routes":
-        ok, detail = switch.reload_routing()
+        ok, detail = await switch.reload_routing()
         return {"ok": ok, "detail": detail}
+    return status(switch, command)
+
+
+def status(switch: Switch, command: str = "status") -> dict:
+    """The reply to `status` (or to a command that is none of COMMANDS)."""
     if command == "status":
         return {"ok": True, "in_flight": switch.in_flight, "max_in_flight": switch.config.max_in_flight,
                 "overloaded": switch.overloaded, "shed": switch.shed, "loop_lag": switch.loop_lag.status(),
@@ -58,7 +63,7 @@ async def _session(switch: Switch, stream: trio.SocketStream) -> None:
                 buffer += data
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    reply = answer(switch, line.decode("utf-8", "replace"))
+                    reply = await answer(switch, line.decode("utf-8", "replace"))
                     await stream.send_all(json.dumps(reply).encode() + b"\n")
                 if len(buffer) > MAX_LINE:
                     return

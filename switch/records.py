@@ -96,11 +96,13 @@ class TxnRecords:
         return txn_from_row(row, now) if row is not None else None
 
     def recent(self, since: float, now: float) -> list[Txn]:
-        """Requests since `since` (start-up only): the duplicate window survives a restart."""
+        """Requests since `since` (start-up only): the duplicate window survives a restart. A
+        request interrupted before it reached an issuer is left out: its retransmission is new."""
         marks = ",".join("?" * len(FORWARDED_MTIS))
         rows = self.journal.read(
             f"SELECT * FROM transactions WHERE created_at >= ? AND mti IN ({marks})"
-            f" AND state NOT IN ({_NOT_ORIGINALS}) ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
+            f" AND state NOT IN ({_NOT_ORIGINALS}) AND NOT (state = 'interrupted' AND rc IS NULL)"
+            " ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
         return [txn_from_row(row, now) for row in rows]
 
 

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from functools import partial
 from types import GeneratorType
+from typing import cast
 
 import trio
 
@@ -43,6 +44,7 @@ from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
 from switch.pintries import PinTries
 from switch.records import TxnRecords
+from switch.recovery import last_stans, recover
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity
@@ -88,6 +90,7 @@ class Switch:
         self._timed_out: OrderedDict[tuple[str, tuple[str, ...]], tuple[int, float]] = OrderedDict()
         # trace -> the event a request waits on while another request it depends on is in flight
         self._finishing: dict[int, trio.Event] = {}
+        self._reloading = trio.Lock()
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
@@ -97,11 +100,9 @@ class Switch:
 
     def _recover(self) -> int:
         """Pick up where the last run stopped; returns the highest trace number used so far."""
-        cursor = self.journal.connection.execute(
-            "UPDATE transactions SET state = 'interrupted', reason = 'switch stopped while in flight'"
-            " WHERE state = 'pending'")
-        if cursor.rowcount:
-            logs.warning("journal_recovered_interrupted", transactions=cursor.rowcount)
+        recover(self.journal.connection)
+        for name, stan in last_stans(self.journal.connection, list(self.links)).items():
+            self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
         midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
@@ -172,22 +173,30 @@ class Switch:
         for link in self.links.values():
             await link.connected.wait()
 
-    def reload_routing(self) -> tuple[bool, str]:
-        """Re-read the BIN table from the config file (SIGHUP, admin command). A table that
-        fails validation is refused with a logged reason and the running one stays; requests
-        already routed keep going to their issuer."""
-        try:
-            fresh = load_config(self.config.source)
-            named = fresh.routing.issuers | {e.fallback for e in fresh.routing.entries if e.fallback}
-            unknown = named - set(self.links)
-            if unknown:
-                raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
-        except CardswitchError as exc:
-            logs.warning("routes_reload_rejected", reason=str(exc))
-            return False, str(exc)
-        self.routing = fresh.routing
-        logs.event("routes_reloaded", entries=len(fresh.routing))
-        return True, f"{len(fresh.routing)} entries"
+    async def reload_routing(self) -> tuple[bool, str]:
+        """Re-read the BIN table from the config file (SIGHUP, admin command). The table is
+        read and built off the event loop (a worker thread: terminals keep being served while a
+        large table builds) and swapped in at once; one reload at a time. A table that fails
+        validation is refused with a logged reason and the running one stays; requests already
+        routed keep going to their issuer."""
+        async with self._reloading:
+            try:
+                fresh = await trio.to_thread.run_sync(self._read_routing)
+            except CardswitchError as exc:
+                logs.warning("routes_reload_rejected", reason=str(exc))
+                return False, str(exc)
+            self.routing = fresh
+        logs.event("routes_reloaded", entries=len(fresh))
+        return True, f"{len(fresh)} entries"
+
+    def _read_routing(self) -> RoutingTable:
+        """The config file's routing table, checked against the running links (in a thread)."""
+        routing = load_config(self.config.source).routing
+        named = routing.issuers | {e.fallback for e in routing.entries if e.fallback}
+        unknown = named - set(self.links)
+        if unknown:
+            raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
+        return routing
 
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
 
@@ -227,9 +236,11 @@ class Switch:
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
         for participant in pipeline_for(ctx.txn.mti):
-            verdict = participant(ctx)
-            if type(verdict) is GeneratorType:  # a participant with effects to perform
-                verdict = await self._drive(verdict, ctx, listener)
+            decided = participant(ctx)
+            if type(decided) is GeneratorType:  # a participant with effects to perform
+                verdict = await self._drive(cast(Step, decided), ctx, listener)
+            else:
+                verdict = cast("Answer | None", decided)
             if verdict is not None:
                 return verdict
         return None
@@ -283,7 +294,8 @@ class Switch:
         if type(effect) is Exchange:
             return await self._exchange(effect, ctx.txn)
         if type(effect) is CheckCard:
-            return await self.security.check(ctx.request, listener, effect.issuer)
+            link: IssuerLink = effect.link
+            return await self.security.check(ctx.request, listener, link.config)
         if type(effect) is Enqueue:
             await self.saf.enqueue(effect.issuer, effect.trace, effect.kind, effect.message)
             return None

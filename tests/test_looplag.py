@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from conftest import make_bank, read_events, start_issuer, toml_text, until
-from switch.admin import answer
+from switch.admin import status
 from switch.config import load_config
 from switch.looplag import MINUTE, STALL_MS, LoopLag
 from switch.service import Switch
@@ -35,9 +35,9 @@ async def test_a_switch_reports_a_stall_of_its_event_loop(nursery, tmp_path, log
     switch = Switch(load_config(config))
     await nursery.start(switch.run)
     await switch.wait_links_up()  # start-up done
-    before = answer(switch, "status")["loop_lag"]["stalls"]  # a busy machine may have caused some
+    before = status(switch)["loop_lag"]["stalls"]  # a busy machine may have caused some
     time.sleep(0.3)  # what a blocking call on the event loop would do (real time: MockClock would not see it)
-    await until(lambda: answer(switch, "status")["loop_lag"]["stalls"] > before)  # its next look
-    lag = answer(switch, "status")["loop_lag"]
+    await until(lambda: status(switch)["loop_lag"]["stalls"] > before)  # its next look
+    lag = status(switch)["loop_lag"]
     assert lag["stalls"] >= before + 1 and lag["worst_ms"] >= 150
     assert [e for e in read_events(log_file) if e["event"] == "event_loop_stalled"]

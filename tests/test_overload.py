@@ -12,7 +12,7 @@ import trio
 
 from conftest import make_bank, read_events, start_issuer, toml_text, until
 from emulators.terminal import open_terminal
-from switch.admin import answer
+from switch.admin import status
 from switch.config import DEFAULT_MAX_IN_FLIGHT, load_config
 from switch.errors import ConfigError
 from switch.journal import DB_FILE
@@ -86,8 +86,8 @@ async def test_beyond_max_in_flight_the_excess_gets_91_at_once_and_everything_is
     cleared = [e for e in events if e["event"] == "overload_cleared"]
     assert len(overloaded) == 1 and overloaded[0]["level"] == "warning" and overloaded[0]["max_in_flight"] == 2
     assert len(cleared) == 1 and cleared[0]["shed"] == 3
-    status = answer(switch, "status")
-    assert (status["shed"], status["overloaded"], status["in_flight"]) == (3, False, 0)
+    reported = status(switch)
+    assert (reported["shed"], reported["overloaded"], reported["in_flight"]) == (3, False, 0)
     assert SLOW not in log_file.read_text()
 
 
@@ -172,13 +172,13 @@ async def test_a_saturated_issuer_link_stands_in_or_answers_91(nursery, tmp_path
             await until(lambda: switch.links["standin"].in_flight == switch.links["plain"].in_flight == 1)
             stood_in = await terminal.purchase(pan=FAST, amount=300, expiry=EXPIRY)
             refused = await terminal.purchase(pan=FAST_B, amount=300, expiry=EXPIRY)
-            status = answer(switch, "status")
+            reported = status(switch)
         afterwards = await terminal.purchase(pan=FAST_B, amount=400, expiry=EXPIRY)
     assert stood_in["39"] == "00" and stood_in["38"].startswith("S")
     assert refused["39"] == "91"
     assert afterwards["39"] == "00" and banks["plain"].accounts[FAST_B].balance == 100000 - 400
-    assert {name: link["saturated"] for name, link in status["links"].items()} == {"standin": 1, "plain": 1}
-    assert status["shed"] == 0  # the switch itself was not overloaded
+    assert {name: link["saturated"] for name, link in reported["links"].items()} == {"standin": 1, "plain": 1}
+    assert reported["shed"] == 0  # the switch itself was not overloaded
     await switch.journal.flush()
     rows = {(r["issuer"], r["amount"]): r for r in journal_rows(tmp_path)}
     assert rows[("standin", 300)]["state"] == "stood_in"

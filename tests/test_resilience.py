@@ -79,6 +79,10 @@ async def test_issuer_killed_mid_traffic_and_a_burst_of_retransmissions(tmp_path
     assert len(answered) == sent  # every request got exactly one response
     assert answered[:20] == ["00"] * 20
     assert set(answered) == {"00", "91"} and answered[-1] == "91"
+    # What was in flight when the issuer died may have been approved: reversed once it is back.
+    processes.issuer(network)
+    wait_for(lambda: query(network.data_dir, "SELECT count(*) FROM saf WHERE status != 'acknowledged'")[0][0] == 0,
+             "the reversals of what was in flight delivered")
     assert stop_gracefully(switch) == 0
     assert query(network.data_dir, "SELECT count(*) FROM transactions")[0][0] == sent
     assert query(network.data_dir, "SELECT count(*) FROM transactions WHERE state = 'duplicate'")[0][0] == 19
@@ -87,6 +91,7 @@ async def test_issuer_killed_mid_traffic_and_a_burst_of_retransmissions(tmp_path
 
 
 async def test_issuer_answering_after_the_timeout_gets_its_approval_reversed(tmp_path, processes):
+    """Each timed-out request is reversed at once; the late approvals find their reversals."""
     network = one_issuer_network(tmp_path, [card(latency_ms=600)], timeout_ms=200)
     _, switch = processes.issuer_and_switch(network)
     async with open_terminal("127.0.0.1", network.switch_port) as terminal:
@@ -94,9 +99,10 @@ async def test_issuer_answering_after_the_timeout_gets_its_approval_reversed(tmp
                    for amount in (100, 200, 300)]
     assert answers == ["91"] * 3
     wait_for_events(network.log, "saf_acknowledged", 3, switch)  # the three reversals
+    wait_for_events(network.log, "issuer_response_unmatched", 3, switch)  # the three late approvals
     assert stop_gracefully(switch) == 0
     assert query(network.data_dir, "SELECT late_rc, state FROM transactions") == [("00", "timed_out")] * 3
-    assert query(network.data_dir, "SELECT kind, mti, status FROM saf") == [("late_reversal", "0420", "acknowledged")] * 3
+    assert query(network.data_dir, "SELECT kind, mti, status FROM saf") == [("timeout_reversal", "0420", "acknowledged")] * 3
     check = journal_check(network.data_dir)
     assert check.returncode == 0, check.stdout
 
@@ -126,9 +132,10 @@ async def test_switch_killed_with_saf_pending_delivers_after_restart(tmp_path, p
     assert check.returncode == 0, check.stdout
 
 
-async def test_a_reversal_after_a_crash_mid_transaction_reaches_the_issuer(tmp_path, processes):
-    """kill -9 while the issuer decides: the restarted switch still knows where the request went
-    and under which STAN, so the terminal's reversal is forwarded, not only acknowledged."""
+async def test_a_request_in_flight_at_a_crash_is_reversed_at_restart(tmp_path, processes):
+    """kill -9 while the issuer decides: the restarted switch reverses what it had sent (it may
+    have been approved), under the STAN the issuer knows it by; the terminal's retransmission
+    gets 91 from the journal and its reversal 00, neither forwarded again."""
     network = one_issuer_network(tmp_path, [card(latency_ms=1500)], timeout_ms=5000)
     issuer, switch = processes.issuer_and_switch(network)
     async with open_terminal("127.0.0.1", network.switch_port, first_stan=700) as terminal:
@@ -139,12 +146,18 @@ async def test_a_reversal_after_a_crash_mid_transaction_reaches_the_issuer(tmp_p
     switch.wait()
     await trio.sleep(1.5)  # the issuer approves meanwhile; its answer has nowhere to go
     switch = processes.switch(network)
-    wait_for_events(network.log, "link_up", 2, switch)
+    wait_for(lambda: query(network.data_dir, "SELECT status FROM saf") == [("acknowledged",)],
+             "the recovery reversal delivered")
     async with open_terminal("127.0.0.1", network.switch_port, first_stan=50) as terminal:
+        assert (await terminal.send(purchase))["39"] == "91"
         assert (await terminal.send(terminal.reversal_of(purchase)))["39"] == "00"
     assert stop_gracefully(switch) == 0
-    (state, issuer_name, sent_as, _), reversal = query(
-        network.data_dir, "SELECT state, issuer, sent_as, reason FROM transactions ORDER BY trace")
-    assert (state, issuer_name) == ("reversed", "bank")
+    rows = query(network.data_dir, "SELECT mti, state, rc, sent_as FROM transactions ORDER BY trace")
+    (mti, state, rc, sent_as), retransmission, reversal = rows
+    assert (mti, state, rc) == ("0200", "interrupted", "91")
     assert sent_as.startswith("0200") and sent_as[4:10] != purchase["11"]  # the switch's STAN
-    assert reversal == ("approved", "bank", None, None)  # forwarded online and acknowledged
+    assert retransmission[:3] == ("0200", "duplicate", "91")
+    assert reversal[:3] == ("0400", "approved", "00") and reversal[3] is None  # not forwarded
+    assert query(network.data_dir, "SELECT kind FROM saf") == [("recovery_reversal",)]
+    check = journal_check(network.data_dir)
+    assert check.returncode == 0, check.stdout

@@ -116,4 +116,4 @@ async def shutdown_on_signal(switch: Switch, scope: trio.CancelScope) -> None:
 async def reload_on_sighup(switch: Switch) -> None:
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         async for _ in signals:
-            switch.reload_routing()
+            await switch.reload_routing()

@@ -153,7 +153,7 @@ class CheckCard:
     """Have the HSM check the card (CVV, CVV2, PIN) and translate field 52 of `outgoing` to the
     issuer's key. -> CardChecked"""
 
-    issuer: IssuerView
+    link: Any  # a LinkView: its issuer's keys and checks
     outgoing: Message
 
 

@@ -19,8 +19,8 @@ class State(enum.StrEnum):
     DUPLICATE = "duplicate"  # a retransmission, answered as the first time
     REVERSED = "reversed"
     PARTIALLY_REVERSED = "partially_reversed"
-    # The switch stopped (crashed) while the request was in flight: its outcome at the issuer is
-    # unknown, and the terminal, which got no answer, will reverse it.
+    # The switch stopped (crashed) while the request was in flight and the terminal got no answer:
+    # what may have reached the issuer was reversed at the next start (switch.recovery).
     INTERRUPTED = "interrupted"
 
 
@@ -28,14 +28,15 @@ _DECIDED = frozenset({State.APPROVED, State.DECLINED, State.REJECTED, State.FAIL
                       State.STOOD_IN, State.DUPLICATE, State.INTERRUPTED})
 _REVERSED = frozenset({State.REVERSED, State.PARTIALLY_REVERSED})
 
-# state -> the states it may move to. A reversal can undo anything the issuer may have approved.
+# state -> the states it may move to. A terminal's reversal undoes an approval the terminal saw;
+# what timed out or was interrupted the switch reversed itself, at once.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: _DECIDED,
     State.APPROVED: _REVERSED,
     State.STOOD_IN: _REVERSED,
-    State.TIMED_OUT: _REVERSED,
-    State.INTERRUPTED: _REVERSED,
     State.PARTIALLY_REVERSED: _REVERSED,
+    State.TIMED_OUT: frozenset(),
+    State.INTERRUPTED: frozenset(),
     State.DECLINED: frozenset(),
     State.REJECTED: frozenset(),
     State.FAILED: frozenset(),
@@ -44,9 +45,11 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 FINAL_STATES = frozenset(State) - {State.PENDING}
-# An original in one of these is not forwarded when reversed: the issuer never approved it, or
-# it is already undone (a failed request never reached an issuer that answered).
-NOT_TO_REVERSE = frozenset({State.DECLINED, State.REJECTED, State.FAILED, State.DUPLICATE, State.REVERSED})
+# An original in one of these is not forwarded when a terminal reverses it: the issuer never
+# approved it, or the switch already reversed it (what timed out or was interrupted by a crash is
+# reversed at once, what failed after reaching the issuer too).
+NOT_TO_REVERSE = frozenset({State.DECLINED, State.REJECTED, State.FAILED, State.DUPLICATE, State.REVERSED,
+                            State.TIMED_OUT, State.INTERRUPTED})
 # Rows that have an original's keys without being one: a retransmission, or a request refused.
 NOT_AN_ORIGINAL = frozenset({State.DUPLICATE, State.REJECTED})
 

@@ -12,7 +12,7 @@ from switch.core.context import Answer, CardChecked, CheckCard, Context, Effect
 def check_card(ctx: Context) -> Generator[Effect, object, Answer | None]:
     outgoing = ctx.outgoing
     assert outgoing is not None  # prepared by forwarding.prepare_outgoing
-    checked = yield CheckCard(ctx.link.config, outgoing)
+    checked = yield CheckCard(ctx.link, outgoing)
     assert isinstance(checked, CardChecked)
     if checked.decline is not None:
         code, state, reason = checked.decline

@@ -8,7 +8,7 @@ from typing import Generator
 
 from switch.core.codes import RC
 from switch.core.context import Answer, Context, Effect, Enqueue, LinkFailure
-from switch.core.messages import stand_in_advice
+from switch.core.messages import OriginalData, stand_in_advice
 from switch.core.states import State
 
 
@@ -34,6 +34,10 @@ def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, A
     assert decision.approval is not None
     forwarded = txn.forwarded or ctx.outgoing
     assert forwarded is not None
-    yield Enqueue(issuer, txn.trace, "stand_in_advice", stand_in_advice(forwarded, decision.approval))
+    advice = stand_in_advice(forwarded, decision.approval)
+    yield Enqueue(issuer, txn.trace, "stand_in_advice", advice)
     txn.stood_in = True
+    # The issuer learns of this approval from the advice: a reversal names the advice, not the
+    # request that may have reached the issuer too (and has a reversal of its own).
+    txn.sent_as = OriginalData.of(advice).encode()
     return Answer(RC.APPROVED, State.STOOD_IN, f"{why}; {decision.reason}", extra={"38": decision.approval})

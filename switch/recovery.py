@@ -1,0 +1,112 @@
+"""Start-up after a crash: what the last run left in flight is reversed or completed, before the
+switch takes any traffic.
+
+Every request that may have reached an issuer carries in its journal row the sealed 0420 that
+undoes it (written, durably, before it left: switch.service `_prepare`). A row still `pending`
+at start is one whose terminal got no answer (answers leave only once their row is durable), so:
+
+- an authorisation or purchase with its 0420 may have been approved: the 0420 goes to SAF
+  (`recovery_reversal`), the row becomes `interrupted` with 91, and a retransmission of it is
+  answered 91 from the journal;
+- a terminal's reversal with its 0420 is completed: the 0420 goes to SAF unless one for the same
+  original was queued after the reversal arrived, the original is marked reversed, and the row
+  becomes `approved` with 00, which a retransmission gets;
+- anything else never reached an issuer: `interrupted` without an answer, and a retransmission
+  of it is processed as new.
+
+Issuer links continue their STANs where the journal saw them last, past a margin for the
+messages the journal does not record one by one (SAF deliveries, echoes).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import attrs
+
+from switch import logs
+from switch.core.codes import RC
+from switch.core.states import NOT_TO_REVERSE, State
+from switch.records import stored_response
+from switch.wire.message import response_mti
+
+STAN_MARGIN = 1000
+
+
+@attrs.frozen
+class Recovered:
+    reversed: int  # requests that may have been approved, now reversed through SAF
+    completed: int  # terminals' reversals completed
+    never_sent: int  # interrupted before anything reached an issuer
+
+
+def recover(connection: sqlite3.Connection) -> Recovered:
+    """Settle every `pending` row, in one transaction."""
+    now = time.time()
+    counts = {"reversed": 0, "completed": 0, "never_sent": 0}
+    connection.execute("BEGIN IMMEDIATE")
+    rows = connection.execute(
+        "SELECT trace, mti, issuer, reversal, original_trace, reversed_amount, created_at FROM transactions"
+        " WHERE state = 'pending' ORDER BY trace").fetchall()
+    for row in rows:
+        if row["reversal"] is not None and row["mti"] in ("0400", "0420") and row["original_trace"] is not None:
+            _complete_reversal(connection, row, now)
+            counts["completed"] += 1
+        elif row["reversal"] is not None:
+            _queue(connection, row["issuer"], row["trace"], "recovery_reversal", row["reversal"], now)
+            _settle(connection, row, State.INTERRUPTED, RC.ISSUER_UNAVAILABLE,
+                    "switch stopped while in flight: reversed")
+            counts["reversed"] += 1
+        else:
+            connection.execute(
+                "UPDATE transactions SET state = ?, reason = ?, completed_at = ? WHERE trace = ?",
+                (State.INTERRUPTED, "switch stopped while in flight: never sent", now, row["trace"]))
+            counts["never_sent"] += 1
+    connection.execute("COMMIT")
+    recovered = Recovered(**counts)
+    if rows:
+        logs.warning("journal_recovered", **attrs.asdict(recovered))
+    return recovered
+
+
+def _complete_reversal(connection: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+    original = connection.execute("SELECT amount, state, reversed_amount FROM transactions WHERE trace = ?",
+                                  (row["original_trace"],)).fetchone()
+    queued = connection.execute(
+        "SELECT 1 FROM saf WHERE trace = ? AND kind = 'reversal' AND created_at >= ?",
+        (row["original_trace"], row["created_at"])).fetchone()
+    if queued is None:
+        _queue(connection, row["issuer"], row["original_trace"], "reversal", row["reversal"], now)
+    if original is not None and original["state"] not in NOT_TO_REVERSE:
+        reversed_amount = max(original["reversed_amount"], row["reversed_amount"])
+        state = State.REVERSED if reversed_amount >= original["amount"] else State.PARTIALLY_REVERSED
+        connection.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
+                           (state, reversed_amount, row["original_trace"]))
+    _settle(connection, row, State.APPROVED, RC.APPROVED, "completed after a restart: reversal advised via SAF")
+
+
+def _queue(connection: sqlite3.Connection, issuer: str, trace: int, kind: str, sealed: bytes, now: float) -> None:
+    connection.execute(
+        "INSERT INTO saf (issuer, trace, kind, mti, payload, status, attempts, next_attempt, created_at, updated_at)"
+        " VALUES (?, ?, ?, '0420', ?, 'queued', 0, ?, ?, ?)", (issuer, trace, kind, sealed, now, now, now))
+
+
+def _settle(connection: sqlite3.Connection, row: sqlite3.Row, state: State, code: RC, reason: str) -> None:
+    """The row's outcome, and the answer a retransmission of it gets."""
+    connection.execute(
+        "UPDATE transactions SET state = ?, rc = ?, reason = ?, response = ?, reversal = NULL, completed_at = ?"
+        " WHERE trace = ?",
+        (state, code, reason, stored_response(response_mti(row["mti"]), {"39": code}), time.time(), row["trace"]))
+
+
+def last_stans(connection: sqlite3.Connection, issuers: list[str]) -> dict[str, int]:
+    """Per issuer, the STAN its link should continue after (0: nothing known)."""
+    stans = {}
+    for issuer in issuers:
+        row = connection.execute(
+            "SELECT sent_as FROM transactions WHERE issuer = ? AND sent_as IS NOT NULL ORDER BY trace DESC LIMIT 1",
+            (issuer,)).fetchone()
+        stan = row["sent_as"][4:10] if row is not None else ""
+        stans[issuer] = (int(stan) + STAN_MARGIN) % 999_999 if stan.isdigit() else 0
+    return stans
