@@ -225,8 +225,9 @@ class RoutingTable:
 @contextmanager
 def paused_gc() -> Iterator[None]:
     """No cyclic garbage collection while building big tables: they allocate millions of
-    tuples, none in a cycle, and the collector's repeated scans of them cost a third of a
-    million-entry build. The previous state is restored (nesting is fine)."""
+    tuples, none in a cycle, and the collector's repeated scans of them are a large share of a
+    big build (see docs/performance.md, "Routing table builds"). The previous state is
+    restored (nesting is fine)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,11 +1,11 @@
 """The hot path's sockets: non-blocking system calls, trio only when the kernel says "not now".
 
 trio's SocketStream pays for generality on every call: a checkpoint after each successful send
-and receive, a conflict detector, and (in front of it) a memory channel feeding the writer. On
-this project's 2-core VMs that is about 25 µs per message, as much as decoding it
-(docs/performance.md). A switch connection has exactly one reader and one writer by
-construction, so `Connection` does the minimum: `recv`/`send` on a stdlib socket, and
-`trio.lowlevel.wait_readable`/`wait_writable` when they would block.
+and receive, a conflict detector, and (in front of it) a memory channel feeding the writer, about
+as much per message as decoding it (see docs/performance.md, "The hot path's sockets"). A switch
+connection has exactly one reader and one writer by construction, so `Connection` does the
+minimum: `recv`/`send` on a stdlib socket, and `trio.lowlevel.wait_readable`/`wait_writable`
+when they would block.
 
 Writes never make the caller wait: `send_nowait()` queues a frame and wakes the connection's
 writer task. By the time that task runs, every frame queued in the same turn of the event loop
@@ -64,7 +64,8 @@ class Connection:
         """Whatever the peer has sent (up to RECEIVE_SIZE bytes); b"" once it has closed.
 
         A read that returned less than asked emptied the socket, so the next one waits for
-        readiness first instead of paying for a failed `recv` (half of all reads, measured)."""
+        readiness first instead of paying for a failed `recv` (how often that was: see
+        docs/performance.md, "The hot path's sockets")."""
         if self._read_all:
             await trio.lowlevel.wait_readable(self._sock)
         elif self._eager_reads >= EAGER_READS:  # a peer that never pauses must not starve the rest

@@ -4,9 +4,11 @@ as real processes (tests/processes.py)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from emulators.bank import Bank, parse_account
 from emulators.issuer import IssuerHostConfig, serve_issuer
@@ -66,3 +68,18 @@ async def start_issuer(nursery, bank: Bank, port: int = 0, name: str = "bank") -
     """An issuer emulator for `bank` on the default dialect; returns its port."""
     config = IssuerHostConfig(name=name, host="127.0.0.1", port=port, dialect=load_dialect())
     return await nursery.start(serve_issuer, config, bank)
+
+
+async def until(condition, timeout: float = 10) -> None:
+    """Wait until `condition()` holds, for what offers no event to wait on (a counter, SAF
+    delivery, a log line); fail after `timeout` seconds.
+
+    Looks every 10 ms. The deadline is on the real clock, so that it stays one under trio's
+    MockClock too, which with autojump jumps to the next timer whenever the loop waits on a
+    thread (the journal's writer: every transaction waits for it before it is sent and before it
+    is answered)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise trio.TooSlowError(f"not within {timeout} s: {condition}")
+        await trio.sleep(0.01)

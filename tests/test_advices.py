@@ -3,9 +3,7 @@ loopback sockets: answered at once, never declined, delivered to the issuer thro
 
 from __future__ import annotations
 
-import trio
-
-from conftest import make_bank, start_issuer
+from conftest import make_bank, start_issuer, until
 from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from test_journal import invariants_hold, journal_rows, start_switch
@@ -17,9 +15,7 @@ CARD_PRESENT = {"52": "8F3A5C7E91B2D4F6", "55": "9F2608C1D2E3F4A5B6C7D8", "48": 
 
 async def delivered(condition, timeout: float = 5) -> None:
     """Wait until SAF has delivered what `condition` checks for."""
-    with trio.fail_after(timeout):
-        while not condition():
-            await trio.sleep(0.02)
+    await until(condition, timeout)
 
 
 def saf_rows(data_dir):
@@ -62,7 +58,8 @@ async def test_reversal_advice_reverses_an_approved_purchase_and_a_repeat_does_n
         retransmitted.mti = "0421"  # the terminal got no answer: same STAN and time
         answers = [await terminal.send(retransmitted), await terminal.send(terminal.reversal_of(purchase, "0421"))]
     assert [(a.mti, a["39"]) for a in (first, *answers)] == [("0430", "00")] * 3
-    await trio.sleep(0.2)  # anything queued twice would have reached the issuer by now
+    # anything queued (a reversal is queued before it is answered) has reached the issuer once SAF is empty
+    await delivered(lambda: not demo.switch.saf.pending("bank_a"))
     assert account.balance == before and len(bank.reversals) == 1
     await demo.switch.journal.flush()
     rows = journal_rows(tmp_path / "data")

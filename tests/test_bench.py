@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -54,8 +53,7 @@ def test_serve_workers_share_the_port_each_with_its_own_journal(tmp_path, proces
     assert load.returncode == 0, load.stdout + load.stderr
     assert json.loads((tmp_path / "load.json").read_text())["response_codes"] == {"00": 40}
     assert sorted(p.name for p in network.data_dir.iterdir()) == ["worker-0", "worker-1"]
-    assert stop_gracefully(switch, timeout=30) == 0
-    time.sleep(0.2)
+    assert stop_gracefully(switch, timeout=30) == 0  # the supervisor returns once both workers have exited
     assert sum(e["event"] == "shutdown_complete" for e in read_events(network.log)) == 2
 
 

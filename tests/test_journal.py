@@ -10,7 +10,7 @@ from functools import partial
 import attrs
 import trio
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, until, write_config
 from tools.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
@@ -89,7 +89,7 @@ async def test_burst_of_retransmissions_while_the_original_is_in_flight(demo, tm
             async def send():
                 answers.append(await terminal.send(request.copy()))
             nursery.start_soon(send)
-            await trio.sleep(0.05)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             for _ in range(10):
                 nursery.start_soon(send)
     assert [a["39"] for a in answers] == ["00"] * 11
@@ -155,9 +155,7 @@ async def test_a_timed_out_request_is_reversed_at_once_and_its_late_approval_tak
     async with open_terminal("127.0.0.1", port) as terminal:
         response = await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY)
     assert response["39"] == "91"
-    with trio.fail_after(5):
-        while switch.links["bank"].unmatched == 0 or switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: switch.links["bank"].unmatched and not switch.saf.pending("bank"))
     await switch.journal.flush()
     assert account.balance == 100000
     row = journal_rows(tmp_path / "data")[0]
@@ -192,9 +190,7 @@ async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_re
 
     bank = make_bank({"pan": APPROVE})
     await start_issuer(nursery, bank, port)
-    with trio.fail_after(5):
-        while switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: not switch.saf.pending("bank"))
     assert bank.accounts[APPROVE].balance == 100000 - 7000
     await switch.journal.flush()
     saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
@@ -229,9 +225,7 @@ async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link
     await switch.wait_links_up()
     async with open_terminal("127.0.0.1", switch_port) as terminal:
         assert (await terminal.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "61"
-    with trio.fail_after(5):
-        while switch.links["bank"].unmatched == 0 or switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: switch.links["bank"].unmatched and not switch.saf.pending("bank"))
     assert bank.accounts[APPROVE].balance == 100000
     assert "link_down" not in [e["event"] for e in read_events(log_file)]
 
@@ -248,7 +242,7 @@ async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_i
         purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
         assert (await terminal.send(purchase))["39"] == "00"
         assert (await terminal.send(purchase))["39"] == "00"  # a retransmission, answered from the first
-        await trio.sleep(0.7)
+        await trio.sleep(0.7)  # the window (0.5 s) has forgotten both
         assert (await terminal.reverse(purchase))["39"] == "00"
     await switch.journal.flush()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["reversed", "duplicate", "approved"]
@@ -291,9 +285,7 @@ async def test_a_failing_saf_item_is_parked_without_blocking_the_others(nursery,
     bank = make_bank({"pan": APPROVE})
     bank.rules[4444] = Fault(action="no_reply", mtis=frozenset({"0220", "0221"}))
     await start_issuer(nursery, bank, port)
-    with trio.fail_after(10):
-        while switch.saf.pending("bank"):
-            await trio.sleep(0.05)
+    await until(lambda: not switch.saf.pending("bank"))
     await switch.journal.flush()
     saf = journal_rows(tmp_path / "data", "SELECT * FROM saf ORDER BY id")
     assert [(s["status"], s["attempts"]) for s in saf] == [("parked", 3), ("acknowledged", 1)]
@@ -314,10 +306,8 @@ async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file):
     switch, _ = await start_switch(nursery, tmp_path, {"port": port, "timeout_ms": 50, "echo_interval_ms": 50,
                                                         "max_missed_echoes": 2, "reconnect_min_ms": 1000})
     await switch.wait_links_up()
-    with trio.fail_after(3):
-        while not any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
-                      if e["event"] == "link_down"):
-            await trio.sleep(0.05)
+    await until(lambda: any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
+                            if e["event"] == "link_down"), timeout=3)
     assert [e["missed"] for e in read_events(log_file) if e["event"] == "link_echo_missed"][:2] == [1, 2]
 
 
@@ -325,14 +315,15 @@ async def test_sign_on_is_required_before_the_link_takes_traffic(nursery, tmp_pa
     silent = await silent_server(nursery)
     switch, port = await start_switch(nursery, tmp_path, {"port": silent, "sign_on": True, "timeout_ms": 100})
     async with open_terminal("127.0.0.1", port) as terminal:
-        await trio.sleep(0.2)
+        await until(lambda: any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file)
+                                if e["event"] == "link_down"))
         started = trio.current_time()
         assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "91"
         assert trio.current_time() - started < 0.1  # not up: 91 at once, no waiting for a timeout
     assert any(e.get("reason") == "no answer to sign-on" for e in read_events(log_file) if e["event"] == "link_down")
 
 
-async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path):
+async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal(demo, tmp_path, log_file):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         async with trio.open_nursery() as nursery:
             answers = []
@@ -341,18 +332,16 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
                 answers.append(await terminal.purchase(pan="6011000000000038", amount=100, expiry=EXPIRY))
 
             nursery.start_soon(slow_purchase)
-            while not demo.switch.in_flight:
-                await trio.sleep(0.01)
+            await until(lambda: demo.switch.in_flight)
             demo.switch.shutdown()
-            await trio.sleep(0.1)
+            await until(lambda: "shutdown_draining" in [e["event"] for e in read_events(log_file)])  # listeners closed
             try:
                 await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"])
                 accepted_new = True
             except OSError:
                 accepted_new = False
     assert answers[0]["39"] == "00" and not accepted_new
-    with trio.fail_after(5):
-        await demo.switch.stopped.wait()
+    await until(demo.switch.stopped.is_set)  # a deadline on the real clock: the journal flushes
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
 
 
@@ -361,8 +350,7 @@ async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         request = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
     await stream.send_all(load_dialect().frame(request))
-    while not demo.switch.in_flight:
-        await trio.sleep(0.01)
+    await until(lambda: demo.switch.in_flight)
 
 
 async def test_a_shutdown_whose_grace_runs_out_leaves_the_transaction_to_be_reversed_at_the_next_start(
@@ -374,8 +362,7 @@ async def test_a_shutdown_whose_grace_runs_out_leaves_the_transaction_to_be_reve
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await start_slow_purchase(demo, stream)
         demo.switch.shutdown()
-        with trio.fail_after(5):
-            await demo.switch.stopped.wait()
+        await until(demo.switch.stopped.is_set)  # a deadline on the real clock: the journal flushes
         assert await stream.receive_some(100) == b""  # closed, no answer
     rows = journal_rows(tmp_path / "data")
     assert [(r["state"], r["reversal"] is not None) for r in rows] == [("pending", True)]
@@ -420,9 +407,7 @@ async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_p
     before = account.balance
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
         await start_slow_purchase(demo, stream)
-    with trio.fail_after(5):
-        while demo.switch.in_flight:
-            await trio.sleep(0.05)
+    await until(lambda: not demo.switch.in_flight, timeout=5)
     await demo.switch.journal.flush()
     assert [(r["state"], r["rc"]) for r in journal_rows(tmp_path / "data")] == [("approved", "00")]
     assert account.balance == before - 100

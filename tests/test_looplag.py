@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import trio
-
-from conftest import make_bank, read_events, start_issuer, toml_text
+from conftest import make_bank, read_events, start_issuer, toml_text, until
 from switch.admin import status
 from switch.config import load_config
 from switch.looplag import MINUTE, STALL_MS, LoopLag
@@ -36,10 +34,10 @@ async def test_a_switch_reports_a_stall_of_its_event_loop(nursery, tmp_path, log
                                  "routes": [{"prefix": "4", "issuer": "bank"}]}))
     switch = Switch(load_config(config))
     await nursery.start(switch.run)
-    await trio.sleep(0.3)
+    await switch.wait_links_up()  # start-up done
     before = status(switch)["loop_lag"]["stalls"]  # a busy machine may have caused some
-    time.sleep(0.3)  # what a blocking call on the event loop would do
-    await trio.sleep(0.3)
+    time.sleep(0.3)  # what a blocking call on the event loop would do (real time: MockClock would not see it)
+    await until(lambda: status(switch)["loop_lag"]["stalls"] > before)  # its next look
     lag = status(switch)["loop_lag"]
     assert lag["stalls"] >= before + 1 and lag["worst_ms"] >= 150
     assert [e for e in read_events(log_file) if e["event"] == "event_loop_stalled"]

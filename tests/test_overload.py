@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import trio
 
-from conftest import make_bank, read_events, start_issuer, toml_text
+from conftest import make_bank, read_events, start_issuer, toml_text, until
 from emulators.terminal import open_terminal
 from switch.admin import status
 from switch.config import DEFAULT_MAX_IN_FLIGHT, load_config
@@ -54,12 +54,6 @@ def journal_rows(tmp_path, sql="SELECT * FROM transactions ORDER BY trace", para
     with sqlite3.connect(tmp_path / "data" / DB_FILE) as connection:
         connection.row_factory = sqlite3.Row
         return connection.execute(sql, params).fetchall()
-
-
-async def until(condition) -> None:
-    with trio.fail_after(5):
-        while not condition():
-            await trio.sleep(0.005)
 
 
 async def test_beyond_max_in_flight_the_excess_gets_91_at_once_and_everything_is_journaled(

@@ -53,19 +53,29 @@ async def test_issuer_killed_mid_traffic_and_a_burst_of_retransmissions(tmp_path
                 nursery.start_soon(retransmit)
         sent += 20
 
-    async def terminal_traffic(number: int, stop_at: float):
-        nonlocal sent
+    traffic_flowing, killed, stop = trio.Event(), trio.Event(), trio.Event()
+    declined_after_kill = 0
+
+    async def terminal_traffic(number: int):
+        nonlocal sent, declined_after_kill
         async with open_terminal("127.0.0.1", network.switch_port, tid=f"TLOAD{number:03d}") as terminal:
-            while trio.current_time() < stop_at:
+            while not stop.is_set():
                 sent += 1
                 answered.append((await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"])
+                if len(answered) >= 20 + 50:
+                    traffic_flowing.set()
+                if killed.is_set() and answered[-1] == "91":
+                    declined_after_kill += 1
+                    if declined_after_kill >= 10:
+                        stop.set()
 
-    stop_at = trio.current_time() + 1.5
-    async with trio.open_nursery() as nursery:
-        for number in range(5):
-            nursery.start_soon(terminal_traffic, number, stop_at)
-        await trio.sleep(0.5)
-        issuer.kill()  # kill -9, mid-traffic
+    with trio.fail_after(30):  # real time: real processes
+        async with trio.open_nursery() as nursery:
+            for number in range(5):
+                nursery.start_soon(terminal_traffic, number)
+            await traffic_flowing.wait()
+            issuer.kill()  # kill -9, mid-traffic
+            killed.set()
     assert len(answered) == sent  # every request got exactly one response
     assert answered[:20] == ["00"] * 20
     assert set(answered) == {"00", "91"} and answered[-1] == "91"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, until, write_config
 from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
@@ -83,7 +83,7 @@ async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(dem
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(buy, "6011000000000038")  # bank_c answers after 0.8 s
-            await trio.sleep(0.05)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             nursery.start_soon(buy, APPROVE)
     assert [code for code, _ in done] == ["00", "00"]
     assert done[0][1] < 0.5 < done[1][1]
@@ -238,7 +238,7 @@ async def test_in_flight_requests_fail_fast_when_the_link_drops(demo):
         started = trio.current_time()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(send, "slow", "6011000000000038", 100)
-            await trio.sleep(0.1)
+            await until(lambda: demo.switch.links["bank_c"].in_flight)
             nursery.start_soon(send, "closer", "6011000000000012", 66666)
     assert answers["slow"][0] == "91" and answers["closer"][0] == "91"
     assert answers["slow"][1] - started < 0.7  # not the 0.8 s answer nor the 1.5 s timeout
@@ -255,7 +255,7 @@ async def test_late_response_is_logged_not_dropped(nursery, tmp_path, log_file):
     async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
         response = await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
         assert response["39"] == "91"
-        await trio.sleep(0.4)
+        await until(lambda: switch.links["late"].unmatched)  # the answer, 0.2 s after the timeout
     late = [e for e in read_events(log_file) if e["event"] == "issuer_response_unmatched"]
     assert len(late) == 1 and late[0]["rc"] == "00" and late[0]["issuer"] == "late"
     assert switch.links["late"].unmatched == 1
@@ -281,7 +281,7 @@ async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, t
 
     async with trio.open_nursery() as terminals:
         terminals.start_soon(purchase, "T0000001")
-        await trio.sleep(0.1)
+        await until(lambda: switch.links["bank"].in_flight)  # held there for 0.3 s
         terminals.start_soon(purchase, "T0000002")
     assert answers == {"T0000001": "00", "T0000002": "94"}
 
@@ -312,8 +312,8 @@ async def test_a_terminal_pipelining_far_more_than_its_in_flight_limit_gets_ever
 
 
 async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_written(demo):
-    """A purchase bank_c answers after 0.8 s, 300 echoes, and 0.1 s later 10 more echoes on the
-    same connection: the 10 are answered before the slow purchase."""
+    """A purchase bank_c answers after 0.8 s, 300 echoes, and once their answers are in, 10 more
+    echoes on the same connection: the 10 are answered before the slow purchase."""
     dialect = load_dialect()
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         slow = terminal.card_request("0200", pan="6011000000000038", amount=100, expiry=EXPIRY)
@@ -321,13 +321,17 @@ async def test_a_slow_request_does_not_hold_up_reading_once_the_answers_are_writ
         later = [terminal.network("301") for _ in range(10)]
     arrived = []
     async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
-        await stream.send_all(b"".join(dialect.frame(m) for m in [slow, *first]))
-        await trio.sleep(0.1)
-        await stream.send_all(b"".join(dialect.frame(m) for m in later))
         framer = dialect.framer()
-        with trio.fail_after(10):
-            while len(arrived) < 311:
-                arrived += [dialect.decode(f.payload) for f in framer.feed(await stream.receive_some(65536))]
+
+        async def receive_until(count: int) -> None:
+            with trio.fail_after(10):
+                while len(arrived) < count:
+                    arrived.extend(dialect.decode(f.payload) for f in framer.feed(await stream.receive_some(65536)))
+
+        await stream.send_all(b"".join(dialect.frame(m) for m in [slow, *first]))
+        await receive_until(300)
+        await stream.send_all(b"".join(dialect.frame(m) for m in later))
+        await receive_until(311)
     order = [a["11"] for a in arrived]
     assert max(order.index(m["11"]) for m in later) < order.index(slow["11"])
 

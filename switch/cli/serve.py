@@ -62,11 +62,11 @@ def settle_garbage_collection() -> None:
     """Keep the cycle collector's full passes off the transaction path.
 
     A full pass scans every live object, and the duplicate window holds 10 minutes of
-    transactions: a fifth of a second for 300k of them here, a latency spike each time a
-    quarter of the heap has turned over (docs/performance.md). The switch's steady state makes
-    no cyclic garbage (measured: none found after thousands of transactions with the collector
-    off), so full passes can be rare; young ones run on a clock (collect_young_objects). What start-up built (config, a BIN
-    table of up to millions of entries) is frozen, never scanned again.
+    transactions: a stall of a large fraction of a second each time a quarter of the heap has
+    turned over. The switch's steady state makes no cyclic garbage (tests/test_garbage.py
+    checks it), so full passes can be rare; young ones run on a clock (collect_young_objects).
+    What start-up built (config, a BIN table of up to millions of entries) is frozen, never
+    scanned again. The figures: see docs/performance.md, "Garbage collection".
     """
     gc.freeze()
     young, middle, _ = gc.get_threshold()
@@ -80,8 +80,9 @@ async def collect_young_objects() -> None:
     threshold. A switch whose duplicate window frees old transactions as fast as it adds new
     ones (or faster, while a bucket of it is taken apart: switch.core.window) keeps that count near
     zero, so survivors pile up in the young generation and the collection that finally comes
-    scans 150k objects: a 57-72 ms stall, measured. Collected every 100 ms it holds a few
-    hundred (a tenth of a millisecond); the middle generation follows every second."""
+    scans them all at once, a stall. Collected every YOUNG_COLLECTION_INTERVAL it holds a few
+    hundred; the middle generation follows every tenth time (see docs/performance.md, "Garbage
+    collection")."""
     ticks = 0
     while True:
         await trio.sleep(YOUNG_COLLECTION_INTERVAL)

@@ -78,12 +78,12 @@ class DuplicateWindow:
     The window is a queue of buckets, one per eighth of it, each with its own dictionaries,
     and leaves a bucket at a time. One dictionary for the whole window (hundreds of thousands
     of entries, the oldest deleted as the newest arrive) rebuilds its table every so often
-    while the event loop waits: 30-70 ms per dictionary at 600k entries, 126-141 ms for the
-    three, and 25-98 ms stalls measured in a 10-minute run. A bucket's dictionaries are an eighth of that size and never
-    see a deletion while they are searched. A bucket that leaves is taken apart a few entries
-    per transaction added, since freeing its tens of thousands of transactions at once is a
-    stall of its own (27 ms for 75k). Lookups ask the buckets newest first, so the latest
-    transaction with a key wins."""
+    while the event loop waits, a stall of tens of milliseconds. A bucket's dictionaries are an
+    eighth of that size and never see a deletion while they are searched. A bucket that leaves
+    is taken apart a few entries per transaction added, since freeing its tens of thousands of
+    transactions at once is a stall of its own. Lookups ask the buckets newest first, so the
+    latest transaction with a key wins. The stalls, measured: see docs/performance.md, "Ten
+    minutes and beyond: the duplicate window"."""
 
     def __init__(self, window: float, capacity: int = 1_000_000):
         self.window = window
