@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from emulators.bank import Bank, parse_account
 from emulators.issuer import IssuerHostConfig, serve_issuer
@@ -18,6 +19,16 @@ from switch import logs
 from tools.load.processes import toml_text
 from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
+
+
+@pytest.fixture
+def virtual_clock() -> trio.testing.MockClock:
+    """Trio's clock for a test where time is the subject (timeouts, echo intervals, windows):
+    it runs 20 times faster than the wall clock, and a test may `jump()` it. Not autojump: the
+    loop waits, briefly, on the journal's writer thread and on loopback sockets, and must not
+    leap over those, and the switch's own periodic tasks (log batching, loop-lag watch) would
+    keep an autojump from ever getting far."""
+    return trio.testing.MockClock(rate=20)
 
 
 @pytest.fixture

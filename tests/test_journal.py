@@ -230,19 +230,19 @@ async def test_a_late_approval_after_a_stand_in_decline_is_reversed_and_the_link
     assert "link_down" not in [e["event"] for e in read_events(log_file)]
 
 
-async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_its_retransmission(nursery,
-                                                                                                 tmp_path):
+async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_its_retransmission(
+        nursery, tmp_path, virtual_clock):
     """Out of memory, the original is found in the journal, where its retransmission (journaled
-    as a duplicate) has the same keys: the one the issuer approved is the one reversed."""
+    as a duplicate) has the same keys: the one the issuer approved is the one reversed. The
+    window is the default ten minutes, on trio's clock."""
     bank = make_bank({"pan": APPROVE})
-    switch, switch_port = await start_switch(nursery, tmp_path, {"port": await start_issuer(nursery, bank)},
-                                             settings="[switch]\nduplicate_window_s = 0.5\n")
+    switch, switch_port = await start_switch(nursery, tmp_path, {"port": await start_issuer(nursery, bank)})
     await switch.wait_links_up()
     async with open_terminal("127.0.0.1", switch_port) as terminal:
         purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
         assert (await terminal.send(purchase))["39"] == "00"
         assert (await terminal.send(purchase))["39"] == "00"  # a retransmission, answered from the first
-        await trio.sleep(0.7)  # the window (0.5 s) has forgotten both
+        virtual_clock.jump(601)  # the window (600 s) has forgotten both
         assert (await terminal.reverse(purchase))["39"] == "00"
     await switch.journal.flush()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["reversed", "duplicate", "approved"]
@@ -301,13 +301,18 @@ async def silent_server(nursery) -> int:
     return listeners[0].socket.getsockname()[1]
 
 
-async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file):
+async def test_link_is_dropped_after_missed_echoes(nursery, tmp_path, log_file, virtual_clock):
+    """An issuer that stops answering: echoes after 30 s of silence, each waiting its 5 s."""
     port = await silent_server(nursery)
-    switch, _ = await start_switch(nursery, tmp_path, {"port": port, "timeout_ms": 50, "echo_interval_ms": 50,
-                                                        "max_missed_echoes": 2, "reconnect_min_ms": 1000})
+    switch, _ = await start_switch(nursery, tmp_path, {"port": port, "echo_interval_ms": 30000,
+                                                        "max_missed_echoes": 2, "reconnect_min_ms": 60000})
     await switch.wait_links_up()
-    await until(lambda: any(e.get("reason") == "2 echoes missed" for e in read_events(log_file)
-                            if e["event"] == "link_down"), timeout=3)
+    started = trio.current_time()
+    while not [e for e in read_events(log_file) if e["event"] == "link_down"]:
+        await trio.sleep(1)
+    # First echo after 30 s of silence, missed at 35 s; the second 30 s later, missed at 70 s.
+    assert 70 <= trio.current_time() - started < 72
+    assert [e["reason"] for e in read_events(log_file) if e["event"] == "link_down"] == ["2 echoes missed"]
     assert [e["missed"] for e in read_events(log_file) if e["event"] == "link_echo_missed"][:2] == [1, 2]
 
 
