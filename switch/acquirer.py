@@ -255,4 +255,7 @@ class TerminalConnection:
                          stan=response.get("11"), reason=str(exc))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
             fallback["39"] = RC.SYSTEM_ERROR
-            return self.dialect.frame(fallback, tpdu)
+            try:
+                return self.dialect.frame(fallback, tpdu)
+            except (MessageEncodeError, FramingError):  # even 11/41 do not fit: 39 alone
+                return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), tpdu)
