@@ -25,6 +25,7 @@ from switch.core.messages import answer_undecodable, respond
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.masking import mask_pan_like
 from switch.wire.message import Message
 
 # Requests of one connection being processed or answered but not yet written; a terminal that
@@ -227,7 +228,7 @@ class TerminalConnection:
             self.connection.send_nowait(data)
         except (trio.ClosedResourceError, trio.WouldBlock):
             logs.warning("response_undelivered", listener=self.listener.name, peer=self.peer,
-                         mti=response.mti, stan=response.get("11"), reason="terminal connection closed")
+                         mti=response.mti, stan=_shown(response.get("11")), reason="terminal connection closed")
 
     async def _answer(self, frame: Frame) -> Message | None:
         try:
@@ -235,15 +236,15 @@ class TerminalConnection:
         except MessageDecodeError as exc:
             answer = answer_undecodable(exc)
             logs.warning("terminal_message_undecodable", listener=self.listener.name, peer=self.peer,
-                         reason=str(exc), answered=answer is not None)
+                         reason=mask_pan_like(str(exc)), answered=answer is not None)
             if answer is None:
-                self._reject(str(exc))
+                self._reject(mask_pan_like(str(exc)))
             return answer
         try:
             return await self.handler(request, self.listener)
         except Exception as exc:  # answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
-                         stan=request.get("11"), error=type(exc).__name__)
+                         stan=_shown(request.get("11")), error=type(exc).__name__)
             return respond(request, RC.SYSTEM_ERROR)
 
     def _encode(self, response: Message, tpdu: bytes) -> bytes:
@@ -252,10 +253,15 @@ class TerminalConnection:
             return self.dialect.frame(response, tpdu)
         except (MessageEncodeError, FramingError) as exc:
             logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
-                         stan=response.get("11"), reason=str(exc))
+                         stan=_shown(response.get("11")), reason=mask_pan_like(str(exc)))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
             fallback["39"] = RC.SYSTEM_ERROR
             try:
                 return self.dialect.frame(fallback, tpdu)
             except (MessageEncodeError, FramingError):  # even 11/41 do not fit: 39 alone
                 return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), tpdu)
+
+
+def _shown(value: str | None) -> str | None:
+    """A request's value as a log line may carry it: whatever the field, no PAN-like digits."""
+    return mask_pan_like(value) if value else value
