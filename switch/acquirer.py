@@ -5,6 +5,11 @@ issuer never holds up the other requests on the same connection, and one writer 
 responses never interleave. Whatever a terminal sends, the worst outcome is that its own
 connection is closed with a logged reason; the server and other connections go on.
 
+Per listener: a connection with nothing in flight and nothing received for `idle_timeout` is
+closed, so is one whose frame, once started, is not complete within `frame_timeout` (bytes
+trickling in, slow loris), and beyond `max_connections` a new connection is closed at once.
+Each close is one `terminal_disconnected` line with its reason.
+
 A request's task belongs to the switch (`Terminals.transactions`), not to its connection: a terminal
 that hangs up must not cancel a request the issuer may already have approved. The transaction
 finishes and is journaled; only its response has nowhere to go, and that is logged.
@@ -25,6 +30,7 @@ from switch.core.messages import answer_undecodable, respond
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.masking import mask_pan_like
 from switch.wire.message import Message
 
 # Requests of one connection being processed or answered but not yet written; a terminal that
@@ -32,6 +38,7 @@ from switch.wire.message import Message
 # more than this, and a decided answer always has room.
 MAX_IN_FLIGHT_PER_CONNECTION = 256
 REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
+REFUSED_LOG_INTERVAL = 1.0  # seconds: at most one connection_refused line per listener this often
 
 Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
 
@@ -52,6 +59,32 @@ class Terminals:
             connection.finish()
 
 
+class Admission:
+    """A listener's open connections, held to `max_connections`; refusals are logged at most
+    once per REFUSED_LOG_INTERVAL, with how many were refused since the last line."""
+
+    def __init__(self, listener: ListenerConfig):
+        self.listener = listener
+        self.open = 0
+        self._refused = 0  # since the last connection_refused line
+        self._logged_at = -float("inf")
+
+    def admit(self) -> bool:
+        if self.open < self.listener.max_connections:
+            self.open += 1
+            return True
+        self._refused += 1
+        now = trio.current_time()
+        if now - self._logged_at >= REFUSED_LOG_INTERVAL:
+            logs.warning("connection_refused", listener=self.listener.name, limit=self.listener.max_connections,
+                         refused=self._refused)
+            self._logged_at, self._refused = now, 0
+        return False
+
+    def left(self) -> None:
+        self.open -= 1
+
+
 async def serve_listener(handler: Handler, listener: ListenerConfig, terminals: Terminals,
                          *, capture: Capture | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Accept terminals on the listener's address; reports the bound port via task_status.
@@ -69,9 +102,10 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, terminals: 
     logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
                dialect=listener.dialect.name)
     task_status.started(port)
+    admission = Admission(listener)  # shared by the listener's sockets (IPv4 and IPv6)
     async with trio.open_nursery() as accepting:
         for sock in sockets:
-            accepting.start_soon(_accept, sock, handler, listener, terminals, capture)
+            accepting.start_soon(_accept, sock, handler, listener, terminals, capture, admission)
 
 
 async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]:
@@ -97,7 +131,7 @@ async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]
 
 
 async def _accept(sock: trio.SocketListener, handler: Handler, listener: ListenerConfig,
-                  terminals: Terminals, capture: Capture | None) -> None:
+                  terminals: Terminals, capture: Capture | None, admission: Admission) -> None:
     async with sock:
         while True:
             try:
@@ -106,8 +140,11 @@ async def _accept(sock: trio.SocketListener, handler: Handler, listener: Listene
                 logs.warning("accept_failed", listener=listener.name, error=exc.strerror or str(exc))
                 await trio.sleep(0.1)
                 continue
+            if not admission.admit():
+                stream.socket.close()  # at once: no task, no read, nothing the peer sent is looked at
+                continue
             connection = TerminalConnection(handler, listener, terminals, stream, capture)
-            terminals.connections.start_soon(connection.serve)
+            terminals.connections.start_soon(connection.serve, admission)
 
 
 class TerminalConnection:
@@ -128,8 +165,12 @@ class TerminalConnection:
         self._whole = trio.CancelScope()  # cancelled when the terminal misbehaves
         self._reading = trio.CancelScope()  # cancelled at shutdown: answer what came, then close
         self._rejected: str | None = None
+        # For the timeouts (trio's clock): when the last byte came or the last request finished,
+        # and when the first byte of a frame not yet complete came (None: no partial frame).
+        self._last_active = trio.current_time()
+        self._frame_started: float | None = None
 
-    async def serve(self) -> None:
+    async def serve(self, admission: Admission | None = None) -> None:
         """Run the connection; whatever happens, close it and log why."""
         self.terminals.open.add(self)
         reason = "closed at shutdown"  # unless something below says otherwise
@@ -145,6 +186,8 @@ class TerminalConnection:
             logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(inner).__name__)
         finally:
             self.terminals.open.discard(self)
+            if admission is not None:
+                admission.left()
             self.connection.close()
             logs.event("terminal_disconnected", listener=self.listener.name, peer=self.peer, reason=reason,
                        requests=self.requests)
@@ -154,12 +197,16 @@ class TerminalConnection:
         with self._whole:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.connection.run_writer)
+                watching = trio.CancelScope()
+                nursery.start_soon(self._watch, watching)
                 try:
                     with self._reading:
                         await self._reader()
+                    watching.cancel()  # nothing more is read: what came is answered, then closed
                     while self.in_flight:
                         await self._answered.park()
                 finally:
+                    watching.cancel()
                     self.connection.finish_writing()
         return self._rejected or ("closed by the switch" if self._reading.cancel_called else "closed by terminal")
 
@@ -174,6 +221,38 @@ class TerminalConnection:
                          peer=self.peer, reason=reason)
         self._whole.cancel()
 
+    def _close(self, reason: str) -> None:
+        """Close for a reason the disconnect line gives (a timeout): no line of its own."""
+        if self._rejected is None:
+            self._rejected = reason
+        self._whole.cancel()
+
+    async def _watch(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self._watch_timeouts()
+
+    async def _watch_timeouts(self) -> None:
+        """Close the connection once a started frame is overdue, or it has been idle too long:
+        nothing in flight, nothing waiting to be written, nothing received. Wakes at the next
+        deadline it knows of, and at least every quarter of the shorter timeout (a frame may
+        start while it sleeps), so the reader pays no more than reading the clock."""
+        idle, frame = self.listener.idle_timeout, self.listener.frame_timeout
+        tick = min(idle, frame) / 4
+        while True:
+            now = trio.current_time()
+            started = self._frame_started
+            if started is not None:
+                if now - started >= frame:
+                    return self._close(f"frame timeout: a frame incomplete {round(frame * 1000)} ms after its first byte")
+                wake = min(now + tick, started + frame)
+            elif self.in_flight == 0 and not self.connection.queued:
+                if now - self._last_active >= idle:
+                    return self._close(f"idle timeout: nothing in flight or received for {round(idle * 1000)} ms")
+                wake = min(now + tick, self._last_active + idle)
+            else:
+                wake = now + tick
+            await trio.sleep_until(wake)
+
     def _record(self, direction: str, data: bytes) -> None:
         if self.capture is not None:
             self.capture.record(self.capture_id, direction, self.dialect, data)
@@ -181,10 +260,15 @@ class TerminalConnection:
     async def _reader(self) -> None:
         framer = self.dialect.framer(self.listener.max_frame)
         while data := await self.connection.receive():
+            self._last_active = now = trio.current_time()
             try:
                 frames = framer.feed(data)
             except FramingError as exc:
                 return self._reject(f"framing error: {exc}")
+            if not framer.buffered:
+                self._frame_started = None
+            elif frames or self._frame_started is None:  # what is left begins a new frame
+                self._frame_started = now
             for frame in frames:  # one read can carry hundreds of frames: admit them one by one
                 if self._full():
                     await self._wait_for_a_slot()
@@ -219,6 +303,7 @@ class TerminalConnection:
             logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(exc).__name__)
         finally:
             self.in_flight -= 1
+            self._last_active = trio.current_time()  # idle counts from the last answer too
             if self._answered:
                 self._answered.unpark_all()
 
@@ -227,7 +312,7 @@ class TerminalConnection:
             self.connection.send_nowait(data)
         except (trio.ClosedResourceError, trio.WouldBlock):
             logs.warning("response_undelivered", listener=self.listener.name, peer=self.peer,
-                         mti=response.mti, stan=response.get("11"), reason="terminal connection closed")
+                         mti=response.mti, stan=_shown(response.get("11")), reason="terminal connection closed")
 
     async def _answer(self, frame: Frame) -> Message | None:
         try:
@@ -235,15 +320,15 @@ class TerminalConnection:
         except MessageDecodeError as exc:
             answer = answer_undecodable(exc)
             logs.warning("terminal_message_undecodable", listener=self.listener.name, peer=self.peer,
-                         reason=str(exc), answered=answer is not None)
+                         reason=mask_pan_like(str(exc)), answered=answer is not None)
             if answer is None:
-                self._reject(str(exc))
+                self._reject(mask_pan_like(str(exc)))
             return answer
         try:
             return await self.handler(request, self.listener)
         except Exception as exc:  # answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
-                         stan=request.get("11"), error=type(exc).__name__)
+                         stan=_shown(request.get("11")), error=type(exc).__name__)
             return respond(request, RC.SYSTEM_ERROR)
 
     def _encode(self, response: Message, tpdu: bytes) -> bytes:
@@ -252,7 +337,15 @@ class TerminalConnection:
             return self.dialect.frame(response, tpdu)
         except (MessageEncodeError, FramingError) as exc:
             logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
-                         stan=response.get("11"), reason=str(exc))
+                         stan=_shown(response.get("11")), reason=mask_pan_like(str(exc)))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
             fallback["39"] = RC.SYSTEM_ERROR
-            return self.dialect.frame(fallback, tpdu)
+            try:
+                return self.dialect.frame(fallback, tpdu)
+            except (MessageEncodeError, FramingError):  # even 11/41 do not fit: 39 alone
+                return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), tpdu)
+
+
+def _shown(value: str | None) -> str | None:
+    """A request's value as a log line may carry it: whatever the field, no PAN-like digits."""
+    return mask_pan_like(value) if value else value

@@ -30,6 +30,9 @@ PIN_FORMATS = (0, 1, 3)  # ISO 9564 formats a TDES zone PIN key carries
 DEFAULT_MATCH_KEY = ("mti", "11", "41")
 MATCH_KEY_PARTS = ("mti", "11", "37", "41", "42")
 DEFAULT_MAX_IN_FLIGHT = 2000  # requests the switch processes at once; beyond, 0100/0200 get 91
+DEFAULT_IDLE_TIMEOUT_MS = 300_000  # a terminal connection with nothing in flight and nothing received
+DEFAULT_FRAME_TIMEOUT_MS = 10_000  # a frame started and not completed (slow loris)
+DEFAULT_MAX_CONNECTIONS = 1000  # per listener; beyond, a new connection is closed at once
 
 
 def _port(value: object) -> bool:
@@ -49,6 +52,9 @@ class ListenerConfig:
     tpk: str | None = None  # key store name of the zone TPK its terminals encrypt PINs under
     terminal_tpks: dict[str, str] = attrs.field(factory=dict)  # terminal id -> its own TPK
     reuse_port: bool = False  # set by `serve --workers`: processes share the port (SO_REUSEPORT)
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_MS / 1000  # seconds without a request in flight or a byte in
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT_MS / 1000  # seconds a started frame may take to complete
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open terminal connections on this listener
 
     def tpk_for(self, tid: str) -> str | None:
         return self.terminal_tpks.get(tid, self.tpk)
@@ -233,6 +239,12 @@ def _listener(table: Table, hsm: HsmConfig | None) -> ListenerConfig:
                             lambda v: 64 <= v <= 65535),
         tpk=_key_name(table, "tpk", "TPK", hsm),
         terminal_tpks=terminal_tpks,
+        idle_timeout=table.get("idle_timeout_ms", int, DEFAULT_IDLE_TIMEOUT_MS, "milliseconds, at least 1",
+                               lambda v: v >= 1) / 1000,
+        frame_timeout=table.get("frame_timeout_ms", int, DEFAULT_FRAME_TIMEOUT_MS, "milliseconds, at least 1",
+                                lambda v: v >= 1) / 1000,
+        max_connections=table.get("max_connections", int, DEFAULT_MAX_CONNECTIONS, "an integer, at least 1",
+                                  lambda v: v >= 1),
     )
     table.finish()
     return listener

@@ -16,7 +16,7 @@ from switch.core.states import NOT_AN_ORIGINAL, State
 from switch.core.txn import Txn
 from switch.journal import Journal
 from switch.core.fields import NOT_JOURNALED
-from switch.wire.masking import mask_pan
+from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message, response_mti
 
 # What the duplicate window keeps (switch.core.messages.retained_response) less what a journal
@@ -41,13 +41,16 @@ class TxnRecords:
         self.journal = journal
 
     def open(self, txn: Txn, request: Message, listener: str, pan: str | None) -> None:
+        """The row of a request just taken. Every value from the request is masked for PAN-like
+        digit runs (switch.wire.masking.mask_pan_like): a misaligned frame puts card data in
+        any field, and a row is written before validation has looked at it."""
         self.journal.execute(
             "INSERT INTO transactions (trace, created_at, listener, mti, processing_code, amount, currency,"
             " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, state)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (txn.trace, txn.created, listener, txn.mti, request.get("3"), txn.amount, request.get("49"),
-             txn.tid, request.get("42"), txn.stan, txn.transmitted, txn.rrn,
-             mask_pan(pan) if pan else None, txn.pan_hash))
+            (txn.trace, txn.created, listener, _masked(txn.mti), _masked(request.get("3")), txn.amount,
+             _masked(request.get("49")), _masked(txn.tid), _masked(request.get("42")), _masked(txn.stan),
+             _masked(txn.transmitted), _masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash))
 
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
         self.journal.execute(
@@ -104,6 +107,10 @@ class TxnRecords:
             f" AND state NOT IN ({_NOT_ORIGINALS}) AND NOT (state = 'interrupted' AND rc IS NULL)"
             " ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
         return [txn_from_row(row, now) for row in rows]
+
+
+def _masked(value: str | None) -> str | None:
+    return mask_pan_like(value) if value else value
 
 
 _NOT_ORIGINALS = ", ".join(f"'{state}'" for state in sorted(NOT_AN_ORIGINAL))

@@ -451,6 +451,10 @@ class Switch:
 
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:
     """The one log line of every transaction (the card masked)."""
-    logs.event("txn", listener=listener.name, trace=txn.trace, mti=request.mti,
-               pan=mask_pan(pan) if pan else None, stan=txn.stan, tid=txn.tid, issuer=txn.issuer,
+    from switch.wire.masking import mask_pan_like  # here: this function is the part of the module to change
+
+    # stan and tid come as the terminal sent them (a misaligned frame may put card data there)
+    logs.event("txn", listener=listener.name, trace=txn.trace, mti=mask_pan_like(request.mti),
+               pan=mask_pan(pan) if pan else None, stan=mask_pan_like(txn.stan), tid=mask_pan_like(txn.tid),
+               issuer=txn.issuer,
                rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)

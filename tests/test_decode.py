@@ -30,6 +30,18 @@ def test_framed_hex_is_shown_masked_with_field_names():
         assert secret not in result.stdout
 
 
+def test_a_pan_in_any_field_is_masked_unless_asked():
+    """A misaligned message can carry card data in any field: decode masks PAN-like digits there too."""
+    odd = Message("0200", {"3": "000000", "11": "000042", "43": f"SHOP {PAN} CITY".ljust(40),
+                           "42": "X12345678901234"})
+    frame = load_dialect("iso87-binary").frame(odd).hex()
+    result = decode(frame)
+    assert result.returncode == 0, result.stderr
+    assert PAN not in result.stdout and "SHOP 476173******0011 CITY" in result.stdout
+    assert "X12345678901234" in result.stdout  # digits that cannot be a PAN stay
+    assert PAN in decode(frame, "--unmask").stdout
+
+
 def test_bare_message_from_a_file_as_json_with_tpdu_dialect(tmp_path):
     dialect = load_dialect("pos-tpdu")
     path = tmp_path / "message.bin"

@@ -61,6 +61,17 @@ def test_undecodable_message_keeps_readable_mti_and_stan():
     assert "field 49" in str(caught.value)
 
 
+@pytest.mark.parametrize("field", ["11", "41"])
+def test_the_field_that_fails_is_not_echoed(field):
+    """pyiso8583 enters a field as "" before decoding it; that empty value must not become an echo."""
+    data = bytearray(load_dialect().encode(Message("0200", {"11": "000042", "41": "T0000001", "49": "978"})))
+    data[data.index({"11": b"000042", "41": b"T0000001"}[field])] = 0xFF  # not ASCII
+    with pytest.raises(MessageDecodeError) as caught:
+        load_dialect().decode(bytes(data))
+    assert caught.value.field == field
+    assert caught.value.echo == ({} if field == "11" else {"11": "000042"})
+
+
 @given(st.binary(max_size=400))
 def test_random_bytes_raise_only_our_error(data):
     for name in ("iso87-binary", "iso87-ascii"):

@@ -98,3 +98,27 @@ def test_a_retransmission_gets_the_issuers_icc_data_again_but_the_journal_never_
     for secret in (*SECRETS, issuer["55"], "9203" + CVV2):
         assert secret not in stored, secret
     assert masked_value("34", PAN) == "476173******0011"
+
+
+async def test_a_pan_in_any_field_reaches_neither_journal_nor_log(demo, log_file, tmp_path):
+    """A misaligned frame puts card data where no one expects it: here a full PAN in the merchant
+    id (42) and another's first 12 digits in the RRN (37). The journal row is written before
+    validation looks at the request; neither it nor any log line holds the full PAN."""
+    amex = "378282246310005"  # 15 digits, Luhn-valid: fits field 42 whole
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        approved = terminal.card_request("0200", pan=PAN, amount=100, expiry="3012")
+        approved.fields.update({"37": PAN[:12], "42": amex})
+        misaligned = terminal.card_request("0200", pan=PAN, amount=100, expiry="3012")
+        misaligned.fields.update({"37": TRACK2[4:16], "42": amex, "7": TRACK2[16:26]})  # 7 fails: 30
+        answers = [await terminal.send(approved), await terminal.send(misaligned)]
+    assert [a["39"] for a in answers] == ["00", "30"]
+    await demo.switch.journal.flush()
+    with sqlite3.connect(tmp_path / "data" / DB_FILE) as connection:
+        rows = connection.execute("SELECT mid, rrn, transmitted FROM transactions ORDER BY trace").fetchall()
+    assert rows[0][0] == "378282*****0005" and len(rows) == 2
+    stored = b"".join(path.read_bytes() for path in (tmp_path / "data").iterdir() if path.is_file())
+    text = log_text(log_file)
+    assert '"event":"txn"' in text
+    for secret in (amex, PAN):
+        assert secret.encode() not in stored, secret
+        assert secret not in text, secret

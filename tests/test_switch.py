@@ -187,6 +187,27 @@ async def test_undecodable_message_with_readable_mti_gets_30_echoing_stan_and_ti
     assert (answer.mti, answer["39"], answer["11"], answer["41"]) == ("0210", "30", "000777", "TBAD0001")
 
 
+async def test_undecodable_stan_or_terminal_id_still_gets_30(demo):
+    """A field 11 or 41 that cannot be decoded is left out of the answer, which still comes."""
+    dialect = load_dialect()
+    good = dialect.encode(Message("0200", {"3": "000000", "11": "000778", "41": "TBAD0002", "49": "978"}))
+    answers = []
+    async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as stream:
+        framer = dialect.framer()
+        for value in (b"000778", b"TBAD0002"):
+            bad = bytearray(good)
+            bad[bad.index(value) + 2] = 0xFE  # not ASCII
+            await stream.send_all(dialect.framing.frame(bytes(bad)))
+            frames = []
+            with trio.fail_after(10):  # before the fix no answer ever came
+                while not frames:
+                    frames = framer.feed(await stream.receive_some(4096))
+            answers.append(dialect.decode(frames[0].payload))
+    assert [(a.mti, a["39"]) for a in answers] == [("0210", "30")] * 2
+    assert "11" not in answers[0] and "41" not in answers[0]
+    assert answers[1]["11"] == "000778" and "41" not in answers[1]
+
+
 async def test_garbage_closes_only_that_connection(demo, log_file):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as bystander:
         async with await trio.open_tcp_stream("127.0.0.1", demo.ports["terminals"]) as bad:

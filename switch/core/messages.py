@@ -241,7 +241,7 @@ def answer_undecodable(error: MessageDecodeError) -> Message | None:
     """A 30 answer for a message whose MTI was readable (echoing 11/41 where decoded), else None."""
     if error.mti is None or int(error.mti[2]) % 2 == 1:
         return None
-    fields = dict(error.echo)
+    fields = {field: value for field, value in error.echo.items() if value}
     fields["39"] = RC.FORMAT_ERROR
     return Message(response_mti(error.mti), fields)
 

@@ -31,7 +31,8 @@ class MessageDecodeError(CardswitchError):
     """A frame that is not a valid message in this dialect.
 
     `mti` is set when the message type was readable (4 digits), so the caller can still answer
-    with the response MTI and code 30; `echo` holds fields 11/41 when they were decoded.
+    with the response MTI and code 30; `echo` holds fields 11/41 when they were decoded whole
+    (never the field the decoder failed on).
     """
 
     def __init__(self, reason: str, field: str | None, mti: str | None, echo: dict[str, str]):
@@ -66,7 +67,9 @@ class Dialect:
             partial = exc.doc_dec
             mti = partial.get("t")
             readable = mti if mti and len(mti) == 4 and mti.isdigit() else None
-            echo = {f: partial[f] for f in ECHO_ON_ERROR if f in partial}
+            # pyiso8583 enters the field it fails on as "" before decoding it: only fields it
+            # finished are echoed (an empty field 11 cannot be encoded, and the answer was lost).
+            echo = {f: partial[f] for f in ECHO_ON_ERROR if partial.get(f) and f != exc.field}
             raise MessageDecodeError(exc.msg, exc.field, readable, echo) from None
         except Exception as exc:  # pyiso8583 has other failure modes (e.g. a tertiary bitmap)
             raise MessageDecodeError(f"unsupported layout ({type(exc).__name__})", None, None, {}) from None

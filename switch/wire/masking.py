@@ -7,11 +7,17 @@ errors, the terminal emulator and `decode` all go through here.
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.wire.luhn import luhn_valid
 
-__all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "masked_value", "masked_fields", "pan_from_track2"]
+__all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "mask_pan_like", "masked_value", "masked_fields",
+           "pan_from_track2"]
+
+PAN_SHORTEST, PAN_LONGEST = 13, 19
+_DIGIT_RUN = re.compile(r"[0-9]{%d,}" % PAN_SHORTEST)
 
 
 def mask_pan(pan: str) -> str:
@@ -19,6 +25,42 @@ def mask_pan(pan: str) -> str:
     if len(pan) < 13:
         return "*" * len(pan)
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+
+
+def mask_pan_like(text: str) -> str:
+    """`text` with every digit run that may be a PAN masked, whatever field it came in.
+
+    A misaligned or garbled frame puts card data where no one expects it (a track 2 tail in
+    the RRN or merchant id), so a value's field says nothing: any 13 to 19 consecutive digits
+    that pass the Luhn check, alone or inside a longer run of digits, keep their first 6 and
+    last 4 digits and lose the rest to '*'. Repeated until no such window is left, since
+    masking one may leave digits around it that form another. The length never changes; digit
+    runs that hold no Luhn-valid window of 13 to 19 digits stay as they are. Cheap for the
+    common case: a value shorter than 13 characters, or without 13 digits in a row, is
+    returned as it is (a long all-digit value, such as field 90, may lose digits: better masked
+    than leaked).
+    """
+    if len(text) < PAN_SHORTEST or _DIGIT_RUN.search(text) is None:
+        return text
+    chars = list(text)
+    while True:
+        masked = False
+        for run in _DIGIT_RUN.finditer("".join(chars)):
+            masked |= _mask_run(chars, run.start(), run.group())
+        if not masked:
+            return "".join(chars)
+
+
+def _mask_run(chars: list[str], start: int, run: str) -> bool:
+    """Mask, in `chars`, the middle of each Luhn-valid window of `run` (found at `start`)."""
+    masked = False
+    for length in range(PAN_SHORTEST, min(PAN_LONGEST, len(run)) + 1):
+        for offset in range(len(run) - length + 1):
+            if luhn_valid(run[offset:offset + length]):
+                for position in range(start + offset + 6, start + offset + length - 4):
+                    chars[position] = "*"
+                masked = True
+    return masked
 
 
 def pan_from_track2(track2: str) -> str | None:
@@ -59,7 +101,7 @@ def masked_value(field: str, value: str) -> str:
         return f"<hidden, {len(value)} chars>"
     if field == "48":
         return mask_field48(value)
-    return value
+    return mask_pan_like(value)
 
 
 def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:

@@ -1,0 +1,72 @@
+"""`mask_pan_like`: whatever field a value came in, no PAN-like digit run leaves in a log line or
+a journal row (properties), and `decode` shows none."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from switch.wire.luhn import luhn_check_digit, luhn_valid
+from switch.wire.masking import mask_pan_like, masked_value
+
+DIGITS = "0123456789"
+
+
+def pan_like_runs(text: str) -> list[str]:
+    """Every window of 13 to 19 consecutive digits in `text` that passes the Luhn check."""
+    found = []
+    for run in re.findall(r"[0-9]+", text):
+        for length in range(13, min(19, len(run)) + 1):
+            found += [run[i:i + length] for i in range(len(run) - length + 1) if luhn_valid(run[i:i + length])]
+    return found
+
+
+@st.composite
+def pans(draw) -> str:
+    body = draw(st.text(DIGITS, min_size=12, max_size=18))
+    return body + luhn_check_digit(body)
+
+
+texts = st.text(st.characters(codec="utf-8"), max_size=30)
+
+
+@given(texts, pans(), texts)
+def test_an_embedded_pan_is_masked_and_the_length_kept(before, pan, after):
+    text = before + pan + after
+    masked = mask_pan_like(text)
+    assert len(masked) == len(text)
+    assert pan_like_runs(masked) == []
+    assert pan not in masked
+
+
+@given(texts, pans(), texts, pans(), texts)
+def test_every_pan_is_masked_even_next_to_other_digits(a, first, b, second, c):
+    masked = mask_pan_like(a + first + b + second + c)
+    assert pan_like_runs(masked) == [] and first not in masked and second not in masked
+
+
+@given(st.text(DIGITS, min_size=13, max_size=19), st.sampled_from(["", "x", " ", "=", "RRN "]))
+def test_digit_runs_that_hold_no_pan_stay(run, around):
+    assume(pan_like_runs(run) == [])  # Luhn-invalid as a whole and in every 13-19 digit window
+    text = around + run + around
+    assert mask_pan_like(text) == text
+
+
+@given(texts)
+def test_text_without_13_digits_in_a_row_stays(text):
+    assume(re.search(r"[0-9]{13}", text) is None)
+    assert mask_pan_like(text) is text or mask_pan_like(text) == text
+
+
+def test_the_first_six_and_last_four_stay():
+    assert mask_pan_like("4761730000000011") == "476173******0011"
+    assert mask_pan_like("RRN 4761730000000011=3012101") == "RRN 476173******0011=3012101"
+    assert mask_pan_like("1234567890123") == "1234567890123"  # Luhn-invalid
+
+
+def test_every_field_shown_is_masked_for_pans():
+    assert masked_value("43", "SHOP 4761730000000011 CITY") == "SHOP 476173******0011 CITY"
+    assert masked_value("42", "X12345678901234") == "X12345678901234"  # no Luhn-valid window
+    assert masked_value("37", "476173000000") == "476173000000"  # 12 characters cannot hold a PAN
