@@ -3,7 +3,13 @@
 Accounts come from a TOML card file. A purchase (0200) debits the balance, an authorisation
 (0100) only checks it, a refund credits it, a reversal (0400) gives back what the reversed debit
 took, an approved financial advice (0220) debits once however often it is repeated. Fault rules (latency, no reply, closed connection) are looked up per card or per amount, so
-tests and the demo can make an issuer misbehave on purpose.
+tests and the demo can make an issuer misbehave on purpose. `crash_after_decide` books the
+decision and then kills the whole issuer process before it answers (emulators.issuer), the way a
+host dies between its database commit and its reply.
+
+The books (balances, open debits, reversals and advices applied) live in memory; `snapshot()` and
+`restore()` let the issuer emulator keep them in a file (`[issuer] books`), so a restarted issuer
+still knows what it approved before it was killed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from switch.tomlfile import Table
 from switch.wire.message import Message, response_mti
 
 STATUS_CODES = {"active": "00", "lost": "41", "stolen": "43", "blocked": "62"}
-FAULT_ACTIONS = ("none", "no_reply", "close")
+FAULT_ACTIONS = ("none", "no_reply", "close", "crash_after_decide")
 ECHO = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
 APPROVAL_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -207,6 +213,28 @@ class Bank:
             account.balance += refund
             account.spent_today = max(0, account.spent_today - refund)
         return self._reply(request, "00")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The books as plain JSON data (what `restore` takes back)."""
+        return {
+            "day": self._day.isoformat(),
+            "accounts": {pan: [a.balance, a.spent_today] for pan, a in self.accounts.items()},
+            "debits": [[pan, amount, count] for (pan, amount), count in self._debits.items() if count],
+            "reversed_early": sorted(list(key) for key in self._reversed_early),
+            "reversals": sorted([pan, data] for pan, data in self.reversals),
+            "advices": [list(key) for key in self.advices],
+        }
+
+    def restore(self, books: dict[str, Any]) -> None:
+        """Take back the books a `snapshot` saved (accounts not in this card file are ignored)."""
+        self._day = datetime.date.fromisoformat(books["day"])
+        for pan, (balance, spent) in books["accounts"].items():
+            if pan in self.accounts:
+                self.accounts[pan].balance, self.accounts[pan].spent_today = balance, spent
+        self._debits = {(pan, amount): count for pan, amount, count in books["debits"]}
+        self._reversed_early = {tuple(key) for key in books["reversed_early"]}
+        self.reversals = {(pan, data) for pan, data in books["reversals"]}
+        self.advices = {tuple(key) for key in books["advices"]}
 
     def _roll_day(self) -> None:
         today = self._today()

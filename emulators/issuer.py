@@ -1,12 +1,19 @@
 """The issuer host emulator: a Trio TCP server in front of an emulated `Bank`.
 
 It speaks any dialect, answers requests concurrently (a slow card never delays another), and
-applies the bank's fault rules: added latency, no reply, or a closed connection. With PIN keys in
-its `[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins).
+applies the bank's fault rules: added latency, no reply, a closed connection, or the whole process
+dying (`os._exit`) right after it booked its decision and before answering. With PIN keys in its
+`[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins).
+
+With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
+and written back after every decision, before the answer leaves: an issuer killed with kill -9
+and restarted keeps what it approved and reversed, as a real host's database does.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +39,14 @@ class IssuerHostConfig:
     port: int
     dialect: Dialect
     pin_check: PinCheck | None = None  # verify PIN blocks under the ZPK shared with the switch
+    books: Path | None = None  # the bank's books kept here across restarts (None: memory only)
+
+
+def save_books(path: Path, bank: Bank) -> None:
+    """Replace the books file atomically (a kill -9 leaves the old or the new one, whole)."""
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(json.dumps(bank.snapshot()))
+    os.replace(scratch, path)
 
 
 def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
@@ -45,6 +60,9 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
         pin_check=parse_pin_check(section, Path(path).parent),
     )
+    books = section.get("books", str, None, "a file path for the bank's books")
+    if books is not None:
+        config = attrs.evolve(config, books=Path(path).parent / books)
     section.finish()
     accounts = [parse_account(card) for card in top.tables("cards")]
     rules = []
@@ -53,7 +71,10 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
                                 fault=parse_fault(rule)))
         rule.finish()
     top.finish()
-    return config, Bank(accounts, rules)
+    bank = Bank(accounts, rules)
+    if config.books is not None and config.books.exists():
+        bank.restore(json.loads(config.books.read_text()))
+    return config, bank
 
 
 async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -69,8 +90,14 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
     dialect = config.dialect
     connection = Connection.adopt(stream, SEND_QUEUE)
 
+    def decide(request: Message) -> Message:
+        response = bank.decide(request)
+        if config.books is not None:
+            save_books(config.books, bank)
+        return response
+
     def reply(request: Message, frame: Frame, refusal: str | None = None) -> None:
-        response = bank.decide(request) if refusal is None else bank._reply(request, refusal)
+        response = decide(request) if refusal is None else bank._reply(request, refusal)
         connection.send_nowait(dialect.frame(response, reply_tpdu(frame.tpdu)))
 
     async def answer_later(request: Message, frame: Frame, fault: Fault, scope: trio.CancelScope) -> None:
@@ -81,6 +108,11 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             return
         if fault.action == "no_reply":
             return
+        if fault.action == "crash_after_decide":
+            decide(request)  # booked (and saved, with `books`) ...
+            logs.warning("issuer_emulator_crashing", issuer=config.name, stan=request.get("11"))
+            logs.flush()
+            os._exit(70)  # ... and the host dies before its answer leaves
         reply(request, frame, await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None)
 
     try:
