@@ -383,10 +383,10 @@ async def test_issuer_dying_between_decision_and_answer(tmp_path, processes):
     drained = time.monotonic() - started  # from starting the issuer process
     settled = await settle(network, ledger)
     await assert_books_match(network, ledger, pans)
+    assert stop_gracefully(switch) == 0  # (a duplicate's row is written, not waited for)
     crash_rows = query(network.data_dir, "SELECT state FROM transactions WHERE amount = ? AND mti = '0200'",
                        (CRASH_AMOUNT,))
     assert crash_rows == [("failed",), ("duplicate",)], crash_rows  # answered from the journal, not resent
-    assert stop_gracefully(switch) == 0
     assert_journal_check(network.data_dir)
     reversed_ = assert_every_unknown_outcome_reversed(network.data_dir)
     report("issuer dies after deciding", requests=len(ledger.entries), reversed_after_issuer_restart=reversed_,

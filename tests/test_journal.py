@@ -242,7 +242,8 @@ async def test_a_reversal_after_the_window_reverses_the_first_transmission_not_i
         purchase = terminal.card_request("0200", pan=APPROVE, amount=1500, expiry=EXPIRY)
         assert (await terminal.send(purchase))["39"] == "00"
         assert (await terminal.send(purchase))["39"] == "00"  # a retransmission, answered from the first
-        virtual_clock.jump(601)  # the window (600 s) has forgotten both
+    virtual_clock.jump(601)  # the window (600 s) has forgotten both (and the idle connection is closed)
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
         assert (await terminal.reverse(purchase))["39"] == "00"
     await switch.journal.flush()
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["reversed", "duplicate", "approved"]
