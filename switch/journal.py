@@ -1,18 +1,17 @@
 """The transaction journal: an embedded SQLite database (WAL) that records every request, its
 outcome and the store-and-forward queue, so nothing is lost across crashes and restarts.
 
-Writes never run on the event loop: one writer thread takes everything queued since its last
-turn (every few milliseconds) and applies it as a single transaction (group commit). The hot path
-only enqueues; code that must know its writes are durable before it goes on (a request before it
-leaves for the issuer, an answer before it leaves for the terminal) awaits `durable()`, which
-wakes the writer and waits for the batch holding everything queued so far: one event per batch,
-shared by every transaction in it. With WAL and synchronous=NORMAL a committed write survives the
-process being killed (kill -9), which is the failure the switch is built for; a power loss may
-lose the last moments.
+The hot path only enqueues writes. Code that must know its writes are durable before it goes on
+(a request before it leaves for the issuer, an answer before it leaves for the terminal) awaits
+`durable()`: everything queued in that moment is committed as one batch (group commit), one event
+per batch shared by every transaction in it (see `Journal` for where it is committed). What
+nobody waits for, a writer thread commits every few milliseconds. With WAL and
+synchronous=NORMAL a committed write survives the process being killed (kill -9), which is the
+failure the switch is built for; a power loss may lose the last moments.
 
-A batch that cannot be committed (the database locked by another process for longer than the
-busy timeout, a full disk) is not dropped: the writer rolls it back, logs `journal_stalled`, and
-tries the same batch again with a growing pause, while every transaction waiting on it waits
+A batch that cannot be committed (the database locked by another process, a full disk) is not
+dropped: it is rolled back and the writer thread tries it again with a growing pause
+(`journal_stalled`, then `journal_resumed`), while every transaction waiting on it waits
 (terminals get no answer that is not on disk). A statement that fails on its own (a constraint)
 is logged and skipped; the rest of its batch commits.
 
@@ -24,6 +23,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +36,7 @@ BATCH_INTERVAL = 0.005  # seconds between the writer's looks at the queue when n
 RETRY_MIN = 0.05  # seconds before a batch that could not commit is tried again; doubles ...
 RETRY_MAX = 1.0  # ... up to this
 BUSY_TIMEOUT = 2.0  # seconds SQLite waits for another process's lock before a batch is retried
+CHECKPOINT_INTERVAL = 1.0  # seconds between the writer thread's checkpoints of the WAL
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -112,11 +113,11 @@ MIGRATIONS: tuple[str, ...] = (
 Operation = Callable[[sqlite3.Connection], Any]
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, readonly: bool = False, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:
     if readonly:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
-        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT)
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=busy_timeout)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
     connection.row_factory = sqlite3.Row
@@ -147,12 +148,20 @@ _STOP = object()
 
 
 class Journal:
-    """The journal database of one data directory, and its writer thread.
+    """The journal database of one data directory: group commit on the event loop when someone
+    waits for durability, and a writer thread for everything else.
 
-    The event loop only appends writes to a deque (`execute()`); one long-lived thread wakes
-    every few milliseconds, takes everything queued, applies it as one transaction and commits.
-    The loop never wakes the thread for an ordinary write (no GIL ping-pong per row) and never
-    waits on the disk unless it asks to (`commit()`, `flush()`), which wakes the thread at once.
+    The event loop only appends writes to a deque (`execute()`). When a transaction must know
+    its writes are on disk (`durable()`), the loop's committer takes everything queued in that
+    moment (every transaction ready at once joins: group commit) and commits it on the loop's
+    own connection: in WAL mode without a sync, a commit is a write to the page cache, tens of
+    microseconds, cheaper than handing the batch to a thread and back (measured in
+    docs/performance.md). It never waits there: a database locked by another process fails at
+    once (busy timeout 0), and the batch goes to the writer thread, which retries it with
+    backoff while the switch is `stalled` (every commit goes through the thread until one
+    succeeds). The thread also commits, every few milliseconds, what nobody waits for, and
+    checkpoints the WAL (the one step that syncs to disk) off the loop. Whoever applies a batch
+    holds one lock, so batches commit in the order they were taken.
     """
 
     def __init__(self, data_dir: Path, interval: float = BATCH_INTERVAL):
@@ -167,9 +176,14 @@ class Journal:
         # queue, under the lock: a write queued before an event was handed out is in its batch.
         self._lock = threading.Lock()
         self._next_batch = trio.Event()
+        self._committing = threading.Lock()  # held while a batch is applied: batches commit in order
+        self._handoff: collections.deque[tuple[list[object], trio.Event]] = collections.deque()
+        self._inline: sqlite3.Connection | None = None  # the loop's connection, while running
+        self._commit_soon = trio.lowlevel.ParkingLot()
+        self._commit_requested = False
         self._token: trio.lowlevel.TrioToken | None = None
         self.batches = 0
-        self.stalled = False  # a batch is waiting to be retried
+        self.stalled = False  # a batch is waiting to be retried by the writer thread
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A synchronous read, for start-up only (before the writer runs)."""
@@ -183,7 +197,12 @@ class Journal:
         """Wait until everything queued so far is committed."""
         with self._lock:
             event = self._next_batch
-        self._wake.set()
+        if self._inline is not None and not self.stalled:
+            if not self._commit_requested:
+                self._commit_requested = True
+                self._commit_soon.unpark()
+        else:
+            self._wake.set()
         await event.wait()
 
     async def commit(self, operation: Operation) -> Any:
@@ -200,37 +219,77 @@ class Journal:
         await self.commit(lambda connection: None)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Own the writer thread for as long as this task lives; on exit, write what is queued."""
+        """Own the committer and the writer thread for as long as this task lives; on exit,
+        write what is queued."""
         self._token = trio.lowlevel.current_trio_token()
+        self._inline = connect(self.path, busy_timeout=0)
+        self._inline.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints sync: the thread's job
         writer = threading.Thread(target=self._write_forever, name="journal-writer", daemon=True)
         writer.start()
-        task_status.started()
         try:
-            await trio.sleep_forever()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._commit_inline_forever)
+                task_status.started()
+                await trio.sleep_forever()
         finally:
+            inline, self._inline = self._inline, None
             self._queue.append(_STOP)
             self._wake.set()
             writer.join()
+            inline.close()
+
+    async def _commit_inline_forever(self) -> None:
+        while True:
+            await self._commit_soon.park()
+            await trio.lowlevel.checkpoint()  # what else is ready now queues its writes first
+            self._commit_requested = False
+            inline = self._inline
+            if inline is None or self.stalled or not self._committing.acquire(blocking=False):
+                self._wake.set()  # the thread is at it: it takes this batch next
+                continue
+            try:
+                batch, done = self._take()
+                if batch and not self._apply(batch, inline):
+                    self.stalled = True  # locked by another process: the thread retries it
+                    logs.warning("journal_stalled", rows=len(batch), retry_s=RETRY_MIN)
+                    self._handoff.append((batch, done))
+                    self._wake.set()
+                    continue
+                done.set()
+            finally:
+                self._committing.release()
+
+    def _take(self) -> tuple[list[object], trio.Event]:
+        """Everything queued, and the event its waiters wait on."""
+        with self._lock:
+            batch = list(self._queue)
+            self._queue.clear()
+            done, self._next_batch = self._next_batch, trio.Event()
+        return batch, done
 
     def _write_forever(self) -> None:
-        queued = self._queue
+        checkpointed = time.monotonic()
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            with self._lock:
-                batch = list(queued)
-                queued.clear()
-                done, self._next_batch = self._next_batch, trio.Event()
-            stop = _STOP in batch
-            if batch:
-                self._apply_until_committed([item for item in batch if item is not _STOP])
-            self._wake_waiters([done])
+            with self._committing:
+                batch, done = self._handoff.popleft() if self._handoff else self._take()
+                stop = _STOP in batch
+                if batch:
+                    self._apply_until_committed([item for item in batch if item is not _STOP])
+                self._wake_waiters([done])
             if stop:
                 return
+            if time.monotonic() - checkpointed >= CHECKPOINT_INTERVAL:
+                checkpointed = time.monotonic()
+                try:
+                    self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    logs.warning("journal_checkpoint_failed", error=str(exc))
 
     def _apply_until_committed(self, batch: list[object]) -> None:
         pause = RETRY_MIN
-        while not self._apply(batch):
+        while not self._apply(batch, self.connection):
             if not self.stalled:
                 self.stalled = True
                 logs.warning("journal_stalled", rows=len(batch), retry_s=pause)
@@ -240,10 +299,9 @@ class Journal:
             self.stalled = False
             logs.event("journal_resumed", rows=len(batch))
 
-    def _apply(self, batch: list[object]) -> bool:
+    def _apply(self, batch: list[object], connection: sqlite3.Connection) -> bool:
         """One transaction for the batch; False when it could not be committed (and was rolled
         back, to be tried again). Awaited operations get their result or their own error."""
-        connection = self.connection
         try:
             connection.execute("BEGIN IMMEDIATE")
             for item in batch:
