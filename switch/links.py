@@ -24,7 +24,7 @@ from switch.core.matcher import KeyInUse, Matcher
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
-from switch.wire.message import Message, is_response, response_mti
+from switch.wire.message import Message, is_response
 
 # Frames waiting for the socket before requests are refused as "link down". Terminals bound
 # their own requests in flight, so this is reached only when the issuer stops reading.

@@ -205,10 +205,6 @@ class Switch:
         """More requests in flight than `max_in_flight` (this one included)."""
         return self.in_flight > self._max_in_flight
 
-    @property
-    def longest_timeout(self) -> float:
-        return self._longest_timeout
-
     # -- one transaction ---------------------------------------------------------------
 
     async def handle(self, request: Message, listener: ListenerConfig) -> Message:

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import attrs
 
-from switch.core.codes import RC
 from switch.core.matcher import Matcher
 from switch.core.standin import StandIn, StandInLimits
 from switch.core.states import State
@@ -64,8 +63,6 @@ class SwitchView(Protocol):
     @property
     def links(self) -> dict[str, Any]: ...  # issuer name -> a LinkView
     @property
-    def longest_timeout(self) -> float: ...
-    @property
     def over_capacity(self) -> bool: ...  # more requests in flight than the switch takes
 
 
@@ -83,7 +80,7 @@ class Context:
     prior: Txn | None = None  # the first transmission of a retransmission
     original: Txn | None = None  # what a reversal reverses
     route: RouteEntry | None = None
-    link: Any = None  # the LinkView chosen for the request
+    link: LinkView | None = None  # the link chosen for the request (routing)
     outgoing: Message | None = None  # what goes to the issuer
     reversal: Message | None = None  # the 0420 that undoes what was sent
     prepared: bool = False  # that 0420 is in the journal: the request may be at an issuer from now on

@@ -23,7 +23,6 @@ ADVICE_MTIS = frozenset(ADVICE_MTI.values())
 # An MTI's repeat (fourth digit 1): the sender's retransmission of a message it got no answer to.
 REPEAT_MTI = {mti: mti[:3] + "1" for mti in (*ADVICE_MTI, *ADVICE_MTIS)}
 ORIGINAL_MTI = {repeat: mti for mti, repeat in REPEAT_MTI.items()}
-REVERSAL_MTIS = frozenset({"0400", "0420"})
 # Message classes that carry a card: checked for a PAN and expiry, routed by BIN.
 CARD_MTIS = frozenset({"0100", "0200", "0120", "0220"})
 
@@ -131,13 +130,6 @@ def retained_response(response: Message) -> dict[str, str]:
     of strings, which the cycle collector does not track: the window holds hundreds of thousands.
     (The journal keeps less: no field it may not hold, see switch.records.)"""
     return {f: v for f, v in response.fields.items() if f not in NOT_RETAINED}
-
-
-def network_response(request: Message) -> Message:
-    """The switch answers a terminal's sign-on, sign-off and echo itself."""
-    response = respond(request, RC.APPROVED)
-    response["70"] = request["70"]
-    return response
 
 
 @attrs.frozen

@@ -26,6 +26,7 @@ from switch.wire.message import Message
 def prepare_outgoing(ctx: Context) -> None:
     """The request as its issuer gets it: a repeat (0201) the issuer never saw the first of is a
     first transmission; field 32 from the listener when the terminal left it out."""
+    assert ctx.link is not None  # chosen by routing
     outgoing = ctx.request.copy()
     outgoing.mti = ctx.txn.mti
     if "32" not in outgoing.fields and ctx.acquirer_id:
@@ -40,7 +41,7 @@ MAY_HAVE_REACHED = frozenset({LinkFailure.TIMED_OUT, LinkFailure.DROPPED})
 
 def forward_to_issuer(ctx: Context) -> Generator[Effect, object, Answer | None]:
     link, outgoing = ctx.link, ctx.outgoing
-    assert outgoing is not None
+    assert link is not None and outgoing is not None
     sent = link.matcher.outgoing(outgoing)  # with the link's own STAN, on a copy
     ctx.reversal = reversal_advice(sent, reason=RC.LATE_RESPONSE)
     result = yield Exchange(link, sent, ctx.reversal)
@@ -68,6 +69,6 @@ def answer_from_issuer(ctx: Context) -> Generator[Effect, object, Answer] | Answ
 
 
 def _reverse_unreadable(ctx: Context) -> Generator[Effect, object, Answer]:
-    assert ctx.reversal is not None
+    assert ctx.link is not None and ctx.reversal is not None
     yield Enqueue(ctx.link.name, ctx.txn.trace, "timeout_reversal", ctx.reversal)
     return Answer(RC.SYSTEM_ERROR, State.FAILED, "issuer response without a valid field 39: reversed")

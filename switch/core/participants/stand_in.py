@@ -21,6 +21,7 @@ def stand_in_without_issuer(ctx: Context) -> Generator[Effect, object, Answer | 
 
 def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, Answer | None]:
     why = failure.value
+    assert ctx.link is not None  # the link that failed
     limits = ctx.link.config.stand_in
     txn, request = ctx.txn, ctx.request
     if limits is None or "52" in request.fields:
