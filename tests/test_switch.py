@@ -64,7 +64,7 @@ async def test_track2_only_request_is_routed_by_its_pan(demo):
     assert "35" not in response
 
 
-async def test_issuer_timeout_gives_91(demo):
+async def test_issuer_timeout_gives_91(demo, virtual_clock):
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         started = trio.current_time()
         response = await terminal.purchase(pan="6011000000000020", amount=100, expiry=EXPIRY)
