@@ -4,6 +4,7 @@ as real processes (tests/processes.py)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -94,3 +95,10 @@ async def until(condition, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise trio.TooSlowError(f"not within {timeout} s: {condition}")
         await trio.sleep(0.01)
+
+
+def journal_rows(data_dir: Path, sql: str = "SELECT * FROM transactions ORDER BY trace", params: tuple = ()) -> list:
+    """Rows of the journal in `data_dir`, read as an operator would (a connection of its own)."""
+    with sqlite3.connect(data_dir / "journal.db") as connection:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(sql, params).fetchall()

@@ -10,7 +10,7 @@ from functools import partial
 import attrs
 import trio
 
-from conftest import make_bank, read_events, start_issuer, until, write_config
+from conftest import journal_rows, make_bank, read_events, start_issuer, until, write_config
 from tools.load.processes import free_port
 from emulators.bank import Fault
 from emulators.terminal import open_terminal
@@ -23,12 +23,6 @@ from switch.wire.dialect import load_dialect
 
 APPROVE = "4761730000000011"
 EXPIRY = "3012"
-
-
-def journal_rows(data_dir, sql="SELECT * FROM transactions ORDER BY trace", params=()):
-    with sqlite3.connect(data_dir / DB_FILE) as connection:
-        connection.row_factory = sqlite3.Row
-        return connection.execute(sql, params).fetchall()
 
 
 def invariants_hold(data_dir) -> list[str]:
