@@ -401,6 +401,23 @@ async def test_a_reversal_after_a_restart_names_the_original_as_the_issuer_got_i
     assert bank.accounts[APPROVE].balance == balance + 2500
 
 
+async def test_the_links_stans_continue_across_a_restart(nursery, tmp_path):
+    """An issuer that remembers the STANs it has seen must never see one reused by a restarted
+    switch for another request: the link goes on past the last one the journal holds."""
+    issuer_port = await start_issuer(nursery, make_bank({"pan": APPROVE}))
+    stans = []
+    for run in range(2):
+        switch, port = await start_switch(nursery, tmp_path, {"port": issuer_port})
+        await switch.wait_links_up()
+        async with open_terminal("127.0.0.1", port, first_stan=100 + run * 100) as terminal:
+            assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "00"
+        switch.shutdown()
+        with trio.fail_after(5):
+            await switch.stopped.wait()
+        stans.append(int(journal_rows(tmp_path / "data")[-1]["sent_as"][4:10]))
+    assert stans[1] > stans[0] + 1000  # past the margin for what the journal does not record
+
+
 async def test_a_terminal_hanging_up_does_not_cancel_its_transaction(demo, tmp_path):
     """The issuer's approval still lands in the journal; the terminal will reverse it."""
     account = demo.issuers["bank_c"][1].accounts["6011000000000038"]  # answers after 0.8 s
