@@ -336,6 +336,9 @@ class TerminalConnection:
         try:
             return self.dialect.frame(response, tpdu)
         except (MessageEncodeError, FramingError) as exc:
+            fitted = self._fit_reason(response)
+            if fitted is not None:  # a 30's reason (field 44) this dialect has no room for
+                return self._encode(fitted, tpdu)
             logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
                          stan=_shown(response.get("11")), reason=mask_pan_like(str(exc)))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
@@ -344,6 +347,23 @@ class TerminalConnection:
                 return self.dialect.frame(fallback, tpdu)
             except (MessageEncodeError, FramingError):  # even 11/41 do not fit: 39 alone
                 return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), tpdu)
+
+    def _fit_reason(self, response: Message) -> Message | None:
+        """A 30 with its field 44 cut to what this dialect holds (or without it, when the dialect
+        has no field 44 as text); None when there is nothing to cut. Tried only when the response
+        does not encode: the dialects in specs/ all hold ISO's 25 characters."""
+        reason = response.get("44")
+        if reason is None or response.get("39") != RC.FORMAT_ERROR:
+            return None
+        spec = self.dialect.spec.get("44")
+        fits = spec is not None and spec.get("data_enc") == "ascii" and spec.get("len_enc") == "ascii"
+        room = int(spec.get("max_len", 0)) if fits and spec is not None else 0
+        fields = dict(response.fields)
+        if room and len(reason) > room:
+            fields["44"] = reason[:room]
+        elif "44" in fields:
+            del fields["44"]
+        return Message(response.mti, fields)
 
 
 def _shown(value: str | None) -> str | None:

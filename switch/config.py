@@ -369,6 +369,13 @@ def _routing(top: Table, issuer_names: set[str]) -> RoutingTable:
     return table
 
 
+def _unique_names(top: Table, key: str, names: list[str]) -> None:
+    """Listeners and issuers are known by name (port overrides, logs, the journal): one each."""
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise top.error(key, f"unique names, but {duplicate!r} appears twice")
+
+
 def load_config(path: str | Path, overrides: dict[str, int] | None = None,
                 data_dir: str | Path | None = None) -> SwitchConfig:
     """Load and validate a switch config.
@@ -401,10 +408,9 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     issuers = tuple(_issuer(t, path.parent, hsm) for t in top.tables("issuers"))
     if not listeners:
         raise top.error("listeners", "at least one [[listeners]] table")
+    _unique_names(top, "listeners", [listener.name for listener in listeners])
     names = [issuer.name for issuer in issuers]
-    duplicate = next((n for n in names if names.count(n) > 1), None)
-    if duplicate:
-        raise top.error("issuers", f"unique names, but {duplicate!r} appears twice")
+    _unique_names(top, "issuers", names)
     routing = _routing(top, set(names))
     top.finish()
     if overrides:

@@ -446,11 +446,19 @@ class Switch:
 
 
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:
-    """The one log line of every transaction (the card masked)."""
-    from switch.wire.masking import mask_pan_like  # here: this function is the part of the module to change
+    """The one log line of every transaction (the card masked). A request refused by the format
+    checks (12, 30) carries their `reason`, naming the field and the check, never its value."""
+    from switch.core.messages import check_request  # here: this function is the part of the module to change
+    from switch.wire.masking import mask_pan_like
 
+    reason = None
+    if txn.state is State.REJECTED and txn.rc in (RC.FORMAT_ERROR, RC.NOT_SUPPORTED):
+        # only the checks answer these at once; asked again only on failure, off the common path
+        rejection = check_request(request)
+        reason = rejection.reason if rejection is not None else None
     # stan and tid come as the terminal sent them (a misaligned frame may put card data there)
     logs.event("txn", listener=listener.name, trace=txn.trace, mti=mask_pan_like(request.mti),
                pan=mask_pan(pan) if pan else None, stan=mask_pan_like(txn.stan), tid=mask_pan_like(txn.tid),
                issuer=txn.issuer,
-               rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms)
+               rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms,
+               reason=reason)

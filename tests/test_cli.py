@@ -46,6 +46,10 @@ def test_demo_cards_as_json():
     ("[[listeners]]\nport = 1\ncolour = 'red'\n", "listeners[0].colour: not a known key"),
     ("[[listeners]\n", "(file): valid TOML"),
     ("", "listeners: at least one [[listeners]] table"),
+    ("[[listeners]]\nname = 'pos'\nport = 1\n[[listeners]]\nname = 'pos'\nport = 2\n",
+     "listeners: unique names, but 'pos' appears twice"),
+    ("[[listeners]]\nport = 1\n[[issuers]]\nname = 'a'\nport = 2\n[[issuers]]\nname = 'a'\nport = 3\n",
+     "issuers: unique names, but 'a' appears twice"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key_with_exit_2(tmp_path, content, expected):
     config = tmp_path / "bad.toml"

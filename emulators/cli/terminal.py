@@ -135,13 +135,19 @@ def run_terminal(args) -> int:
     finally:
         if capture is not None:
             capture.close()
-    shown = response.masked()
-    if args.json:
-        print(json.dumps(shown))
-    else:
-        print(f"MTI  {response.mti}")
-        for field, value in shown.items():
-            if field != "mti":
-                meaning = f"  ({codes.meaning(value)})" if field == "39" else ""
-                print(f"{field:>4} {dialect.describe(field):<40} {value}{meaning}")
+    print(json.dumps(response.masked()) if args.json else show(response, dialect))
     return 0 if response.get("39") == "00" else 1
+
+
+def show(response: Message, dialect) -> str:
+    """The response as `cardswitch terminal` prints it: one field a line, 39 with its meaning,
+    and for a 30 the switch's reason (field 44: which field failed which check) beside it."""
+    shown = response.masked()
+    lines = [f"MTI  {response.mti}"]
+    for field, value in shown.items():
+        if field != "mti":
+            meaning = f"  ({codes.meaning(value)})" if field == "39" else ""
+            if field == "39" and value == codes.RC.FORMAT_ERROR and shown.get("44"):
+                meaning = f"  ({codes.meaning(value)}: {shown['44']})"
+            lines.append(f"{field:>4} {dialect.describe(field):<40} {value}{meaning}")
+    return "\n".join(lines)

@@ -71,31 +71,60 @@ def message_class(mti: str) -> str:
     return ORIGINAL_MTI.get(mti, mti)
 
 
-def check_request(request: Message) -> str | None:
-    """A response code to answer with at once (12 or 30), or None when the request may proceed.
+@attrs.frozen
+class Rejection:
+    """Why a request is answered at once: the response code (12 or 30), `reason` for the
+    journal and the log line, and `brief` for the terminal (field 44, ISO's an..25). Both name the
+    field and the check, never the field's value (it may be card data); built only on failure."""
+
+    code: str
+    reason: str
+    brief: str
+
+
+def _missing(field: str, why: str) -> Rejection:
+    return Rejection(RC.FORMAT_ERROR, f"field {field}: missing ({why})", f"F{field}: missing")
+
+
+def _digits_expected(field: str, shortest: int, longest: int) -> Rejection:
+    count = str(shortest) if shortest == longest else f"{shortest}-{longest}"
+    return Rejection(RC.FORMAT_ERROR, f"field {field}: {count} digits expected", f"F{field}: {count} digits expected")
+
+
+def check_request(request: Message) -> Rejection | None:
+    """Why to answer at once (12 or 30), or None when the request may proceed.
     Advices get the same checks as requests: an advice is never declined, but one the issuer
     could not read is not accepted either."""
     mti = message_class(request.mti)
     if mti not in FORWARDED_MTIS and mti != NETWORK_MTI:
-        return RC.NOT_SUPPORTED
+        # decoding took only 4 digits as an MTI
+        return Rejection(RC.NOT_SUPPORTED, f"MTI {request.mti}: not supported", f"MTI {request.mti}: not supported")
     fields = request.fields
-    if any(field not in fields for field in MANDATORY[mti]):
-        return RC.FORMAT_ERROR
+    for field in MANDATORY[mti]:
+        if field not in fields:
+            return _missing(field, f"mandatory in {mti}")
     for field, (shortest, longest) in _DIGITS.items():
         value = fields.get(field)
         if value is not None and not (shortest <= len(value) <= longest and value.isascii() and value.isdigit()):
-            return RC.FORMAT_ERROR
+            return _digits_expected(field, shortest, longest)
     if mti == NETWORK_MTI:
-        return None if fields["70"] in NETWORK_CODES else RC.NOT_SUPPORTED
+        code = fields["70"]  # 3 digits, checked above: a code, not card data
+        if code in NETWORK_CODES:
+            return None
+        return Rejection(RC.NOT_SUPPORTED, f"field 70: network code {code} not supported",
+                         f"F70: code {code} unsupported")
     if mti in CARD_MTIS:
         if "2" not in fields and "35" not in fields:
-            return RC.FORMAT_ERROR
+            return Rejection(RC.FORMAT_ERROR, f"field 2 or 35: missing (a card is mandatory in {mti})",
+                             "F2 or F35: missing")
         if "35" not in fields and "14" not in fields:
-            return RC.FORMAT_ERROR
+            return _missing("14", "mandatory without field 35")
         if card_pan(request) is None:
-            return RC.FORMAT_ERROR
-    if fields["3"][:2] not in PROCESSING_CODES:
-        return RC.NOT_SUPPORTED
+            return Rejection(RC.FORMAT_ERROR, "field 35: no PAN in track 2", "F35: no PAN in track 2")
+    kind = fields["3"][:2]  # the transaction type: 2 digits of a field checked above
+    if kind not in PROCESSING_CODES:
+        return Rejection(RC.NOT_SUPPORTED, f"field 3: processing code {kind} not supported",
+                         f"F3: code {kind} not supported")
     return None
 
 
