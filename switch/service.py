@@ -49,7 +49,7 @@ from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity
 from switch.vault import open_vault
-from switch.wire.masking import mask_pan
+from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message
 
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
@@ -276,7 +276,7 @@ class Switch:
         self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace)
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
-        _log_txn(listener, request, txn, ctx.pan, latency_ms)
+        _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason)
         return response
 
     def _finish(self, txn: Txn) -> None:
@@ -445,20 +445,13 @@ class Switch:
             logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
 
 
-def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float) -> None:
-    """The one log line of every transaction (the card masked). A request refused by the format
-    checks (12, 30) carries their `reason`, naming the field and the check, never its value."""
-    from switch.core.messages import check_request  # here: this function is the part of the module to change
-    from switch.wire.masking import mask_pan_like
-
-    reason = None
-    if txn.state is State.REJECTED and txn.rc in (RC.FORMAT_ERROR, RC.NOT_SUPPORTED):
-        # only the checks answer these at once; asked again only on failure, off the common path
-        rejection = check_request(request)
-        reason = rejection.reason if rejection is not None else None
-    # stan and tid come as the terminal sent them (a misaligned frame may put card data there)
+def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float,
+             reason: str | None) -> None:
+    """The one log line of every transaction (the card masked), with the journal's reason: for a
+    request refused by the format checks (12, 30) it names the field and the check, never its
+    value. stan and tid come as the terminal sent them (a misaligned frame may put card data
+    there)."""
     logs.event("txn", listener=listener.name, trace=txn.trace, mti=mask_pan_like(request.mti),
                pan=mask_pan(pan) if pan else None, stan=mask_pan_like(txn.stan), tid=mask_pan_like(txn.tid),
-               issuer=txn.issuer,
-               rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms, issuer_ms=txn.issuer_ms,
-               reason=reason)
+               issuer=txn.issuer, rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms,
+               issuer_ms=txn.issuer_ms, reason=reason)
