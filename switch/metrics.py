@@ -6,9 +6,12 @@ HTTP/1.0, `generate_latest` of the switch's own registry), so the event loop is 
 it and several switches in one process never share a registry.
 
 What is counted on the transaction path is counted in one place, `Switch._conclude`, through
-`SwitchMetrics.observe` (a cached counter child per label tuple and two histograms). Everything
-else (in flight, shed, links, store-and-forward, loop lag, journal) is read from the switch's own
-state when scraped (`SwitchCollector`), so the hot path pays nothing for it.
+`SwitchMetrics.observe`: plain counts (a dictionary per label tuple, histogram buckets as lists),
+under 1 us a transaction where prometheus_client's Counter and Histogram objects cost over 3 us
+(docs/metrics.md). Everything else (in flight, shed, links, store-and-forward, loop lag, journal)
+is read from the switch's own state when scraped (`SwitchCollector`), so the hot path pays
+nothing for it. The counts are only touched on the event loop (the scrape runs there too), so
+they need no lock.
 
 No label carries card data. Labels come only from bounded sets: `mti` (the request classes the
 switch knows, else "other"), `rc` (two letters or digits, else "other"), `issuer` and `listener`
@@ -17,12 +20,14 @@ switch knows, else "other"), `rc` (two letters or digits, else "other"), `issuer
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from functools import partial
 from typing import TYPE_CHECKING, Iterator
 
 import trio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -50,51 +55,61 @@ MAX_REQUEST = 8192  # bytes of an HTTP request head; more is refused
 REQUEST_TIMEOUT = 5.0  # seconds for a scraper to send its request head
 
 
-def _label_mti(mti: str) -> str:
-    return mti if mti in KNOWN_MTIS else OTHER
-
-
 def _label_rc(rc: str | None) -> str:
     return rc if rc is not None and len(rc) == 2 and rc.isascii() and rc.isalnum() else OTHER
 
 
+class Buckets:
+    """A histogram's counts, kept as plain numbers: one list index and one add per observation
+    (prometheus_client's Histogram takes two locks and walks its bounds: about 1 us each)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def family_samples(self) -> tuple[list[tuple[str, float]], float]:
+        cumulative, total = [], 0
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts):
+            total += count
+            cumulative.append((bound, float(total)))
+        return cumulative, self.sum
+
+
 class SwitchMetrics:
-    """The switch's registry: per-transaction metrics, updated by `observe`, and the collector
-    that reads the rest from the switch when scraped."""
+    """The switch's registry. Per-transaction figures are plain counts updated by `observe` (one
+    dictionary update and two bisections: see docs/metrics.md for what prometheus_client's own
+    Counter and Histogram cost instead) and exposed, like everything else, by the collector."""
 
     def __init__(self, switch: Switch):
         self.registry = CollectorRegistry(auto_describe=False)
-        self.transactions = Counter(
-            "cardswitch_transactions", "Transactions answered, by request class, response code, issuer and listener",
-            ("mti", "rc", "issuer", "listener"), registry=self.registry)
-        self.duration = Histogram(
-            "cardswitch_transaction_duration_seconds",
-            "Time inside the switch from a decoded request to its response (issuer round trip included)",
-            buckets=DURATION_BUCKETS, registry=self.registry)
-        self.issuer_round_trip = Histogram(
-            "cardswitch_issuer_round_trip_seconds", "Time from sending a request to an issuer to its answer "
-            "(or the timeout, or the link dropping)", ("issuer",), buckets=ISSUER_BUCKETS, registry=self.registry)
-        self._counted: dict[tuple[str, str | None, str | None, str], Counter] = {}
-        self._issuers: dict[str, Histogram] = {}
-        self.collector = SwitchCollector(switch)
+        # (mti, rc, issuer, listener) -> transactions concluded; the label values are made safe
+        # when collected (mti is bounded here already: see KNOWN_MTIS)
+        self.counted: dict[tuple[str, str | None, str | None, str], int] = {}
+        self.duration = Buckets(DURATION_BUCKETS)
+        self.issuer_round_trip: dict[str, Buckets] = {}
+        self.collector = SwitchCollector(switch, self)
         self.registry.register(self.collector)
 
     def observe(self, txn: Txn, listener: str, latency_ms: float) -> None:
         """One concluded transaction (Switch._conclude)."""
-        mti = txn.mti if txn.mti in KNOWN_MTIS else OTHER
-        key = (mti, txn.rc, txn.issuer, listener)
-        counted = self._counted.get(key)
-        if counted is None:
-            counted = self._counted[key] = self.transactions.labels(
-                mti, _label_rc(txn.rc), txn.issuer or NO_ISSUER, listener)
-        counted.inc()
-        self.duration.observe(latency_ms / 1000)
+        key = (txn.mti if txn.mti in KNOWN_MTIS else OTHER, txn.rc, txn.issuer, listener)
+        counted = self.counted
+        counted[key] = counted.get(key, 0) + 1
+        seconds = latency_ms / 1000
+        duration = self.duration
+        duration.counts[bisect_left(duration.bounds, seconds)] += 1
+        duration.sum += seconds
         issuer_ms = txn.issuer_ms
         if issuer_ms is not None and txn.issuer is not None:
-            child = self._issuers.get(txn.issuer)
-            if child is None:
-                child = self._issuers[txn.issuer] = self.issuer_round_trip.labels(txn.issuer)
-            child.observe(issuer_ms / 1000)
+            trip = self.issuer_round_trip.get(txn.issuer)
+            if trip is None:
+                trip = self.issuer_round_trip[txn.issuer] = Buckets(ISSUER_BUCKETS)
+            seconds = issuer_ms / 1000
+            trip.counts[bisect_left(trip.bounds, seconds)] += 1
+            trip.sum += seconds
 
     def scrape(self) -> bytes:
         return generate_latest(self.registry)
@@ -103,8 +118,9 @@ class SwitchMetrics:
 class SwitchCollector(Collector):
     """What the switch already knows, read when scraped."""
 
-    def __init__(self, switch: Switch):
+    def __init__(self, switch: Switch, metrics: SwitchMetrics):
         self.switch = switch
+        self.metrics = metrics
         # issuer -> store-and-forward items parked for an operator, as the journal said at the
         # last scrape (read in a thread before each scrape: `refresh`)
         self.parked: dict[str, int] = {}
@@ -127,6 +143,37 @@ class SwitchCollector(Collector):
             logs.warning("metrics_parked_unread", error=type(exc).__name__)
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._transactions()
+        yield from self._state()
+
+    def _transactions(self) -> Iterator[Metric]:
+        metrics = self.metrics
+        counted = CounterMetricFamily(
+            "cardswitch_transactions", "Transactions answered, by request class, response code, issuer and listener",
+            labels=("mti", "rc", "issuer", "listener"))
+        totals: dict[tuple[str, str, str, str], int] = {}
+        for (mti, rc, issuer, listener), count in list(metrics.counted.items()):
+            labels = (mti, _label_rc(rc), issuer or NO_ISSUER, listener)
+            totals[labels] = totals.get(labels, 0) + count
+        for labels, count in totals.items():
+            counted.add_metric(labels, count)
+        yield counted
+        duration = HistogramMetricFamily(
+            "cardswitch_transaction_duration_seconds",
+            "Time inside the switch from a decoded request to its response (issuer round trip included)")
+        buckets, total = metrics.duration.family_samples()
+        duration.add_metric((), buckets, total)
+        yield duration
+        trip = HistogramMetricFamily(
+            "cardswitch_issuer_round_trip_seconds",
+            "Time from sending a request to an issuer to its answer (or the timeout, or the link dropping)",
+            labels=("issuer",))
+        for issuer, histogram in list(metrics.issuer_round_trip.items()):
+            buckets, total = histogram.family_samples()
+            trip.add_metric((issuer,), buckets, total)
+        yield trip
+
+    def _state(self) -> Iterator[Metric]:
         switch = self.switch
         yield GaugeMetricFamily("cardswitch_in_flight", "Requests being processed now", switch.in_flight)
         yield GaugeMetricFamily("cardswitch_max_in_flight", "Requests processed at once before shedding",
