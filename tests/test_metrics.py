@@ -19,7 +19,7 @@ from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
-from tools.load.processes import toml_text
+from tools.load.processes import free_port, toml_text
 
 APPROVE = "4761730000000011"
 DECLINE = "4761730000000029"  # balance 0.10: insufficient funds
@@ -137,3 +137,30 @@ def test_bad_metrics_port_names_file_key_and_expectation(tmp_path, value, expect
         load_config(config)
     assert str(config) in str(raised.value) and "metrics_port" in str(raised.value)
     assert expected in str(raised.value)
+
+
+def test_demo_serve_with_metrics_port(tmp_path):
+    """`cardswitch demo --serve --metrics-port PORT`: the demo network, scraped over HTTP."""
+    port, metrics_port = free_port(), free_port()
+    command = [sys.executable, "-m", "switch.cli"]
+    demo = subprocess.Popen([*command, "demo", "--serve", "--port", str(port), "--metrics-port", str(metrics_port),
+                             "--log-file", str(tmp_path / "log")], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        for line in demo.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("demo network up"):
+                break
+        assert any(f"127.0.0.1:{metrics_port}/metrics" in line for line in lines)
+        bought = subprocess.run([*command, "terminal", "purchase", "--port", str(port), "--pan", APPROVE,
+                                 "--expiry", EXPIRY, "--amount", "5", "--json"], capture_output=True, text=True,
+                                timeout=30)
+        assert bought.returncode == 0
+        status, _, text = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        demo.terminate()
+        demo.wait(timeout=15)
+    assert status == 200
+    assert 'cardswitch_transactions_total{issuer="bank_a",listener="terminals",mti="0200",rc="00"} 1.0' in text
+    assert APPROVE not in text
