@@ -19,6 +19,7 @@ from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
+from switch.workers import worker_config
 from tools.load.processes import free_port, toml_text
 
 APPROVE = "4761730000000011"
@@ -164,3 +165,9 @@ def test_demo_serve_with_metrics_port(tmp_path):
     assert status == 200
     assert 'cardswitch_transactions_total{issuer="bank_a",listener="terminals",mti="0200",rc="00"} 1.0' in text
     assert APPROVE not in text
+
+
+def test_each_worker_serves_its_own_metrics_port(tmp_path):
+    config = load_config(_config(tmp_path / "switch.toml", 1, metrics_port=9100))
+    assert [worker_config(config, k).metrics_port for k in range(3)] == [9100, 9101, 9102]
+    assert load_config(_config(tmp_path / "switch.toml", 1)).metrics_port is None
