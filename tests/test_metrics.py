@@ -3,6 +3,7 @@ labelled only from bounded sets and never with card data."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -87,6 +88,15 @@ async def test_scrape_counts_transactions_with_bounded_labels_and_no_card_data(n
 
     status, _, _ = await trio.to_thread.run_sync(_get, f"http://127.0.0.1:{ports['metrics']}/other")
     assert status == 404
+
+    # docs/metrics.md documents every metric the switch exposes; the dashboard uses only those
+    exposed = {name for name, _ in samples}
+    docs = Path(__file__).parent.parent / "docs"
+    documented = set(re.findall(r"`(cardswitch_[a-z_]+)`", (docs / "metrics.md").read_text()))
+    histograms = {"cardswitch_transaction_duration_seconds", "cardswitch_issuer_round_trip_seconds"}
+    assert documented == {n for n in exposed if not n.endswith(("_bucket", "_count", "_sum"))} | histograms
+    used = set(re.findall(r"cardswitch_[a-z_]+", (docs / "grafana-cardswitch.json").read_text())) - {"cardswitch"}
+    assert used and used <= exposed
 
 
 async def test_garbage_mti_is_counted_as_other(nursery, tmp_path):
