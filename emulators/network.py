@@ -51,12 +51,13 @@ def demo_issuer_files() -> list[Path]:
 async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path = DEMO_SWITCH,
                         issuer_files: list[Path] | None = None,
                         listener_ports: dict[str, int] | None = None,
-                        capture: Capture | None = None) -> Network:
+                        capture: Capture | None = None, metrics_port: int | None = None) -> Network:
     """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
     issuer link is up.
 
     Listeners bind the ports in `listener_ports` (by name), else an ephemeral port; `capture`
-    records the switch's terminal traffic (test environments only).
+    records the switch's terminal traffic (test environments only); `metrics_port` serves
+    Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]).
     """
     issuers = {}
     issuer_ports = {}
@@ -69,7 +70,10 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     overrides = dict(issuer_ports)
     for listener in switch_config.listeners:
         overrides[listener.name] = (listener_ports or {}).get(listener.name, 0)
-    switch = Switch(load_config(config, overrides, data_dir=data_dir), capture)
+    loaded = load_config(config, overrides, data_dir=data_dir)
+    if metrics_port is not None:
+        loaded = attrs.evolve(loaded, metrics_port=metrics_port)
+    switch = Switch(loaded, capture)
     ports = await nursery.start(switch.run)
     with trio.fail_after(10):
         await switch.wait_links_up()

@@ -149,6 +149,8 @@ class SwitchConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None  # operator commands (switch.admin); off unless set
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # Prometheus GET /metrics (switch.metrics); off unless set
     saf: SafConfig = SafConfig()
     hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
     source: str = ""
@@ -395,6 +397,9 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
                                  lambda v: v >= 1)
     admin_host = settings.get("admin_host", str, "127.0.0.1", "a host address to bind")
     admin_port = settings.get("admin_port", int, None, "a port number from 0 to 65535", lambda v: 0 <= v <= 65535)
+    metrics_host = settings.get("metrics_host", str, "127.0.0.1", "a host address to bind")
+    metrics_port = settings.get("metrics_port", int, None, "a port number from 0 to 65535",
+                                lambda v: 0 <= v <= 65535)
     saf_table = settings.table("saf")
     saf = SafConfig(
         retry_limit=saf_table.get("retry_limit", int, 10, "an integer, at least 1", lambda v: v >= 1),
@@ -419,5 +424,5 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
                         log_file=log_file, duplicate_window=duplicate_window,
                         shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
-                        admin_port=admin_port,
+                        admin_port=admin_port, metrics_host=metrics_host, metrics_port=metrics_port,
                         saf=saf, hsm=hsm, source=str(path))

@@ -185,6 +185,7 @@ class Journal:
         self._commit_soon = trio.lowlevel.ParkingLot()
         self._commit_requested = False
         self._token: trio.lowlevel.TrioToken | None = None
+        self.batches = 0  # committed since start (the metrics endpoint reports it)
         self._last_commit = 0.0  # time.monotonic() of the last batch committed
         self.stalled = False  # a batch is waiting to be retried by the writer thread
 
@@ -333,6 +334,7 @@ class Journal:
                 if isinstance(item, _Awaited):
                     item.error = None
             return False
+        self.batches += 1
         self._last_commit = time.monotonic()
         self._wake_waiters([item.done for item in batch if isinstance(item, _Awaited)])
         return True

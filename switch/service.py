@@ -42,6 +42,7 @@ from switch.errors import CardswitchError, ConfigError
 from switch.journal import Journal
 from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
+from switch.metrics import SwitchMetrics, serve_metrics
 from switch.pintries import PinTries
 from switch.records import TxnRecords
 from switch.recovery import last_stans, recover
@@ -95,6 +96,7 @@ class Switch:
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
         self._trace = itertools.count(self._recover() + 1)
+        self.metrics = SwitchMetrics(self) if config.metrics_port is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,6 +143,9 @@ class Switch:
                         if self.config.admin_port is not None:
                             ports["admin"] = await accepting.start(
                                 serve_admin, self, self.config.admin_host, self.config.admin_port)
+                        if self.metrics is not None:
+                            ports["metrics"] = await accepting.start(
+                                serve_metrics, self.metrics, self.config.metrics_host, self.config.metrics_port)
                         task_status.started(ports)
                         await self._stop.wait()
                         accepting.cancel_scope.cancel()
@@ -277,6 +282,8 @@ class Switch:
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
         _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason)
+        if self.metrics is not None:
+            self.metrics.observe(txn, listener.name, latency_ms)
         return response
 
     def _finish(self, txn: Txn) -> None:

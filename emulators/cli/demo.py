@@ -73,6 +73,8 @@ def register(subparsers) -> None:
     mode.add_argument("--serve", action="store_true", help="keep the demo network up until Ctrl-C")
     mode.add_argument("--cards", action="store_true", help="list the demo cards")
     parser.add_argument("--port", type=int, default=8583, help="--serve: the terminals' port (default 8583)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="--serve: Prometheus GET /metrics on 127.0.0.1:PORT (default: no metrics)")
     parser.add_argument("--json", action="store_true", help="--cards: JSON lines")
     parser.add_argument("--log-file", help="JSON logs here (default: stderr with --serve, discarded otherwise)")
     parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
@@ -85,13 +87,15 @@ def run(args) -> int:
         return list_cards(args.json)
     if not 0 <= args.port <= 65535:
         raise UsageError("--port: expected a port from 0 to 65535")
+    if args.metrics_port is not None and not (args.serve and 0 <= args.metrics_port <= 65535):
+        raise UsageError("--metrics-port: expected --serve and a port from 0 to 65535")
     logs.configure(args.log_file if args.serve else args.log_file or os.devnull)
     capture = sink.from_args(args)
     try:
         with tempfile.TemporaryDirectory(prefix="cardswitch-demo-") as scratch:
             data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
             if args.serve:
-                trio.run(serve, args.port, data_dir, capture)
+                trio.run(serve, args.port, data_dir, capture, args.metrics_port)
                 return 0
             return trio.run(run_script, data_dir, capture)
     finally:
@@ -125,13 +129,17 @@ def list_cards(as_json: bool) -> int:
     return 0
 
 
-async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None) -> None:
+async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
+                metrics_port: int | None = None) -> None:
     async with trio.open_nursery() as nursery:
-        network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture)
+        network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture,
+                                      metrics_port=metrics_port)
         nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
                   f"(dialect {listener.dialect.name})")
+        if "metrics" in network.ports:
+            print(f"metrics: http://127.0.0.1:{network.ports['metrics']}/metrics (loopback only)")
         print(f"journal: {data_dir}", flush=True)
         print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
         await network.switch.stopped.wait()
