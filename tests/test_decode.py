@@ -75,7 +75,8 @@ def test_undecodable_message_is_one_line_and_exit_2():
 def test_a_long_message_in_hex_is_decoded_not_taken_for_a_file_name():
     """Over 255 characters the argument cannot be a file name: it used to crash with the
     whole message (PAN, PIN block) in a traceback."""
-    frame = load_dialect("iso87-binary").frame(MESSAGE).hex()
+    long = Message("0200", {**MESSAGE.fields, "43": "SHOP".ljust(40), "48": "0103abc" + "9" * 60})
+    frame = load_dialect("iso87-binary").frame(long).hex()
     assert len(frame) > 255
     for text in (frame, ":".join(frame[i:i + 2] for i in range(0, len(frame), 2)),
                  " ".join(frame[i:i + 2] for i in range(0, len(frame), 2))):
