@@ -113,3 +113,22 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     assert (status["routes"], status["shed"], status["overloaded"]) == (1, 0, False)
     processes.stop_all()
     assert os.path.getsize(log) > 0  # after stopping
+
+
+@pytest.mark.parametrize("command, option", [
+    (("bench", "--quick"), "--json"),
+    (("load", "--target", "127.0.0.1:9", "--count", "1"), "--json"),
+    (("load", "--target", "127.0.0.1:9", "--count", "1"), "--plot"),
+    (("replay", "capture.jsonl", "--target", "127.0.0.1:9"), "--junit"),
+])
+def test_an_unwritable_output_file_is_refused_before_the_run(tmp_path, command, option):
+    """It used to be found out after the whole run (minutes for bench), with a traceback."""
+    started = time.monotonic()
+    out = tmp_path / "no such directory" / "out"
+    result = cardswitch(*command, option, str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"{option} {out}: cannot write" in result.stderr
+    assert time.monotonic() - started < 20
+    directory = cardswitch(*command, option, str(tmp_path))
+    assert directory.returncode == 2 and "is a directory" in directory.stderr

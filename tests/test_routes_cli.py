@@ -184,6 +184,13 @@ def test_test_failures_exit_1_with_csv_cases(tmp_path: Path):
     assert PAN not in xml_text and 'failures="1"' in xml_text
 
 
+def test_test_refuses_an_unwritable_junit_before_printing_results(tmp_path: Path):
+    junit = tmp_path / "missing" / "junit.xml"
+    result = routes("test", DEMO / "routes-demo.toml", DEMO / "cases-demo.toml", "--junit", junit)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"--junit {junit}: cannot write" in result.stderr
+
+
 def test_import_round_trips_through_check(tmp_path: Path):
     result = routes("import", DEMO / "routes-demo.csv")
     assert result.returncode == 0, result.stderr

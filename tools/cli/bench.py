@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from switch.errors import UsageError
+from tools.cli.output import check_writable, write_text
 from tools.load.bench import Bench, BenchOptions, table
 from tools.load.mix import DEFAULT_MIX, parse_weights
 
@@ -51,11 +52,13 @@ def options_from(args) -> BenchOptions:
 
 
 def run(args) -> int:
-    bench = Bench(options_from(args), say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    options = options_from(args)
+    check_writable(args.json, "--json")
+    bench = Bench(options, say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     figures = bench.run()
     print(table(figures))
     for note in bench.mix_notes:
         print(f"note: {note}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
     return 1 if figures["lost"] else 0
