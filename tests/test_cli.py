@@ -132,3 +132,19 @@ def test_an_unwritable_output_file_is_refused_before_the_run(tmp_path, command, 
     assert time.monotonic() - started < 20
     directory = cardswitch(*command, option, str(tmp_path))
     assert directory.returncode == 2 and "is a directory" in directory.stderr
+
+
+def test_issuer_on_a_port_in_use_or_out_of_range_is_one_line_exit_2():
+    import socket
+    issuer_file = str(ROOT / "specs" / "demo" / "issuers" / "bank_a.toml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cardswitch("issuer", "--config", issuer_file, "--port", str(port))
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert busy.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in busy.stderr
+    for port_text in ("70000", "-1"):  # 70000 used to listen on 70000 - 65536 = 4464
+        refused = cardswitch("issuer", "--config", issuer_file, "--port", port_text, timeout=10)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+        assert "--port" in refused.stderr and "1 to 65535" in refused.stderr

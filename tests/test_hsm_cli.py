@@ -114,3 +114,19 @@ async def test_serve_answers_host_commands():
     finally:
         process.kill()
         await process.wait()
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_the_address():
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cardswitch("serve", "--port", str(port), "--lmk-file", str(DEMO_LMK))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr
+
+
+def test_serve_refuses_a_port_beyond_65535():
+    result = cardswitch("serve", "--port", "70000", "--lmk-file", str(DEMO_LMK))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--port" in result.stderr
