@@ -7,6 +7,7 @@ progress line on stderr while running; `--json` and `--plot` keep the figures.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import trio
@@ -84,4 +85,7 @@ def run(args) -> int:
         write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
     if args.plot:
         write_text(args.plot, plot.render(results, f"cardswitch load {args.target}"), "--plot")
-    return 1 if figures["lost"] or figures["errors"] else 0
+    failures = report.problems(figures)
+    for problem in failures:
+        print(f"load: failed: {problem}", file=sys.stderr)
+    return 1 if failures else 0
