@@ -60,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.set_defaults(func=_import)
 
     sub = commands.add_parser("bench", help="build and lookup speed on a generated table")
-    sub.add_argument("--entries", type=_positive, default=100_000)
-    sub.add_argument("--lookups", type=_positive, default=100_000)
+    sub.add_argument("--entries", type=_positive, default=100_000, help="table entries (default 100000)")
+    sub.add_argument("--lookups", type=_positive, default=100_000, help="random PANs looked up (default 100000)")
     sub.add_argument("--seed", type=int, default=1)
     sub.add_argument("--load", choices=("csv", "toml"), help="also time load_routing_file on it")
     sub.set_defaults(func=_bench)
