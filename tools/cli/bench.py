@@ -18,7 +18,8 @@ from tools.load.mix import DEFAULT_MIX, parse_weights
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark the demo network run as separate processes")
-    parser.add_argument("--quick", action="store_true", help="5 s phases (about a minute in all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="5 s phases: about 25 s in all, about 10 s more per extra --workers count")
     parser.add_argument("--duration", type=float, help="seconds per phase (default 20, --quick 5)")
     parser.add_argument("--loads", default="200,1000", help="offered loads in TPS for latency (default 200,1000)")
     parser.add_argument("--workers", default="1", help="switch worker counts to compare, e.g. 1,2")
