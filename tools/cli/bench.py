@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from switch.errors import UsageError
-from tools.cli.output import check_writable, write_text
+from tools.output import check_writable, write_text
 from tools.load.bench import Bench, BenchOptions, table
 from tools.load.mix import DEFAULT_MIX, parse_weights
 

@@ -14,7 +14,7 @@ import trio
 
 from switch.addresses import parse_host_port
 from switch.errors import UsageError
-from tools.cli.output import check_writable, write_text
+from tools.output import check_writable, write_text
 from tools.load import plot, report
 from tools.load.mix import (
     DEFAULT_MIX, DEMO_KEYS, DEMO_LMK, DEMO_TPK, Mix, cards_by_kind, parse_weights, terminal_pin_key,

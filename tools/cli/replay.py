@@ -12,7 +12,7 @@ from switch.addresses import parse_host_port
 from switch.errors import UsageError
 from switch.wire.dialect import load_dialect
 from tools.capture.load import load_capture
-from tools.cli.output import check_writable
+from tools.output import check_writable
 from tools.replay.compare import DEFAULT_IGNORE, parse_ignore
 from tools.replay.engine import MATCHED, ReplayOptions, replay
 from tools.replay.plan import build_plan

@@ -15,7 +15,7 @@ from switch.routes import load_routing_file
 from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
-from tools.cli.output import check_writable
+from tools.output import check_writable
 from tools.routes import bench
 from tools.routes.cases import read_cases, run_cases, write_junit
 from tools.routes.diff import diff_tables
