@@ -23,6 +23,7 @@ import trio
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
+from switch.errors import UsageError
 from switch.streams import Connection
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
@@ -79,7 +80,11 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
 
 async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve the bank on the configured address; reports the bound port via task_status."""
-    sockets = await trio.open_tcp_listeners(config.port, host=config.host)
+    try:
+        sockets = await trio.open_tcp_listeners(config.port, host=config.host)
+    except OSError as exc:  # port in use, unknown host: the operator's to fix, in one line
+        raise UsageError(f"issuer {config.name!r}: cannot listen on {config.host}:{config.port} "
+                         f"({exc.strerror or exc})") from None
     port = sockets[0].socket.getsockname()[1]
     logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name)
     task_status.started(port)

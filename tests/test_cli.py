@@ -117,3 +117,38 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     assert (status["routes"], status["shed"], status["overloaded"]) == (1, 0, False)
     processes.stop_all()
     assert os.path.getsize(log) > 0  # after stopping
+
+
+@pytest.mark.parametrize("command, option", [
+    (("bench", "--quick"), "--json"),
+    (("load", "--target", "127.0.0.1:9", "--count", "1"), "--json"),
+    (("load", "--target", "127.0.0.1:9", "--count", "1"), "--plot"),
+    (("replay", "capture.jsonl", "--target", "127.0.0.1:9"), "--junit"),
+])
+def test_an_unwritable_output_file_is_refused_before_the_run(tmp_path, command, option):
+    """It used to be found out after the whole run (minutes for bench), with a traceback."""
+    started = time.monotonic()
+    out = tmp_path / "no such directory" / "out"
+    result = cardswitch(*command, option, str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"{option} {out}: cannot write" in result.stderr
+    assert time.monotonic() - started < 20
+    directory = cardswitch(*command, option, str(tmp_path))
+    assert directory.returncode == 2 and "is a directory" in directory.stderr
+
+
+def test_issuer_on_a_port_in_use_or_out_of_range_is_one_line_exit_2():
+    import socket
+    issuer_file = str(ROOT / "specs" / "demo" / "issuers" / "bank_a.toml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = cardswitch("issuer", "--config", issuer_file, "--port", str(port))
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert busy.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in busy.stderr
+    for port_text in ("70000", "-1"):  # 70000 used to listen on 70000 - 65536 = 4464
+        refused = cardswitch("issuer", "--config", issuer_file, "--port", port_text, timeout=10)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+        assert "--port" in refused.stderr and "1 to 65535" in refused.stderr

@@ -70,3 +70,24 @@ def test_bad_hex_is_one_line_and_exit_2():
 def test_undecodable_message_is_one_line_and_exit_2():
     result = decode("30323030ffff")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
+
+
+def test_a_long_message_in_hex_is_decoded_not_taken_for_a_file_name():
+    """Over 255 characters the argument cannot be a file name: it used to crash with the
+    whole message (PAN, PIN block) in a traceback."""
+    long = Message("0200", {**MESSAGE.fields, "43": "SHOP".ljust(40), "48": "0103abc" + "9" * 60})
+    frame = load_dialect("iso87-binary").frame(long).hex()
+    assert len(frame) > 255
+    for text in (frame, ":".join(frame[i:i + 2] for i in range(0, len(frame), 2)),
+                 " ".join(frame[i:i + 2] for i in range(0, len(frame), 2))):
+        result = decode(text)
+        assert result.returncode == 0, result.stderr
+        assert "MTI  0200" in result.stdout and PAN not in result.stdout
+
+
+def test_a_long_bad_argument_is_one_line_without_its_contents():
+    text = load_dialect("iso87-binary").frame(MESSAGE).hex() + "zz"
+    result = decode(text)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("cardswitch: error: HEX:") and PAN not in result.stderr

@@ -34,8 +34,13 @@ def cardswitch(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     (["pinblock", "--format", "0", "--pin", "1234", "--pan", "5544332211009966"], "041277CDDEEFF669"),
     (["mac", "--key", KEY, "--data", "4E6F77206973207468652074696D6520666F7220616C6C20", "--algorithm", "x9.19"],
      "A1C72E74EA3FA9B6"),
-    (["mac", "--key", "2B7E151628AED2A6ABF7158809CF4F3C", "--data", "", "--algorithm", "cmac"],
-     "BB1D6929E95937287FA37D129B756746"),
+    (["mac", "--key", "2B7E151628AED2A6ABF7158809CF4F3C", "--data", "6BC1BEE22E409F96E93D7E117393172A",
+      "--algorithm", "cmac"], "070A16B46B4D4144F79BDD9DD04A287C"),  # RFC 4493 example 2
+    (["kcv", "--key", "0123456789ABCDEF"], "D5D44F"),  # single DES: DES(K, zeros)
+    (["ibm-offset", "--pvk", KEY, "--pin", "4524", "--validation-data", "4761730000000001"], "3539"),
+    (["ibm-offset", "--pvk", KEY, "--pin", "4524", "--validation-data", "47617300000N",
+      "--pan", "4761730000000011"], "3539"),  # docs/hsm.md: N = the account number's last 5 digits
+    (["ibm-offset", "--pvk", KEY, "--pin", "4524", "--validation-data", "112233445566"], "3477"),  # = 112233445566FFFF
 ])
 def test_calc_prints_the_value(args, expected):
     result = cardswitch("calc", *args)
@@ -59,6 +64,11 @@ def test_calc_json_and_encrypted_pin_block():
     (["pinblock", "--format", "2", "--pin", "1234", "--pan", "5544332211009966"], "--format"),
     (["pinblock", "--format", "4", "--pin", "1234", "--pan", "5544332211009966", "--key", KEY[:20]], "--key"),
     (["mac", "--key", KEY, "--data", "12", "--algorithm", "x9.19", "--padding", "3"], "--padding"),
+    (["mac", "--key", KEY, "--data", "", "--algorithm", "x9.19"], "--data"),
+    (["mac", "--key", "2B7E151628AED2A6ABF7158809CF4F3C", "--data", "", "--algorithm", "cmac"], "--data"),
+    (["kcv", "--key", "0123456789ABCD"], "--key"),
+    (["ibm-offset", "--pvk", KEY, "--pin", "4524", "--validation-data", "47617300000N"], "--pan"),
+    (["ibm-offset", "--pvk", KEY, "--pin", "4524", "--validation-data", "47617300000X"], "--validation-data"),
 ])
 def test_calc_bad_input_is_one_line_exit_2(args, names):
     result = cardswitch("calc", *args)
@@ -104,3 +114,19 @@ async def test_serve_answers_host_commands():
     finally:
         process.kill()
         await process.wait()
+
+
+def test_serve_on_a_port_in_use_is_one_line_naming_the_address():
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cardswitch("serve", "--port", str(port), "--lmk-file", str(DEMO_LMK))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr
+
+
+def test_serve_refuses_a_port_beyond_65535():
+    result = cardswitch("serve", "--port", "70000", "--lmk-file", str(DEMO_LMK))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--port" in result.stderr

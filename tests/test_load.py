@@ -92,3 +92,27 @@ def test_cli_bad_target_is_one_line_exit_2():
     done = subprocess.run([sys.executable, "-m", "switch.cli", "load", "--target", "nowhere"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "--target" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_back_to_back_runs_on_the_same_terminals_are_not_duplicates(demo):
+    """Every run uses the same terminal IDs: restarting field 11 at 000001 in each got 94s (or
+    an earlier run's answers) from the switch's duplicate window; a random first STAN per
+    terminal does not, and a 94 makes the run fail."""
+    def run(first_stan):
+        settings = LoadSettings("127.0.0.1", demo.ports["terminals"], connections=2, in_flight=2,
+                                duration=None, count=40, first_stan=first_stan)
+        return LoadRun(settings, Mix(parse_weights("purchase=1"), cards_by_kind())).run()
+
+    restarted = [report.summary(await run(1)) for _ in range(2)]
+    assert any(report.problems(figures) for figures in restarted), restarted
+    for _ in range(2):
+        figures = report.summary(await run(None))
+        assert figures["response_codes"] == {"00": figures["requests"]} and report.problems(figures) == []
+
+
+def test_a_94_or_more_answers_than_requests_is_a_failure():
+    clean = {"lost": 0, "errors": {}, "late": 0, "response_codes": {"00": 10}}
+    assert report.problems(clean) == []
+    assert "94" in report.problems({**clean, "response_codes": {"00": 8, "94": 2}})[0]
+    assert "duplicate answers" in report.problems({**clean, "late": 3})[0]
+    assert report.problems({**clean, "lost": 2, "late": 2}) == ["2 requests lost"]

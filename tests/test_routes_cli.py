@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
+
+from tools.cli.routes import register
 
 DEMO = Path(__file__).parent.parent / "specs" / "demo"
 PAN = "4761739001010010"
@@ -184,6 +188,13 @@ def test_test_failures_exit_1_with_csv_cases(tmp_path: Path):
     assert PAN not in xml_text and 'failures="1"' in xml_text
 
 
+def test_test_refuses_an_unwritable_junit_before_printing_results(tmp_path: Path):
+    junit = tmp_path / "missing" / "junit.xml"
+    result = routes("test", DEMO / "routes-demo.toml", DEMO / "cases-demo.toml", "--junit", junit)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"--junit {junit}: cannot write" in result.stderr
+
+
 def test_import_round_trips_through_check(tmp_path: Path):
     result = routes("import", DEMO / "routes-demo.csv")
     assert result.returncode == 0, result.stderr
@@ -231,3 +242,15 @@ def test_bench_prints_figures():
     result = routes("bench", "--entries", "2000", "--lookups", "500", "--load", "csv")
     assert result.returncode == 0, result.stderr
     assert "build:" in result.stdout and "lookup:" in result.stdout and "load_routing_file (csv" in result.stdout
+
+
+def test_the_documented_bench_defaults_are_the_commands_own():
+    """docs/routing.md once gave 1,000,000 entries as the default, ten times what the bench does."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    bench = parser.parse_args(["routes", "bench"])
+    synopsis = next(line for line in (DEMO.parent.parent / "docs" / "routing.md").read_text().splitlines()
+                    if line.startswith("cardswitch routes bench"))
+    documented = dict(re.findall(r"\[--(entries|lookups) (\d+)\]", synopsis))
+    assert documented == {"entries": str(bench.entries), "lookups": str(bench.lookups)}
+    assert "default 100000" in routes("bench", "--help").stdout

@@ -7,18 +7,21 @@ import trio
 
 from emulators.issuer import load_issuer_file, serve_issuer
 from switch import logs
+from switch.errors import UsageError
 
 
 def register(subparsers) -> None:
     issuer = subparsers.add_parser("issuer", help="run an issuer host emulator")
     issuer.add_argument("--config", required=True, help="issuer file: [issuer], [[cards]], [[rules]]")
-    issuer.add_argument("--port", type=int, help="override the port in the file")
+    issuer.add_argument("--port", type=int, help="override the port in the file (1 to 65535, 0: any free port)")
     issuer.set_defaults(func=run_issuer)
 
 
 def run_issuer(args) -> int:
     config, bank = load_issuer_file(args.config)
     if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"--port: expected a port from 1 to 65535 (0: any free port), got {args.port}")
         config = attrs.evolve(config, port=args.port)
     logs.configure()
     trio.run(serve_issuer, config, bank)

@@ -22,29 +22,45 @@ HEX_SEPARATORS = str.maketrans("", "", string.whitespace + ":")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("decode", help="show an ISO 8583 message field by field (masked)")
-    parser.add_argument("message", metavar="HEX|FILE", help="hex digits, or a file of hex text or raw bytes")
+    parser.add_argument("message", metavar="HEX|FILE", help="hex digits (spaces and colons allowed), or a file of hex text or raw bytes "
+                        "(an argument that reads as hex is taken as hex: write ./NAME for such a file)")
     parser.add_argument("--dialect", default="iso87-binary", help="dialect (default iso87-binary)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--unmask", action="store_true", help="show PAN, tracks, PIN block and CVV2 in clear")
     parser.set_defaults(func=run)
 
 
-def parse_hex(text: str, source: str) -> bytes:
+def hex_bytes(text: str) -> bytes | None:
+    """The bytes `text` spells in hex (spaces, colons and a leading 0x allowed), or None."""
     digits = text.translate(HEX_SEPARATORS)
     if digits[:2].lower() == "0x":
         digits = digits[2:]
     try:
-        data = bytes.fromhex(digits)
+        return bytes.fromhex(digits)
     except ValueError:
-        raise UsageError(f"{source}: expected hexadecimal digits (an even number of 0-9, a-f) or an existing file") from None
+        return None
+
+
+def parse_hex(text: str, source: str) -> bytes:
+    data = hex_bytes(text)
+    if data is None:
+        raise UsageError(f"{source}: expected hexadecimal digits (an even number of 0-9, a-f) or an existing file")
     if not data:
         raise UsageError(f"{source}: empty message")
     return data
 
 
 def read_input(argument: str) -> bytes:
+    """Hex when the argument reads as hex (so a long message is never taken for a file name),
+    otherwise a file. Neither error repeats the argument: it may be a whole message."""
+    if hex_bytes(argument) is not None:
+        return parse_hex(argument, "HEX")
     path = Path(argument)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # too long, or not a name at all: it was meant as hex
+        is_file = False
+    if not is_file:
         return parse_hex(argument, "HEX")
     try:
         raw = path.read_bytes()

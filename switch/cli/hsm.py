@@ -16,6 +16,7 @@ import trio
 from switch import logs
 from switch.errors import UsageError
 from switch.hsm import cvv, mac, pinblock, pinverify
+from switch.hsm.commands import validation_data
 from switch.hsm.keys import Key, parse_hex, with_odd_parity
 from switch.hsm.keystore import Keystore, render_entry
 from switch.hsm.lmk import KeyType, Lmk, load_lmk
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = hsm.add_subparsers(dest="hsm_command", metavar="HSM_COMMAND", required=True)
 
     serve = commands.add_parser("serve", help="serve payShield-style host commands over TCP")
-    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--port", type=int, required=True, help="1 to 65535 (0: any free port, logged at start)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--lmk-file", help="LMK file (default: $CARDSWITCH_LMK)")
     serve.add_argument("--keys", help="key store to check against the LMK at start-up")
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=lambda args: _print(handler(args), args.json))
         return parser
 
-    p = add("kcv", _kcv, "key check value of a TDES or AES key")
+    p = add("kcv", _kcv, "key check value of a DES, TDES or AES key")
     p.add_argument("--key", required=True)
     p.add_argument("--aes", action="store_true", help="treat a 32/48-hex key as AES, not TDES")
     p = add("cvv", _cvv, "Visa CVV (CVV2: service code 000, iCVV: 999)")
@@ -67,7 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("ibm-offset", _ibm_offset, "IBM 3624 PIN offset")
     p.add_argument("--pvk", required=True)
     p.add_argument("--pin", required=True)
-    p.add_argument("--validation-data", required=True, help="16 hex digits")
+    p.add_argument("--validation-data", required=True,
+                   help="16 hex digits, or payShield's 12 characters (hex digits and N, N = last 5 account digits)")
+    p.add_argument("--pan", help="the card number, for N in 12-character validation data")
     p.add_argument("--dectab", default=pinverify.DEFAULT_DECTAB)
     p.add_argument("--pin-length", help="digits the offset covers (default: the PIN's length)")
     p = add("pinblock", _pinblock, "ISO 9564 PIN block, clear or encrypted")
@@ -77,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--key", help="encrypt under this key (TDES for 0/1/3, AES for 4)")
     p = add("mac", _mac, "ISO 9797-1 alg. 3 (X9.19) or AES-CMAC")
     p.add_argument("--key", required=True)
-    p.add_argument("--data", required=True, help="hex")
+    p.add_argument("--data", required=True, help="hex, at least one byte")
     p.add_argument("--algorithm", required=True, help="x9.19 or cmac")
     p.add_argument("--padding", default="1", help="ISO 9797-1 padding method 1 or 2 (x9.19)")
 
@@ -112,7 +115,10 @@ def _kcv(args: argparse.Namespace) -> dict[str, object]:
     if args.aes:
         key = Key.aes(_hex(args.key, "--key", (16, 24, 32)))
     else:
-        material = _hex(args.key, "--key", (16, 24, 32))
+        material = _hex(args.key, "--key", (8, 16, 24, 32))
+        if len(material) == 8:  # single DES: K1 = K2 = K3 encrypts exactly as DES does
+            single = Key.tdes(material * 2)
+            return {"kcv": single.kcv(), "algorithm": "des", "parity_ok": single.has_odd_parity()}
         key = Key.aes(material) if len(material) == 32 else Key.tdes(material)
     result: dict[str, object] = {"kcv": key.kcv(), "algorithm": key.algorithm.value}
     if not args.aes and key.algorithm.value == "tdes":
@@ -139,12 +145,30 @@ def _pvv(args: argparse.Namespace) -> dict[str, object]:
 def _ibm_offset(args: argparse.Namespace) -> dict[str, object]:
     pvk = _tdes(args.pvk, "--pvk")
     pin = _digits(args.pin, "--pin", 4, 12)
-    vdata = _hex(args.validation_data, "--validation-data", (8,)).hex().upper()
+    vdata = _validation_data(args.validation_data, args.pan)
     dectab = _digits(args.dectab, "--dectab", 16, 16)
     pin_len = len(pin) if args.pin_length is None else int(_digits(args.pin_length, "--pin-length", 1, 2))
     if not 4 <= pin_len <= len(pin):
         raise UsageError("--pin-length must be from 4 to the number of PIN digits")
     return {"offset": pinverify.ibm_offset(pvk, pin, vdata, dectab, pin_len)}
+
+
+def _validation_data(value: str, pan: str | None) -> str:
+    """16 hex digits as given, or payShield's 12 characters expanded as the DA/EA commands do."""
+    if len(value) == 16:
+        return _hex(value, "--validation-data", (8,)).hex().upper()
+    data12 = value.upper()
+    if len(data12) != 12 or any(c not in "0123456789ABCDEFN" for c in data12):
+        raise UsageError("--validation-data must be 16 hex digits, or 12 characters of hex digits and N")
+    if "N" not in data12:
+        return validation_data(data12, "")
+    if pan is None:
+        raise UsageError("--pan is needed: N in --validation-data stands for the last 5 digits of its account number")
+    try:
+        account = pinblock.account_field(pan)
+    except ValueError:
+        raise UsageError("--pan must be 13 to 19 decimal digits (or the 12-digit account number)") from None
+    return validation_data(data12, account)
 
 
 def _pinblock(args: argparse.Namespace) -> dict[str, object]:
@@ -170,6 +194,8 @@ def _pinblock(args: argparse.Namespace) -> dict[str, object]:
 
 def _mac(args: argparse.Namespace) -> dict[str, object]:
     data = _hex(args.data, "--data")
+    if not data:
+        raise UsageError("--data must hold at least one byte (2 hex digits)")
     if args.algorithm == "x9.19":
         key = _tdes(args.key, "--key", (16,))
     elif args.algorithm == "cmac":

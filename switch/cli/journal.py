@@ -10,12 +10,15 @@ import datetime
 import json
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 from switch import audit
+from switch.core.states import State
 from switch.errors import UsageError
 from switch.journal import DB_FILE, connect
 
+DEFAULT_LIMIT = 1000
 RELATIVE = re.compile(r"(\d+)([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 LIST_COLUMNS = ("trace", "time", "mti", "tid", "stan", "rrn", "pan", "amount", "currency", "issuer", "rc",
@@ -39,9 +42,10 @@ def register(subparsers) -> None:
     listing.add_argument("--tid", help="terminal id (field 41)")
     listing.add_argument("--rrn", help="retrieval reference number (field 37)")
     listing.add_argument("--pan-last4", help="last four digits of the card")
-    listing.add_argument("--state", help="e.g. approved, declined, timed_out, stood_in, reversed")
+    listing.add_argument("--state", help=f"one of {', '.join(State)}")
     listing.add_argument("--since", help="ISO time (2026-11-22T10:00) or an age (15m, 2h, 1d)")
-    listing.add_argument("--limit", type=int, default=1000)
+    listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                         help=f"show the newest N matching transactions (default {DEFAULT_LIMIT}; 0: all)")
     listing.set_defaults(func=list_transactions)
 
     totals = commands.add_parser("totals", help="counts and amounts per issuer and per terminal")
@@ -108,6 +112,10 @@ def _iso(timestamp: float | None) -> str | None:
 
 
 def list_transactions(args) -> int:
+    if args.limit < 0:
+        raise UsageError(f"--limit: expected a number of transactions, 0 for all, got {args.limit}")
+    if args.state is not None and args.state not in {state.value for state in State}:
+        raise UsageError(f"--state: expected one of {', '.join(State)}, got {args.state!r}")
     connection, _ = open_journal(args)
     where = ["created_at >= ?"]
     params: list[float | str] = [since_timestamp(args.since)]
@@ -122,7 +130,11 @@ def list_transactions(args) -> int:
         params.append(f"%{args.pan_last4}")
     rows = connection.execute(
         f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY trace DESC LIMIT ?)"
-        " ORDER BY trace", (*params, args.limit)).fetchall()
+        " ORDER BY trace", (*params, args.limit + 1 if args.limit else -1)).fetchall()
+    if args.limit and len(rows) > args.limit:  # one more than shown: the limit cut the list
+        rows = rows[1:]
+        print(f"journal list: showing the newest {args.limit} matching transactions, there are more "
+              "(--limit N to show more, --limit 0 for all)", file=sys.stderr)
     shown = [{
         "trace": row["trace"], "time": _iso(row["created_at"]), "mti": row["mti"], "tid": row["tid"],
         "stan": row["stan"], "rrn": row["rrn"], "pan": row["pan_masked"], "amount": row["amount"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import trio
 
 from switch import logs
+from switch.errors import UsageError
 from switch.hsm.codec import DEFAULT_HEADER_LENGTH
 from switch.hsm.commands import Dispatcher
 from switch.hsm.framing import FrameDecoder, frame
@@ -31,7 +32,10 @@ async def serve_hsm(
     async def handler(stream: trio.SocketStream) -> None:
         await _serve_connection(stream, dispatcher, idle_timeout)
 
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:  # port in use, unknown host: the operator's to fix, in one line
+        raise UsageError(f"hsm: cannot listen on {host or '*'}:{port} ({exc.strerror or exc})") from None
     bound = listeners[0].socket.getsockname()[1]
     logs.event("hsm_listening", host=host or "*", port=bound, lmk_check_value=lmk.check_value())
     task_status.started(bound)

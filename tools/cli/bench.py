@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 
 from switch.errors import UsageError
+from tools.output import check_writable, write_text
 from tools.load.bench import Bench, BenchOptions, table
 from tools.load.mix import DEFAULT_MIX, parse_weights
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark the demo network run as separate processes")
-    parser.add_argument("--quick", action="store_true", help="5 s phases (about a minute in all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="5 s phases: about 25 s in all, about 10 s more per extra --workers count")
     parser.add_argument("--duration", type=float, help="seconds per phase (default 20, --quick 5)")
     parser.add_argument("--loads", default="200,1000", help="offered loads in TPS for latency (default 200,1000)")
     parser.add_argument("--workers", default="1", help="switch worker counts to compare, e.g. 1,2")
@@ -51,11 +53,13 @@ def options_from(args) -> BenchOptions:
 
 
 def run(args) -> int:
-    bench = Bench(options_from(args), say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    options = options_from(args)
+    check_writable(args.json, "--json")
+    bench = Bench(options, say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     figures = bench.run()
     print(table(figures))
     for note in bench.mix_notes:
         print(f"note: {note}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
     return 1 if figures["lost"] else 0

@@ -7,12 +7,14 @@ progress line on stderr while running; `--json` and `--plot` keep the figures.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import trio
 
 from switch.addresses import parse_host_port
 from switch.errors import UsageError
+from tools.output import check_writable, write_text
 from tools.load import plot, report
 from tools.load.mix import (
     DEFAULT_MIX, DEMO_KEYS, DEMO_LMK, DEMO_TPK, Mix, cards_by_kind, parse_weights, terminal_pin_key,
@@ -70,6 +72,8 @@ def settings_from(args, weights: dict[str, int]) -> LoadSettings:
 def run(args) -> int:
     weights = parse_weights(args.mix)
     settings = settings_from(args, weights)
+    check_writable(args.json, "--json")
+    check_writable(args.plot, "--plot")
     mix = Mix(weights, cards_by_kind(args.issuer_file), seed=args.seed)
     progress = None if args.quiet else report.Progress()
     results = trio.run(LoadRun(settings, mix, progress).run)
@@ -78,7 +82,10 @@ def run(args) -> int:
     figures = report.summary(results)
     print(report.text(figures))
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
     if args.plot:
-        args.plot.write_text(plot.render(results, f"cardswitch load {args.target}"))
-    return 1 if figures["lost"] or figures["errors"] else 0
+        write_text(args.plot, plot.render(results, f"cardswitch load {args.target}"), "--plot")
+    failures = report.problems(figures)
+    for problem in failures:
+        print(f"load: failed: {problem}", file=sys.stderr)
+    return 1 if failures else 0

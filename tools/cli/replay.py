@@ -12,6 +12,7 @@ from switch.addresses import parse_host_port
 from switch.errors import UsageError
 from switch.wire.dialect import load_dialect
 from tools.capture.load import load_capture
+from tools.output import check_writable
 from tools.replay.compare import DEFAULT_IGNORE, parse_ignore
 from tools.replay.engine import MATCHED, ReplayOptions, replay
 from tools.replay.plan import build_plan
@@ -57,6 +58,7 @@ def options_from(args) -> ReplayOptions:
 
 def run(args) -> int:
     options = options_from(args)
+    check_writable(args.junit, "--junit")
     records = load_capture(args.capture, options.dialect, args.server_port)
     plan = build_plan(records)
     if not plan.conversations:
@@ -79,5 +81,8 @@ def run(args) -> int:
         print(f"{plan.skipped} captured frames skipped (undecodable, or answers to no captured request)")
     print(summary_table(results, seconds))
     if args.junit:
-        write_junit(args.junit, results, seconds)
+        try:
+            write_junit(args.junit, results, seconds)
+        except OSError as exc:
+            raise UsageError(f"--junit {args.junit}: cannot write ({exc.strerror or exc})") from None
     return 0 if all(result.status == MATCHED for result in results) else 1

@@ -15,6 +15,7 @@ from switch.routes import load_routing_file
 from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
+from tools.output import check_writable
 from tools.routes import bench
 from tools.routes.cases import read_cases, run_cases, write_junit
 from tools.routes.diff import diff_tables
@@ -59,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.set_defaults(func=_import)
 
     sub = commands.add_parser("bench", help="build and lookup speed on a generated table")
-    sub.add_argument("--entries", type=_positive, default=100_000)
-    sub.add_argument("--lookups", type=_positive, default=100_000)
+    sub.add_argument("--entries", type=_positive, default=100_000, help="table entries (default 100000)")
+    sub.add_argument("--lookups", type=_positive, default=100_000, help="random PANs looked up (default 100000)")
     sub.add_argument("--seed", type=int, default=1)
     sub.add_argument("--load", choices=("csv", "toml"), help="also time load_routing_file on it")
     sub.set_defaults(func=_bench)
@@ -144,6 +145,7 @@ def _issuer_names(routes: RoutesFile) -> set[str]:
 
 
 def _test(args: argparse.Namespace) -> int:
+    check_writable(args.junit, "--junit")
     table = load_routing_file(args.file)
     results = run_cases(table, read_cases(args.cases))
     for result in results:

@@ -44,6 +44,23 @@ def summary(results: Results) -> dict:
     }
 
 
+def problems(figures: dict) -> list[str]:
+    """Why the run failed, one line each: nothing lost, no errors, no 94 (duplicate
+    transmission: the load generator never retransmits) and no answer nobody waited for."""
+    found = []
+    if figures["lost"]:
+        found.append(f"{figures['lost']} requests lost")
+    if figures["errors"]:
+        found.append(f"{sum(figures['errors'].values())} errors")
+    duplicates = figures["response_codes"].get("94", 0)
+    if duplicates:
+        found.append(f"{duplicates} answered 94 (duplicate transmission), which a load run never sends")
+    unexpected = figures["late"] - figures["lost"]
+    if unexpected > 0:
+        found.append(f"{unexpected} answers more than requests (duplicate answers)")
+    return found
+
+
 def text(figures: dict) -> str:
     lat = figures["latency_ms"]
     mode = "closed loop" if figures["mode"] == "closed" else f"open loop at {figures['offered_tps']:g} TPS"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import secrets
 from typing import Callable
 
 import attrs
@@ -36,6 +37,7 @@ class LoadSettings:
     timeout: float = 10.0
     grace: float = 5.0
     tid_prefix: str = "L"
+    first_stan: int | None = None  # None: a random first STAN per terminal (see LoadRun.run)
     pin_key: PinKey | None = None  # for PIN purchases
 
 
@@ -92,10 +94,14 @@ class LoadRun:
         # the collector's passes over it cannot show up as switch latency in this run.
         gc.freeze()
         settings = self.settings
+        # Every run uses the same terminal IDs, so each terminal starts its STANs at a random
+        # point, as `cardswitch terminal` does: restarting at 000001 would make a run right after
+        # another send keys the switch's duplicate window still holds (94s, or old answers).
         async with contextlib.AsyncExitStack() as stack:
             terminals = [await stack.enter_async_context(open_terminal(
                 settings.host, settings.port, dialect=settings.dialect,
-                tid=f"{settings.tid_prefix}{index:07d}"[-8:], timeout=settings.timeout, pin_key=settings.pin_key))
+                tid=f"{settings.tid_prefix}{index:07d}"[-8:], timeout=settings.timeout, pin_key=settings.pin_key,
+                first_stan=settings.first_stan or secrets.randbelow(999_999) + 1))
                 for index in range(settings.connections)]
             async with trio.open_nursery() as nursery:
                 if self.progress is not None:
