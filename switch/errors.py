@@ -7,11 +7,21 @@ expectations, not values.
 
 
 class CardswitchError(Exception):
-    """Base of every error the user can cause; the CLI prints its text and exits with 2."""
+    """Base of every error the user can cause; the CLI prints its text and exits with
+    `exit_code` (2, bad usage, unless a subclass says otherwise)."""
+
+    exit_code = 2
 
 
 class UsageError(CardswitchError):
     """A bad command-line argument or input value."""
+
+
+class NoAnswer(CardswitchError):
+    """The other end could not be reached or did not answer in time (connection refused or
+    reset, timeout): the CLI prints one line and exits with 3."""
+
+    exit_code = 3
 
 
 class ConfigError(CardswitchError):

@@ -39,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--mti", help="transaction MTI, for conditional routes (e.g. 0200)")
     sub.add_argument("--processing-code", help="field 3 or its first two digits (e.g. 00)")
     sub.add_argument("--currency", help="field 49, numeric ISO 4217 (e.g. 840)")
-    sub.add_argument("--json", action="store_true")
+    sub.add_argument("--json", action="store_true", help="print JSON on stdout")
     sub.set_defaults(func=_lookup)
 
     sub = commands.add_parser("diff", help="BIN ranges whose destination changes between two tables")
     sub.add_argument("old")
     sub.add_argument("new")
-    sub.add_argument("--json", action="store_true")
+    sub.add_argument("--json", action="store_true", help="print JSON on stdout")
     sub.set_defaults(func=_diff)
 
     sub = commands.add_parser("test", help="run [[cases]] expectations against a table")
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = commands.add_parser("bench", help="build and lookup speed on a generated table")
     sub.add_argument("--entries", type=_positive, default=100_000, help="table entries (default 100000)")
     sub.add_argument("--lookups", type=_positive, default=100_000, help="random PANs looked up (default 100000)")
-    sub.add_argument("--seed", type=int, default=1)
+    sub.add_argument("--seed", type=int, default=1, help="seed of the generated table and PANs")
     sub.add_argument("--load", choices=("csv", "toml"), help="also time load_routing_file on it")
     sub.set_defaults(func=_bench)
 

@@ -1,0 +1,54 @@
+"""The conventions of switch/cli/__init__.py, checked over every command's parser."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import version
+
+import pytest
+
+from switch.cli import HelpFormatter, build_parser, main
+
+
+def walk(parser: argparse.ArgumentParser, path: str = "cardswitch"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from walk(sub, f"{path} {name}")
+
+
+PARSERS = list(walk(build_parser()))
+
+
+def test_every_command_is_walked():
+    names = {path for path, _ in PARSERS}
+    for expected in ("cardswitch serve", "cardswitch terminal", "cardswitch load", "cardswitch replay",
+                     "cardswitch hsm serve", "cardswitch hsm calc kcv", "cardswitch routes import",
+                     "cardswitch issuer", "cardswitch admin", "cardswitch bench", "cardswitch demo"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path, parser", PARSERS, ids=[path for path, _ in PARSERS])
+def test_every_option_has_help_and_the_one_formatter(path, parser):
+    assert parser.formatter_class is HelpFormatter, path
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        if action.help == argparse.SUPPRESS:
+            continue
+        assert action.help and action.help.strip(), f"{path} {'/'.join(action.option_strings)}: no help"
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["load", "--help"])
+    assert exit.value.code == 0
+    assert "(default: 8583)" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cardswitch {version('cardswitch')}"
