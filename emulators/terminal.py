@@ -17,7 +17,7 @@ import trio
 from switch.capture.sink import Capture
 from switch.core.matcher import Matcher, next_stan
 from switch.core.messages import ADVICE_MTIS, card_pan
-from switch.errors import CardswitchError
+from switch.errors import NoAnswer
 from switch.hsm import encrypt_pin_block
 from switch.hsm.keystore import Keystore
 from switch.streams import Connection
@@ -31,8 +31,8 @@ DEFAULT_MID = "M00000000000001"
 DEFAULT_TPDU = b"\x60\x00\x01\x00\x00"
 
 
-class TerminalError(CardswitchError):
-    """The switch did not answer in time, or the connection failed."""
+class TerminalError(NoAnswer):
+    """The switch did not answer in time, or the connection failed (the CLI exits 3)."""
 
 
 @attrs.frozen

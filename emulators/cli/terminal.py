@@ -1,4 +1,8 @@
-"""`cardswitch terminal ACTION`: one transaction sent as a terminal, from the command line."""
+"""`cardswitch terminal ACTION`: one transaction sent as a terminal, from the command line.
+
+Exits 0 when approved (field 39 00), 1 on any other answer, 3 without one (cannot connect,
+connection lost, timeout), 2 on bad usage.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import trio
 
 from emulators.network import DEMO_KEYS, DEMO_LMK, DEMO_TPK, terminal_pin_key
 from emulators.terminal import PinKey, open_terminal
+from switch.addresses import address_option
 from switch.capture import sink
 from switch.core import codes
 from switch.core.messages import ADVICE_MTI
@@ -24,17 +29,19 @@ AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")
 
 def register(subparsers) -> None:
     terminal = subparsers.add_parser("terminal", help="send one transaction as a terminal")
-    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"))
-    terminal.add_argument("--host", default="127.0.0.1")
-    terminal.add_argument("--port", type=int, default=8583)
-    terminal.add_argument("--dialect", default="iso87-binary")
-    terminal.add_argument("--pan")
+    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"),
+                          help="the transaction to send")
+    terminal.add_argument("--target", metavar="HOST:PORT", help="the switch's terminal listener (default 127.0.0.1:8583)")
+    terminal.add_argument("--host", help="alias: the host of --target (default 127.0.0.1)")
+    terminal.add_argument("--port", type=int, help="alias: the port of --target (default 8583)")
+    terminal.add_argument("--dialect", default="iso87-binary", help="the listener's dialect")
+    terminal.add_argument("--pan", help="card number, 12 to 19 digits")
     terminal.add_argument("--amount", default="0", help="major units, e.g. 25.00")
     terminal.add_argument("--currency", default="978", help="ISO 4217 numeric")
     terminal.add_argument("--expiry", help="YYMM")
     terminal.add_argument("--track2", help="track 2 image instead of --pan/--expiry")
-    terminal.add_argument("--tid", default="T0000001")
-    terminal.add_argument("--mid", default="M00000000000001")
+    terminal.add_argument("--tid", default="T0000001", help="terminal id (field 41)")
+    terminal.add_argument("--mid", default="M00000000000001", help="merchant id (field 42)")
     terminal.add_argument("--pin", help="PIN entered on the terminal; sent encrypted under its TPK (field 52)")
     terminal.add_argument("--cvv2", help="CVV2 for a card-not-present transaction (field 48 tag 92)")
     terminal.add_argument("--keys", default=str(DEMO_KEYS),
@@ -48,7 +55,7 @@ def register(subparsers) -> None:
     terminal.add_argument("--advice", action="store_true",
                           help="purchase, auth, reverse: send it as an advice of what already happened "
                           "(0220, 0120, 0420)")
-    terminal.add_argument("--timeout", type=float, default=30.0)
+    terminal.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (exit 3 without one)")
     terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
     sink.add_arguments(terminal)
@@ -120,11 +127,13 @@ def run_terminal(args) -> int:
     dialect = load_dialect(args.dialect)
     if args.stan is not None and not 1 <= args.stan <= 999_999:
         raise UsageError("--stan: expected a number from 1 to 999999")
+    host, port = address_option(args.target, "--target", args.host, args.port,
+                                default_host="127.0.0.1", default_port=8583)
     card = card_details(args)
     key = pin_key(args)
 
     async def transact() -> Message:
-        async with open_terminal(args.host, args.port, dialect=dialect, tid=args.tid, mid=args.mid,
+        async with open_terminal(host, port, dialect=dialect, tid=args.tid, mid=args.mid,
                                  timeout=args.timeout, capture=capture, pin_key=key,
                                  first_stan=args.stan or secrets.randbelow(999_999) + 1) as terminal:
             return await terminal.send(build_request(terminal, args, card))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import trio
 
 from switch import logs
+from switch.addresses import address_option
 from switch.errors import UsageError
 from switch.hsm import cvv, mac, pinblock, pinverify
 from switch.hsm.commands import validation_data
@@ -28,17 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = hsm.add_subparsers(dest="hsm_command", metavar="HSM_COMMAND", required=True)
 
     serve = commands.add_parser("serve", help="serve payShield-style host commands over TCP")
-    serve.add_argument("--port", type=int, required=True, help="1 to 65535 (0: any free port, logged at start)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--listen", metavar="HOST:PORT",
+                       help="address to listen on (port 0: any free port, logged at start)")
+    serve.add_argument("--port", type=int, help="alias: the port of --listen, 0 to 65535 (0: any free port)")
+    serve.add_argument("--host", help="alias: the host of --listen (default 127.0.0.1)")
     serve.add_argument("--lmk-file", help="LMK file (default: $CARDSWITCH_LMK)")
     serve.add_argument("--keys", help="key store to check against the LMK at start-up")
-    serve.add_argument("--header-length", type=int, default=4)
+    serve.add_argument("--header-length", type=int, default=4, help="characters of message header before each command")
     serve.add_argument("--log-file", help="write JSON log lines here instead of stderr")
     serve.set_defaults(func=_serve)
 
     genkey = commands.add_parser("genkey", help="new random key under the LMK, as a key store entry")
     genkey.add_argument("--type", required=True, help=", ".join(t.name for t in KeyType))
-    genkey.add_argument("--name", required=True)
+    genkey.add_argument("--name", required=True, help="the key's name in the key store")
     genkey.add_argument("--aes", type=int, choices=(128, 192, 256), help="AES key of this size (default: double-length TDES)")
     genkey.add_argument("--lmk-file", help="LMK file (default: $CARDSWITCH_LMK)")
     genkey.set_defaults(func=_genkey)
@@ -53,33 +56,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return parser
 
     p = add("kcv", _kcv, "key check value of a DES, TDES or AES key")
-    p.add_argument("--key", required=True)
+    p.add_argument("--key", required=True, help="clear key, hex (16, 32 or 48 digits)")
     p.add_argument("--aes", action="store_true", help="treat a 32/48-hex key as AES, not TDES")
     p = add("cvv", _cvv, "Visa CVV (CVV2: service code 000, iCVV: 999)")
-    p.add_argument("--cvk", required=True)
-    p.add_argument("--pan", required=True)
+    p.add_argument("--cvk", required=True, help="clear CVK pair, 32 hex digits")
+    p.add_argument("--pan", required=True, help="the card number")
     p.add_argument("--expiry", required=True, help="YYMM")
-    p.add_argument("--service-code", required=True)
+    p.add_argument("--service-code", required=True, help="3 digits (000 for CVV2, 999 for iCVV)")
     p = add("pvv", _pvv, "Visa PVV")
-    p.add_argument("--pvk", required=True)
-    p.add_argument("--pan", required=True)
-    p.add_argument("--pvki", required=True)
-    p.add_argument("--pin", required=True)
+    p.add_argument("--pvk", required=True, help="clear PVK pair, 32 hex digits")
+    p.add_argument("--pan", required=True, help="the card number")
+    p.add_argument("--pvki", required=True, help="PVK index, one digit")
+    p.add_argument("--pin", required=True, help="the clear PIN")
     p = add("ibm-offset", _ibm_offset, "IBM 3624 PIN offset")
-    p.add_argument("--pvk", required=True)
-    p.add_argument("--pin", required=True)
+    p.add_argument("--pvk", required=True, help="clear PIN verification key, hex")
+    p.add_argument("--pin", required=True, help="the clear PIN")
     p.add_argument("--validation-data", required=True,
                    help="16 hex digits, or payShield's 12 characters (hex digits and N, N = last 5 account digits)")
     p.add_argument("--pan", help="the card number, for N in 12-character validation data")
-    p.add_argument("--dectab", default=pinverify.DEFAULT_DECTAB)
+    p.add_argument("--dectab", default=pinverify.DEFAULT_DECTAB, help="decimalisation table, 16 digits")
     p.add_argument("--pin-length", help="digits the offset covers (default: the PIN's length)")
     p = add("pinblock", _pinblock, "ISO 9564 PIN block, clear or encrypted")
     p.add_argument("--format", required=True, help="0, 1, 3 or 4")
-    p.add_argument("--pin", required=True)
-    p.add_argument("--pan", required=True)
+    p.add_argument("--pin", required=True, help="the clear PIN")
+    p.add_argument("--pan", required=True, help="the card number")
     p.add_argument("--key", help="encrypt under this key (TDES for 0/1/3, AES for 4)")
     p = add("mac", _mac, "ISO 9797-1 alg. 3 (X9.19) or AES-CMAC")
-    p.add_argument("--key", required=True)
+    p.add_argument("--key", required=True, help="clear MAC key, hex")
     p.add_argument("--data", required=True, help="hex, at least one byte")
     p.add_argument("--algorithm", required=True, help="x9.19 or cmac")
     p.add_argument("--padding", default="1", help="ISO 9797-1 padding method 1 or 2 (x9.19)")
@@ -218,15 +221,15 @@ def _lmk(lmk_file: str | None) -> Lmk:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be 0 to 65535")
+    host, port = address_option(args.listen, "--listen", args.host, args.port,
+                                default_host="127.0.0.1", default_port=None, any_port=True)
     if not 0 <= args.header_length <= 32:
         raise UsageError("--header-length must be 0 to 32")
     lmk = _lmk(args.lmk_file)
     if args.keys:
         Keystore.load(args.keys, lmk)
     logs.configure(args.log_file)
-    trio.run(lambda: serve_hsm(args.port, args.host, lmk, header_length=args.header_length))
+    trio.run(lambda: serve_hsm(port, host, lmk, header_length=args.header_length))
     return 0
 
 
