@@ -52,3 +52,25 @@ def test_version(capsys):
         main(["--version"])
     assert exit.value.code == 0
     assert capsys.readouterr().out.strip() == f"cardswitch {version('cardswitch')}"
+
+
+def test_host_port_options_accept_one_value_and_refuse_both_forms(capsys):
+    assert main(["terminal", "echo", "--target", "nowhere"]) == 2
+    assert "--target: expected HOST:PORT, got 'nowhere'" in capsys.readouterr().err
+    assert main(["terminal", "echo", "--target", "127.0.0.1:8583", "--port", "8583"]) == 2
+    assert main(["hsm", "serve", "--listen", "127.0.0.1:70000"]) == 2
+    assert main(["hsm", "serve"]) == 2
+    assert "--listen HOST:PORT (or --port) is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ("terminal", "echo", "--target"),
+    ("terminal", "echo", "--timeout", "2", "--port"),
+    ("load", "--count", "1", "--grace", "0", "--timeout", "2", "--quiet", "--target"),
+])
+def test_no_answer_exits_3(capsys, command):
+    from tools.load.processes import free_port
+
+    port = free_port()
+    address = str(port) if command[-1] == "--port" else f"127.0.0.1:{port}"
+    assert main([*command, address]) == 3

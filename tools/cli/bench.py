@@ -1,4 +1,4 @@
-"""`cardswitch bench [--quick] [--json FILE]`: the demo network as processes, measured.
+"""`cardswitch bench [--quick] [--output FILE]`: the demo network as processes, measured.
 
 Reports tps_max, latency at fixed offered loads, the switch's CPU per transaction, the codec-only
 cost on the same mix, their ratio and lost responses; `--workers 1,2` adds scaling.
@@ -26,7 +26,10 @@ def register(subparsers) -> None:
     parser.add_argument("--connections", type=int, default=8, help="terminal connections")
     parser.add_argument("--in-flight", type=int, default=4, help="closed loop: outstanding per connection")
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"transaction mix (default {DEFAULT_MIX})")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--output", metavar="FILE", type=Path, help="write the figures here, as JSON")
+    output.add_argument("--json", metavar="FILE", type=Path, dest="json_file",
+                        help="older alias of --output FILE (a file, unlike --json elsewhere)")
     parser.set_defaults(func=run)
 
 
@@ -54,12 +57,13 @@ def options_from(args) -> BenchOptions:
 
 def run(args) -> int:
     options = options_from(args)
-    check_writable(args.json, "--json")
+    output, output_option = (args.output, "--output") if args.output else (args.json_file, "--json")
+    check_writable(output, output_option)
     bench = Bench(options, say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
     figures = bench.run()
     print(table(figures))
     for note in bench.mix_notes:
         print(f"note: {note}")
-    if args.json:
-        write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
+    if output:
+        write_text(output, json.dumps(figures, indent=2) + "\n", output_option)
     return 1 if figures["lost"] else 0

@@ -1,7 +1,9 @@
 """`cardswitch load --target HOST:PORT`: drive a switch with a transaction mix and report.
 
 Prints TPS, latency percentiles, response codes, errors and lost responses at the end, a
-progress line on stderr while running; `--json` and `--plot` keep the figures.
+progress line on stderr while running; `--output FILE` (older spelling: `--json FILE`)
+and `--plot FILE` keep the figures. Exits 0 when the run was clean, 1 on failures (lost requests,
+errors, a 94, duplicate answers), 3 when nothing was answered at all, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import trio
 
 from switch.addresses import parse_host_port
-from switch.errors import UsageError
+from switch.errors import NoAnswer, UsageError
 from tools.output import check_writable, write_text
 from tools.load import plot, report
 from tools.load.mix import (
@@ -41,7 +43,10 @@ def register(subparsers) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as lost")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds to wait for answers after the last request")
     parser.add_argument("--seed", type=int, default=8583, help="seed of the mix")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--output", metavar="FILE", type=Path, help="write the figures here, as JSON")
+    output.add_argument("--json", metavar="FILE", type=Path, dest="json_file",
+                        help="older alias of --output FILE (a file, unlike --json elsewhere)")
     parser.add_argument("--plot", type=Path, help="write an HTML page with latency charts here")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.set_defaults(func=run)
@@ -72,7 +77,8 @@ def settings_from(args, weights: dict[str, int]) -> LoadSettings:
 def run(args) -> int:
     weights = parse_weights(args.mix)
     settings = settings_from(args, weights)
-    check_writable(args.json, "--json")
+    output, output_option = (args.output, "--output") if args.output else (args.json_file, "--json")
+    check_writable(output, output_option)
     check_writable(args.plot, "--plot")
     mix = Mix(weights, cards_by_kind(args.issuer_file), seed=args.seed)
     progress = None if args.quiet else report.Progress()
@@ -81,11 +87,14 @@ def run(args) -> int:
         progress.finish()
     figures = report.summary(results)
     print(report.text(figures))
-    if args.json:
-        write_text(args.json, json.dumps(figures, indent=2) + "\n", "--json")
+    if output:
+        write_text(output, json.dumps(figures, indent=2) + "\n", output_option)
     if args.plot:
         write_text(args.plot, plot.render(results, f"cardswitch load {args.target}"), "--plot")
     failures = report.problems(figures)
     for problem in failures:
         print(f"load: failed: {problem}", file=sys.stderr)
+    if not figures["answered"]:
+        print(f"load: no answer from {args.target}", file=sys.stderr)
+        return NoAnswer.exit_code
     return 1 if failures else 0

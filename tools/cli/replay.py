@@ -1,7 +1,8 @@
 """`cardswitch replay CAPTURE --target HOST:PORT`: replay a capture and compare the answers.
 
 Prints every request that did not match (with its field diff, masked), a summary table, and
-optionally JUnit XML; exits 0 only when every request matched, 1 otherwise, 2 on bad usage.
+optionally JUnit XML; exits 0 only when every request matched, 1 otherwise, 3 when the target
+cannot be reached or answered none of the requests, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import trio
 
 from switch.addresses import parse_host_port
-from switch.errors import UsageError
+from switch.errors import NoAnswer, UsageError
 from switch.wire.dialect import load_dialect
 from tools.capture.load import load_capture
 from tools.output import check_writable
 from tools.replay.compare import DEFAULT_IGNORE, parse_ignore
-from tools.replay.engine import MATCHED, ReplayOptions, replay
+from tools.replay.engine import MATCHED, UNANSWERED, ReplayError, ReplayOptions, replay
 from tools.replay.plan import build_plan
 from tools.replay.report import Progress, describe, summary_table, write_junit
 from tools.replay.rules import load_rules
@@ -67,7 +68,10 @@ def run(args) -> int:
 
     async def main():
         started = trio.current_time()
-        results = await replay(plan, options, progress.update)
+        try:
+            results = await replay(plan, options, progress.update)
+        except ReplayError as exc:
+            raise NoAnswer(str(exc)) from None
         return results, trio.current_time() - started
 
     try:
@@ -85,4 +89,6 @@ def run(args) -> int:
             write_junit(args.junit, results, seconds)
         except OSError as exc:
             raise UsageError(f"--junit {args.junit}: cannot write ({exc.strerror or exc})") from None
+    if results and all(result.status == UNANSWERED for result in results):
+        return NoAnswer.exit_code
     return 0 if all(result.status == MATCHED for result in results) else 1
