@@ -113,7 +113,7 @@ async def test_rules_and_the_ignore_set(demo, tmp_path):
     assert code == 1 and "field 38" in out
 
 
-async def test_a_silent_target_leaves_requests_unanswered(demo, tmp_path):
+async def test_a_silent_target_leaves_requests_unanswered_and_exit_3(demo, tmp_path):
     capture = await record_session(demo.ports["terminals"], tmp_path / "session.jsonl")
 
     async def swallow(stream):
@@ -127,14 +127,14 @@ async def test_a_silent_target_leaves_requests_unanswered(demo, tmp_path):
         code, out, _ = await cardswitch("replay", str(capture), "--target", f"127.0.0.1:{port}",
                                         "--timeout", "0.3")
         nursery.cancel_scope.cancel()
-    assert code == 1
+    assert code == 3  # no answer at all
     assert "UNANSWERED" in out and "no answer within 0.3 s" in out
 
 
-async def test_an_unreachable_target_is_one_line_and_exit_2(demo, tmp_path):
+async def test_an_unreachable_target_is_one_line_and_exit_3(demo, tmp_path):
     capture = await record_session(demo.ports["terminals"], tmp_path / "session.jsonl")
     code, out, err = await cardswitch("replay", str(capture), "--target", "127.0.0.1:1")
-    assert code == 2
+    assert code == 3
     assert err.count("\n") == 1 and err.startswith("cardswitch: error: cannot connect to 127.0.0.1:1")
 
 
