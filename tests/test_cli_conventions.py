@@ -74,3 +74,10 @@ def test_no_answer_exits_3(capsys, command):
     port = free_port()
     address = str(port) if command[-1] == "--port" else f"127.0.0.1:{port}"
     assert main([*command, address]) == 3
+
+
+def test_admin_without_an_answer_exits_3(capsys):
+    from tools.load.processes import free_port
+
+    assert main(["admin", "status", "--admin", f"127.0.0.1:{free_port()}"]) == 3
+    assert "cannot reach the admin port" in capsys.readouterr().err

@@ -1,4 +1,7 @@
-"""`cardswitch admin reload-routes|status --admin HOST:PORT`: talk to a running switch's admin port."""
+"""`cardswitch admin reload-routes|status --admin HOST:PORT`: talk to a running switch's admin port.
+
+Exits 0 when the switch did it, 1 when it refused (the reason is printed), 3 without an answer.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import socket
 
 from switch.addresses import parse_host_port
 from switch.admin import COMMANDS
-from switch.errors import UsageError
+from switch.errors import NoAnswer
 
 TIMEOUT = 10.0
 
@@ -26,9 +29,9 @@ def run(args) -> int:
             sock.sendall(args.command.encode() + b"\n")
             reply = sock.makefile("rb").readline()
     except OSError as exc:
-        raise UsageError(f"--admin {args.admin}: cannot reach the admin port ({exc.strerror or exc})") from None
+        raise NoAnswer(f"--admin {args.admin}: cannot reach the admin port ({exc.strerror or exc})") from None
     if not reply:
-        raise UsageError(f"--admin {args.admin}: the switch closed the connection without answering")
+        raise NoAnswer(f"--admin {args.admin}: the switch closed the connection without answering")
     answer = json.loads(reply)
     print(json.dumps(answer, indent=2))
     return 0 if answer.get("ok") else 1
