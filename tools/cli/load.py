@@ -1,7 +1,7 @@
 """`cardswitch load --target HOST:PORT`: drive a switch with a transaction mix and report.
 
 Prints TPS, latency percentiles, response codes, errors and lost responses at the end, a
-progress line on stderr while running; `--json` and `--plot` keep the figures.
+progress line on stderr while running (on a terminal only); `--json` and `--plot` keep the figures.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run(args) -> int:
     check_writable(args.json, "--json")
     check_writable(args.plot, "--plot")
     mix = Mix(weights, cards_by_kind(args.issuer_file), seed=args.seed)
-    progress = None if args.quiet else report.Progress()
+    progress = None if args.quiet or not sys.stderr.isatty() else report.Progress()  # a terminal only
     results = trio.run(LoadRun(settings, mix, progress).run)
     if progress is not None:
         progress.finish()
