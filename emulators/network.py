@@ -51,13 +51,15 @@ def demo_issuer_files() -> list[Path]:
 async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path = DEMO_SWITCH,
                         issuer_files: list[Path] | None = None,
                         listener_ports: dict[str, int] | None = None,
-                        capture: Capture | None = None, metrics_port: int | None = None) -> Network:
+                        capture: Capture | None = None, metrics_port: int | None = None,
+                        admin_port: int | None = None) -> Network:
     """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
     issuer link is up.
 
     Listeners bind the ports in `listener_ports` (by name), else an ephemeral port; `capture`
     records the switch's terminal traffic (test environments only); `metrics_port` serves
-    Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]).
+    Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]);
+    `admin_port` likewise the admin port (ports["admin"]).
     """
     issuers = {}
     issuer_ports = {}
@@ -73,6 +75,8 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     loaded = load_config(config, overrides, data_dir=data_dir)
     if metrics_port is not None:
         loaded = attrs.evolve(loaded, metrics_port=metrics_port)
+    if admin_port is not None:
+        loaded = attrs.evolve(loaded, admin_host="127.0.0.1", admin_port=admin_port)
     switch = Switch(loaded, capture)
     ports = await nursery.start(switch.run)
     with trio.fail_after(10):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from switch.core.states import FINAL_STATES
@@ -119,16 +120,25 @@ _CHECKS = (
 )
 
 
-def check(connection: sqlite3.Connection, data_dir: Path | None) -> list[str]:
-    """Every broken invariant, one line each; empty when all hold."""
+CHECK_STEPS = len(_CHECKS) + 1  # the invariants, then the data directory's files
+
+
+def check(connection: sqlite3.Connection, data_dir: Path | None,
+          step: Callable[[], object] | None = None) -> list[str]:
+    """Every broken invariant, one line each; empty when all hold. `step` is called after each
+    of CHECK_STEPS steps (a progress bar)."""
     problems = []
     for find, what in _CHECKS:
         found = find(connection)
         if found:
             problems.append(f"{len(found)} {what}: {found[:10]}")
+        if step is not None:
+            step()
     if data_dir is not None:
         masked = {row[0] for row in connection.execute(
             "SELECT DISTINCT pan_masked FROM transactions WHERE pan_masked IS NOT NULL")}
         for path in files_with_pans(data_dir, masked):
             problems.append(f"{path}: holds what looks like a full PAN")
+    if step is not None:
+        step()
     return problems

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 
 import attrs
@@ -28,6 +30,8 @@ from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 
 EXPIRY = "3012"
+DEFAULT_PORT = 8583
+LOG_NAME = "switch.log"  # --serve: the log in the data directory, unless --log-file
 
 
 @attrs.frozen
@@ -72,32 +76,67 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="keep the demo network up until Ctrl-C")
     mode.add_argument("--cards", action="store_true", help="list the demo cards")
-    parser.add_argument("--port", type=int, default=8583, help="--serve: the terminals' port (default 8583)")
+    parser.add_argument("--port", type=int, help=f"--serve: the terminals' port (default {DEFAULT_PORT})")
     parser.add_argument("--metrics-port", type=int,
                         help="--serve: Prometheus GET /metrics on 127.0.0.1:PORT (default: no metrics)")
+    parser.add_argument("--admin-port", type=int,
+                        help="--serve: the admin port on 127.0.0.1 (default: a free port, printed at start)")
     parser.add_argument("--json", action="store_true", help="--cards: JSON lines")
-    parser.add_argument("--log-file", help="JSON logs here (default: stderr with --serve, discarded otherwise)")
+    parser.add_argument("--log-file", help="JSON logs here (default: DATA_DIR/switch.log with --serve, "
+                                           "discarded otherwise)")
     parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
     sink.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def _refuse_stray_options(args) -> None:
+    """Options that only make sense with another one are refused, not ignored."""
+    if args.json and not args.cards:
+        raise UsageError("--json: only with --cards")
+    if args.cards:
+        given = [name for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
+                                          ("--admin-port", args.admin_port), ("--log-file", args.log_file),
+                                          ("--data-dir", args.data_dir)) if value is not None]
+        if given:
+            raise UsageError(f"{given[0]}: not with --cards")
+    if not args.serve:
+        for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
+                            ("--admin-port", args.admin_port)):
+            if value is not None:
+                raise UsageError(f"{name}: only with --serve")
+    for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
+                        ("--admin-port", args.admin_port)):
+        if value is not None and not 0 <= value <= 65535:
+            raise UsageError(f"{name}: expected a port from 0 to 65535")
+
+
 def run(args) -> int:
+    _refuse_stray_options(args)
     if args.cards:
         return list_cards(args.json)
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port: expected a port from 0 to 65535")
-    if args.metrics_port is not None and not (args.serve and 0 <= args.metrics_port <= 65535):
-        raise UsageError("--metrics-port: expected --serve and a port from 0 to 65535")
-    logs.configure(args.log_file if args.serve else args.log_file or os.devnull)
+    if not args.serve:
+        logs.configure(args.log_file or os.devnull)
     capture = sink.from_args(args)
     try:
         with tempfile.TemporaryDirectory(prefix="cardswitch-demo-") as scratch:
             data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
-            if args.serve:
-                trio.run(serve, args.port, data_dir, capture, args.metrics_port)
-                return 0
-            return trio.run(run_script, data_dir, capture)
+            if not args.serve:
+                return trio.run(run_script, data_dir, capture)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            log_file = Path(args.log_file) if args.log_file else data_dir / LOG_NAME
+            logs.configure(str(log_file))
+            try:
+                trio.run(serve, DEFAULT_PORT if args.port is None else args.port, data_dir, capture,
+                         args.metrics_port, 0 if args.admin_port is None else args.admin_port, log_file)
+            finally:
+                logs.configure(None)  # close the log file before its directory goes
+        if args.serve:
+            if args.data_dir:
+                print(f"demo: data directory kept at {data_dir}", flush=True)
+            else:
+                print(f"demo: temporary data directory {data_dir} removed (--data-dir DIR keeps one)",
+                      flush=True)
+        return 0
     finally:
         if capture is not None:
             capture.close()
@@ -130,20 +169,58 @@ def list_cards(as_json: bool) -> int:
 
 
 async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
-                metrics_port: int | None = None) -> None:
+                metrics_port: int | None = None, admin_port: int | None = None,
+                log_file: Path | None = None) -> None:
     async with trio.open_nursery() as nursery:
         network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture,
-                                      metrics_port=metrics_port)
+                                      metrics_port=metrics_port, admin_port=admin_port)
         nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
                   f"(dialect {listener.dialect.name})")
+        if "admin" in network.ports:
+            admin = f"127.0.0.1:{network.ports['admin']}"
+            print(f"admin: {admin} (cardswitch admin status --admin {admin})")
         if "metrics" in network.ports:
             print(f"metrics: http://127.0.0.1:{network.ports['metrics']}/metrics (loopback only)")
         print(f"journal: {data_dir}", flush=True)
+        if log_file is not None:
+            print(f"log: {log_file}", flush=True)
+            nursery.start_soon(summarise, log_file, network.switch)
         print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
         await network.switch.stopped.wait()
         nursery.cancel_scope.cancel()
+
+
+def summary_line(when: float, count: int, codes_seen: Counter[str], in_flight: int) -> str:
+    """`12:00:01  34 txn/s  00:30 51:2 91:1  in flight 3`: one second of the demo's transactions."""
+    rcs = " ".join(f"{rc}:{n}" for rc, n in sorted(codes_seen.items()))
+    clock = time.strftime("%H:%M:%S", time.localtime(when))
+    return f"{clock}  {count} txn/s  {rcs or '-'}  in flight {in_flight}"
+
+
+async def summarise(log_file: Path, switch, interval: float = 1.0) -> None:
+    """Each second something happened, one line on stdout: transactions (read back from the
+    switch's log, which the console no longer shows), their response codes, and what is in flight."""
+    with open(log_file, encoding="utf-8", errors="replace") as log:
+        log.seek(0, os.SEEK_END)
+        pending = ""
+        while True:
+            await trio.sleep(interval)
+            pending += log.read()
+            lines = pending.split("\n")
+            pending = lines.pop()  # an incomplete last line waits for the next pass
+            seen: Counter[str] = Counter()
+            for line in lines:
+                if '"event":"txn"' not in line:
+                    continue
+                try:
+                    seen[str(json.loads(line).get("rc") or "--")] += 1
+                except ValueError:
+                    continue
+            count = sum(seen.values())
+            if count or switch.in_flight:
+                print(summary_line(time.time(), count, seen, switch.in_flight), flush=True)
 
 
 async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Message]) -> Message:

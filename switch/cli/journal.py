@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from switch import audit
+from switch import audit, progress
 from switch.core.states import State
 from switch.errors import UsageError
 from switch.journal import DB_FILE, connect
@@ -185,7 +185,8 @@ def show_saf(args) -> int:
 
 def run_check(args) -> int:
     connection, data_dir = open_journal(args)
-    problems = audit.check(connection, data_dir)
+    with progress.bar(audit.CHECK_STEPS, "journal check") as bar:
+        problems = audit.check(connection, data_dir, step=bar.update)
     for problem in problems:
         print(problem)
     if not problems:

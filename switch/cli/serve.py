@@ -38,12 +38,13 @@ def run(args) -> int:
     if args.workers > 1:
         if args.capture:
             raise UsageError("--workers: a capture needs a single process")
+        print(startup_line(config, {l.name: l.port for l in config.listeners}, args.workers), flush=True)
         return workers.supervise(config, args.workers, args.log_file)
     if args.worker_index is not None:
         config = workers.worker_config(config, args.worker_index)
     capture = sink.from_args(args)
     try:
-        trio.run(serve, config, capture)
+        trio.run(serve, config, capture, args.worker_index is None)
     finally:
         if capture is not None:
             capture.close()
@@ -90,14 +91,34 @@ async def collect_young_objects() -> None:
         gc.collect(1 if ticks % 10 == 0 else 0)
 
 
-async def serve(config, capture: sink.Capture | None = None) -> None:
+def startup_line(config, ports: dict[str, int], workers: int = 1) -> str:
+    """What `serve` prints once on stdout, whatever the log goes to: listeners with their
+    ports, issuers, the number of routes, and the admin and metrics ports when on."""
+    listeners = ", ".join(f"{l.name} {l.host}:{ports.get(l.name, l.port)}" for l in config.listeners)
+    parts = [f"cardswitch serving: listeners {listeners}",
+             f"issuers {', '.join(i.name for i in config.issuers) or '-'}",
+             f"{len(config.routing)} route{'' if len(config.routing) == 1 else 's'}"]
+    if config.admin_port is not None:
+        parts.append(f"admin {config.admin_host}:{ports.get('admin', config.admin_port)}")
+    if config.metrics_port is not None:
+        parts.append(f"metrics {config.metrics_host}:{ports.get('metrics', config.metrics_port)}")
+    if workers > 1:
+        parts.append(f"{workers} workers")
+    return "; ".join(parts)
+
+
+async def serve(config, capture: sink.Capture | None = None, announce: bool = False) -> None:
+    """Run the switch until it stops; `announce`: print the start-up line once it listens."""
     switch = Switch(config, capture)
     settle_garbage_collection()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(collect_young_objects)
         nursery.start_soon(reload_on_sighup, switch)
         nursery.start_soon(shutdown_on_signal, switch, nursery.cancel_scope)
-        await switch.run()
+        ports = await nursery.start(switch.run)
+        if announce:
+            print(startup_line(config, ports), flush=True)
+        await switch.stopped.wait()
         nursery.cancel_scope.cancel()
 
 

@@ -1,9 +1,9 @@
 """`cardswitch load --target HOST:PORT`: drive a switch with a transaction mix and report.
 
 Prints TPS, latency percentiles, response codes, errors and lost responses at the end, a
-progress line on stderr while running; `--output FILE` (older spelling: `--json FILE`)
-and `--plot FILE` keep the figures. Exits 0 when the run was clean, 1 on failures (lost requests,
-errors, a 94, duplicate answers), 3 when nothing was answered at all, 2 on bad usage.
+progress line on stderr while running (on a terminal only); `--output FILE` (older spelling:
+`--json FILE`) and `--plot FILE` keep the figures. Exits 0 when the run was clean, 1 on failures
+(lost requests, errors, a 94, duplicate answers), 3 when nothing was answered at all, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def run(args) -> int:
     check_writable(output, output_option)
     check_writable(args.plot, "--plot")
     mix = Mix(weights, cards_by_kind(args.issuer_file), seed=args.seed)
-    progress = None if args.quiet else report.Progress()
+    progress = None if args.quiet or not sys.stderr.isatty() else report.Progress()  # a terminal only
     results = trio.run(LoadRun(settings, mix, progress).run)
     if progress is not None:
         progress.finish()

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from switch import progress
 from switch.errors import UsageError
 from switch.routes import load_routing_file
 from switch.routes.check import check
@@ -160,14 +161,20 @@ def _test(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     if not args.file.lower().endswith(".csv"):
         raise UsageError(f"{args.file}: expected a .csv file")
-    routes = read_routes_file(args.file)
-    if routes.problems:
-        for finding in routes.problems:
-            print(f"cardswitch: error: {finding.format(routes.path)}", file=sys.stderr)
-        return 2
-    issuers = [] if args.no_issuers else sorted(
-        {entry.issuer for entry in routes.entries} | {entry.fallback for entry in routes.entries if entry.fallback})
-    sys.stdout.write(to_toml(routes.entries, issuers))
+    with progress.bar(2, "routes import: reading") as bar:  # two steps: read the CSV, write the TOML
+        routes = read_routes_file(args.file)
+        bar.update()
+        if routes.problems:
+            bar.close()
+            for finding in routes.problems:
+                print(f"cardswitch: error: {finding.format(routes.path)}", file=sys.stderr)
+            return 2
+        bar.set_description(f"routes import: writing {len(routes.entries)} routes")
+        issuers = [] if args.no_issuers else sorted(
+            {entry.issuer for entry in routes.entries} | {entry.fallback for entry in routes.entries if entry.fallback})
+        text = to_toml(routes.entries, issuers)
+        bar.update()
+    sys.stdout.write(text)
     return 0
 
 
