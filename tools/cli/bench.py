@@ -59,7 +59,7 @@ def run(args) -> int:
     options = options_from(args)
     output, output_option = (args.output, "--output") if args.output else (args.json_file, "--json")
     check_writable(output, output_option)
-    bench = Bench(options, say=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    bench = Bench(options, say=_say_on_a_terminal)
     figures = bench.run()
     print(table(figures))
     for note in bench.mix_notes:
@@ -67,3 +67,9 @@ def run(args) -> int:
     if output:
         write_text(output, json.dumps(figures, indent=2) + "\n", output_option)
     return 1 if figures["lost"] else 0
+
+
+def _say_on_a_terminal(line: str) -> None:
+    """Which phase runs: progress for a person at a terminal, nothing in CI logs or pipes."""
+    if sys.stderr.isatty():
+        print(f"bench: {line}", file=sys.stderr, flush=True)
