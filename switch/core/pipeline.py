@@ -14,6 +14,7 @@ from typing import Callable, Generator
 from switch.core.context import Answer, Context, Effect
 from switch.core.participants.admission import shed_when_overloaded
 from switch.core.participants.advices import queue_advice
+from switch.core.participants.card_data import check_card_data_agrees
 from switch.core.participants.card_security import check_card
 from switch.core.participants.duplicates import recognise_retransmission
 from switch.core.participants.forwarding import answer_from_issuer, forward_to_issuer, prepare_outgoing
@@ -37,6 +38,7 @@ GROUPS: dict[str, tuple[Participant, ...]] = {
         answer_network_management,  # 0800 answered by the switch
     ),
     "authorisation": (  # 0100, 0200 and their repeats
+        check_card_data_agrees,  # 30: track 2 against fields 2 and 14
         route_by_bin,  # 15
         prepare_outgoing,
         check_card,  # HSM: CVV 82, CVV2 N7, PIN translated, PIN 55 / 75, 96
@@ -51,6 +53,7 @@ GROUPS: dict[str, tuple[Participant, ...]] = {
         queue_advice,
     ),
     "advice": (  # 0120, 0220
+        check_card_data_agrees,  # 30: track 2 against fields 2 and 14
         route_by_bin,  # 15
         queue_advice,  # SAF
     ),
