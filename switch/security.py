@@ -37,12 +37,12 @@ from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.pintries import PinTries
-from switch.wire.masking import CVV2_TAG, field48_subelements, pan_from_track2
+from switch.wire.masking import CVV2_TAG, field48_subelements
+from switch.wire.track2 import Track2
 from switch.wire.message import Message
 
 UNCHECKED = CardChecked()
 TERMINAL_PIN_FORMAT = 0  # ISO 9564 format 0 from terminals
-TRACK2_CVV_OFFSET = 5  # in the discretionary data, after PVKI (1) and PVV (4): Visa's usual layout
 CHIP_ENTRY = "05"
 HSM_PIN_BLOCK_INVALID = "20"  # payShield: "PIN block does not contain valid values"
 # Declines that are not the card's fault; any other code is a card that failed a check.
@@ -62,29 +62,6 @@ class Decline:
 
     def checked(self) -> CardChecked:
         return CardChecked(decline=(self.code, self.state, self.reason))
-
-
-@attrs.frozen
-class Track2:
-    pan: str
-    expiry: str
-    service_code: str
-    discretionary: str
-
-    @classmethod
-    def parse(cls, track2: str) -> Track2 | None:
-        pan = pan_from_track2(track2)
-        if pan is None:
-            return None
-        rest = track2[len(pan) + 1:]
-        if len(rest) < 7 or not rest[:7].isdigit():
-            return None
-        return cls(pan, rest[:4], rest[4:7], rest[7:])
-
-    @property
-    def cvv(self) -> str | None:
-        value = self.discretionary[TRACK2_CVV_OFFSET:TRACK2_CVV_OFFSET + 3]
-        return value if len(value) == 3 and value.isdigit() else None
 
 
 def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from switch.core.codes import RC
 from switch.core.context import Answer, Context
 from switch.core.states import State
-from switch.wire.masking import pan_from_track2
+from switch.wire.track2 import Track2
 
 
 def check_card_data_agrees(ctx: Context) -> Answer | None:
@@ -18,13 +18,12 @@ def check_card_data_agrees(ctx: Context) -> Answer | None:
     track2 = fields.get("35")
     if track2 is None:
         return None
-    pan = pan_from_track2(track2)
-    rest = track2[len(pan) + 1:] if pan else ""
-    if pan is None or len(rest) < 7 or not rest[:7].isdigit():
+    track = Track2.parse(track2)
+    if track is None:
         return _refused("field 35: not a track 2 (PAN, separator, YYMM, service code)", "F35: not a track 2")
-    if "2" in fields and fields["2"] != pan:
+    if "2" in fields and fields["2"] != track.pan:
         return _refused("fields 2 and 35: different cards", "F2/F35: different cards")
-    if "14" in fields and fields["14"] != rest[:4]:
+    if "14" in fields and fields["14"] != track.expiry:
         return _refused("fields 14 and 35: different expiry dates", "F14/F35: different expiry")
     return None
 
