@@ -84,14 +84,15 @@ _MEANINGS = {
 }
 
 
+# By plain string: every transaction's log line asks, and an enum lookup by value costs more.
+_BY_VALUE = {code.value: text for code, text in _MEANINGS.items()}
+
+
 def meaning(code: str | None) -> str:
     """What a field 39 value means, for any value a peer may send."""
     if code is None:
         return "no response code"
-    try:
-        return RC(code).meaning
-    except ValueError:
-        return "unknown response code"
+    return _BY_VALUE.get(code, "unknown response code")
 
 
 def described(code: str | None) -> str:
