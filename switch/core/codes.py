@@ -37,6 +37,7 @@ class RC(enum.StrEnum):
     MAC_FAILED = "63"
     COUNT_LIMIT = "65"
     LATE_RESPONSE = "68"  # a reason in a reversal advice: the issuer's response came too late
+    PIN_REQUIRED = "70"  # Visa's "PIN data required" (ISO 8583:1987 leaves 70 unassigned)
     PIN_TRIES_EXCEEDED = "75"
     CVV_FAILED = "82"
     ISSUER_UNAVAILABLE = "91"
@@ -74,6 +75,7 @@ _MEANINGS = {
     RC.MAC_FAILED: "MAC verification failed",
     RC.COUNT_LIMIT: "exceeds frequency limit",
     RC.LATE_RESPONSE: "response received too late",
+    RC.PIN_REQUIRED: "PIN data required",
     RC.PIN_TRIES_EXCEEDED: "PIN tries exceeded",
     RC.CVV_FAILED: "CVV or iCVV failed",
     RC.ISSUER_UNAVAILABLE: "issuer unavailable or timed out",

@@ -1,0 +1,349 @@
+"""The risk engine: judges each request against the rules, remembers what it must.
+
+Two moments per request. `throttle()` (rate limits) runs before anything else for
+authorisations, so a terminal that never stops sending costs one token-bucket look-up per
+request. `assess()` runs once the card is routed, rule by rule in file order; the first decline
+ends it, flags are collected. After the answer, `settle()` tells the engine the outcome:
+approvals keep the velocity counts that `assess()` reserved (reserving first means a burst of
+parallel requests for one card cannot all pass before any is counted), declines free them and
+feed card-testing detection, card-present approvals note where the card was.
+
+Each rule's judge keeps its own state; a reload keeps the state of every rule that is still
+defined the same way. `replay()` rebuilds the state from the journal at start.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Iterable
+
+import attrs
+
+from switch.core.codes import RC
+from switch.core.risk.facts import Facts
+from switch.core.risk.rules import (
+    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
+)
+from switch.core.risk.windows import Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets
+
+
+@attrs.frozen
+class Hit:
+    """A rule that found something: it declines (`code`) or flags the request."""
+
+    rule: str
+    action: str
+    code: str
+    reason: str  # what it found, never a card value
+
+    @property
+    def declines(self) -> bool:
+        return self.action == DECLINE
+
+    def describe(self) -> str:
+        verb = "declined by" if self.declines else "flagged by"
+        return f"{verb} {self.rule}: {self.reason}"
+
+
+@attrs.frozen
+class Alert:
+    """Worth an operator's attention now (the service logs it): a card-testing cool-down started."""
+
+    rule: str
+    per: str
+    key: str
+    cards: int
+    window: float
+    cooldown: float
+
+
+@attrs.define(slots=True)
+class Assessment:
+    """What `assess()` found for one request, and what `settle()` must confirm or undo."""
+
+    facts: Facts
+    decline: Hit | None = None
+    flags: list[Hit] = attrs.Factory(list)
+    reserved: list[tuple[VelocityJudge, Hashable, Event]] = attrs.Factory(list)
+    testing: list[CardTestingJudge] = attrs.Factory(list)  # card-testing rules in scope
+    travel: list[TravelJudge] = attrs.Factory(list)  # travel rules in scope
+    counted: list[str] = attrs.Factory(list)  # rules whose memory this request is in (journaled)
+
+    def summary(self) -> str | None:
+        """For the journal's `risk` column and the log: every rule that spoke, declines first."""
+        hits = ([self.decline] if self.decline else []) + self.flags
+        return "; ".join(hit.describe() for hit in hits) or None
+
+
+def _key(per: str, facts: Facts) -> Hashable | None:
+    if per == "card":
+        return facts.pan_hash
+    if per == "terminal":
+        return facts.terminal
+    if per == "merchant":
+        return facts.merchant
+    return facts.connection  # "connection"
+
+
+def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
+    return Hit(rule.name, rule.action, code or rule.code, reason)
+
+
+def _seconds(span: float) -> str:
+    return f"{span:g} s"
+
+
+# -- one judge per rule kind ----------------------------------------------------------------
+
+class VelocityJudge:
+    def __init__(self, rule: Velocity) -> None:
+        self.rule = rule
+        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+
+    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+        rule = self.rule
+        key = _key(rule.per, facts)
+        if key is None:
+            return None
+        count, amount = self.totals.totals(key, now)
+        if rule.max_count is not None and count >= rule.max_count:
+            hit = _hit(rule, f"{count} approvals per {rule.per} within {_seconds(rule.window)} "
+                             f"(limit {rule.max_count})")
+        elif rule.max_amount is not None and amount + facts.amount > rule.max_amount:
+            hit = _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
+                             f"{rule.max_amount}", rule.amount_code)
+        else:
+            hit = None
+        if hit is None or not hit.declines:  # counted unless declined here
+            found.reserved.append((self, key, self.totals.add(key, now, facts.amount)))
+            found.counted.append(rule.name)
+        return hit
+
+    def held(self) -> int:
+        return len(self.totals)
+
+    def replay(self, facts: Facts, now: float) -> None:
+        key = _key(self.rule.per, facts)
+        if key is not None:
+            self.totals.add(key, now, facts.amount)
+
+
+class CardTestingJudge:
+    def __init__(self, rule: CardTesting) -> None:
+        self.rule = rule
+        self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
+        self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+
+    def held(self) -> int:
+        return len(self.declined) + len(self.barred)
+
+    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+        rule = self.rule
+        key = _key(rule.per, facts)
+        if key is None:
+            return None
+        found.testing.append(self)
+        if self.barred.active(key, now) is None:
+            return None
+        return _hit(rule, f"{rule.per} cooling down after declines for {rule.distinct_cards} cards")
+
+    def declined_for(self, facts: Facts, now: float) -> Alert | None:
+        """A decline that card testing counts: a cool-down (and an alert) when it completes the set."""
+        rule = self.rule
+        key = _key(rule.per, facts)
+        if key is None or facts.pan_hash is None:
+            return None
+        cards = self.declined.add(key, now, facts.pan_hash)
+        if cards < rule.distinct_cards:
+            return None
+        self.declined.clear(key)
+        if rule.action == DECLINE:
+            self.barred.start(key, now)
+        return Alert(rule.name, rule.per, str(key), cards, rule.window, rule.cooldown if rule.action == DECLINE else 0)
+
+
+class _Memoryless:
+    def held(self) -> int:
+        return 0
+
+
+class CountryJudge(_Memoryless):
+    def __init__(self, rule: Country) -> None:
+        self.rule = rule
+
+    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+        rule, country = self.rule, facts.country
+        if country is not None and country in rule.deny:
+            return _hit(rule, f"acquiring country {country} is denied")
+        if rule.allow is not None and country not in rule.allow:
+            return _hit(rule, f"acquiring country {country or '(none)'} is not allowed")
+        return None
+
+
+class TravelJudge:
+    def __init__(self, rule: Travel) -> None:
+        self.rule = rule
+        self.last: LastSeen[Hashable] = LastSeen(rule.min_interval)
+
+    def held(self) -> int:
+        return len(self.last)
+
+    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+        if facts.channel != PRESENT or facts.pan_hash is None or facts.country is None:
+            return None
+        found.travel.append(self)
+        seen = self.last.get(facts.pan_hash, now)
+        if seen is None or seen[0] == facts.country:
+            return None
+        return _hit(self.rule, f"card present in {seen[0]} {now - seen[1]:.0f} s earlier, now in {facts.country} "
+                               f"(at least {_seconds(self.rule.min_interval)} apart)")
+
+    def approved(self, facts: Facts, now: float) -> None:
+        assert facts.pan_hash is not None and facts.country is not None  # checked in assess
+        self.last.note(facts.pan_hash, facts.country, now)
+
+
+class AmountJudge(_Memoryless):
+    def __init__(self, rule: AmountLimit) -> None:
+        self.rule = rule
+
+    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+        rule = self.rule
+        if facts.amount <= rule.max_amount:
+            return None
+        if rule.require_pin:
+            return None if facts.has_pin else _hit(rule, f"a PIN is required above {rule.max_amount}")
+        return _hit(rule, f"amount above {rule.max_amount}")
+
+
+class RateJudge:
+    def __init__(self, rule: RateLimit) -> None:
+        self.rule = rule
+        self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+
+    def held(self) -> int:
+        return len(self.buckets)
+
+    def throttle(self, facts: Facts, now: float) -> Hit | None:
+        rule = self.rule
+        key = _key(rule.per, facts)
+        if key is None or self.buckets.take(key, now):
+            return None
+        return _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
+
+
+Judge = VelocityJudge | CardTestingJudge | CountryJudge | TravelJudge | AmountJudge
+JUDGES: dict[type, type] = {Velocity: VelocityJudge, CardTesting: CardTestingJudge, Country: CountryJudge,
+                            Travel: TravelJudge, AmountLimit: AmountJudge, RateLimit: RateJudge}
+
+
+def _same_rule(a: Rule, b: Rule) -> bool:
+    """The same definition wherever it sits in the file."""
+    return type(a) is type(b) and attrs.evolve(a, line=None) == attrs.evolve(b, line=None)
+
+
+class RiskEngine:
+    """Every rule's judge, in file order, for the two moments of a request."""
+
+    def __init__(self, rules: RuleSet, previous: RiskEngine | None = None) -> None:
+        self.rules = rules
+        kept = {judge.rule.name: judge for judge in (previous.judges if previous else ())}
+        self.judges: list[Judge | RateJudge] = []
+        for rule in rules.rules:
+            old = kept.get(rule.name)
+            self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
+        self._rate = [(j, j.rule.scope) for j in self.judges if isinstance(j, RateJudge)]
+        self._assessing = [(j, j.rule.scope) for j in self.judges if not isinstance(j, RateJudge)]
+        self._testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
+        self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
+
+    def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
+        """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
+        flags: list[Hit] = []
+        for judge, scope in self._rate:
+            if scope.matches(facts):
+                hit = judge.throttle(facts, now)
+                if hit is not None:
+                    if hit.declines:
+                        return hit, flags
+                    flags.append(hit)
+        return None, flags
+
+    def assess(self, facts: Facts, now: float) -> Assessment:
+        found = Assessment(facts)
+        for judge, scope in self._assessing:
+            if not scope.matches(facts):
+                continue
+            hit = judge.assess(facts, now, found)
+            if hit is None:
+                continue
+            if hit.declines:
+                found.decline = hit
+                self._release(found)
+                return found
+            found.flags.append(hit)
+        return found
+
+    def settle(self, found: Assessment, code: str, now: float) -> list[Alert]:
+        """The request's outcome (its response code): approvals keep what was reserved, anything
+        else frees it; declines that card testing counts may start a cool-down."""
+        if code == RC.APPROVED:
+            for judge in found.travel:
+                judge.approved(found.facts, now)
+                found.counted.append(judge.rule.name)
+            return []
+        self._release(found)
+        if code not in self._testing_codes:
+            return []
+        alerts = []
+        for tester in found.testing:
+            if code in tester.rule.codes:
+                found.counted.append(tester.rule.name)
+                alert = tester.declined_for(found.facts, now)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], list[Alert]]:
+        """A decline before assessment (no route for the card, 15): card testing counts it too."""
+        if code not in self._testing_codes:
+            return [], []
+        found = Assessment(facts)
+        found.testing = [j for j, scope in self._assessing
+                         if isinstance(j, CardTestingJudge) and scope.matches(facts) and _key(j.rule.per, facts)]
+        alerts = self.settle(found, code, now)
+        return found.counted, alerts
+
+    def replay(self, facts: Facts, code: str, counted: Iterable[str], at: float) -> None:
+        """A journaled request, `at` on the engine's clock, back into the memory of the rules it
+        counted in (rules since changed start empty)."""
+        names = set(counted)
+        for judge in self.judges:
+            if judge.rule.name not in names:
+                continue
+            if isinstance(judge, VelocityJudge) and code == RC.APPROVED:
+                judge.replay(facts, at)
+            elif isinstance(judge, CardTestingJudge) and code in judge.rule.codes:
+                judge.declined_for(facts, at)
+            elif isinstance(judge, TravelJudge) and code == RC.APPROVED and facts.pan_hash and facts.country:
+                judge.last.note(facts.pan_hash, facts.country, at)
+
+    def _release(self, found: Assessment) -> None:
+        for judge, key, event in found.reserved:
+            judge.totals.retract(key, event)
+        found.reserved.clear()
+        found.counted.clear()
+
+    def held(self) -> int:
+        """Keys held across every rule's memory (bounded by the traffic within the windows)."""
+        return sum(judge.held() for judge in self.judges)
+
+
+def _memory(rule: Rule) -> float:
+    """How far back the journal must be replayed for this rule's state."""
+    if isinstance(rule, Velocity):
+        return rule.window
+    if isinstance(rule, CardTesting):
+        return rule.window + rule.cooldown
+    if isinstance(rule, Travel):
+        return rule.min_interval
+    return 0.0

@@ -1,0 +1,221 @@
+"""The memory of risk rules: sliding windows that forget, token buckets, cool-downs.
+
+Every structure is keyed (a card's PAN hash, a terminal, a merchant, a connection) and keeps a
+key only while it has something to say: events older than the window are dropped as time
+passes, and keys with nothing left are dropped, oldest first, whenever one is touched. Memory
+is bounded by the traffic within the windows, never by the number of cards ever seen. Time is
+the caller's (seconds on one monotonic clock).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict, deque
+from typing import Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Event:
+    """One counted request; `retract()`ed when it turns out not to count (declined)."""
+
+    __slots__ = ("at", "amount", "live", "owner")
+
+    def __init__(self, at: float, amount: int, owner: _Totals) -> None:
+        self.at = at
+        self.amount = amount
+        self.live = True  # counted in its owner's totals
+        self.owner = owner
+
+
+class _Totals:
+    __slots__ = ("events", "count", "amount")
+
+    def __init__(self) -> None:
+        self.events: deque[Event] = deque()
+        self.count = 0
+        self.amount = 0
+
+
+class SlidingTotals(Generic[K]):
+    """Per key: how many events, and their amounts, within the last `span` seconds."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self._keys: OrderedDict[K, _Totals] = OrderedDict()  # least recently added first
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def totals(self, key: K, now: float) -> tuple[int, int]:
+        totals = self._keys.get(key)
+        if totals is None:
+            return 0, 0
+        self._expire(totals, now)
+        return totals.count, totals.amount
+
+    def add(self, key: K, now: float, amount: int) -> Event:
+        totals = self._keys.get(key)
+        if totals is None:
+            totals = self._keys[key] = _Totals()
+        else:
+            self._keys.move_to_end(key)
+            self._expire(totals, now)
+        event = Event(now, amount, totals)
+        totals.events.append(event)
+        totals.count += 1
+        totals.amount += amount
+        self._forget(now)
+        return event
+
+    def retract(self, key: K, event: Event) -> None:
+        if event.live and self._keys.get(key) is event.owner:
+            event.live = False
+            event.owner.count -= 1
+            event.owner.amount -= event.amount
+
+    def _expire(self, totals: _Totals, now: float) -> None:
+        horizon = now - self.span
+        events = totals.events
+        while events and events[0].at <= horizon:
+            event = events.popleft()
+            if event.live:
+                event.live = False
+                totals.count -= 1
+                totals.amount -= event.amount
+
+    def _forget(self, now: float) -> None:
+        """Drop keys whose newest event has left the window (the least recently added first)."""
+        horizon = now - self.span
+        while self._keys:
+            key, totals = next(iter(self._keys.items()))
+            if totals.events and totals.events[-1].at > horizon:
+                return
+            del self._keys[key]
+
+
+class DistinctWindow(Generic[K]):
+    """Per key: how many distinct values (cards) within the last `span` seconds."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self._keys: OrderedDict[K, tuple[deque[tuple[float, str]], Counter[str]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: K, now: float, value: str) -> int:
+        """Note `value` for `key`; returns the distinct values within the window, this one included."""
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = (deque(), Counter())
+        else:
+            self._keys.move_to_end(key)
+        seen, counts = entry
+        horizon = now - self.span
+        while seen and seen[0][0] <= horizon:
+            _, old = seen.popleft()
+            counts[old] -= 1
+            if not counts[old]:
+                del counts[old]
+        seen.append((now, value))
+        counts[value] += 1
+        self._forget(horizon)
+        return len(counts)
+
+    def clear(self, key: K) -> None:
+        self._keys.pop(key, None)
+
+    def _forget(self, horizon: float) -> None:
+        while self._keys:
+            key, (seen, _) = next(iter(self._keys.items()))
+            if seen and seen[-1][0] > horizon:
+                return
+            del self._keys[key]
+
+
+class Cooldowns(Generic[K]):
+    """Keys barred for `length` seconds from when their cool-down starts; a key is forgotten
+    once it has passed. One length for all keys, so the order they start in is the order they end."""
+
+    def __init__(self, length: float) -> None:
+        self.length = length
+        self._until: OrderedDict[K, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def start(self, key: K, now: float) -> float:
+        """Bar `key` from `now`; returns when it ends."""
+        self._until.pop(key, None)
+        until = self._until[key] = now + self.length
+        return until
+
+    def active(self, key: K, now: float) -> float | None:
+        """When `key`'s cool-down ends, if it is cooling down at `now`."""
+        while self._until:
+            key0, until0 = next(iter(self._until.items()))
+            if until0 > now:
+                break
+            del self._until[key0]
+        until = self._until.get(key)
+        return until if until is not None and until > now else None
+
+
+class TokenBuckets(Generic[K]):
+    """Per key, a bucket of `burst` tokens refilled at `rate` a second; a full bucket is
+    forgotten (it is the same as a new one)."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._full_after = burst / rate  # seconds an empty bucket takes to fill
+        self._buckets: OrderedDict[K, list[float]] = OrderedDict()  # key -> [tokens, updated], by last use
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: K, now: float) -> bool:
+        """One token for `key`, if it has one."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [float(self.burst), now]
+        else:
+            self._buckets.move_to_end(key)
+            bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket[1] = now
+        self._forget(now)
+        if bucket[0] < 1:
+            return False
+        bucket[0] -= 1
+        return True
+
+    def _forget(self, now: float) -> None:
+        while self._buckets:
+            key, (_, updated) = next(iter(self._buckets.items()))
+            if now - updated < self._full_after:
+                return
+            del self._buckets[key]
+
+
+class LastSeen(Generic[K]):
+    """Per key, the last value noted and when, for `span` seconds."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self._last: OrderedDict[K, tuple[str, float]] = OrderedDict()  # by when noted
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def get(self, key: K, now: float) -> tuple[str, float] | None:
+        seen = self._last.get(key)
+        return seen if seen is not None and now - seen[1] < self.span else None
+
+    def note(self, key: K, value: str, now: float) -> None:
+        self._last.pop(key, None)
+        self._last[key] = (value, now)
+        while self._last:
+            key0, (_, at) = next(iter(self._last.items()))
+            if now - at < self.span:
+                return
+            del self._last[key0]
