@@ -17,6 +17,7 @@ finishes and is journaled; only its response has nowhere to go, and that is logg
 
 from __future__ import annotations
 
+import itertools
 from typing import Awaitable, Callable
 
 import trio
@@ -40,7 +41,8 @@ MAX_IN_FLIGHT_PER_CONNECTION = 256
 REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
 REFUSED_LOG_INTERVAL = 1.0  # seconds: at most one connection_refused line per listener this often
 
-Handler = Callable[[Message, ListenerConfig], Awaitable[Message]]
+Handler = Callable[[Message, ListenerConfig, int], Awaitable[Message]]  # request, listener, connection number
+_CONNECTION_NUMBERS = itertools.count(1)  # names a connection for rate limits per connection
 
 
 class Terminals:
@@ -159,6 +161,7 @@ class TerminalConnection:
         observe = (lambda frame: self._record("out", frame)) if capture is not None else None
         self.connection = Connection.adopt(stream, MAX_IN_FLIGHT_PER_CONNECTION, observe)
         self.peer = self.connection.peer
+        self.number = next(_CONNECTION_NUMBERS)
         self.requests = 0
         self.in_flight = 0
         self._answered = trio.lowlevel.ParkingLot()  # the reader waits here for free slots
@@ -325,7 +328,7 @@ class TerminalConnection:
                 self._reject(mask_pan_like(str(exc)))
             return answer
         try:
-            return await self.handler(request, self.listener)
+            return await self.handler(request, self.listener, self.number)
         except Exception as exc:  # answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
                          stan=_shown(request.get("11")), error=type(exc).__name__)

@@ -1,8 +1,10 @@
 """Operator commands on a loopback TCP port: one command per line in, one JSON line out.
 
     reload-routes   re-read and check the BIN table; the old one stays if the new one is bad
+    reload-risk     re-read and check the risk rules; the old ones stay if the new ones are bad
     status          links (up, in flight, refused for their bound), requests in flight and shed
-                    for overload, the event loop's worst lag and stalls, open SAF items, route entries
+                    for overload, the event loop's worst lag and stalls, open SAF items, route entries,
+                    risk rules and the keys their counts hold
 
 The port is opt-in (`[switch] admin_port`) and binds 127.0.0.1 unless `admin_host` says
 otherwise: whoever can reach it can change routing. `cardswitch admin` is its client.
@@ -21,7 +23,7 @@ from switch import logs
 if TYPE_CHECKING:
     from switch.service import Switch
 
-COMMANDS = ("reload-routes", "status")
+COMMANDS = ("reload-routes", "reload-risk", "status")
 MAX_LINE = 1024
 
 
@@ -31,6 +33,9 @@ async def answer(switch: Switch, line: str) -> dict:
     if command == "reload-routes":
         ok, detail = await switch.reload_routing()
         return {"ok": ok, "detail": detail}
+    if command == "reload-risk":
+        ok, detail = await switch.reload_risk()
+        return {"ok": ok, "detail": detail}
     return status(switch, command)
 
 
@@ -39,7 +44,8 @@ def status(switch: Switch, command: str = "status") -> dict:
     if command == "status":
         return {"ok": True, "in_flight": switch.in_flight, "max_in_flight": switch.config.max_in_flight,
                 "overloaded": switch.overloaded, "shed": switch.shed, "loop_lag": switch.loop_lag.status(),
-                "routes": len(switch.routing),
+                "routes": len(switch.routing), "risk_rules": len(switch.risk.rules),
+                "risk_memory_keys": switch.risk.held(),
                 "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched,
                                  "saturated": switch.saturated[name]}
                           for name, link in switch.links.items()},

@@ -15,7 +15,9 @@ import attrs
 
 from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
+from switch.core.risk.rules import RuleSet
 from switch.core.standin import StandInLimits
+from switch.risk import load_rules
 from switch.routes import load_routing_file
 from switch.routing import RoutingTable
 from switch.tomlfile import Table, read_toml
@@ -153,6 +155,7 @@ class SwitchConfig:
     metrics_port: int | None = None  # Prometheus GET /metrics (switch.metrics); off unless set
     saf: SafConfig = SafConfig()
     hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
+    risk: RuleSet = RuleSet()  # [risk] rules: none unless a rules file is named
     source: str = ""
 
 
@@ -417,6 +420,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     names = [issuer.name for issuer in issuers]
     _unique_names(top, "issuers", names)
     routing = _routing(top, set(names))
+    risk = read_risk_rules(top, set(names))
     top.finish()
     if overrides:
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
@@ -425,4 +429,23 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
                         log_file=log_file, duplicate_window=duplicate_window,
                         shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
                         admin_port=admin_port, metrics_host=metrics_host, metrics_port=metrics_port,
-                        saf=saf, hsm=hsm, source=str(path))
+                        saf=saf, hsm=hsm, risk=risk, source=str(path))
+
+
+def read_risk_rules(top: Table, issuer_names: set[str]) -> RuleSet:
+    """`[risk] rules = FILE` (relative to the config): validated like the routes, at start and
+    on every reload; rules scoped to issuers the config does not define are refused."""
+    table = top.table("risk")
+    rules_file = table.get("rules", str, None, "a path to a risk rules file (TOML)")
+    table.finish()
+    if rules_file is None:
+        return RuleSet()
+    rules = load_rules(Path(top.file).parent / rules_file)
+    for rule in rules.rules:
+        unknown = sorted(rule.scope.issuers - issuer_names)
+        if unknown:
+            where = f"{rules.source}:{rule.line}" if rule.line else rules.source
+            raise ConfigError(where, f"rules.{rule.name}.issuers",
+                              f"issuers the switch defines ({', '.join(sorted(issuer_names)) or 'none'}), "
+                              f"not {', '.join(unknown)}")
+    return rules

@@ -111,6 +111,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE transactions ADD COLUMN reversal BLOB;
     ALTER TABLE transactions ADD COLUMN sent_at REAL;
     """,
+    # Risk rules: the acquiring country (field 19, for impossible travel), what the rules said of
+    # the request (`risk`: declined or flagged by which rule, shown by `journal list`) and the
+    # rules whose counts it is in (`risk_counted`), from which the counts are rebuilt at start.
+    """
+    ALTER TABLE transactions ADD COLUMN country TEXT;
+    ALTER TABLE transactions ADD COLUMN risk TEXT;
+    ALTER TABLE transactions ADD COLUMN risk_counted TEXT;
+    """,
 )
 
 Operation = Callable[[sqlite3.Connection], Any]

@@ -46,20 +46,24 @@ class TxnRecords:
         any field, and a row is written before validation has looked at it."""
         self.journal.execute(
             "INSERT INTO transactions (trace, created_at, listener, mti, processing_code, amount, currency,"
-            " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, country, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             (txn.trace, txn.created, listener, _masked(txn.mti), _masked(request.get("3")), txn.amount,
              _masked(request.get("49")), _masked(txn.tid), _masked(request.get("42")), _masked(txn.stan),
-             _masked(txn.transmitted), _masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash))
+             _masked(txn.transmitted), _masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash,
+             _masked(request.get("19"))))
 
-    def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None) -> None:
+    def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None,
+              risk: str | None = None, risk_counted: str | None = None) -> None:
+        """The outcome. `risk`: what the risk rules said (declined or flagged, by which rule);
+        `risk_counted`: the rules whose counts the request is in, for rebuilding them at start."""
         self.journal.execute(
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
-            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL"
-            " WHERE trace = ?",
+            " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL,"
+            " risk = ?, risk_counted = ? WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
              stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
-             txn.sent_as, txn.trace))
+             txn.sent_as, risk, risk_counted, txn.trace))
 
     def prepared(self, txn: Txn, reversal: bytes, original_trace: int | None = None,
                  reversed_amount: int | None = None) -> None:

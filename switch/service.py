@@ -34,6 +34,9 @@ from switch.core.context import (
 from switch.core.matcher import KeyInUse
 from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
 from switch.core.pipeline import Step, pipeline_for
+from switch.core.risk.engine import RiskEngine
+from switch.core.risk.facts import Facts, facts_of
+from switch.core.risk.rules import PRESENT
 from switch.core.standin import StandIn
 from switch.core.states import State
 from switch.core.txn import Txn
@@ -53,6 +56,7 @@ from switch.vault import open_vault
 from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message
 
+AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules judge
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
 OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
@@ -79,6 +83,7 @@ class Switch:
         self.window = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
         self.stand_in = StandIn(utc_today)
+        self.risk = RiskEngine(config.risk)
         self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
         self.loop_lag = LoopLag()
@@ -121,9 +126,28 @@ class Switch:
         for txn in self.records.recent(time.time() - self.config.duplicate_window, trio.current_time()):
             self.window.add(txn)
 
+    def _replay_risk(self) -> None:
+        """The risk rules' counts survive a restart: the journal's requests within the longest
+        memory of any rule, back into the rules they counted in, each at its age on the wall
+        clock before now on the switch's clock."""
+        if not self.risk.longest:
+            return
+        now, wall = trio.current_time(), time.time()
+        rows = self.journal.read(
+            "SELECT created_at, pan_hash, tid, mid, country, amount, rc, risk_counted FROM transactions"
+            " WHERE created_at >= ? AND risk_counted IS NOT NULL ORDER BY created_at", (wall - self.risk.longest,))
+        for row in rows:
+            facts = Facts(pan=None, pan_hash=row["pan_hash"], issuer=None, terminal=row["tid"], acquirer=None,
+                          merchant=row["mid"], mcc=None, country=row["country"], channel=PRESENT,
+                          amount=row["amount"] or 0, has_pin=False)
+            self.risk.replay(facts, row["rc"] or "", row["risk_counted"].split(","), now - (wall - row["created_at"]))
+        logs.event("risk_rules_loaded", rules=len(self.risk.rules), source=self.risk.rules.source or None,
+                   replayed=len(rows), held=self.risk.held())
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `shutdown()`: reports {listener name: bound port} once listening."""
         self._load_window()
+        self._replay_risk()
         async with trio.open_nursery() as journal_nursery:
             await journal_nursery.start(self.journal.run)
             journal_nursery.start_soon(logs.write_in_batches)
@@ -194,6 +218,20 @@ class Switch:
         logs.event("routes_reloaded", entries=len(fresh))
         return True, f"{len(fresh)} entries"
 
+    async def reload_risk(self) -> tuple[bool, str]:
+        """Re-read the risk rules named in the config file (SIGHUP, `admin reload-risk`), in a
+        thread, checked as at start; a file that fails is refused with a logged reason and the
+        running rules stay. Rules still defined the same way keep their counts."""
+        async with self._reloading:
+            try:
+                fresh = await trio.to_thread.run_sync(lambda: load_config(self.config.source).risk)
+            except CardswitchError as exc:
+                logs.warning("risk_reload_rejected", reason=str(exc))
+                return False, str(exc)
+            self.risk = RiskEngine(fresh, previous=self.risk)
+        logs.event("risk_reloaded", rules=len(fresh), source=fresh.source or None)
+        return True, f"{len(fresh)} rules"
+
     def _read_routing(self) -> RoutingTable:
         """The config file's routing table, checked against the running links (in a thread)."""
         routing = load_config(self.config.source).routing
@@ -212,7 +250,7 @@ class Switch:
 
     # -- one transaction ---------------------------------------------------------------
 
-    async def handle(self, request: Message, listener: ListenerConfig) -> Message:
+    async def handle(self, request: Message, listener: ListenerConfig, connection: int = 0) -> Message:
         """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
         its participants ask for, and return the terminal's response. Requests run in the
         switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
@@ -226,7 +264,7 @@ class Switch:
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
         self.records.open(txn, request, listener.name, pan)
-        ctx = Context(request, txn, pan, listener.acquirer_id, self)
+        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection)
         try:
             verdict = await self._run(ctx, listener)
         except BaseException as exc:
@@ -277,14 +315,39 @@ class Switch:
         txn.response = retained_response(response)
         txn.rc = verdict.code
         txn.approval = response.fields.get("38")
+        risk, counted = self._settle_risk(ctx)
         latency_ms = round((trio.current_time() - started) * 1000, 3)
-        self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace)
+        self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace, risk, counted)
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
-        _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason)
+        _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason, risk)
         if self.metrics is not None:
             self.metrics.observe(txn, listener.name, latency_ms)
         return response
+
+    def _settle_risk(self, ctx: Context) -> tuple[str | None, str | None]:
+        """Tell the risk rules the outcome; returns what the journal keeps of them: every rule
+        that spoke (declined or flagged), and the rules whose counts the request is in (so that
+        a restart can rebuild them, `_replay_risk`). Logs an alert when card testing stops a
+        terminal or merchant."""
+        txn, found = ctx.txn, ctx.assessment
+        if found is not None:
+            alerts = self.risk.settle(found, txn.rc or "", txn.seen)
+            counted = found.counted
+            spoke = found.summary()
+        elif txn.rc in self.risk.testing_codes and txn.mti in AUTHORISATIONS:
+            facts = ctx.risk_facts or facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection)
+            counted, alerts = self.risk.declined_unassessed(facts, txn.rc or "", txn.seen)
+            spoke = None
+        else:
+            return (_flags_summary(ctx), None) if ctx.risk_flags else (None, None)
+        for alert in alerts:
+            logs.warning("risk_alert", rule=alert.rule, per=alert.per, key=mask_pan_like(alert.key),
+                         distinct_cards=alert.cards, window_s=alert.window, cooldown_s=alert.cooldown,
+                         trace=txn.trace)
+        if ctx.risk_flags:
+            spoke = "; ".join(filter(None, (_flags_summary(ctx), spoke)))
+        return spoke, ",".join(counted) or None
 
     def _finish(self, txn: Txn) -> None:
         txn.finished = True
@@ -452,8 +515,12 @@ class Switch:
             logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
 
 
+def _flags_summary(ctx: Context) -> str:
+    return "; ".join(hit.describe() for hit in ctx.risk_flags or ())
+
+
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float,
-             reason: str | None) -> None:
+             reason: str | None, risk: str | None) -> None:
     """The one log line of every transaction (the card masked), with the journal's reason: for a
     request refused by the format checks (12, 30) it names the field and the check, never its
     value. stan and tid come as the terminal sent them (a misaligned frame may put card data
@@ -461,4 +528,4 @@ def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | No
     logs.event("txn", listener=listener.name, trace=txn.trace, mti=mask_pan_like(request.mti),
                pan=mask_pan(pan) if pan else None, stan=mask_pan_like(txn.stan), tid=mask_pan_like(txn.tid),
                issuer=txn.issuer, rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms,
-               issuer_ms=txn.issuer_ms, reason=reason)
+               issuer_ms=txn.issuer_ms, reason=reason, risk=risk)

@@ -1,4 +1,4 @@
-"""`cardswitch admin reload-routes|status --admin HOST:PORT`: talk to a running switch's admin port.
+"""`cardswitch admin reload-routes|reload-risk|status --admin HOST:PORT`: talk to a running switch's admin port.
 
 Exits 0 when the switch did it, 1 when it refused (the reason is printed), 3 without an answer.
 """

@@ -22,7 +22,7 @@ DEFAULT_LIMIT = 1000
 RELATIVE = re.compile(r"(\d+)([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 LIST_COLUMNS = ("trace", "time", "mti", "tid", "stan", "rrn", "pan", "amount", "currency", "issuer", "rc",
-                "approval", "state", "latency_ms", "reason")
+                "approval", "state", "latency_ms", "reason", "risk")
 SAF_COLUMNS = ("id", "issuer", "trace", "kind", "mti", "status", "attempts", "next_attempt", "last_error",
                "response_code")
 
@@ -141,7 +141,7 @@ def list_transactions(args) -> int:
         "currency": row["currency"], "issuer": row["issuer"], "rc": row["rc"], "approval": row["approval"],
         "state": row["state"], "latency_ms": row["latency_ms"], "reason": row["reason"],
         "late_rc": row["late_rc"], "reversed_amount": row["reversed_amount"],
-        "original_trace": row["original_trace"],
+        "original_trace": row["original_trace"], "country": row["country"], "risk": row["risk"],
     } for row in rows]
     _print(shown, LIST_COLUMNS, args.json)
     return 0

@@ -1,7 +1,7 @@
 """`cardswitch serve --config FILE`: run listeners and issuer links from one TOML file.
 
-SIGHUP reloads the routing table from the same file; a table that fails validation is refused
-with a logged reason and the running one stays.
+SIGHUP reloads the routing table and the risk rules from the same file; a table or rules file
+that fails validation is refused with a logged reason and the running one stays.
 """
 
 from __future__ import annotations
@@ -138,3 +138,4 @@ async def reload_on_sighup(switch: Switch) -> None:
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         async for _ in signals:
             await switch.reload_routing()
+            await switch.reload_risk()

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import attrs
 
 from switch.core.matcher import Matcher
+from switch.core.risk.engine import Assessment, Hit, RiskEngine
+from switch.core.risk.facts import Facts
 from switch.core.standin import StandIn, StandInLimits
 from switch.core.states import State
 from switch.core.txn import Txn
@@ -64,6 +66,8 @@ class SwitchView(Protocol):
     def links(self) -> dict[str, Any]: ...  # issuer name -> a LinkView
     @property
     def over_capacity(self) -> bool: ...  # more requests in flight than the switch takes
+    @property
+    def risk(self) -> RiskEngine: ...
 
 
 # -- the context --------------------------------------------------------------------------
@@ -77,6 +81,7 @@ class Context:
     pan: str | None
     acquirer_id: str | None  # the listener's, for field 32
     switch: SwitchView
+    connection: object = None  # the terminal connection it came on (rate limits per connection)
     prior: Txn | None = None  # the first transmission of a retransmission
     original: Txn | None = None  # what a reversal reverses
     route: RouteEntry | None = None
@@ -89,6 +94,9 @@ class Context:
     failure: LinkFailure | None = None  # why there is no issuer response
     reason: str | None = None  # for the journal, when the answer needs explaining
     original_trace: int | None = None
+    risk_facts: Facts | None = None  # what the risk rules judge, read once from the request
+    risk_flags: list[Hit] | None = None  # rate limits that flagged it
+    assessment: Assessment | None = None  # the risk rules' findings, settled with the outcome
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from switch.core.participants.duplicates import recognise_retransmission
 from switch.core.participants.forwarding import answer_from_issuer, forward_to_issuer, prepare_outgoing
 from switch.core.participants.network import answer_network_management
 from switch.core.participants.reversals import find_original, reverse_original
+from switch.core.participants.risk import assess_risk, limit_rate
 from switch.core.participants.routing import route_by_bin
 from switch.core.participants.stand_in import stand_in_without_issuer
 from switch.core.participants.validation import validate
@@ -30,6 +31,7 @@ Participant = Callable[[Context], Answer | Step | None]
 COMMON: tuple[Participant, ...] = (
     shed_when_overloaded,  # 91 beyond max_in_flight
     validate,  # 12, 30
+    limit_rate,  # 91 beyond a terminal's or connection's rate (risk rules)
     recognise_retransmission,  # the first answer again, or 94
 )
 
@@ -40,6 +42,7 @@ GROUPS: dict[str, tuple[Participant, ...]] = {
     "authorisation": (  # 0100, 0200 and their repeats
         check_card_data_agrees,  # 30: track 2 against fields 2 and 14
         route_by_bin,  # 15
+        assess_risk,  # risk rules: 59, 61, 65 or the rule's code; flags
         prepare_outgoing,
         check_card,  # HSM: CVV 82, CVV2 N7, PIN translated, PIN 55 / 75, 96
         forward_to_issuer,  # issuer link

@@ -253,7 +253,9 @@ class RiskEngine:
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
         self._rate = [(j, j.rule.scope) for j in self.judges if isinstance(j, RateJudge)]
         self._assessing = [(j, j.rule.scope) for j in self.judges if not isinstance(j, RateJudge)]
-        self._testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
+        self.rate_limited = bool(self._rate)
+        self.assessing = bool(self._assessing)
+        self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
 
     def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
@@ -292,7 +294,7 @@ class RiskEngine:
                 found.counted.append(judge.rule.name)
             return []
         self._release(found)
-        if code not in self._testing_codes:
+        if code not in self.testing_codes:
             return []
         alerts = []
         for tester in found.testing:
@@ -305,7 +307,7 @@ class RiskEngine:
 
     def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], list[Alert]]:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
-        if code not in self._testing_codes:
+        if code not in self.testing_codes:
             return [], []
         found = Assessment(facts)
         found.testing = [j for j, scope in self._assessing
