@@ -7,6 +7,7 @@ demo cards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -42,9 +43,10 @@ class Step:
     amount: int = 2500
     mti: str = "0200"
     processing_code: str = "000000"
-    listener: str = "terminals"
+    terminal: str = "terminals"  # a key of TERMINALS
     pin: str | None = None  # entered on the terminal, sent encrypted under its TPK
     cvv2: str | None = None
+    country: str | None = None  # field 19, the acquiring country
 
 
 SCRIPT = (
@@ -59,7 +61,7 @@ SCRIPT = (
     Step("purchase, issuer timeout", "91", "6011000000000020"),
     Step("balance inquiry", "00", "4761730000000011", amount=0, processing_code="310000"),
     Step("unsupported processing code", "12", "4761730000000011", processing_code="500000"),
-    Step("purchase over POS TPDU listener", "00", "4761730000000011", listener="pos"),
+    Step("purchase over POS TPDU listener", "00", "4761730000000011", terminal="pos"),
     Step("reversal of the first purchase", "00", mti="0400"),
     Step("echo test (0800/301)", "00", mti="0800"),
     # PINs and CVV2s as `cardswitch demo --cards` lists them.
@@ -68,7 +70,20 @@ SCRIPT = (
     Step("PIN purchase, issuer verifies it (bank_b)", "00", "5200000000000015", pin="9753"),
     Step("card not present, CVV2 correct", "00", "4761730000000011", cvv2="042"),
     Step("card not present, wrong CVV2", "N7", "4761730000000011", cvv2="999"),
+    # The switch's risk rules (specs/demo/risk.toml).
+    Step("velocity card, 1st purchase this hour", "00", "4761730000000060"),
+    Step("velocity card, 2nd purchase this hour", "00", "4761730000000060"),
+    Step("velocity card, 3rd purchase: velocity rule", "65", "4761730000000060"),
+    *(Step(f"card testing: wrong CVV2, card {n} of 5", "N7", pan, terminal="tester", cvv2="999")
+      for n, pan in enumerate(("4761730000000011", "4761730000000029", "4761730000000037",
+                               "4761730000000045", "4761730000000052"), 1)),
+    Step("card testing: next card stopped (60 s)", "59", "4761730000000011", terminal="tester", cvv2="042"),
+    Step("purchase acquired in country 408 (denied)", "59", "4761730000000011", country="408"),
 )
+# The script's terminals: (listener, dialect, terminal id). The tester is a third terminal on the
+# main listener, so that card testing's cool-down stops it and nobody else.
+TERMINALS = {"terminals": ("terminals", "iso87-binary", "T0000001"), "pos": ("pos", "pos-tpdu", "T0000002"),
+             "tester": ("terminals", "iso87-binary", "T0000666")}
 
 
 def register(subparsers) -> None:
@@ -224,13 +239,14 @@ async def summarise(log_file: Path, switch, interval: float = 1.0) -> None:
 
 
 async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Message]) -> Message:
-    terminal = terminals[step.listener]
+    terminal = terminals[step.terminal]
     if step.mti == "0800":
         return await terminal.echo()
     if step.mti == "0400":
         return await terminal.reverse(first[0])
     request = terminal.card_request(step.mti, pan=step.pan, amount=step.amount, expiry=EXPIRY,
-                                    processing_code=step.processing_code, pin=step.pin, cvv2=step.cvv2)
+                                    processing_code=step.processing_code, pin=step.pin, cvv2=step.cvv2,
+                                    extra={"19": step.country} if step.country else None)
     if not first:
         first.append(request)
     return await terminal.send(request)
@@ -241,10 +257,10 @@ async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int
     pin_key = terminal_pin_key()
     async with trio.open_nursery() as nursery:
         network: Network = await start_network(nursery, data_dir, capture=capture)
-        async with open_terminal("127.0.0.1", network.ports["terminals"], pin_key=pin_key) as main, \
-                open_terminal("127.0.0.1", network.ports["pos"], dialect="pos-tpdu", tid="T0000002",
-                              pin_key=pin_key) as pos:
-            terminals = {"terminals": main, "pos": pos}
+        async with contextlib.AsyncExitStack() as stack:
+            terminals = {name: await stack.enter_async_context(
+                open_terminal("127.0.0.1", network.ports[listener], dialect=dialect, tid=tid, pin_key=pin_key))
+                for name, (listener, dialect, tid) in TERMINALS.items()}
             first: list[Message] = []
             for step in SCRIPT:
                 started = trio.current_time()
