@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from functools import partial
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from switch import logs
 from switch.core.messages import FORWARDED_MTIS, ORIGINAL_MTI
+from switch.core.risk.engine import Hit
 from switch.errors import ConfigError
 from switch.journal import connect
 
@@ -90,6 +91,7 @@ class SwitchMetrics:
         self.counted: dict[tuple[str, str | None, str | None, str], int] = {}
         self.duration = Buckets(DURATION_BUCKETS)
         self.issuer_round_trip: dict[str, Buckets] = {}
+        self.risk_decisions: dict[tuple[str, str], int] = {}  # (rule, action) -> requests
         self.collector = SwitchCollector(switch, self)
         self.registry.register(self.collector)
 
@@ -110,6 +112,12 @@ class SwitchMetrics:
             seconds = issuer_ms / 1000
             trip.counts[bisect_left(trip.bounds, seconds)] += 1
             trip.sum += seconds
+
+    def risk_decided(self, hits: Iterable[Hit]) -> None:
+        """Risk rules that declined or flagged a request (only called when some did)."""
+        decisions = self.risk_decisions
+        for hit in hits:
+            decisions[(hit.rule, hit.action)] = decisions.get((hit.rule, hit.action), 0) + 1
 
     def scrape(self) -> bytes:
         return generate_latest(self.registry)
@@ -182,6 +190,14 @@ class SwitchCollector(Collector):
         yield CounterMetricFamily("cardswitch_shed", "Requests answered 91 because the switch was overloaded",
                                   switch.shed)
         yield GaugeMetricFamily("cardswitch_routes", "Entries in the BIN routing table", len(switch.routing))
+        decisions = CounterMetricFamily("cardswitch_risk_decisions", "Requests a risk rule declined or flagged",
+                                        labels=("rule", "action"))
+        for (rule, action), count in list(self.metrics.risk_decisions.items()):
+            decisions.add_metric((rule, action), count)
+        yield decisions
+        yield GaugeMetricFamily("cardswitch_risk_memory_keys",
+                                "Cards, terminals, merchants and connections the risk rules' counts hold now",
+                                switch.risk.held())
         up = GaugeMetricFamily("cardswitch_issuer_link_up", "1 while the issuer link is connected and signed on",
                                labels=("issuer",))
         in_flight = GaugeMetricFamily("cardswitch_issuer_link_in_flight", "Requests waiting for the issuer's answer",

@@ -331,23 +331,23 @@ class Switch:
         a restart can rebuild them, `_replay_risk`). Logs an alert when card testing stops a
         terminal or merchant."""
         txn, found = ctx.txn, ctx.assessment
+        hits = list(ctx.rate_hits or ())
+        counted: list[str] = []
+        alerts = []
         if found is not None:
             alerts = self.risk.settle(found, txn.rc or "", txn.seen)
             counted = found.counted
-            spoke = found.summary()
+            hits += found.hits()
         elif txn.rc in self.risk.testing_codes and txn.mti in AUTHORISATIONS:
             facts = ctx.risk_facts or facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection)
             counted, alerts = self.risk.declined_unassessed(facts, txn.rc or "", txn.seen)
-            spoke = None
-        else:
-            return (_flags_summary(ctx), None) if ctx.risk_flags else (None, None)
         for alert in alerts:
             logs.warning("risk_alert", rule=alert.rule, per=alert.per, key=mask_pan_like(alert.key),
                          distinct_cards=alert.cards, window_s=alert.window, cooldown_s=alert.cooldown,
                          trace=txn.trace)
-        if ctx.risk_flags:
-            spoke = "; ".join(filter(None, (_flags_summary(ctx), spoke)))
-        return spoke, ",".join(counted) or None
+        if hits and self.metrics is not None:
+            self.metrics.risk_decided(hits)
+        return "; ".join(hit.describe() for hit in hits) or None, ",".join(counted) or None
 
     def _finish(self, txn: Txn) -> None:
         txn.finished = True
@@ -513,10 +513,6 @@ class Switch:
             await self.saf.enqueue(issuer, trace, "unknown_approval_reversal", advice)
         except Exception as exc:
             logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
-
-
-def _flags_summary(ctx: Context) -> str:
-    return "; ".join(hit.describe() for hit in ctx.risk_flags or ())
 
 
 def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float,

@@ -54,7 +54,11 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 async def test_scrape_counts_transactions_with_bounded_labels_and_no_card_data(nursery, tmp_path):
     bank = make_bank({"pan": APPROVE}, {"pan": DECLINE, "balance": 10})
     issuer_port = await start_issuer(nursery, bank)
-    switch = Switch(load_config(_config(tmp_path / "switch.toml", issuer_port, metrics_port=0)))
+    config = _config(tmp_path / "switch.toml", issuer_port, metrics_port=0)
+    (tmp_path / "risk.toml").write_text(toml_text({"rules": [
+        {"name": "big", "kind": "amount", "max_amount": 1000, "action": "flag"}]}))
+    config.write_text(config.read_text() + '\n[risk]\nrules = "risk.toml"\n')
+    switch = Switch(load_config(config))
     ports = await nursery.start(switch.run)
     await switch.wait_links_up()
     async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
@@ -81,9 +85,11 @@ async def test_scrape_counts_transactions_with_bounded_labels_and_no_card_data(n
     assert samples[("cardswitch_shed_total", ())] == 0
     assert samples[("cardswitch_journal_batches_total", ())] >= 1
     assert ("cardswitch_event_loop_lag_worst_seconds", ()) in samples
+    assert samples[("cardswitch_risk_decisions_total", (("action", "flag"), ("rule", "big")))] == 1
+    assert samples[("cardswitch_risk_memory_keys", ())] == 0
     for pan in (APPROVE, DECLINE):
         assert pan not in text and pan[6:] not in text  # not the PAN, not its middle and end either
-    allowed = {"mti", "rc", "issuer", "listener", "le"}
+    allowed = {"mti", "rc", "issuer", "listener", "le", "rule", "action"}
     assert {label for _, labels in samples for label, _ in labels} <= allowed
 
     status, _, _ = await trio.to_thread.run_sync(_get, f"http://127.0.0.1:{ports['metrics']}/other")

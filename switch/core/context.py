@@ -95,7 +95,7 @@ class Context:
     reason: str | None = None  # for the journal, when the answer needs explaining
     original_trace: int | None = None
     risk_facts: Facts | None = None  # what the risk rules judge, read once from the request
-    risk_flags: list[Hit] | None = None  # rate limits that flagged it
+    rate_hits: list[Hit] | None = None  # rate limits that declined or flagged it
     assessment: Assessment | None = None  # the risk rules' findings, settled with the outcome
 
 

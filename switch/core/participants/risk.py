@@ -35,10 +35,11 @@ def limit_rate(ctx: Context) -> Answer | None:
     if ctx.switch.window.previous(txn.tid, txn.stan, txn.transmitted, txn.seen) is not None:
         return None  # a retransmission: answered as the first time, not counted twice
     decline, flags = engine.throttle(risk_facts(ctx), txn.seen)
-    if flags:
-        ctx.risk_flags = flags
     if decline is None:
+        if flags:
+            ctx.rate_hits = flags
         return None
+    ctx.rate_hits = [*flags, decline]
     return _declined(decline, State.REJECTED)
 
 

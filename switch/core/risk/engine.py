@@ -68,10 +68,9 @@ class Assessment:
     travel: list[TravelJudge] = attrs.Factory(list)  # travel rules in scope
     counted: list[str] = attrs.Factory(list)  # rules whose memory this request is in (journaled)
 
-    def summary(self) -> str | None:
-        """For the journal's `risk` column and the log: every rule that spoke, declines first."""
-        hits = ([self.decline] if self.decline else []) + self.flags
-        return "; ".join(hit.describe() for hit in hits) or None
+    def hits(self) -> list[Hit]:
+        """Every rule that spoke, the decline first."""
+        return ([self.decline] if self.decline else []) + self.flags
 
 
 def _key(per: str, facts: Facts) -> Hashable | None:
