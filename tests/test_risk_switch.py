@@ -250,10 +250,21 @@ def test_a_bad_rules_file_stops_the_switch_with_one_line(tmp_path, rules, expect
 
 
 async def test_journal_list_shows_what_the_rules_said(tmp_path):
-    async with network(tmp_path, rules_toml({"name": "deny", "kind": "country", "deny": ["408"]})) as (switch, port):
+    rules = rules_toml({"name": "deny", "kind": "country", "deny": ["408"]},
+                       {"name": "big", "kind": "amount", "max_amount": 50, "action": "flag"})
+    async with network(tmp_path, rules) as (switch, port):
         async with open_terminal("127.0.0.1", port) as terminal:
             await terminal.purchase(pan=CARD, amount=1, expiry="3012", extra={"19": "408"})
-    process = await trio.run_process([sys.executable, "-m", "switch.cli", "journal", "list", "--data-dir",
-                                      str(tmp_path / "data"), "--json"], capture_stdout=True)
-    listed = json.loads(process.stdout.decode().splitlines()[-1])
-    assert (listed["rc"], listed["country"], listed["risk"]) == ("59", "408", "declined by deny: acquiring country 408 is denied")
+            await terminal.purchase(pan=CARD, amount=1, expiry="3012")
+            await terminal.purchase(pan=CARD, amount=100, expiry="3012")
+
+    async def listed(*options: str) -> list[dict]:
+        process = await trio.run_process([sys.executable, "-m", "switch.cli", "journal", "list", "--data-dir",
+                                          str(tmp_path / "data"), "--json", *options], capture_stdout=True)
+        return [json.loads(line) for line in process.stdout.decode().splitlines()]
+
+    denied, plain, flagged = await listed()
+    assert (denied["rc"], denied["country"], denied["risk"]) == ("59", "408", "declined by deny: acquiring country 408 is denied")
+    assert plain["risk"] is None and flagged["risk"] == "flagged by big: amount above 50"
+    assert [row["trace"] for row in await listed("--risk")] == [denied["trace"], flagged["trace"]]
+    assert [row["trace"] for row in await listed("--risk", "big")] == [flagged["trace"]]

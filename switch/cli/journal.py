@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     listing.add_argument("--rrn", help="retrieval reference number (field 37)")
     listing.add_argument("--pan-last4", help="last four digits of the card")
     listing.add_argument("--state", help=f"one of {', '.join(State)}")
+    listing.add_argument("--risk", metavar="RULE", nargs="?", const="",
+                         help="only what risk rules declined or flagged (by RULE, when given)")
     listing.add_argument("--since", help="ISO time (2026-11-22T10:00) or an age (15m, 2h, 1d)")
     listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
                          help=f"show the newest N matching transactions (default {DEFAULT_LIMIT}; 0: all)")
@@ -123,6 +125,10 @@ def list_transactions(args) -> int:
         if value:
             where.append(f"{column} = ?")
             params.append(value)
+    if args.risk is not None:
+        where.append("risk LIKE ? ESCAPE '\\'")
+        rule = args.risk.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params.append(f"%by {rule}:%" if rule else "%")
     if args.pan_last4:
         if not (args.pan_last4.isdigit() and len(args.pan_last4) == 4):
             raise UsageError("--pan-last4: expected 4 digits")
