@@ -268,3 +268,35 @@ async def test_journal_list_shows_what_the_rules_said(tmp_path):
     assert plain["risk"] is None and flagged["risk"] == "flagged by big: amount above 50"
     assert [row["trace"] for row in await listed("--risk")] == [denied["trace"], flagged["trace"]]
     assert [row["trace"] for row in await listed("--risk", "big")] == [flagged["trace"]]
+
+
+async def test_advices_and_reversals_are_not_judged(tmp_path):
+    rules = rules_toml({"name": "deny", "kind": "country", "deny": ["408"]},
+                       {"name": "slow", "kind": "rate", "per": "terminal", "per_second": 0.01, "burst": 1})
+    async with network(tmp_path, rules) as (switch, port):
+        async with open_terminal("127.0.0.1", port) as terminal:
+            purchase = terminal.card_request("0200", pan=CARD, amount=100, expiry="3012")
+            assert (await terminal.send(purchase))["39"] == "00"
+            assert (await terminal.reverse(purchase))["39"] == "00"  # beyond the rate: never limited
+            advice = terminal.card_request("0220", pan=CARD, amount=100, expiry="3012", extra={"19": "408"})
+            assert (await terminal.send(advice))["39"] == "00"  # what was done offline is recorded
+
+
+def test_the_rules_memory_forgets_cards_once_their_windows_pass():
+    from switch.core.risk.engine import RiskEngine
+    from switch.core.risk.facts import Facts
+    from switch.risk import load_rules
+
+    path = __import__("pathlib").Path(__file__).parent.parent / "specs" / "demo" / "risk.toml"
+    engine = RiskEngine(load_rules(path))
+    for n in range(10_000):
+        facts = Facts(pan=f"47617300{n:08d}", pan_hash=f"hash-{n}", issuer="bank_a", terminal=f"T{n % 50:07d}",
+                      acquirer=None, merchant=None, mcc=None, country="250", channel="present", amount=100,
+                      has_pin=False)
+        engine.settle(engine.assess(facts, n * 0.01), "N7" if n % 3 else "00", n * 0.01)
+    assert engine.held() > 0
+    later = 10_000 * 0.01 + 3601
+    facts = Facts(pan="4761730000000011", pan_hash="fresh", issuer="bank_a", terminal="T9999999", acquirer=None,
+                  merchant=None, mcc=None, country="250", channel="present", amount=100, has_pin=False)
+    engine.settle(engine.assess(facts, later), "N7", later)
+    assert engine.held() == 1  # the one card testing just saw

@@ -26,6 +26,9 @@ from switch.core.risk.rules import (
 from switch.core.risk.windows import Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets
 
 
+SWEEP_INTERVAL = 1.0  # seconds between sweeps of every rule's memory
+
+
 @attrs.frozen
 class Hit:
     """A rule that found something: it declines (`code`) or flags the request."""
@@ -120,6 +123,9 @@ class VelocityJudge:
     def held(self) -> int:
         return len(self.totals)
 
+    def forget(self, now: float) -> None:
+        self.totals.forget(now)
+
     def replay(self, facts: Facts, now: float) -> None:
         key = _key(self.rule.per, facts)
         if key is not None:
@@ -134,6 +140,10 @@ class CardTestingJudge:
 
     def held(self) -> int:
         return len(self.declined) + len(self.barred)
+
+    def forget(self, now: float) -> None:
+        self.declined.forget(now)
+        self.barred.forget(now)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
@@ -164,6 +174,9 @@ class _Memoryless:
     def held(self) -> int:
         return 0
 
+    def forget(self, now: float) -> None:
+        pass
+
 
 class CountryJudge(_Memoryless):
     def __init__(self, rule: Country) -> None:
@@ -185,6 +198,9 @@ class TravelJudge:
 
     def held(self) -> int:
         return len(self.last)
+
+    def forget(self, now: float) -> None:
+        self.last.forget(now)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         if facts.channel != PRESENT or facts.pan_hash is None or facts.country is None:
@@ -222,6 +238,9 @@ class RateJudge:
     def held(self) -> int:
         return len(self.buckets)
 
+    def forget(self, now: float) -> None:
+        self.buckets.forget(now)
+
     def throttle(self, facts: Facts, now: float) -> Hit | None:
         rule = self.rule
         key = _key(rule.per, facts)
@@ -256,9 +275,19 @@ class RiskEngine:
         self.assessing = bool(self._assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
+        self._next_sweep = -float("inf")
+
+    def _sweep(self, now: float) -> None:
+        """Once a second at most: every rule's memory drops what has passed, also for keys and
+        rules no request touches any more."""
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_INTERVAL
+            for judge in self.judges:
+                judge.forget(now)
 
     def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
         """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
+        self._sweep(now)
         flags: list[Hit] = []
         for judge, scope in self._rate:
             if scope.matches(facts):
@@ -270,6 +299,7 @@ class RiskEngine:
         return None, flags
 
     def assess(self, facts: Facts, now: float) -> Assessment:
+        self._sweep(now)
         found = Assessment(facts)
         for judge, scope in self._assessing:
             if not scope.matches(facts):

@@ -2,9 +2,10 @@
 
 Every structure is keyed (a card's PAN hash, a terminal, a merchant, a connection) and keeps a
 key only while it has something to say: events older than the window are dropped as time
-passes, and keys with nothing left are dropped, oldest first, whenever one is touched. Memory
-is bounded by the traffic within the windows, never by the number of cards ever seen. Time is
-the caller's (seconds on one monotonic clock).
+passes, and keys with nothing left are dropped, oldest first, whenever one is touched and when
+`forget(now)` is called (the engine sweeps every structure once a second). Memory is bounded by
+the traffic within the windows, never by the number of cards ever seen. Time is the caller's
+(seconds on one monotonic clock).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class SlidingTotals(Generic[K]):
         totals.events.append(event)
         totals.count += 1
         totals.amount += amount
-        self._forget(now)
+        self.forget(now)
         return event
 
     def retract(self, key: K, event: Event) -> None:
@@ -83,7 +84,7 @@ class SlidingTotals(Generic[K]):
                 totals.count -= 1
                 totals.amount -= event.amount
 
-    def _forget(self, now: float) -> None:
+    def forget(self, now: float) -> None:
         """Drop keys whose newest event has left the window (the least recently added first)."""
         horizon = now - self.span
         while self._keys:
@@ -119,13 +120,14 @@ class DistinctWindow(Generic[K]):
                 del counts[old]
         seen.append((now, value))
         counts[value] += 1
-        self._forget(horizon)
+        self.forget(now)
         return len(counts)
 
     def clear(self, key: K) -> None:
         self._keys.pop(key, None)
 
-    def _forget(self, horizon: float) -> None:
+    def forget(self, now: float) -> None:
+        horizon = now - self.span
         while self._keys:
             key, (seen, _) = next(iter(self._keys.items()))
             if seen and seen[-1][0] > horizon:
@@ -150,13 +152,16 @@ class Cooldowns(Generic[K]):
         until = self._until[key] = now + self.length
         return until
 
+    def forget(self, now: float) -> None:
+        while self._until:
+            key, until = next(iter(self._until.items()))
+            if until > now:
+                return
+            del self._until[key]
+
     def active(self, key: K, now: float) -> float | None:
         """When `key`'s cool-down ends, if it is cooling down at `now`."""
-        while self._until:
-            key0, until0 = next(iter(self._until.items()))
-            if until0 > now:
-                break
-            del self._until[key0]
+        self.forget(now)
         until = self._until.get(key)
         return until if until is not None and until > now else None
 
@@ -183,13 +188,13 @@ class TokenBuckets(Generic[K]):
             self._buckets.move_to_end(key)
             bucket[0] = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
             bucket[1] = now
-        self._forget(now)
+        self.forget(now)
         if bucket[0] < 1:
             return False
         bucket[0] -= 1
         return True
 
-    def _forget(self, now: float) -> None:
+    def forget(self, now: float) -> None:
         while self._buckets:
             key, (_, updated) = next(iter(self._buckets.items()))
             if now - updated < self._full_after:
@@ -214,8 +219,11 @@ class LastSeen(Generic[K]):
     def note(self, key: K, value: str, now: float) -> None:
         self._last.pop(key, None)
         self._last[key] = (value, now)
+        self.forget(now)
+
+    def forget(self, now: float) -> None:
         while self._last:
-            key0, (_, at) = next(iter(self._last.items()))
+            key, (_, at) = next(iter(self._last.items()))
             if now - at < self.span:
                 return
-            del self._last[key0]
+            del self._last[key]
