@@ -11,6 +11,7 @@ import re
 from typing import Mapping
 
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.wire.field48 import Layout, read as read_field48
 from switch.wire.luhn import luhn_valid
 
 __all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "mask_pan_like", "masked_value", "masked_fields",
@@ -84,25 +85,26 @@ def field48_subelements(value: str) -> list[tuple[str, str]] | None:
     return out
 
 
-def mask_field48(value: str) -> str:
-    """Field 48 TLV with the CVV2 subelement hidden; unparseable content is hidden whole."""
-    subelements = field48_subelements(value)
-    if subelements is None:
-        return "*" * len(value)
-    return "".join(f"{tag}{len(data):02d}" + ("*" * len(data) if tag == CVV2_TAG else data)
-                   for tag, data in subelements)
+def mask_field48(value: str, layout: Layout | None = None) -> str:
+    """Field 48 with the CVV2 subelement hidden, read in `layout` (in the one layout it reads in
+    when none is known); what does not read is hidden whole."""
+    parsed = read_field48(value, layout)
+    return "*" * len(value) if parsed is None else parsed.hiding(CVV2_TAG).encode()
 
 
-def masked_value(field: str, value: str) -> str:
-    """A field's value as it may be displayed."""
+def masked_value(field: str, value: str, layout: Layout | None = None) -> str:
+    """A field's value as it may be displayed; `layout` is field 48's, where the dialect the
+    value came in is known."""
     if field in PAN_FIELDS:
         return mask_pan(value)
     if field in HIDDEN_FIELDS:
         return f"<hidden, {len(value)} chars>"
     if field == "48":
-        return mask_field48(value)
+        return mask_field48(value, layout)
     return mask_pan_like(value)
 
 
 def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """For a message whose dialect is not known here (a log line): field 48 in the one layout
+    it reads in."""
     return {field: masked_value(field, value) for field, value in fields.items()}
