@@ -73,18 +73,6 @@ def pan_from_track2(track2: str) -> str | None:
     return None
 
 
-def field48_subelements(value: str) -> list[tuple[str, str]] | None:
-    """Field 48's TLV subelements (2-digit tag, 2-digit length, value), or None if malformed."""
-    out, pos = [], 0
-    while pos < len(value):
-        tag, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
-        if not (tag.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
-            return None
-        out.append((tag, value[pos + 4 : pos + 4 + int(length)]))
-        pos += 4 + int(length)
-    return out
-
-
 def mask_field48(value: str, layout: Layout | None = None) -> str:
     """Field 48 with the CVV2 subelement hidden, read in `layout` (in the one layout it reads in
     when none is known); what does not read is hidden whole."""
