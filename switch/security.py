@@ -5,7 +5,9 @@ to the HSM (in-process by default, or over TCP host commands) and acts on its an
 routed request `CardSecurity.check()`:
 
 1. checks, where the issuer asked for it ([issuers.verify]), the CVV in track 2 (field 35; the
-   iCVV when the entry mode is chip, 05x) -> 82, and the CVV2 in field 48 tag 92 -> N7;
+   iCVV when the entry mode is chip, 05x) -> 82, and the CVV2 in field 48 tag 92 -> N7. Field 48
+   is read in the layout of the listener's dialect (switch.wire.field48); where the CVV2 is
+   checked, one that does not read is a format error (30), never a request without a CVV2;
 2. translates field 52 from the terminal's TPK to the issuer's ZPK (CA), in the outgoing copy;
 3. verifies the PIN on the issuer's behalf (IBM offset or PVV, from the card data the issuer
    shares) -> 55, and 75 once a card has had `max_pin_tries` wrong PINs in a row. One card's
@@ -37,7 +39,8 @@ from switch.hsm.validation import default_validation_data
 from switch.hsm.keystore import Keystore
 from switch.hsm.lmk import load_lmk
 from switch.pintries import PinTries
-from switch.wire.masking import CVV2_TAG, field48_subelements
+from switch.wire.field48 import Field48, Layout
+from switch.wire.masking import CVV2_TAG
 from switch.wire.track2 import Track2
 from switch.wire.message import Message
 
@@ -125,7 +128,7 @@ class CardSecurity:
         pan = card_pan(request) or ""
         verify = issuer.verify
         if verify is not None:
-            declined = await self._card_values(request, pan, verify)
+            declined = await self._card_values(request, pan, verify, listener.dialect.field48)
             if declined is not None:
                 return declined.checked()
         if "52" not in request:
@@ -162,8 +165,10 @@ class CardSecurity:
         return await self.hsm.translate_pin_tpk_to_zpk(
             keys[tpk], keys[zpk], pin_block, pan, TERMINAL_PIN_FORMAT, pin_format)
 
-    async def _card_values(self, request: Message, pan: str, verify: VerifyConfig) -> Decline | None:
-        """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present."""
+    async def _card_values(self, request: Message, pan: str, verify: VerifyConfig,
+                           field48: Layout) -> Decline | None:
+        """CVV / iCVV from track 2 (82) and CVV2 from field 48 (N7), where configured and present;
+        field 48 is read in the terminal's `field48` layout."""
         cvk = self.config.keys[verify.cvk] if verify.cvk else ""
         track2 = Track2.parse(request["35"]) if "35" in request else None
         if verify.cvv and "35" in request:
@@ -173,12 +178,20 @@ class CardSecurity:
             service_code = ICVV_SERVICE_CODE if chip else track2.service_code
             if not await self.hsm.verify_cvv(cvk, track2.pan, track2.expiry, service_code, track2.cvv):
                 return Decline(RC.CVV_FAILED, "iCVV failed" if chip else "CVV failed")
-        cvv2 = dict(field48_subelements(request.get("48", "")) or ()).get(CVV2_TAG)
-        if verify.cvv2 and cvv2 is not None:
-            expiry = request.get("14") or (track2.expiry if track2 else "")
-            if not (cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
-                    cvk, pan, expiry, CVV2_SERVICE_CODE, cvv2):
-                return Decline(RC.CVV2_FAILED, "CVV2 failed")
+        if not verify.cvv2 or "48" not in request:
+            return None
+        parsed = Field48.parse(request["48"], field48)
+        if parsed is None:
+            return Decline(RC.FORMAT_ERROR, f"field 48: not {field48.value} TLV ({field48.shape})")
+        found = parsed.values(CVV2_TAG)
+        if len(found) > 1:  # which one would the issuer read? Not a question to answer with 00
+            return Decline(RC.FORMAT_ERROR, "field 48: more than one CVV2 subelement (tag 92)")
+        if not found:
+            return None  # no CVV2 to check
+        cvv2, expiry = found[0], request.get("14") or (track2.expiry if track2 else "")
+        if not (cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
+                cvk, pan, expiry, CVV2_SERVICE_CODE, cvv2):
+            return Decline(RC.CVV2_FAILED, "CVV2 failed")
         return None
 
     async def _verify_pin(self, pin_block: str, pan: str, zpk: str, pin_format: int,

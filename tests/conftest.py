@@ -102,3 +102,12 @@ def journal_rows(data_dir: Path, sql: str = "SELECT * FROM transactions ORDER BY
     with sqlite3.connect(data_dir / "journal.db") as connection:
         connection.row_factory = sqlite3.Row
         return connection.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def category_dialect(tmp_path: Path) -> Path:
+    """A dialect file of the default wire profile with field 48 in the category layout
+    (Mastercard style: one category character, then the TLV subelements)."""
+    path = tmp_path / "category.toml"
+    path.write_text('name = "category"\nextends = "iso87-binary"\n\n[field48]\nlayout = "category"\n')
+    return path

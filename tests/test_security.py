@@ -16,6 +16,7 @@ import trio.testing
 
 from conftest import log_text, read_events
 from tools.load.processes import free_port
+from emulators.bank import Bank
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
 from emulators.terminal import open_terminal
@@ -46,8 +47,9 @@ def pin_key():
 
 
 def switch_config(tmp_path: Path, issuer_port: int, *, mode: str = "in-process", hsm_port: int = 1500,
-                  pin: str = "pvv", max_pin_tries: int = 2, listener_keys: str = 'tpk = "tpk.demo"') -> Path:
-    """bank_a behind a switch that verifies everything on its behalf."""
+                  pin: str = "pvv", max_pin_tries: int = 2, listener_keys: str = 'tpk = "tpk.demo"',
+                  dialect: str = "iso87-binary") -> Path:
+    """bank_a behind a switch that verifies everything on its behalf; `dialect` is the terminals'."""
     path = tmp_path / "switch.toml"
     path.write_text(f"""
 [hsm]
@@ -60,6 +62,7 @@ lmk_file = "{DEMO_LMK}"
 [[listeners]]
 name = "terminals"
 port = 0
+dialect = "{dialect}"
 {listener_keys}
 
 [[issuers]]
@@ -85,13 +88,18 @@ issuer = "bank_a"
 
 async def start_switch(nursery: trio.Nursery, tmp_path: Path, **options) -> Switch:
     """bank_a's emulator and a switch in front of it, on ephemeral ports."""
+    return (await start_switch_and_bank(nursery, tmp_path, **options))[0]
+
+
+async def start_switch_and_bank(nursery: trio.Nursery, tmp_path: Path, **options) -> tuple[Switch, Bank]:
+    """`start_switch`, and bank_a's books to see what reached it."""
     host_config, bank = load_issuer_file(BANK_A)
     issuer_port = await nursery.start(serve_issuer, attrs.evolve(host_config, port=0), bank)
     switch = Switch(load_config(switch_config(tmp_path, issuer_port, **options), data_dir=tmp_path / "data"))
     switch.ports = await nursery.start(switch.run)
     with trio.fail_after(5):
         await switch.wait_links_up()
-    return switch
+    return switch, bank
 
 
 async def journal_rows(switch: Switch) -> list[tuple[str, str, str | None]]:
@@ -142,6 +150,51 @@ async def test_cvv2_is_checked_for_the_issuer(demo):
         assert (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, cvv2="999"))["39"] == "N7"
         assert (await terminal.purchase(pan=CARD, amount=100, expiry="3101", cvv2=CVV2))["39"] == "N7"
     assert (await journal_rows(demo.switch))[1] == ("N7", "declined", "CVV2 failed")
+
+
+# -- field 48 in the listener's layout: a CVV2 the switch cannot find is never a missing one -----
+
+CATEGORY_TLV = "field 48: not category TLV (a category letter or digit, then 2-digit tag, 2-digit length, value)"
+
+
+async def test_cvv2_in_the_category_layout_is_checked_and_what_does_not_read_gets_30(
+        nursery, tmp_path, category_dialect, log_file):
+    switch, bank = await start_switch_and_bank(nursery, tmp_path, dialect=str(category_dialect))
+    account = bank.accounts[CARD]
+    async with open_terminal("127.0.0.1", switch.ports["terminals"]) as terminal:
+        async def rc(field48: str) -> str:
+            return (await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, extra={"48": field48}))["39"]
+
+        assert await rc(f"R0103ABC9203{CVV2}") == "00"
+        assert await rc("R9203999") == "N7"
+        assert await rc("R0103ABC") == "00"  # no CVV2 to check
+        balance = account.balance
+        assert await rc("9203999") == "30"  # plain TLV: "9" would be the category, then no TLV
+        assert await rc("R92") == "30"
+        assert await rc(f"R9203{CVV2}9203999") == "30"  # two CVV2s: which would the issuer read?
+        assert account.balance == balance  # none of them reached bank_a
+    rows = await journal_rows(switch)
+    assert rows[1] == ("N7", "declined", "CVV2 failed")
+    assert rows[3:] == [("30", "rejected", CATEGORY_TLV)] * 2 + [
+        ("30", "rejected", "field 48: more than one CVV2 subelement (tag 92)")]
+    text = log_text(log_file)
+    for secret in (f"9203{CVV2}", "9203999"):
+        assert secret not in text and not any(secret in str(value) for row in rows for value in row)
+
+
+async def test_plain_layout_listener_refuses_a_category_field_48_where_cvv2_is_checked(demo):
+    """The demo's listeners are plain: bank_a has its CVV2 checked by the switch, bank_b not."""
+    account = demo.issuers["bank_a"][1].accounts[CARD]
+    balance = account.balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        response = await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY, extra={"48": "R9203999"})
+        assert response["39"] == "30" and account.balance == balance
+        # Without a CVV2 check, field 48 is the issuer's business: forwarded as it came.
+        assert (await terminal.purchase(pan=BANK_B_CARD, amount=100, expiry=EXPIRY,
+                                        extra={"48": "NOT TLV AT ALL"}))["39"] == "00"
+    rows = await journal_rows(demo.switch)
+    assert rows[0] == ("30", "rejected", "field 48: not plain TLV (2-digit tag, 2-digit length, value)")
+    assert rows[1][:2] == ("00", "approved")
 
 
 @pytest.mark.parametrize("mode", ["in-process", "tcp"])

@@ -21,6 +21,7 @@ import secrets
 
 from switch.capture.record import CaptureFormatError, unframe
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
+from switch.wire.field48 import Layout, without_tag
 from switch.wire.framing import FramingError
 from switch.wire.luhn import luhn_check_digit
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
@@ -29,20 +30,6 @@ from switch.wire.message import Message
 
 KEY_ENV = "CARDSWITCH_SANITIZE_KEY"
 BIN_LENGTH = 6
-
-
-def strip_tlv_tag(value: str, tag: str) -> str | None:
-    """Field 48 without subelement `tag`; None when the TLV cannot be parsed (drop it all)."""
-    out, pos = [], 0
-    while pos < len(value):
-        head, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
-        if not (head.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
-            return None
-        end = pos + 4 + int(length)
-        if head != tag:
-            out.append(value[pos:end])
-        pos = end
-    return "".join(out)
 
 
 class Sanitizer:
@@ -64,7 +51,9 @@ class Sanitizer:
             candidate += luhn_check_digit(candidate)
         return candidate
 
-    def message(self, message: Message) -> Message:
+    def message(self, message: Message, layout: Layout | None = None) -> Message:
+        """`message` sanitized; `layout` is field 48's in the dialect it came in (where not
+        known, the one layout field 48 reads in). A field 48 that does not read is dropped."""
         clean = message.copy()
         track_pan = pan_from_track2(message.get("35", "") or "")
         if track_pan and "2" not in clean:
@@ -77,7 +66,7 @@ class Sanitizer:
         for field in HIDDEN_FIELDS:
             clean.fields.pop(field, None)
         if "48" in clean:
-            stripped = strip_tlv_tag(clean["48"], CVV2_TAG)
+            stripped = without_tag(clean["48"], CVV2_TAG, layout)
             if stripped:
                 clean["48"] = stripped
             else:
@@ -89,6 +78,6 @@ class Sanitizer:
         an unreadable frame cannot be shown to be free of card data."""
         try:
             frame = unframe(dialect, data)
-            return dialect.frame(self.message(dialect.decode(frame.payload)), frame.tpdu)
+            return dialect.frame(self.message(dialect.decode(frame.payload), dialect.field48), frame.tpdu)
         except (CaptureFormatError, FramingError, MessageDecodeError, MessageEncodeError):
             return None

@@ -85,7 +85,7 @@ def run(args) -> int:
     dialect = load_dialect(args.dialect)
     tpdu, payload = split(dialect, read_input(args.message))
     message = dialect.decode(payload)
-    shown = {field: value if args.unmask else masked_value(field, value)
+    shown = {field: value if args.unmask else masked_value(field, value, dialect.field48)
              for field, value in sorted(message.fields.items(), key=lambda item: int(item[0]))}
     if args.json:
         print(json.dumps({"mti": message.mti, **({"tpdu": tpdu.hex()} if tpdu else {}),

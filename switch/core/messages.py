@@ -11,7 +11,8 @@ import attrs
 from switch.core.codes import RC
 from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES
 from switch.wire.dialect import MessageDecodeError
-from switch.wire.masking import field48_subelements, pan_from_track2
+from switch.wire.field48 import without_tag
+from switch.wire.masking import pan_from_track2
 from switch.wire.message import Message, response_mti
 
 
@@ -198,22 +199,17 @@ def replacement_amount(request: Message) -> int | None:
     return int(value[:12])
 
 
-def _without_cvv2(value: str) -> str:
-    """Field 48 without its CVV2 subelement; empty when nothing else is left, or when it cannot
-    be parsed (so a CVV2 can never hide in it)."""
-    subelements = field48_subelements(value) or ()
-    return "".join(f"{tag}{len(data):02d}{data}" for tag, data in subelements if tag != CVV2_TAG)
-
-
 def _card_not_present(message: Message) -> dict[str, str]:
     """`message`'s fields for an advice, which may wait in SAF and is no proof the card was
-    there: card-present secrets and the CVV2 dropped, the PAN in field 2 when it came in track 2."""
+    there: card-present secrets and the CVV2 dropped, the PAN in field 2 when it came in track 2.
+    Field 48 goes without its CVV2 subelement, and not at all when nothing else is left or when
+    it does not read in exactly one layout (the listener's dialect is not known here)."""
     fields = {f: v for f, v in message.fields.items() if f not in NOT_IN_ADVICES}
     pan = card_pan(message)
     if "2" not in fields and pan:
         fields["2"] = pan
     if "48" in fields:
-        rest = _without_cvv2(fields.pop("48"))
+        rest = without_tag(fields.pop("48"), CVV2_TAG)
         if rest:
             fields["48"] = rest
     return fields

@@ -1,4 +1,5 @@
-"""Dialects: a pyiso8583 field spec plus a framing profile, loaded from TOML data in specs/.
+"""Dialects: a pyiso8583 field spec, a framing profile and field 48's layout, loaded from TOML
+data in specs/.
 
 A listener and each issuer link name a dialect; the switch decodes with one and re-encodes with
 another. Decoding failures become `MessageDecodeError`, which keeps only what is safe and useful
@@ -17,6 +18,7 @@ import iso8583
 
 from switch.errors import CardswitchError, ConfigError
 from switch.wire.fastcodec import CompiledSpec, compile_spec
+from switch.wire.field48 import Layout
 from switch.wire.framing import DEFAULT_MAX_FRAME, Framer, FramingProfile
 from switch.wire.message import Message
 
@@ -52,6 +54,7 @@ class Dialect:
     name: str
     spec: dict[str, dict[str, Any]] = attrs.field(repr=False)
     framing: FramingProfile
+    field48: Layout = Layout.PLAIN  # how field 48's subelements are laid out (switch.wire.field48)
     # pyiso8583's spec compiled for well-formed messages; pyiso8583 handles everything else
     fast: CompiledSpec | None = attrs.field(
         default=attrs.Factory(lambda self: compile_spec(self.spec), takes_self=True),
@@ -128,6 +131,20 @@ def _check_field(path: Path, key: str, field: Any) -> dict[str, Any]:
     return {"desc": "", **field}
 
 
+def _field48_layout(path: Path, data: dict[str, Any], inherited: Layout) -> Layout:
+    """`[field48] layout`, else the layout of the dialect this one extends."""
+    table = data.get("field48", {})
+    if not isinstance(table, dict) or set(table) - {"layout"}:
+        raise ConfigError(path, "field48", "a table with the key layout")
+    if "layout" not in table:
+        return inherited
+    try:
+        return Layout(table["layout"])
+    except ValueError:
+        raise ConfigError(path, "field48.layout", " or ".join(f'"{layout.value}" ({layout.shape})'
+                                                              for layout in Layout)) from None
+
+
 def _resolve(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
@@ -144,8 +161,11 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
         raise ConfigError(path, "dialect", f"a dialect file; known dialects: {known}")
     data = _read_toml(path)
     spec: dict[str, dict[str, Any]] = {}
+    field48 = Layout.PLAIN
     if "extends" in data:
-        spec = {k: dict(v) for k, v in load_dialect(str(data["extends"])).spec.items()}
+        parent = load_dialect(str(data["extends"]))
+        spec = {k: dict(v) for k, v in parent.spec.items()}
+        field48 = parent.field48
     for key, field in data.get("fields", {}).items():
         spec[key] = _check_field(path, key, field)
     for required in ("h", "t", "p"):
@@ -158,4 +178,5 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
         raise ConfigError(
             path, "framing", 'keys length ("binary2" or "ascii4"), tpdu (bool), etx (bool)'
         ) from None
-    return Dialect(name=str(data.get("name", path.stem)), spec=spec, framing=profile)
+    return Dialect(name=str(data.get("name", path.stem)), spec=spec, framing=profile,
+                   field48=_field48_layout(path, data, field48))

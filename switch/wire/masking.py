@@ -11,6 +11,7 @@ import re
 from typing import Mapping
 
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.wire.field48 import Layout, read as read_field48
 from switch.wire.luhn import luhn_valid
 
 __all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "mask_pan_like", "masked_value", "masked_fields",
@@ -72,37 +73,26 @@ def pan_from_track2(track2: str) -> str | None:
     return None
 
 
-def field48_subelements(value: str) -> list[tuple[str, str]] | None:
-    """Field 48's TLV subelements (2-digit tag, 2-digit length, value), or None if malformed."""
-    out, pos = [], 0
-    while pos < len(value):
-        tag, length = value[pos : pos + 2], value[pos + 2 : pos + 4]
-        if not (tag.isdigit() and length.isdigit()) or pos + 4 + int(length) > len(value):
-            return None
-        out.append((tag, value[pos + 4 : pos + 4 + int(length)]))
-        pos += 4 + int(length)
-    return out
+def mask_field48(value: str, layout: Layout | None = None) -> str:
+    """Field 48 with the CVV2 subelement hidden, read in `layout` (in the one layout it reads in
+    when none is known); what does not read is hidden whole."""
+    parsed = read_field48(value, layout)
+    return "*" * len(value) if parsed is None else parsed.hiding(CVV2_TAG).encode()
 
 
-def mask_field48(value: str) -> str:
-    """Field 48 TLV with the CVV2 subelement hidden; unparseable content is hidden whole."""
-    subelements = field48_subelements(value)
-    if subelements is None:
-        return "*" * len(value)
-    return "".join(f"{tag}{len(data):02d}" + ("*" * len(data) if tag == CVV2_TAG else data)
-                   for tag, data in subelements)
-
-
-def masked_value(field: str, value: str) -> str:
-    """A field's value as it may be displayed."""
+def masked_value(field: str, value: str, layout: Layout | None = None) -> str:
+    """A field's value as it may be displayed; `layout` is field 48's, where the dialect the
+    value came in is known."""
     if field in PAN_FIELDS:
         return mask_pan(value)
     if field in HIDDEN_FIELDS:
         return f"<hidden, {len(value)} chars>"
     if field == "48":
-        return mask_field48(value)
+        return mask_field48(value, layout)
     return mask_pan_like(value)
 
 
 def masked_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """For a message whose dialect is not known here (a log line): field 48 in the one layout
+    it reads in."""
     return {field: masked_value(field, value) for field, value in fields.items()}
