@@ -156,3 +156,8 @@ def test_decode_masks_field_48_in_the_dialects_layout(category_dialect):
 
     assert field48_shown("--dialect", str(category_dialect)) == "R0103abc9203***"
     assert field48_shown() == "*" * 15  # not plain TLV
+
+
+def test_a_card_number_in_another_subelement_is_masked_too():
+    value = "0116" + "4761730000000011" + "9203123"
+    assert mask_field48(value) == "0116476173******0011" + "9203***"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import enum
 
+from typing import Callable
+
 import attrs
 
 
@@ -57,10 +59,10 @@ class Field48:
     def without(self, tag: str) -> Field48:
         return attrs.evolve(self, subelements=tuple(s for s in self.subelements if s[0] != tag))
 
-    def hiding(self, tag: str) -> Field48:
-        """The same subelements, with each value under `tag` as '*' (its length kept)."""
+    def shown(self, tag: str, mask: Callable[[str], str]) -> Field48:
+        """For display: each value under `tag` as '*' (its length kept), the others through `mask`."""
         return attrs.evolve(self, subelements=tuple(
-            (t, "*" * len(data) if t == tag else data) for t, data in self.subelements))
+            (t, "*" * len(data) if t == tag else mask(data)) for t, data in self.subelements))
 
     def encode(self) -> str:
         return self.category + "".join(f"{tag}{len(data):02d}{data}" for tag, data in self.subelements)

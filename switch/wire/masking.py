@@ -74,10 +74,11 @@ def pan_from_track2(track2: str) -> str | None:
 
 
 def mask_field48(value: str, layout: Layout | None = None) -> str:
-    """Field 48 with the CVV2 subelement hidden, read in `layout` (in the one layout it reads in
-    when none is known); what does not read is hidden whole."""
+    """Field 48 with the CVV2 subelement hidden and PAN-like digits in the others masked, read in
+    `layout` (in the one layout it reads in when none is known); what does not read is hidden
+    whole."""
     parsed = read_field48(value, layout)
-    return "*" * len(value) if parsed is None else parsed.hiding(CVV2_TAG).encode()
+    return "*" * len(value) if parsed is None else parsed.shown(CVV2_TAG, mask_pan_like).encode()
 
 
 def masked_value(field: str, value: str, layout: Layout | None = None) -> str:
