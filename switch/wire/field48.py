@@ -15,7 +15,6 @@ two different lists of subelements), so that the caller hides or drops it whole.
 from __future__ import annotations
 
 import enum
-
 from typing import Callable
 
 import attrs
