@@ -138,16 +138,25 @@ def a0(lmk: Lmk, r: Reader) -> str:
     return lmk.encrypt_key(key_type, key) + exported + key.kcv()
 
 
-def fa(lmk: Lmk, r: Reader) -> str:
+def _import_under_zmk(lmk: Lmk, r: Reader, key_type: KeyType) -> str:
+    """A working key received under a ZMK, re-encrypted under the LMK (FA: ZPK, MI: ZAK)."""
     zmk = r.key(lmk, KeyType.ZMK, "10", "ZMK")
     try:
-        zpk = keywrap.unwrap(zmk, r.take(keywrap.wrapped_length(r.data[r.pos :]), "ZPK"))
+        key = keywrap.unwrap(zmk, r.take(keywrap.wrapped_length(r.data[r.pos :]), key_type.name))
     except ValueError as exc:
-        raise CommandError("15", f"ZPK: {exc}") from None
+        raise CommandError("15", f"{key_type.name}: {exc}") from None
     r.end()
-    if not zpk.has_odd_parity():
-        raise CommandError("11", "ZPK parity")
-    return lmk.encrypt_key(KeyType.ZPK, zpk) + zpk.kcv()
+    if not key.has_odd_parity():
+        raise CommandError("11", f"{key_type.name} parity")
+    return lmk.encrypt_key(key_type, key) + key.kcv()
+
+
+def fa(lmk: Lmk, r: Reader) -> str:
+    return _import_under_zmk(lmk, r, KeyType.ZPK)
+
+
+def mi(lmk: Lmk, r: Reader) -> str:
+    return _import_under_zmk(lmk, r, KeyType.ZAK)
 
 
 def _translate(lmk: Lmk, r: Reader, source_type: KeyType) -> str:
@@ -313,7 +322,7 @@ def m8(lmk: Lmk, r: Reader) -> str:
 
 
 HANDLERS: dict[str, Callable[[Lmk, Reader], str]] = {
-    "NC": nc, "BU": bu, "A0": a0, "FA": fa, "BA": ba, "CA": ca, "CC": cc, "CW": cw,
+    "NC": nc, "BU": bu, "A0": a0, "FA": fa, "MI": mi, "BA": ba, "CA": ca, "CC": cc, "CW": cw,
     "CY": cy, "DA": da, "EA": ea, "DE": de, "DC": dc, "EC": ec, "M6": m6, "M8": m8,
 }
 
