@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emulators.cli.demo import SCRIPT
 from tools.load.processes import free_port
 from processes import card, one_issuer_network
 
@@ -26,8 +27,19 @@ def cardswitch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_demo_runs_every_scripted_outcome():
     result = cardswitch("demo")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "19 of 19 outcomes as expected" in result.stdout
+    assert f"{len(SCRIPT)} of {len(SCRIPT)} outcomes as expected" in result.stdout
+    assert "purchase MACed by its terminal (field 64)" in result.stdout
     assert "4761730000000011" not in result.stdout  # PANs are masked in the table
+
+
+def test_demo_terminals_as_json_name_the_one_that_macs_and_its_test_tak():
+    result = cardswitch("demo", "--terminals", "--json")
+    terminals = {t["terminal"]: t for t in map(json.loads, result.stdout.splitlines())}
+    assert result.returncode == 0
+    assert {t: (v["mac"], v["tak"]) for t, v in terminals.items() if t != "TMAC0001"} == \
+        {"T0000001": (False, None), "T0000002": (False, None), "T0000666": (False, None)}
+    tak = terminals["TMAC0001"]["tak"]
+    assert terminals["TMAC0001"]["mac"] and len(tak) == 32 and int(tak, 16) >= 0
 
 
 def test_demo_cards_as_json():

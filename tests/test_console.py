@@ -72,12 +72,13 @@ def test_demo_serve_console(tmp_path, keep):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--json"], "--json: only with --cards"),
+    (["--json"], "--json: only with --cards or --terminals"),
     (["--port", "9000"], "--port: only with --serve"),
     (["--metrics-port", "9000"], "--metrics-port: only with --serve"),
     (["--admin-port", "9000"], "--admin-port: only with --serve"),
     (["--cards", "--port", "9000"], "--port: not with --cards"),
     (["--cards", "--data-dir", "x"], "--data-dir: not with --cards"),
+    (["--terminals", "--admin-port", "9000"], "--admin-port: not with --terminals"),
 ])
 def test_demo_refuses_options_that_need_another(args, expected):
     result = subprocess.run([*COMMAND, "demo", *args], capture_output=True, text=True, timeout=30, cwd=ROOT)

@@ -4,7 +4,9 @@ fails, and a key change over 0800 taken without a restart."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,18 @@ async def test_a_mac_under_another_key_gets_63(demo, tmp_path):
         with pytest.raises(ResponseMacError):  # the switch's 63 comes under the TAK, not this key
             await terminal.purchase(pan=CARD, amount=100, expiry=EXPIRY)
     assert (await journal(demo.switch))[0][1:] == ("63", "rejected", "field 64: MAC does not verify")
+
+
+async def test_cardswitch_terminal_macs_with_tak(demo):
+    command = [sys.executable, "-m", "switch.cli", "terminal", "purchase", "--target",
+               f"127.0.0.1:{demo.ports['terminals']}", "--pan", CARD, "--expiry", EXPIRY, "--amount", "1",
+               "--tid", MAC_TERMINAL, "--json"]
+    maced = await trio.run_process([*command, "--tak", TAK], capture_stdout=True, check=False)
+    assert maced.returncode == 0 and json.loads(maced.stdout)["39"] == "00"
+    unmaced = await trio.run_process(command, capture_stdout=True, check=False)
+    assert unmaced.returncode == 1 and json.loads(unmaced.stdout)["39"] == "63"
+    wrong = await trio.run_process([*command, "--tak", ZAK], capture_stderr=True, check=False)
+    assert wrong.returncode == 3 and b"field 64: MAC does not verify" in wrong.stderr
 
 
 async def test_terminals_without_the_mac_profile_are_unaffected(demo):
