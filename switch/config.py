@@ -13,6 +13,7 @@ from typing import Literal, overload
 
 import attrs
 
+from switch.admintoken import TOKEN_FILE
 from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
 from switch.core.risk.rules import RuleSet
@@ -168,12 +169,17 @@ class SwitchConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None  # operator commands (switch.admin); off unless set
+    admin_token_file: Path | None = None  # None: data_dir/admin.token (workers share their parent's)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # Prometheus GET /metrics (switch.metrics); off unless set
     saf: SafConfig = SafConfig()
     hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
     risk: RuleSet = RuleSet()  # [risk] rules: none unless a rules file is named
     source: str = ""
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.data_dir / TOKEN_FILE
 
 
 def _dialect(table: Table, name: str = "dialect") -> Dialect:

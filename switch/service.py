@@ -24,6 +24,7 @@ import trio
 from switch import logs
 from switch.acquirer import Terminals, serve_listener
 from switch.admin import serve_admin
+from switch.admintoken import ensure_token
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
@@ -89,6 +90,7 @@ class Switch:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(config.source, "switch.data_dir",
                               f"a writable directory for the journal ({config.data_dir}: {exc})") from None
+        self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal)
         self.window = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
@@ -176,7 +178,7 @@ class Switch:
                                 partial(serve_listener, self.handle, listener, terminals, capture=self.capture))
                         if self.config.admin_port is not None:
                             ports["admin"] = await accepting.start(
-                                serve_admin, self, self.config.admin_host, self.config.admin_port)
+                                serve_admin, self, self.config.admin_host, self.config.admin_port, self.admin_token)
                         if self.metrics is not None:
                             ports["metrics"] = await accepting.start(
                                 serve_metrics, self.metrics, self.config.metrics_host, self.config.metrics_port)

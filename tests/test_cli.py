@@ -118,13 +118,14 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     assert "routes[0].prefix" in rejected["reason"]
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
 
-    refused = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    admin = ("--admin", f"127.0.0.1:{admin_port}", "--data-dir", str(network.data_dir))
+    refused = cardswitch("admin", "reload-routes", *admin)
     assert refused.returncode == 1 and "routes[0].prefix" in refused.stdout
     config.write_text(config.read_text().replace('prefix = "4x"', 'prefix = "6"'))
-    reloaded = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    reloaded = cardswitch("admin", "reload-routes", *admin)
     assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
-    status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
+    status = json.loads(cardswitch("admin", "status", *admin).stdout)
     assert status["links"] == {"bank": {"up": True, "in_flight": 0, "unmatched": 0, "saturated": 0}}
     assert (status["routes"], status["shed"], status["overloaded"]) == (1, 0, False)
     processes.stop_all()

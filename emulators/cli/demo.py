@@ -229,7 +229,8 @@ async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                   f"(dialect {listener.dialect.name})")
         if "admin" in network.ports:
             admin = f"127.0.0.1:{network.ports['admin']}"
-            print(f"admin: {admin} (cardswitch admin status --admin {admin})")
+            print(f"admin: {admin} (cardswitch admin status --admin {admin} --data-dir {data_dir})")
+            print(f"admin token: {network.switch.config.admin_token_path}")
         if "metrics" in network.ports:
             print(f"metrics: http://127.0.0.1:{network.ports['metrics']}/metrics (loopback only)")
         print(f"journal: {data_dir}", flush=True)
