@@ -13,11 +13,12 @@ import pytest
 import trio
 
 from conftest import log_text, make_bank, read_events, until
-from emulators.issuer import IssuerHostConfig, serve_issuer
+from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
 from emulators.issuer_macs import IssuerMacs
 from emulators.network import DEMO_KEYS, DEMO_LMK
 from emulators.terminal import ResponseMacError, TerminalError, open_terminal
 from switch.config import load_config
+from switch.errors import ConfigError
 from switch.core.keychange import KeyChange, key_change_request
 from switch.hsm import mac
 from switch.hsm.client import InProcessHsm
@@ -287,3 +288,26 @@ async def test_no_clear_mac_key_and_no_mac_in_logs_or_journal(nursery, tmp_path,
     for secret in secrets:
         assert secret not in logged and secret.lower() not in logged
         assert secret.encode() not in stored and bytes.fromhex(secret) not in stored
+
+
+# -- configuration ------------------------------------------------------------------------
+
+def test_an_issuer_file_asks_for_macs_with_its_zak(tmp_path):
+    path = tmp_path / "bank.toml"
+    section = f'[issuer]\nname = "bank"\nkeys = "{DEMO_KEYS}"\nlmk_file = "{DEMO_LMK}"\nmac = true\n'
+    path.write_text(section + 'zak = "zak.bank_a"\nzmk = "zmk.bank_a"\nmac_failure = "drop"\n')
+    macs = load_issuer_file(path)[0].macs
+    assert macs is not None and macs.drop and macs.zak == KEYSTORE.encrypted("zak.bank_a")
+    path.write_text(section)
+    with pytest.raises(ConfigError, match="issuer.zak: the name of a ZAK"):
+        load_issuer_file(path)
+
+
+def test_an_issuer_with_mac_needs_a_zak_in_the_key_store(tmp_path):
+    path = write_switch_with_zpk(tmp_path)
+    path.write_text(path.read_text() + "mac = true\n")
+    with pytest.raises(ConfigError, match=r"issuers\[0\]\.zak: a value \(the name of a ZAK key"):
+        load_config(path)
+    path.write_text(path.read_text() + 'zak = "zpk.bank_b"\n')
+    with pytest.raises(ConfigError, match=r"issuers\[0\]\.zak: the name of a ZAK key"):
+        load_config(path)

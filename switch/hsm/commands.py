@@ -8,6 +8,7 @@ exist only inside a handler call.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ FIRMWARE = "CSWHSM-01"
 PIN_FORMAT_CODES = {"01": 0, "05": 1, "47": 3, "48": 4}
 FORMAT_PIN_CODES = {fmt: code for code, fmt in PIN_FORMAT_CODES.items()}
 _MAC_ALGORITHMS = {"3": "x9.19", "6": "cmac"}
+_HEX_DIGITS = re.compile("[0-9A-Fa-f]*")
 
 
 class Reader:
@@ -46,7 +48,7 @@ class Reader:
 
     def hex(self, n: int, what: str) -> bytes:
         value = self.take(n, what)
-        if any(c not in "0123456789ABCDEFabcdef" for c in value):
+        if not _HEX_DIGITS.fullmatch(value):  # bytes.fromhex alone would take spaces too
             raise CommandError("15", f"{what} must be {n} hex digits")
         return bytes.fromhex(value)
 
