@@ -107,13 +107,15 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             save_books(config.books, bank)
         return response
 
+    def answer(request: Message, refusal: str | None) -> Message:
+        return decide(request) if refusal is None else bank._reply(request, refusal)
+
     def reply(request: Message, frame: Frame, refusal: str | None = None) -> None:
-        response = decide(request) if refusal is None else bank._reply(request, refusal)
-        connection.send_nowait(dialect.frame(response, reply_tpdu(frame.tpdu)))
+        connection.send_nowait(dialect.frame(answer(request, refusal), reply_tpdu(frame.tpdu)))
 
     async def reply_with_mac(macs: IssuerMacs, request: Message, frame: Frame, refusal: str | None) -> None:
-        response = decide(request) if refusal is None else bank._reply(request, refusal)
-        connection.send_nowait(dialect.framing.frame(await macs.seal(response, dialect), reply_tpdu(frame.tpdu)))
+        payload = await macs.seal(answer(request, refusal), dialect)
+        connection.send_nowait(dialect.framing.frame(payload, reply_tpdu(frame.tpdu)))
 
     async def refusal(request: Message, frame: Frame) -> str | None:
         """63 for a request whose MAC fails, else the PIN check's verdict."""

@@ -37,7 +37,7 @@ def run(args) -> int:
         token = read_token(path)
     except ConfigError as exc:
         option = "--token-file" if args.token_file else "--data-dir"
-        raise UsageError(f"{option}: {exc}") from None
+        raise UsageError(f"{option}: {exc.file}: expected {exc.expected}") from None
     try:
         with socket.create_connection(address, timeout=TIMEOUT) as sock:
             sock.sendall(f"{token} {args.command}\n".encode())
