@@ -3,7 +3,9 @@
 It speaks any dialect, answers requests concurrently (a slow card never delays another), and
 applies the bank's fault rules: added latency, no reply, a closed connection, or the whole process
 dying (`os._exit`) right after it booked its decision and before answering. With PIN keys in its
-`[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins).
+`[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins); with
+`mac = true` it checks requests' MACs and MACs its answers under its ZAK, and can change that
+key over the link (emulators.issuer_macs).
 
 With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
 and written back after every decision, before the answer leaves: an issuer killed with kill -9
@@ -21,6 +23,7 @@ import attrs
 import trio
 
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
+from emulators.issuer_macs import MAC_FAILED, IssuerMacs, parse_issuer_macs
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
 from switch.errors import UsageError
@@ -28,9 +31,10 @@ from switch.streams import Connection
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import Frame, FramingError, reply_tpdu
-from switch.wire.message import Message
+from switch.wire.message import Message, is_response
 
 SEND_QUEUE = 4096  # answers waiting for the socket; a switch that reads nothing loses the connection
+DEFAULT_TPDU = b"\x60\x00\x00\x00\x00"  # on the issuer's own requests, where its dialect has a TPDU
 
 
 @attrs.frozen
@@ -40,6 +44,7 @@ class IssuerHostConfig:
     port: int
     dialect: Dialect
     pin_check: PinCheck | None = None  # verify PIN blocks under the ZPK shared with the switch
+    macs: IssuerMacs | None = None  # MACs under the ZAK shared with the switch
     books: Path | None = None  # the bank's books kept here across restarts (None: memory only)
 
 
@@ -60,6 +65,7 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         port=section.get("port", int, 0, "a port from 0 to 65535", lambda v: 0 <= v <= 65535),
         dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
         pin_check=parse_pin_check(section, Path(path).parent),
+        macs=parse_issuer_macs(section, Path(path).parent),
     )
     books = section.get("books", str, None, "a file path for the bank's books")
     if books is not None:
@@ -101,9 +107,22 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             save_books(config.books, bank)
         return response
 
+    def answer(request: Message, refusal: str | None) -> Message:
+        return decide(request) if refusal is None else bank._reply(request, refusal)
+
     def reply(request: Message, frame: Frame, refusal: str | None = None) -> None:
-        response = decide(request) if refusal is None else bank._reply(request, refusal)
-        connection.send_nowait(dialect.frame(response, reply_tpdu(frame.tpdu)))
+        connection.send_nowait(dialect.frame(answer(request, refusal), reply_tpdu(frame.tpdu)))
+
+    async def reply_with_mac(macs: IssuerMacs, request: Message, frame: Frame, refusal: str | None) -> None:
+        payload = await macs.seal(answer(request, refusal), dialect)
+        connection.send_nowait(dialect.framing.frame(payload, reply_tpdu(frame.tpdu)))
+
+    async def refusal(request: Message, frame: Frame) -> str | None:
+        """63 for a request whose MAC fails, else the PIN check's verdict."""
+        if config.macs is not None and request.mti != "0800" and \
+                not await config.macs.verifies(request, frame.payload, dialect):
+            return MAC_FAILED
+        return await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None
 
     async def answer_later(request: Message, frame: Frame, fault: Fault, scope: trio.CancelScope) -> None:
         if fault.latency:
@@ -118,11 +137,20 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
             logs.warning("issuer_emulator_crashing", issuer=config.name, stan=request.get("11"))
             logs.flush()
             os._exit(70)  # ... and the host dies before its answer leaves
-        reply(request, frame, await config.pin_check.verdict(request, bank.accounts) if config.pin_check else None)
+        refused = await refusal(request, frame)
+        if config.macs is None:
+            reply(request, frame, refused)
+        elif refused != MAC_FAILED or not config.macs.drop:
+            await reply_with_mac(config.macs, request, frame, refused)
+
+    def send(message: Message) -> None:  # the issuer's own requests (a key change)
+        connection.send_nowait(dialect.frame(message, DEFAULT_TPDU))
 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(connection.run_writer)
+            if config.macs is not None:
+                config.macs.connections.add(send)
             framer = dialect.framer()
             while data := await connection.receive():
                 for frame in framer.feed(data):
@@ -131,8 +159,12 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
                     except MessageDecodeError as exc:
                         logs.warning("issuer_emulator_undecodable", issuer=config.name, reason=str(exc))
                         continue
+                    if is_response(request.mti):  # the switch's 0810 to a key change
+                        if config.macs is not None:
+                            config.macs.answered(request)
+                        continue
                     fault: Fault = bank.fault_for(request)
-                    if fault.latency or fault.action != "none" or (config.pin_check and "52" in request):
+                    if fault.latency or fault.action != "none" or config.macs or (config.pin_check and "52" in request):
                         nursery.start_soon(answer_later, request, frame, fault, nursery.cancel_scope)
                     else:  # the common case answers at once: no task, no wait
                         reply(request, frame)
@@ -140,4 +172,6 @@ async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketS
     except* (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock, OSError, FramingError):
         pass
     finally:
+        if config.macs is not None:
+            config.macs.connections.discard(send)
         connection.close()

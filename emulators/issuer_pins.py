@@ -14,12 +14,11 @@ from pathlib import Path
 import attrs
 
 from emulators.bank import Account
+from emulators.issuer_keystore import issuer_keys
 from switch import logs
 from switch.core.messages import card_pan
 from switch.hsm.client import HsmError, InProcessHsm
 from switch.hsm.validation import default_validation_data
-from switch.hsm.keystore import Keystore
-from switch.hsm.lmk import load_lmk
 from switch.tomlfile import Table
 from switch.wire.message import Message
 
@@ -60,20 +59,11 @@ class PinCheck:
 def parse_pin_check(section: Table, base: Path) -> PinCheck | None:
     """The PIN check an `[issuer]` section asks for (`zpk` set), else None."""
     zpk = section.get("zpk", str, None, "the name of a ZPK in the key store")
-    keys = section.get("keys", str, None, "a key store path, relative to this file")
-    lmk_file = section.get("lmk_file", str, None, "an LMK file path, relative to this file")
     pvk = section.get("pvk", str, None, "the name of a PVK in the key store")
     method = section.get("pin_method", str, "pvv", f"one of: {', '.join(PIN_METHODS)}", lambda v: v in PIN_METHODS)
     if zpk is None:
         return None
-    if keys is None or pvk is None:
-        raise section.error("keys" if keys is None else "pvk", "a value: zpk asks for PIN verification")
-    try:
-        lmk = load_lmk(base / lmk_file if lmk_file else None)
-    except (ValueError, OSError) as exc:
-        raise section.error("lmk_file", f"an LMK file, or $CARDSWITCH_LMK ({exc})") from None
-    keystore = Keystore.load(base / keys, lmk)
-    for name in (zpk, pvk):
-        if name not in keystore:
-            raise section.error("zpk" if name == zpk else "pvk", f"the name of a key in {base / keys}")
-    return PinCheck(InProcessHsm(lmk), keystore.encrypted(zpk), keystore.encrypted(pvk), method)
+    if pvk is None:
+        raise section.error("pvk", "a value: zpk asks for PIN verification")
+    hsm, keys = issuer_keys(section, base, {"zpk": zpk, "pvk": pvk})
+    return PinCheck(hsm, keys["zpk"], keys["pvk"], method)

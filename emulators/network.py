@@ -17,6 +17,7 @@ from emulators.terminal import PinKey
 from switch.capture.sink import Capture
 from switch.config import load_config
 from switch.hsm.keystore import Keystore
+from switch.hsm.validation import insecure_key_hex
 from switch.errors import ConfigError
 from switch.hsm.lmk import KeyType, load_lmk
 from switch.service import Switch
@@ -42,6 +43,12 @@ def terminal_pin_key(keys: Path = DEMO_KEYS, tpk: str = DEMO_TPK, lmk_file: Path
     if tpk not in keystore or keystore.key_type(tpk) is not KeyType.TPK:
         raise ConfigError(keys, f"keys.{tpk}", "a TPK of that name")
     return PinKey(keystore, tpk)
+
+
+def demo_key_hex(name: str, keys: Path = DEMO_KEYS, lmk_file: Path = DEMO_LMK) -> str:
+    """A demo key in clear (hex): the demo's keys are published test keys, so a test terminal may
+    hold its TAK in clear (`cardswitch demo --terminals`, `cardswitch terminal --tak`)."""
+    return insecure_key_hex(Keystore.load(keys, load_lmk(lmk_file)), name)
 
 
 def demo_issuer_files() -> list[Path]:

@@ -3,6 +3,10 @@
 `Terminal` builds requests the way a POS terminal does (STAN, transmission time, RRN, TID/MID),
 sends any number concurrently and matches each answer by field 11 + field 41. Tests, the demo,
 `cardswitch terminal` and the load generator all drive the switch through it.
+
+A terminal given its MAC key (`mac_key`: the clear TAK, test keys only) MACs every request it
+sends (field 64, or 128 with a secondary bitmap: ANSI X9.19 over the message as sent) and checks
+the MAC of every answer; an answer whose MAC is missing or wrong is no answer (`ResponseMacError`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from switch.capture.sink import Capture
 from switch.core.matcher import Matcher, next_stan
 from switch.core.messages import ADVICE_MTIS, card_pan
 from switch.errors import NoAnswer
-from switch.hsm import encrypt_pin_block
+from switch.hsm import encrypt_pin_block, mac
+from switch.hsm.keys import Key
 from switch.hsm.keystore import Keystore
 from switch.streams import Connection
 from switch.wire.masking import CVV2_TAG
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
+from switch.wire.macs import covered, mac_failure, received_mac, with_mac, with_zero_mac
 from switch.wire.message import Message
 
 DEFAULT_TID = "T0000001"
@@ -33,6 +39,10 @@ DEFAULT_TPDU = b"\x60\x00\x01\x00\x00"
 
 class TerminalError(NoAnswer):
     """The switch did not answer in time, or the connection failed (the CLI exits 3)."""
+
+
+class ResponseMacError(TerminalError):
+    """The answer's MAC is missing or does not verify under the terminal's TAK: no usable answer."""
 
 
 @attrs.frozen
@@ -56,17 +66,18 @@ def original_data_elements(request: Message, acquirer_id: str = "0") -> str:
 class _Pending:
     """A request waiting for its answer (None when the connection ended first)."""
 
-    __slots__ = ("done", "response")
+    __slots__ = ("done", "response", "mac_failure")
 
     def __init__(self):
         self.done = trio.Event()
         self.response: Message | None = None
+        self.mac_failure: str | None = None  # why the answer's MAC failed (a terminal with a MAC key)
 
 
 class Terminal:
     def __init__(self, connection: Connection | None, dialect: Dialect, tid: str, mid: str,
                  timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None,
-                 first_stan: int = 1):
+                 first_stan: int = 1, mac_key: str | None = None):
         self.connection = connection  # None: builds requests only (the codec benchmark)
         self.dialect = dialect
         self.tid = tid
@@ -74,6 +85,7 @@ class Terminal:
         self.timeout = timeout
         self.tpdu = tpdu
         self.pin_key = pin_key
+        self._mac_key = Key.tdes(bytes.fromhex(mac_key)) if mac_key is not None else None
         self._last_stan = first_stan - 1
         # Answers are matched by field 11 + field 41; a terminal that retransmits sends the same
         # key more than once, and each send times itself.
@@ -165,7 +177,7 @@ class Terminal:
         pending = _Pending()
         key = self._waiting.park(message, pending)
         try:
-            data = self.dialect.frame(message, self.tpdu)
+            data = self.dialect.framing.frame(self.encode(message), self.tpdu)
             self._record("in", data)
             await self.send_raw(data)
             with trio.move_on_after(self.timeout if timeout is None else timeout):
@@ -174,10 +186,31 @@ class Terminal:
                 raise TerminalError(f"no response to {message.mti} STAN {message.get('11')} within {self.timeout} s")
             if pending.response is None:
                 raise TerminalError("connection closed before the response arrived")
+            if pending.mac_failure is not None:
+                raise ResponseMacError(f"response to {message.mti} STAN {message.get('11')}: {pending.mac_failure}")
             return pending.response
         finally:
             if not pending.done.is_set():
                 self._waiting.forget(key, pending)
+
+    def encode(self, message: Message) -> bytes:
+        """`message` as the terminal sends it: with its MAC when the terminal has a MAC key."""
+        if self._mac_key is None:
+            return self.dialect.encode(message)
+        placeholder, field = with_zero_mac(message)
+        payload = self.dialect.encode(placeholder)
+        mac_value = mac.generate(self._mac_key, covered(payload, self.dialect, field))
+        return with_mac(payload, self.dialect, field, mac_value.hex().upper())
+
+    def _mac_failure(self, response: Message, payload: bytes) -> str | None:
+        """Why the answer's MAC fails under the terminal's MAC key; None when it verifies (or the
+        terminal has no MAC key)."""
+        if self._mac_key is None:
+            return None
+        found = received_mac(response, payload, self.dialect)
+        if isinstance(found, str):
+            return found
+        return mac_failure(found.field, mac.verify(self._mac_key, found.data, bytes.fromhex(found.mac)))
 
     def _connected(self) -> Connection:
         """The connection, for sending and reading: a terminal made without one only builds requests."""
@@ -208,7 +241,8 @@ class Terminal:
             while data := await connection.receive():
                 for frame in framer.feed(data):
                     self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
-                    self._dispatch(self.dialect.decode(frame.payload))
+                    response = self.dialect.decode(frame.payload)
+                    self._dispatch(response, self._mac_failure(response, frame.payload))
         except (trio.ClosedResourceError, OSError, FramingError, MessageDecodeError):
             pass  # the connection is unusable; every waiting request fails below
         connection.finish_writing()
@@ -220,12 +254,13 @@ class Terminal:
         if self.capture is not None:
             self.capture.record(self.capture_id, direction, self.dialect, data)
 
-    def _dispatch(self, response: Message) -> None:
+    def _dispatch(self, response: Message, failure: str | None = None) -> None:
         _, pending = self._waiting.match(response)
         if pending is None:
             self.unmatched.append(response)
             return
         pending.response = response
+        pending.mac_failure = failure
         pending.done.set()
 
 
@@ -233,11 +268,13 @@ class Terminal:
 async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
                         tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None,
-                        pin_key: PinKey | None = None, first_stan: int = 1) -> AsyncIterator[Terminal]:
+                        pin_key: PinKey | None = None, first_stan: int = 1,
+                        mac_key: str | None = None) -> AsyncIterator[Terminal]:
     """A connected terminal; the connection closes when the block ends.
 
     A real terminal keeps counting its STAN across sessions; one-shot users (the CLI) pass a
-    `first_stan` of their own so two quick runs are not taken for a retransmission."""
+    `first_stan` of their own so two quick runs are not taken for a retransmission. `mac_key`
+    (the clear TAK in hex, 32 digits) makes it MAC its requests and check its answers' MACs."""
     if isinstance(dialect, str):
         dialect = load_dialect(dialect)
     try:
@@ -247,7 +284,7 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
     connection = Connection.adopt(stream, max_queued=1_000_000)
     try:
         async with trio.open_nursery() as nursery:
-            terminal = Terminal(connection, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan)
+            terminal = Terminal(connection, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan, mac_key)
             nursery.start_soon(terminal._writer)
             nursery.start_soon(terminal._reader)
             try:

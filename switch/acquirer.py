@@ -41,7 +41,8 @@ MAX_IN_FLIGHT_PER_CONNECTION = 256
 REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
 REFUSED_LOG_INTERVAL = 1.0  # seconds: at most one connection_refused line per listener this often
 
-Handler = Callable[[Message, ListenerConfig, int], Awaitable[Message]]  # request, listener, connection number
+# request, listener, connection number, the request as sent (what its MAC covers)
+Handler = Callable[[Message, ListenerConfig, int, bytes], Awaitable[Message]]
 _CONNECTION_NUMBERS = itertools.count(1)  # names a connection for rate limits per connection
 
 
@@ -328,7 +329,7 @@ class TerminalConnection:
                 self._reject(mask_pan_like(str(exc)))
             return answer
         try:
-            return await self.handler(request, self.listener, self.number)
+            return await self.handler(request, self.listener, self.number, frame.payload)
         except Exception as exc:  # answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
                          stan=_shown(request.get("11")), error=type(exc).__name__)

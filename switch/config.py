@@ -13,6 +13,7 @@ from typing import Literal, overload
 
 import attrs
 
+from switch.admintoken import TOKEN_FILE
 from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
 from switch.core.risk.rules import RuleSet
@@ -23,6 +24,7 @@ from switch.routing import RoutingTable
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
 from switch.wire.framing import DEFAULT_MAX_FRAME, TPDU_LENGTH
+from switch.wire.macs import check_dialect
 
 DEFAULT_TIMEOUT_MS = 5000
 DEFAULT_HSM_TIMEOUT_MS = 1000
@@ -42,6 +44,16 @@ def _port(value: object) -> bool:
 
 
 @attrs.frozen
+class TerminalConfig:
+    """One `[[listeners.terminals]]` entry: what the switch knows of a terminal (field 41)."""
+
+    tid: str
+    tpk: str | None = None  # key store name of its own TPK (else the listener's)
+    tak: str | None = None  # key store name of its MAC key
+    mac: bool = False  # its requests must carry a MAC under `tak` (else 63); its responses get one
+
+
+@attrs.frozen
 class ListenerConfig:
     """Where terminals connect, the dialect they speak, and defaults for their messages."""
 
@@ -52,14 +64,15 @@ class ListenerConfig:
     acquirer_id: str | None = None  # field 32 set on requests that lack it
     max_frame: int = DEFAULT_MAX_FRAME
     tpk: str | None = None  # key store name of the zone TPK its terminals encrypt PINs under
-    terminal_tpks: dict[str, str] = attrs.field(factory=dict)  # terminal id -> its own TPK
+    terminals: dict[str, TerminalConfig] = attrs.field(factory=dict)  # by terminal id
     reuse_port: bool = False  # set by `serve --workers`: processes share the port (SO_REUSEPORT)
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT_MS / 1000  # seconds without a request in flight or a byte in
     frame_timeout: float = DEFAULT_FRAME_TIMEOUT_MS / 1000  # seconds a started frame may take to complete
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open terminal connections on this listener
 
     def tpk_for(self, tid: str) -> str | None:
-        return self.terminal_tpks.get(tid, self.tpk)
+        terminal = self.terminals.get(tid)
+        return terminal.tpk if terminal is not None and terminal.tpk is not None else self.tpk
 
 
 @attrs.frozen
@@ -110,6 +123,9 @@ class IssuerConfig:
     pin_format: int = 0  # ISO 9564 format of the PIN blocks it receives
     verify: VerifyConfig | None = None
     max_in_flight: int | None = None  # requests waiting on this link; beyond, stand-in or 91
+    zak: str | None = None  # key store name of the zone MAC key shared with this issuer
+    mac: bool = False  # requests are MACed under `zak`, responses must verify under it
+    zmk: str | None = None  # key store name of the zone master key: new ZPKs and ZAKs come under it
 
 
 @attrs.frozen
@@ -126,7 +142,9 @@ class HsmConfig:
     keys_file: Path | None = None
     lmk_file: Path | None = None  # None: $CARDSWITCH_LMK
     key_types: dict[str, str] = attrs.field(factory=dict, repr=False)  # name -> ZPK, TPK ...
-    keys: dict[str, str] = attrs.field(factory=dict, repr=False)  # name -> LMK-encrypted key
+    # name -> LMK-encrypted key: the running switch's working keys. An issuer's key change
+    # (0800/101, switch.keychange) replaces its ZPK's or ZAK's entry here, in memory.
+    keys: dict[str, str] = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen
@@ -151,12 +169,17 @@ class SwitchConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None  # operator commands (switch.admin); off unless set
+    admin_token_file: Path | None = None  # None: data_dir/admin.token (workers share their parent's)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # Prometheus GET /metrics (switch.metrics); off unless set
     saf: SafConfig = SafConfig()
     hsm: HsmConfig | None = None  # None: no [hsm] section, PIN blocks pass through untouched
     risk: RuleSet = RuleSet()  # [risk] rules: none unless a rules file is named
     source: str = ""
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.data_dir / TOKEN_FILE
 
 
 def _dialect(table: Table, name: str = "dialect") -> Dialect:
@@ -226,24 +249,47 @@ def _hsm(top: Table, base: Path) -> HsmConfig | None:
     return hsm if present else None
 
 
+def _terminal(table: Table, hsm: HsmConfig | None, dialect: Dialect) -> TerminalConfig:
+    """One `[[listeners.terminals]]` table."""
+    mac = table.get("mac", bool, False)
+    terminal = TerminalConfig(
+        tid=table.get("tid", str, expected="a terminal id (field 41), 1 to 8 characters",
+                      check=lambda v: 1 <= len(v) <= 8),
+        tpk=_key_name(table, "tpk", "TPK", hsm),
+        tak=_key_name(table, "tak", "TAK", hsm, required=mac),
+        mac=mac,
+    )
+    if mac:
+        _mac_dialect(table, dialect)
+    table.finish()
+    return terminal
+
+
+def _mac_dialect(table: Table, dialect: Dialect) -> None:
+    """mac = true needs a dialect whose fields 64 and 128 can carry a MAC."""
+    try:
+        check_dialect(dialect)
+    except ValueError as exc:
+        raise table.error("mac", f"a dialect that carries MACs; {dialect.name}: {exc}") from None
+
+
 def _listener(table: Table, hsm: HsmConfig | None) -> ListenerConfig:
-    terminal_tpks = {}
-    for terminal in table.tables("terminals"):
-        tid = terminal.get("tid", str, expected="a terminal id (field 41), 1 to 8 characters",
-                           check=lambda v: 1 <= len(v) <= 8)
-        terminal_tpks[tid] = _key_name(terminal, "tpk", "TPK", hsm, required=True)
-        terminal.finish()
+    dialect = _dialect(table)
+    terminals = {}
+    for entry in table.tables("terminals"):
+        terminal = _terminal(entry, hsm, dialect)
+        terminals[terminal.tid] = terminal
     listener = ListenerConfig(
         name=table.get("name", str, table.where),
         host=table.get("host", str, "127.0.0.1"),
         port=table.get("port", int, expected="a port number from 0 to 65535", check=_port),
-        dialect=_dialect(table),
+        dialect=dialect,
         acquirer_id=table.get("acquirer_id", str, None, "1 to 11 digits",
                               lambda v: v.isdigit() and 1 <= len(v) <= 11),
         max_frame=table.get("max_frame", int, DEFAULT_MAX_FRAME, "bytes, from 64 to 65535",
                             lambda v: 64 <= v <= 65535),
         tpk=_key_name(table, "tpk", "TPK", hsm),
-        terminal_tpks=terminal_tpks,
+        terminals=terminals,
         idle_timeout=table.get("idle_timeout_ms", int, DEFAULT_IDLE_TIMEOUT_MS, "milliseconds, at least 1",
                                lambda v: v >= 1) / 1000,
         frame_timeout=table.get("frame_timeout_ms", int, DEFAULT_FRAME_TIMEOUT_MS, "milliseconds, at least 1",
@@ -323,6 +369,7 @@ def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
     match_key = table.get("match_key", list, list(DEFAULT_MATCH_KEY),
                           f"an array of: {', '.join(MATCH_KEY_PARTS)}",
                           lambda v: bool(v) and all(part in MATCH_KEY_PARTS for part in v))
+    mac = table.get("mac", bool, False)
     tpdu = table.get("tpdu", str, "6000000000", f"{TPDU_LENGTH * 2} hex digits",
                      lambda v: len(v) == TPDU_LENGTH * 2 and all(c in "0123456789abcdefABCDEF" for c in v))
     issuer = IssuerConfig(
@@ -348,7 +395,12 @@ def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
                              lambda v: v in PIN_FORMATS),
         verify=_verify(table, base, hsm),
         max_in_flight=table.get("max_in_flight", int, None, "an integer, at least 1", lambda v: v >= 1),
+        zak=_key_name(table, "zak", "ZAK", hsm, required=mac),
+        mac=mac,
+        zmk=_key_name(table, "zmk", "ZMK", hsm),
     )
+    if issuer.mac:
+        _mac_dialect(table, issuer.dialect)
     if issuer.verify is not None and issuer.verify.pin and issuer.zpk is None:
         raise table.error("zpk", "a ZPK name: [issuers.verify] pin checks the PIN block under it")
     table.finish()

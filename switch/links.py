@@ -6,7 +6,13 @@ this module is the connection around it: a request is written by the link's sing
 and its task parked until the reader finds the answer, the link drops or the deadline passes.
 
 A response that matches nothing (late, or unsolicited) goes to the owner's handler, never
-dropped silently; a network-management request from the issuer (echo) is answered.
+dropped silently; a network-management request from the issuer (echo) is answered, and its key
+change (0800/101) applied before anything after it is read.
+
+An issuer that asks for MACs (`mac = true`) gets every request the link sends (the switch's own,
+reversals, store-and-forward) MACed under its ZAK as the link encodes it, and every answer's MAC
+checked over the bytes it came in; an answer that fails is unusable (LinkMacFailed). The link's
+own sign-on and echoes go without.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import trio
 from switch import logs
 from switch.config import IssuerConfig
 from switch.core.codes import RC
+from switch.core.keychange import is_key_change
 from switch.core.matcher import KeyInUse, Matcher
+from switch.issuer_keys import IssuerKeys
+from switch.macs import Macs
 from switch.streams import Connection
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
@@ -43,13 +52,18 @@ class LinkTimeout(Exception):
     """The issuer did not answer within its timeout."""
 
 
+class LinkMacFailed(LinkDropped):
+    """The answer's MAC failed: unusable, and the issuer may have approved the request."""
+
+
 class _Waiter:
     """One in-flight request: the task parked on it, until it is answered, failed or expired."""
 
-    __slots__ = ("task",)
+    __slots__ = ("task", "raw")
 
     def __init__(self, task: trio.lowlevel.Task):
         self.task: trio.lowlevel.Task | None = task
+        self.raw = b""  # the answer as it came (its MAC covers it)
 
     def wake(self, result: outcome.Outcome) -> None:
         if self.task is not None:
@@ -66,9 +80,12 @@ def _log_unmatched(issuer: str, key: tuple[str, ...], response: Message) -> None
 
 
 class IssuerLink:
-    def __init__(self, config: IssuerConfig, on_unmatched: UnmatchedHandler = _log_unmatched):
+    def __init__(self, config: IssuerConfig, on_unmatched: UnmatchedHandler = _log_unmatched,
+                 macs: Macs | None = None, keys: IssuerKeys | None = None):
         self.config = config
         self.on_unmatched = on_unmatched
+        self._macs = macs  # the HSM's MACs, when the issuer asks for them
+        self._keys = keys  # takes the issuer's key changes; None: refused (no HSM)
         self.name = config.name
         self._dialect = config.dialect
         self.matcher: Matcher[_Waiter] = Matcher(config.match_key, config.timeout, config.assign_stan)
@@ -106,18 +123,43 @@ class IssuerLink:
         or KeyInUse (another request with the same key in flight).
         Parking on the task itself (no Event, no cancel scope per request) keeps the per-request
         cost of waiting to a dict entry and a deque entry."""
+        if self._macs is not None and self.config.mac:
+            return await self._exchange_with_macs(self._macs, sent)
         connection = self._connection
         if not self._up or connection is None:
             raise LinkUnavailable(self.name)
         return await self._exchange(connection, sent)
 
-    async def _exchange(self, connection: Connection, sent: Message) -> Message:
+    async def _exchange_with_macs(self, macs: Macs, sent: Message) -> Message:
+        """`exchange()` with the request MACed under the issuer's ZAK and the answer checked."""
+        zak = self.config.zak
+        assert zak is not None  # the config requires one with mac = true
+        sealed = await macs.seal(sent, self._dialect, zak)
+        connection = self._connection
+        if sealed is None or not self._up or connection is None:  # the HSM failed (logged), or the link went
+            raise LinkUnavailable(self.name)
         waiter = _Waiter(trio.lowlevel.current_task())
+        response = await self._exchange(connection, sealed[0], sealed[1], waiter)
+        failure = await macs.check(response, waiter.raw, self._dialect, zak)
+        if failure is not None:
+            logs.warning("issuer_response_mac_failed", issuer=self.name, mti=response.mti,
+                         stan=response.get("11"), reason=failure)
+            raise LinkMacFailed(self.name)
+        return response
+
+    async def _exchange(self, connection: Connection, sent: Message, payload: bytes | None = None,
+                        waiter: _Waiter | None = None) -> Message:
+        """Send `sent` (as `payload` when it is already encoded) and park until its answer."""
+        if waiter is None:
+            waiter = _Waiter(trio.lowlevel.current_task())
         matcher = self.matcher
         was_idle = matcher.next_deadline() is None
         key = matcher.park(sent, waiter, trio.current_time())
         try:
-            connection.send_nowait(self._dialect.frame(sent, self.config.tpdu))
+            if payload is None:
+                connection.send_nowait(self._dialect.frame(sent, self.config.tpdu))
+            else:
+                connection.send_nowait(self._dialect.framing.frame(payload, self.config.tpdu))
         except (trio.WouldBlock, trio.ClosedResourceError):
             matcher.forget(key, waiter)
             raise LinkUnavailable(self.name) from None
@@ -276,11 +318,14 @@ class IssuerLink:
                     logs.warning("issuer_message_undecodable", issuer=self.name, reason=str(exc))
                     continue
                 if is_response(message.mti):
-                    self._deliver(message)
+                    self._deliver(message, frame.payload)
+                elif is_key_change(message):  # before what follows: that may be under the new key
+                    code = await self._keys.change(self.config, message) if self._keys else RC.NOT_SUPPORTED
+                    self._answer_issuer_request(message, frame.tpdu, code)
                 else:
                     self._answer_issuer_request(message, frame.tpdu)
 
-    def _deliver(self, response: Message) -> None:
+    def _deliver(self, response: Message, raw: bytes) -> None:
         key, waiter = self.matcher.match(response)
         if waiter is None:
             self.unmatched += 1
@@ -289,15 +334,17 @@ class IssuerLink:
             except Exception as exc:  # the link's reader must outlive a bug in what handles late answers
                 logs.warning("unmatched_response_not_handled", issuer=self.name, error=type(exc).__name__)
             return
+        waiter.raw = raw
         waiter.wake(outcome.Value(response))
 
-    def _answer_issuer_request(self, request: Message, tpdu: bytes) -> None:
-        """Issuers send echo and sign-on too; the switch answers those and logs the rest."""
+    def _answer_issuer_request(self, request: Message, tpdu: bytes, code: str = RC.APPROVED) -> None:
+        """Issuers send echo, sign-on and key changes too; the switch answers those (with `code`)
+        and logs the rest."""
         if request.mti != "0800" or self._connection is None:
             logs.warning("issuer_request_unsupported", issuer=self.name, mti=request.mti)
             return
         fields = {f: request[f] for f in ("7", "11", "70") if f in request}
-        fields["39"] = RC.APPROVED
+        fields["39"] = code
         try:
             self._connection.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
         except (trio.WouldBlock, trio.ClosedResourceError, MessageEncodeError, FramingError) as exc:

@@ -21,7 +21,7 @@ from switch.config import SafConfig
 from switch.core.messages import REPEAT_MTI
 from switch.journal import Journal
 from switch.core.matcher import KeyInUse
-from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
+from switch.links import IssuerLink, LinkDropped, LinkMacFailed, LinkTimeout, LinkUnavailable
 from switch.vault import Vault
 from switch.wire.dialect import MessageEncodeError
 from switch.wire.message import Message
@@ -131,7 +131,7 @@ class StoreAndForward:
         except (LinkUnavailable, LinkDropped, LinkTimeout, KeyInUse, MessageEncodeError) as exc:
             item.attempts += 1
             error = {LinkUnavailable: "issuer unavailable", LinkDropped: "issuer link dropped",
-                     LinkTimeout: "issuer timeout",
+                     LinkTimeout: "issuer timeout", LinkMacFailed: "issuer response failed its MAC check",
                      KeyInUse: "a request with the same match key is in flight"}.get(
                 type(exc), "message cannot be encoded for this issuer")
             if isinstance(exc, MessageEncodeError):

@@ -82,7 +82,8 @@ def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:
 
 
 class CardSecurity:
-    """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card.
+    """PIN translation and verification, CVV/iCVV/CVV2 checks, and PIN-try counting per card,
+    with the switch's HSM client (`open_hsm`).
 
     Without an [hsm] section there is nothing to check with: `configured` is False, `config`
     and `hsm` are never set, and `check()` passes every request through unchecked. Everything
@@ -91,11 +92,12 @@ class CardSecurity:
     config: HsmConfig
     hsm: InProcessHsm | TcpHsm
 
-    def __init__(self, config: SwitchConfig, pan_hash: Callable[[str], str], tries: PinTries):
-        self.configured = config.hsm is not None
-        if config.hsm is not None:
+    def __init__(self, config: SwitchConfig, hsm: InProcessHsm | TcpHsm | None, pan_hash: Callable[[str], str],
+                 tries: PinTries):
+        self.configured = config.hsm is not None and hsm is not None
+        if config.hsm is not None and hsm is not None:
             self.config = config.hsm
-            self.hsm = open_hsm(config.hsm, config.source)
+            self.hsm = hsm
         self._pan_hash = pan_hash
         self._tries = tries
 

@@ -24,12 +24,13 @@ import trio
 from switch import logs
 from switch.acquirer import Terminals, serve_listener
 from switch.admin import serve_admin
+from switch.admintoken import ensure_token
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
 from switch.core.context import (
     Answer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
-    LinkFailure, Prepare, Shed, WaitFor,
+    LinkFailure, Prepare, Shed, VerifyMac, WaitFor,
 )
 from switch.core.matcher import KeyInUse
 from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
@@ -42,16 +43,19 @@ from switch.core.states import State
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.errors import CardswitchError, ConfigError
+from switch.hsm.client import InProcessHsm, TcpHsm
+from switch.issuer_keys import IssuerKeys
 from switch.journal import Journal
-from switch.links import IssuerLink, LinkDropped, LinkTimeout, LinkUnavailable
+from switch.links import IssuerLink, LinkDropped, LinkMacFailed, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
+from switch.macs import Macs
 from switch.metrics import SwitchMetrics, serve_metrics
 from switch.pintries import PinTries
 from switch.records import TxnRecords
 from switch.recovery import last_stans, recover
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
-from switch.security import CardSecurity
+from switch.security import CardSecurity, open_hsm
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message
@@ -72,19 +76,27 @@ class Switch:
         self.config = config
         self.capture = capture  # test environments only: records terminal traffic
         self.routing: RoutingTable = config.routing
-        self.links = {issuer.name: IssuerLink(issuer, self._unmatched_response) for issuer in config.issuers}
+        self.hsm: InProcessHsm | TcpHsm | None = None  # one client: card security, MACs, key changes
+        self.macs: Macs | None = None
+        keys: IssuerKeys | None = None
+        if config.hsm is not None:
+            self.hsm = open_hsm(config.hsm, config.source)
+            self.macs, keys = Macs(self.hsm, config.hsm), IssuerKeys(self.hsm, config.hsm)
+        self.links = {issuer.name: IssuerLink(issuer, self._unmatched_response, self.macs, keys)
+                      for issuer in config.issuers}
         try:
             self.vault = open_vault(config.data_dir)
             self.journal = Journal(config.data_dir)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(config.source, "switch.data_dir",
                               f"a writable directory for the journal ({config.data_dir}: {exc})") from None
+        self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal)
         self.window = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
         self.stand_in = StandIn(utc_today)
         self.risk = RiskEngine(config.risk)
-        self.security = CardSecurity(config, self.vault.pan_hash, PinTries(self.journal))
+        self.security = CardSecurity(config, self.hsm, self.vault.pan_hash, PinTries(self.journal))
         self.in_flight = 0
         self.loop_lag = LoopLag()
         self._max_in_flight = config.max_in_flight
@@ -166,7 +178,7 @@ class Switch:
                                 partial(serve_listener, self.handle, listener, terminals, capture=self.capture))
                         if self.config.admin_port is not None:
                             ports["admin"] = await accepting.start(
-                                serve_admin, self, self.config.admin_host, self.config.admin_port)
+                                serve_admin, self, self.config.admin_host, self.config.admin_port, self.admin_token)
                         if self.metrics is not None:
                             ports["metrics"] = await accepting.start(
                                 serve_metrics, self.metrics, self.config.metrics_host, self.config.metrics_port)
@@ -250,7 +262,8 @@ class Switch:
 
     # -- one transaction ---------------------------------------------------------------
 
-    async def handle(self, request: Message, listener: ListenerConfig, connection: int = 0) -> Message:
+    async def handle(self, request: Message, listener: ListenerConfig, connection: int = 0,
+                     raw: bytes | None = None) -> Message:
         """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
         its participants ask for, and return the terminal's response. Requests run in the
         switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
@@ -258,13 +271,16 @@ class Switch:
 
         A request that may already be at an issuer (its reversal journaled) and is cut short,
         by that shutdown or by a bug, keeps its `pending` row and its reversal: the next start
-        reverses or completes it (switch.recovery), exactly as after a crash."""
+        reverses or completes it (switch.recovery), exactly as after a crash.
+
+        `raw` is the request as the terminal sent it, which its MAC covers; a terminal that
+        must send MACs gets its answer MACed under its TAK."""
         self.in_flight += 1
         started = trio.current_time()
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
         self.records.open(txn, request, listener.name, pan)
-        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection)
+        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener=listener, raw=raw)
         try:
             verdict = await self._run(ctx, listener)
         except BaseException as exc:
@@ -280,6 +296,9 @@ class Switch:
         response = self._conclude(ctx, verdict, listener, started)
         if ctx.prepared or ctx.queued:  # money may have moved: never an answer the journal could lose
             await self.journal.durable()
+        terminal = listener.terminals.get(txn.tid)
+        if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
+            return await self.macs.answer(response, listener.dialect, terminal.tak)
         return response
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
@@ -368,6 +387,9 @@ class Switch:
     async def _perform(self, effect: Effect, ctx: Context, listener: ListenerConfig) -> object:
         if type(effect) is Exchange:
             return await self._exchange(effect, ctx)
+        if type(effect) is VerifyMac:
+            assert self.macs is not None  # a terminal with mac = true names a TAK: the config has an HSM
+            return await self.macs.verify(effect.key, effect.data, effect.mac)
         if type(effect) is CheckCard:
             link: IssuerLink = effect.link
             return await self.security.check(ctx.request, listener, link.config)
@@ -419,6 +441,8 @@ class Switch:
             # Not sent; but once journaled as on its way it is reversed all the same, so that
             # the journal's word (sent_at) is the one recovery and `journal check` go by.
             return LinkFailure.UNAVAILABLE if effect.reversal is None else LinkFailure.DROPPED
+        except LinkMacFailed:
+            return LinkFailure.MAC_FAILED
         except LinkDropped:
             return LinkFailure.DROPPED
         except LinkTimeout:

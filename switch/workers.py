@@ -26,10 +26,11 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 def worker_config(config: SwitchConfig, index: int) -> SwitchConfig:
     """Worker K's view of the config: shared ports, its own data directory, and its own admin
     and metrics ports (admin_port + K, metrics_port + K), since an admin command is for one
-    process and each process counts its own transactions."""
+    process and each process counts its own transactions; one admin token for all of them."""
     admin_port = config.admin_port + index if config.admin_port else config.admin_port
     metrics_port = config.metrics_port + index if config.metrics_port else config.metrics_port
     return attrs.evolve(config, data_dir=config.data_dir / f"worker-{index}", admin_port=admin_port,
+                        admin_token_file=config.admin_token_path,
                         metrics_port=metrics_port,
                         listeners=tuple(attrs.evolve(l, reuse_port=True) for l in config.listeners))
 

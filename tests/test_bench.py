@@ -17,7 +17,7 @@ from tools.cli.bench import options_from, register
 from tools.load.processes import toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "lost"}
+BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "mac_us_per_txn", "lost"}
 
 
 def cardswitch(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -43,6 +43,7 @@ def test_bench_smoke_reports_every_key_with_two_workers(tmp_path):
     assert 0 < phase["added_p50"] <= phase["switch_p50"] <= phase["p99"]
     assert [row["workers"] for row in figures["scaling"]] == [1, 2]
     assert figures["lost"] == 0 and figures["tps_max"] > 0 and figures["codec_us_per_txn"] > 0
+    assert figures["mac_us_per_txn"] > 0
     assert "switch_cpu_us_per_txn" in done.stdout
 
 

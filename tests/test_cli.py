@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emulators.cli.demo import SCRIPT
 from tools.load.processes import free_port
 from processes import card, one_issuer_network
 
@@ -26,8 +27,19 @@ def cardswitch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_demo_runs_every_scripted_outcome():
     result = cardswitch("demo")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "19 of 19 outcomes as expected" in result.stdout
+    assert f"{len(SCRIPT)} of {len(SCRIPT)} outcomes as expected" in result.stdout
+    assert "purchase MACed by its terminal (field 64)" in result.stdout
     assert "4761730000000011" not in result.stdout  # PANs are masked in the table
+
+
+def test_demo_terminals_as_json_name_the_one_that_macs_and_its_test_tak():
+    result = cardswitch("demo", "--terminals", "--json")
+    terminals = {t["terminal"]: t for t in map(json.loads, result.stdout.splitlines())}
+    assert result.returncode == 0
+    assert {t: (v["mac"], v["tak"]) for t, v in terminals.items() if t != "TMAC0001"} == \
+        {"T0000001": (False, None), "T0000002": (False, None), "T0000666": (False, None)}
+    tak = terminals["TMAC0001"]["tak"]
+    assert terminals["TMAC0001"]["mac"] and len(tak) == 32 and int(tak, 16) >= 0
 
 
 def test_demo_cards_as_json():
@@ -106,13 +118,14 @@ def test_serve_runs_real_processes_and_reloads_routes_on_sighup_and_admin_comman
     assert "routes[0].prefix" in rejected["reason"]
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "00"  # the old table stays
 
-    refused = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    admin = ("--admin", f"127.0.0.1:{admin_port}", "--data-dir", str(network.data_dir))
+    refused = cardswitch("admin", "reload-routes", *admin)
     assert refused.returncode == 1 and "routes[0].prefix" in refused.stdout
     config.write_text(config.read_text().replace('prefix = "4x"', 'prefix = "6"'))
-    reloaded = cardswitch("admin", "reload-routes", "--admin", f"127.0.0.1:{admin_port}")
+    reloaded = cardswitch("admin", "reload-routes", *admin)
     assert reloaded.returncode == 0 and json.loads(reloaded.stdout) == {"ok": True, "detail": "1 entries"}
     assert json.loads(cardswitch(*purchase).stdout)["39"] == "15"
-    status = json.loads(cardswitch("admin", "status", "--admin", f"127.0.0.1:{admin_port}").stdout)
+    status = json.loads(cardswitch("admin", "status", *admin).stdout)
     assert status["links"] == {"bank": {"up": True, "in_flight": 0, "unmatched": 0, "saturated": 0}}
     assert (status["routes"], status["shed"], status["overloaded"]) == (1, 0, False)
     processes.stop_all()

@@ -76,8 +76,10 @@ def test_no_answer_exits_3(capsys, command):
     assert main([*command, address]) == 3
 
 
-def test_admin_without_an_answer_exits_3(capsys):
+def test_admin_without_an_answer_exits_3(capsys, tmp_path):
     from tools.load.processes import free_port
 
-    assert main(["admin", "status", "--admin", f"127.0.0.1:{free_port()}"]) == 3
+    token = tmp_path / "admin.token"
+    token.write_text("ab" * 32)
+    assert main(["admin", "status", "--admin", f"127.0.0.1:{free_port()}", "--token-file", str(token)]) == 3
     assert "cannot reach the admin port" in capsys.readouterr().err

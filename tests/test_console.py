@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -41,12 +42,17 @@ def test_demo_serve_console(tmp_path, keep):
     try:
         admin = read_until(demo.stdout, "admin: ", seen)
         assert re.match(r"admin: 127\.0\.0\.1:\d+ ", admin)
+        token = Path(read_until(demo.stdout, "admin token: ", seen).split(": ", 1)[1].strip())
         data_dir = Path(read_until(demo.stdout, "journal: ", seen).split(": ", 1)[1].strip())
         read_until(demo.stdout, "demo network up", seen)
         assert (data_dir / "switch.log").exists()
-        status = subprocess.run([*COMMAND, "admin", "status", "--admin", admin.split()[1]],
-                                capture_output=True, text=True, timeout=30)
+        assert token == data_dir / "admin.token" and stat.S_IMODE(token.stat().st_mode) == 0o600
+        status = subprocess.run([*COMMAND, "admin", "status", "--admin", admin.split()[1], "--data-dir",
+                                 str(data_dir)], capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stderr
+        tokenless = subprocess.run([*COMMAND, "admin", "status", "--admin", admin.split()[1], "--data-dir",
+                                    str(tmp_path / "elsewhere")], capture_output=True, text=True, timeout=30)
+        assert tokenless.returncode == 2 and "admin.token" in tokenless.stderr
         purchase = subprocess.run([*COMMAND, "terminal", "purchase", "--port", str(port), "--pan",
                                    "4761730000000011", "--expiry", "3012", "--amount", "5", "--json"],
                                   capture_output=True, text=True, timeout=30)
@@ -72,12 +78,13 @@ def test_demo_serve_console(tmp_path, keep):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--json"], "--json: only with --cards"),
+    (["--json"], "--json: only with --cards or --terminals"),
     (["--port", "9000"], "--port: only with --serve"),
     (["--metrics-port", "9000"], "--metrics-port: only with --serve"),
     (["--admin-port", "9000"], "--admin-port: only with --serve"),
     (["--cards", "--port", "9000"], "--port: not with --cards"),
     (["--cards", "--data-dir", "x"], "--data-dir: not with --cards"),
+    (["--terminals", "--admin-port", "9000"], "--admin-port: not with --terminals"),
 ])
 def test_demo_refuses_options_that_need_another(args, expected):
     result = subprocess.run([*COMMAND, "demo", *args], capture_output=True, text=True, timeout=30, cwd=ROOT)

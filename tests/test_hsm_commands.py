@@ -53,6 +53,14 @@ def test_a0_and_fa_exchange_a_zpk_under_a_zmk():
     assert run(f"FA{under(KeyType.ZMK)}{keywrap.wrap(K, Key.tdes(bytes(16)))}")[1] == "11"
 
 
+def test_a0_and_mi_exchange_a_zak_under_a_zmk():
+    _, _, data = run(f"A01008U{under(KeyType.ZMK)}")
+    under_lmk, under_zmk, kcv = data[:33], data[33:-6], data[-6:]
+    assert LMK.decrypt_key(KeyType.ZAK, under_lmk).kcv() == kcv
+    assert run(f"MI{under(KeyType.ZMK)}{under_zmk}") == ("MJ", "00", under_lmk + kcv)
+    assert run(f"MI{under(KeyType.ZMK)}X1234")[1] == "15"
+
+
 def test_a0_generates_aes_keys():
     code, err, data = run("A00001R2")
     assert (code, err) == ("A1", "00") and data.startswith("R2") and len(data) == 2 + 48 + 6
@@ -147,7 +155,7 @@ def test_dispatcher_never_raises(frame):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["CA", "CC", "CW", "CY", "DA", "EA", "DE", "DC", "EC", "M6", "M8", "A0", "FA", "BU", "BA"]),
+@given(st.sampled_from(["CA", "CC", "CW", "CY", "DA", "EA", "DE", "DC", "EC", "M6", "M8", "A0", "FA", "MI", "BU", "BA"]),
        st.text("0123456789ABCDEFUTR;N", max_size=150))
 def test_known_commands_with_garbage_never_raise(command, data):
     response = Dispatcher(LMK).handle(b"0000" + (command + data).encode())

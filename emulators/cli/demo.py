@@ -2,7 +2,7 @@
 
 Without options it runs the script and prints a table, exiting 0 only when every outcome matched
 its expectation. `--serve` keeps the network up for any ISO 8583 client; `--cards` lists the
-demo cards.
+demo cards, `--terminals` the demo terminals (and the clear TAK of one that must MAC).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import attrs
 import trio
 
 from emulators.issuer import load_issuer_file
-from emulators.network import Network, demo_issuer_files, terminal_pin_key, start_network
+from emulators.network import DEMO_SWITCH, Network, demo_issuer_files, demo_key_hex, start_network, terminal_pin_key
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
 from switch.core import codes
 from switch.capture import sink
 from switch.cli.serve import shutdown_on_signal
+from switch.config import load_config
 from switch.errors import UsageError
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
@@ -70,6 +71,7 @@ SCRIPT = (
     Step("PIN purchase, issuer verifies it (bank_b)", "00", "5200000000000015", pin="9753"),
     Step("card not present, CVV2 correct", "00", "4761730000000011", cvv2="042"),
     Step("card not present, wrong CVV2", "N7", "4761730000000011", cvv2="999"),
+    Step("purchase MACed by its terminal (field 64)", "00", "4761730000000011", terminal="mac"),
     # The switch's risk rules (specs/demo/risk.toml).
     Step("velocity card, 1st purchase this hour", "00", "4761730000000060"),
     Step("velocity card, 2nd purchase this hour", "00", "4761730000000060"),
@@ -81,9 +83,10 @@ SCRIPT = (
     Step("purchase acquired in country 408 (denied)", "59", "4761730000000011", country="408"),
 )
 # The script's terminals: (listener, dialect, terminal id). The tester is a third terminal on the
-# main listener, so that card testing's cool-down stops it and nobody else.
+# main listener, so that card testing's cool-down stops it and nobody else; the fourth must MAC
+# its requests (specs/demo/switch.toml's [[listeners.terminals]]).
 TERMINALS = {"terminals": ("terminals", "iso87-binary", "T0000001"), "pos": ("pos", "pos-tpdu", "T0000002"),
-             "tester": ("terminals", "iso87-binary", "T0000666")}
+             "tester": ("terminals", "iso87-binary", "T0000666"), "mac": ("terminals", "iso87-binary", "TMAC0001")}
 
 
 def register(subparsers) -> None:
@@ -91,12 +94,14 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="keep the demo network up until Ctrl-C")
     mode.add_argument("--cards", action="store_true", help="list the demo cards")
+    mode.add_argument("--terminals", action="store_true",
+                      help="list the demo terminals: id, whether it must MAC, its clear TAK (test keys only)")
     parser.add_argument("--port", type=int, help=f"--serve: the terminals' port (default {DEFAULT_PORT})")
     parser.add_argument("--metrics-port", type=int,
                         help="--serve: Prometheus GET /metrics on 127.0.0.1:PORT (default: no metrics)")
     parser.add_argument("--admin-port", type=int,
                         help="--serve: the admin port on 127.0.0.1 (default: a free port, printed at start)")
-    parser.add_argument("--json", action="store_true", help="--cards: JSON lines")
+    parser.add_argument("--json", action="store_true", help="--cards, --terminals: JSON lines")
     parser.add_argument("--log-file", help="JSON logs here (default: DATA_DIR/switch.log with --serve, "
                                            "discarded otherwise)")
     parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
@@ -106,14 +111,14 @@ def register(subparsers) -> None:
 
 def _refuse_stray_options(args) -> None:
     """Options that only make sense with another one are refused, not ignored."""
-    if args.json and not args.cards:
-        raise UsageError("--json: only with --cards")
-    if args.cards:
+    if args.json and not (args.cards or args.terminals):
+        raise UsageError("--json: only with --cards or --terminals")
+    if args.cards or args.terminals:
         given = [name for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
                                           ("--admin-port", args.admin_port), ("--log-file", args.log_file),
                                           ("--data-dir", args.data_dir)) if value is not None]
         if given:
-            raise UsageError(f"{given[0]}: not with --cards")
+            raise UsageError(f"{given[0]}: not with {'--cards' if args.cards else '--terminals'}")
     if not args.serve:
         for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
                             ("--admin-port", args.admin_port)):
@@ -129,6 +134,8 @@ def run(args) -> int:
     _refuse_stray_options(args)
     if args.cards:
         return list_cards(args.json)
+    if args.terminals:
+        return list_terminals(args.json)
     if not args.serve:
         logs.configure(args.log_file or os.devnull)
     capture = sink.from_args(args)
@@ -183,6 +190,33 @@ def list_cards(as_json: bool) -> int:
     return 0
 
 
+def demo_terminals() -> list[dict]:
+    """The demo terminals: id (field 41), listener, whether it must MAC its requests, and then its
+    clear TAK in hex (the demo's published test keys)."""
+    listeners = {listener.name: listener for listener in load_config(DEMO_SWITCH).listeners}
+    terminals = []
+    for listener, _, tid in TERMINALS.values():
+        profile = listeners[listener].terminals.get(tid)
+        mac = profile is not None and profile.mac
+        terminals.append({"terminal": tid, "listener": listener, "mac": mac,
+                          "tak": demo_key_hex(profile.tak) if mac and profile and profile.tak else None})
+    return terminals
+
+
+def list_terminals(as_json: bool) -> int:
+    terminals = demo_terminals()
+    if as_json:
+        for terminal in terminals:
+            print(json.dumps(terminal))
+        return 0
+    print("Demo test keys only: the TAKs are published.")
+    print(f"{'terminal':<10} {'listener':<10} {'mac':<4} tak")
+    for terminal in terminals:
+        print(f"{terminal['terminal']:<10} {terminal['listener']:<10} {'yes' if terminal['mac'] else 'no':<4} "
+              f"{terminal['tak'] or '-'}")
+    return 0
+
+
 async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                 metrics_port: int | None = None, admin_port: int | None = None,
                 log_file: Path | None = None) -> None:
@@ -195,7 +229,8 @@ async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                   f"(dialect {listener.dialect.name})")
         if "admin" in network.ports:
             admin = f"127.0.0.1:{network.ports['admin']}"
-            print(f"admin: {admin} (cardswitch admin status --admin {admin})")
+            print(f"admin: {admin} (cardswitch admin status --admin {admin} --data-dir {data_dir})")
+            print(f"admin token: {network.switch.config.admin_token_path}")
         if "metrics" in network.ports:
             print(f"metrics: http://127.0.0.1:{network.ports['metrics']}/metrics (loopback only)")
         print(f"journal: {data_dir}", flush=True)
@@ -255,11 +290,13 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
 async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
     rows = []
     pin_key = terminal_pin_key()
+    taks = {terminal["terminal"]: terminal["tak"] for terminal in demo_terminals()}
     async with trio.open_nursery() as nursery:
         network: Network = await start_network(nursery, data_dir, capture=capture)
         async with contextlib.AsyncExitStack() as stack:
             terminals = {name: await stack.enter_async_context(
-                open_terminal("127.0.0.1", network.ports[listener], dialect=dialect, tid=tid, pin_key=pin_key))
+                open_terminal("127.0.0.1", network.ports[listener], dialect=dialect, tid=tid, pin_key=pin_key,
+                              mac_key=taks[tid]))
                 for name, (listener, dialect, tid) in TERMINALS.items()}
             first: list[Message] = []
             for step in SCRIPT:

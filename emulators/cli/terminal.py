@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import string
 
 import trio
 
@@ -49,6 +50,9 @@ def register(subparsers) -> None:
     terminal.add_argument("--tpk", default=DEMO_TPK, help=f"--pin: the terminal's TPK in --keys (default {DEMO_TPK})")
     terminal.add_argument("--lmk-file", help="--pin: the LMK of --keys (default: $CARDSWITCH_LMK, "
                           "else the demo's insecure LMK)")
+    terminal.add_argument("--tak", metavar="HEX",
+                          help="the terminal's clear MAC key (32 hex digits, test keys only: `cardswitch demo "
+                          "--terminals`): MAC the request (field 64) and check the answer's MAC (exit 3 when it fails)")
     terminal.add_argument("--original-stan", help="reverse: STAN of the original")
     terminal.add_argument("--original-time", help="reverse: field 7 of the original, MMDDhhmmss")
     terminal.add_argument("--original-mti", default="0200", help="reverse: MTI of the original")
@@ -127,6 +131,8 @@ def run_terminal(args) -> int:
     dialect = load_dialect(args.dialect)
     if args.stan is not None and not 1 <= args.stan <= 999_999:
         raise UsageError("--stan: expected a number from 1 to 999999")
+    if args.tak is not None and not (len(args.tak) == 32 and all(c in string.hexdigits for c in args.tak)):
+        raise UsageError("--tak: expected 32 hex digits (a double-length TDES key)")
     host, port = address_option(args.target, "--target", args.host, args.port,
                                 default_host="127.0.0.1", default_port=8583)
     card = card_details(args)
@@ -134,7 +140,7 @@ def run_terminal(args) -> int:
 
     async def transact() -> Message:
         async with open_terminal(host, port, dialect=dialect, tid=args.tid, mid=args.mid,
-                                 timeout=args.timeout, capture=capture, pin_key=key,
+                                 timeout=args.timeout, capture=capture, pin_key=key, mac_key=args.tak,
                                  first_stan=args.stan or secrets.randbelow(999_999) + 1) as terminal:
             return await terminal.send(build_request(terminal, args, card))
 

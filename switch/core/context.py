@@ -10,6 +10,7 @@ the effect's result: `outcome = yield Exchange(...)`. switch.service performs th
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -22,6 +23,7 @@ from switch.core.states import State
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.routing import RouteEntry, RoutingTable
+from switch.wire.dialect import Dialect
 from switch.wire.message import Message
 
 
@@ -51,6 +53,24 @@ class LinkView(Protocol):
     def config(self) -> IssuerView: ...
     @property
     def matcher(self) -> Matcher[Any]: ...
+
+
+class TerminalView(Protocol):
+    """What a listener knows of one terminal ([[listeners.terminals]])."""
+
+    @property
+    def tak(self) -> str | None: ...  # key store name of its MAC key
+    @property
+    def mac(self) -> bool: ...  # its requests must carry a MAC
+
+
+class ListenerView(Protocol):
+    """The listener a request came in on."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+    @property
+    def terminals(self) -> Mapping[str, TerminalView]: ...  # by terminal id (field 41)
 
 
 class SwitchView(Protocol):
@@ -97,6 +117,9 @@ class Context:
     risk_facts: Facts | None = None  # what the risk rules judge, read once from the request
     rate_hits: list[Hit] | None = None  # rate limits that declined or flagged it
     assessment: Assessment | None = None  # the risk rules' findings, settled with the outcome
+    listener: ListenerView | None = None  # the listener it came in on
+    # The request as the terminal sent it (no length header, no TPDU): what its MAC covers.
+    raw: bytes | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -122,6 +145,7 @@ class LinkFailure(enum.Enum):
     TIMED_OUT = "issuer timed out"  # sent, no answer in time: the issuer may have approved it
     DROPPED = "issuer link dropped with the request in flight"  # sent: it may have been approved
     KEY_IN_USE = "a request with the same match key is in flight at the issuer"
+    MAC_FAILED = "issuer response failed its MAC check"  # sent: the issuer may have approved it
 
 
 @attrs.frozen
@@ -173,6 +197,19 @@ class CardChecked:
     pin_block: str | None = None
 
 
+@attrs.frozen(repr=False)
+class VerifyMac:
+    """Have the HSM check `mac` (hex) over `data` under the key store's key named `key` (a TAK
+    or ZAK). -> True or False; None when the HSM could not tell (unreachable, an error: logged)"""
+
+    key: str
+    data: bytes
+    mac: str
+
+    def __repr__(self) -> str:  # neither the message (card data) nor its MAC
+        return f"VerifyMac({self.key!r}, {len(self.data)} bytes)"
+
+
 @attrs.frozen
 class Exchange:
     """Send `message` (as the link will send it: its STAN from the link's matcher) on `link`
@@ -214,5 +251,6 @@ class JournalReversed:
     original: Txn
 
 
-Effect = Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | Prepare | Enqueue | JournalReversed
+Effect = (Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
+          | JournalReversed)
 

@@ -51,10 +51,11 @@ SENSITIVITY: dict[str, Sensitivity] = {
     "53": Sensitivity("security control information", Shown.HIDDEN, to_terminal=True, in_advices=True,
                       journaled=False),
     "55": Sensitivity("ICC (EMV) data", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
-    "64": Sensitivity("MAC", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+    # A MAC belongs to one hop: an issuer's is not the terminal's (the switch MACs its own answers).
+    "64": Sensitivity("MAC", Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False),
     "96": Sensitivity("message security code (key material)", Shown.HIDDEN, to_terminal=True,
                       in_advices=True, journaled=False),
-    "128": Sensitivity("MAC", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+    "128": Sensitivity("MAC", Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False),
 }
 
 CVV2_TAG = "92"  # field 48's CVV2 subelement

@@ -125,7 +125,14 @@ class _HostCommandClient:
 
     async def import_zpk(self, zmk: str, zpk_under_zmk: str) -> GeneratedKey:
         """FA: a ZPK received under a ZMK, re-encrypted under the LMK."""
-        data = await self._data("FA", with_scheme(zmk) + zpk_under_zmk)
+        return await self._import("FA", zmk, zpk_under_zmk)
+
+    async def import_zak(self, zmk: str, zak_under_zmk: str) -> GeneratedKey:
+        """MI: a ZAK received under a ZMK, re-encrypted under the LMK."""
+        return await self._import("MI", zmk, zak_under_zmk)
+
+    async def _import(self, command: str, zmk: str, key_under_zmk: str) -> GeneratedKey:
+        data = await self._data(command, with_scheme(zmk) + key_under_zmk)
         return GeneratedKey(data[:-6], data[-6:])
 
     async def _translate(self, command: str, src: str, dst: str, pin_block: str, pan: str,

@@ -8,6 +8,7 @@ exist only inside a handler call.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ FIRMWARE = "CSWHSM-01"
 PIN_FORMAT_CODES = {"01": 0, "05": 1, "47": 3, "48": 4}
 FORMAT_PIN_CODES = {fmt: code for code, fmt in PIN_FORMAT_CODES.items()}
 _MAC_ALGORITHMS = {"3": "x9.19", "6": "cmac"}
+_HEX_DIGITS = re.compile("[0-9A-Fa-f]*")
 
 
 class Reader:
@@ -46,7 +48,7 @@ class Reader:
 
     def hex(self, n: int, what: str) -> bytes:
         value = self.take(n, what)
-        if any(c not in "0123456789ABCDEFabcdef" for c in value):
+        if not _HEX_DIGITS.fullmatch(value):  # bytes.fromhex alone would take spaces too
             raise CommandError("15", f"{what} must be {n} hex digits")
         return bytes.fromhex(value)
 
@@ -138,16 +140,25 @@ def a0(lmk: Lmk, r: Reader) -> str:
     return lmk.encrypt_key(key_type, key) + exported + key.kcv()
 
 
-def fa(lmk: Lmk, r: Reader) -> str:
+def _import_under_zmk(lmk: Lmk, r: Reader, key_type: KeyType) -> str:
+    """A working key received under a ZMK, re-encrypted under the LMK (FA: ZPK, MI: ZAK)."""
     zmk = r.key(lmk, KeyType.ZMK, "10", "ZMK")
     try:
-        zpk = keywrap.unwrap(zmk, r.take(keywrap.wrapped_length(r.data[r.pos :]), "ZPK"))
+        key = keywrap.unwrap(zmk, r.take(keywrap.wrapped_length(r.data[r.pos :]), key_type.name))
     except ValueError as exc:
-        raise CommandError("15", f"ZPK: {exc}") from None
+        raise CommandError("15", f"{key_type.name}: {exc}") from None
     r.end()
-    if not zpk.has_odd_parity():
-        raise CommandError("11", "ZPK parity")
-    return lmk.encrypt_key(KeyType.ZPK, zpk) + zpk.kcv()
+    if not key.has_odd_parity():
+        raise CommandError("11", f"{key_type.name} parity")
+    return lmk.encrypt_key(key_type, key) + key.kcv()
+
+
+def fa(lmk: Lmk, r: Reader) -> str:
+    return _import_under_zmk(lmk, r, KeyType.ZPK)
+
+
+def mi(lmk: Lmk, r: Reader) -> str:
+    return _import_under_zmk(lmk, r, KeyType.ZAK)
 
 
 def _translate(lmk: Lmk, r: Reader, source_type: KeyType) -> str:
@@ -313,7 +324,7 @@ def m8(lmk: Lmk, r: Reader) -> str:
 
 
 HANDLERS: dict[str, Callable[[Lmk, Reader], str]] = {
-    "NC": nc, "BU": bu, "A0": a0, "FA": fa, "BA": ba, "CA": ca, "CC": cc, "CW": cw,
+    "NC": nc, "BU": bu, "A0": a0, "FA": fa, "MI": mi, "BA": ba, "CA": ca, "CC": cc, "CW": cw,
     "CY": cy, "DA": da, "EA": ea, "DE": de, "DC": dc, "EC": ec, "M6": m6, "M8": m8,
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from switch.hsm.keys import Algorithm, Key, aes_cmac, des_decrypt, des_encrypt, xor
+from switch.hsm.keys import Algorithm, Key, aes_cmac, des_cbc_mac, des_decrypt, des_encrypt
 
 
 def pad(data: bytes, method: int, block: int = 8) -> bytes:
@@ -24,10 +24,7 @@ def retail_mac(key: Key, data: bytes, padding: int = 1) -> bytes:
     if key.algorithm is not Algorithm.TDES or len(key.material) != 16:
         raise ValueError("X9.19 MAC key must be a double-length TDES key")
     k1, k2 = key.material[:8], key.material[8:]
-    state = bytes(8)
-    padded = pad(data, padding)
-    for i in range(0, len(padded), 8):
-        state = des_encrypt(k1, xor(state, padded[i : i + 8]))
+    state = des_cbc_mac(k1, pad(data, padding))
     return des_encrypt(k1, des_decrypt(k2, state))
 
 

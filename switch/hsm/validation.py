@@ -3,7 +3,8 @@ with (`default_validation_data`, on the transaction path), and what issuers and 
 
 What an issuer keeps on file for a card (PVV, IBM offset, CVV, CVV2, iCVV) and a terminal's PIN
 block are computed here, inside the HSM package, so callers handle only results and never a
-clear key.
+clear key. The one exception is `insecure_key_hex`, for keys under a published test LMK (the demo's):
+a test terminal loads its TAK in clear, as a terminal's key injection would.
 """
 
 from __future__ import annotations
@@ -55,3 +56,9 @@ def demo_values(
 def encrypt_pin_block(keystore: Keystore, tpk_name: str, pin: str, pan: str, fmt: int = 0) -> str:
     """The field-52 PIN block a terminal sends: `pin` under the named TPK, as hex."""
     return pinblock.encrypt_pin(keystore.clear_key(tpk_name), fmt, pin, pan).hex().upper()
+
+
+def insecure_key_hex(keystore: Keystore, name: str) -> str:
+    """The clear key `name` in hex. Only for key stores under a published test LMK (the demo's,
+    whose keys are insecure anyway): `cardswitch demo --terminals` hands a test terminal its TAK."""
+    return keystore.clear_key(name).material.hex().upper()

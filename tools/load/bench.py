@@ -3,7 +3,8 @@
 Issuer emulators (`cardswitch issuer`) and the switch (`cardswitch serve [--workers N]`) run as
 their own processes, so the switch's CPU time is its own; the load generator runs in this
 process. Phases: warm-up, closed loop for `tps_max` (and the switch's CPU per transaction),
-open loop at each fixed offered load for latency, then the codec alone on the same mix.
+open loop at each fixed offered load for latency, then the codec alone and the MACs alone on the
+same mix.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import attrs
 import trio
 
 from switch import logs
-from tools.load import codec, processes
+from tools.load import codec, maccost, processes
 from tools.load.histogram import Histogram
 from tools.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
 from tools.load.runner import LoadRun, LoadSettings, Results
@@ -115,6 +116,8 @@ class Bench:
         self.say("codec alone")
         prepared = codec.samples(self._mix(4), self.network.switch_config, self.network.issuer_files, pin_key=pin_key)
         codec_us = codec.us_per_txn(prepared)
+        self.say("MACs alone")
+        mac_us = maccost.us_per_txn(prepared, self.network.switch_config)
         first = scaling[0]
         figures = {
             "tps_max": first["tps_max"],
@@ -122,6 +125,7 @@ class Bench:
             "switch_cpu_us_per_txn": first["switch_cpu_us_per_txn"],
             "codec_us_per_txn": round(codec_us, 1),
             "ratio": round(first["switch_cpu_us_per_txn"] / codec_us, 2),
+            "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
         }
         if len(scaling) > 1:
@@ -156,6 +160,7 @@ def table(figures: dict) -> str:
     lines += [f"{'switch_cpu_us_per_txn':<28}{figures['switch_cpu_us_per_txn']:>12.1f}",
               f"{'codec_us_per_txn':<28}{figures['codec_us_per_txn']:>12.1f}",
               f"{'ratio':<28}{figures['ratio']:>12.2f}",
+              f"{'mac_us_per_txn':<28}{figures['mac_us_per_txn']:>12.1f}",
               f"{'lost':<28}{figures['lost']:>12d}"]
     for row in figures.get("scaling", []):
         lines.append(f"{'workers ' + str(row['workers']):<28}{row['tps_max']:>12.1f} TPS  "

@@ -8,8 +8,8 @@ A link that already holds its issuer's `max_in_flight` requests does not take th
 Exactly once: the 0420 that undoes the request is built before it leaves and journaled with it
 (the Exchange effect), so whatever happens next is covered. A request that may have reached the
 issuer without a usable answer (timed out, its link dropped while it was in flight, an answer
-without a valid field 39) is reversed through SAF at once; a late approval then finds its
-reversal already on its way, and stand-in may approve on top of it.
+without a valid field 39, an answer whose MAC fails) is reversed through SAF at once; a late
+approval then finds its reversal already on its way, and stand-in may approve on top of it.
 """
 
 from __future__ import annotations
@@ -20,15 +20,20 @@ from switch.core.codes import RC
 from switch.core.context import Answer, Context, Effect, Enqueue, Exchange, LinkFailure
 from switch.core.messages import reversal_advice
 from switch.core.states import State
+from switch.wire.macs import MAC_FIELDS
 from switch.wire.message import Message
 
 
 def prepare_outgoing(ctx: Context) -> None:
     """The request as its issuer gets it: a repeat (0201) the issuer never saw the first of is a
-    first transmission; field 32 from the listener when the terminal left it out."""
+    first transmission; field 32 from the listener when the terminal left it out; without the
+    terminal's MAC, which covers the terminal's hop only (the link MACs what it sends where its
+    issuer asks for it)."""
     assert ctx.link is not None  # chosen by routing
     outgoing = ctx.request.copy()
     outgoing.mti = ctx.txn.mti
+    for field in MAC_FIELDS:
+        outgoing.fields.pop(field, None)
     if "32" not in outgoing.fields and ctx.acquirer_id:
         outgoing.fields["32"] = ctx.acquirer_id
     ctx.outgoing = outgoing
@@ -36,7 +41,7 @@ def prepare_outgoing(ctx: Context) -> None:
 
 
 # Sent, and no usable answer: the issuer may have approved it.
-MAY_HAVE_REACHED = frozenset({LinkFailure.TIMED_OUT, LinkFailure.DROPPED})
+MAY_HAVE_REACHED = frozenset({LinkFailure.TIMED_OUT, LinkFailure.DROPPED, LinkFailure.MAC_FAILED})
 
 
 def forward_to_issuer(ctx: Context) -> Generator[Effect, object, Answer | None]:
