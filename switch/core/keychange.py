@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import attrs
 
-from switch.wire.masking import field48_subelements
+from switch.wire.field48 import Field48, Layout
 from switch.wire.message import Message
 
 KEY_CHANGE = "101"  # field 70
@@ -40,14 +40,14 @@ def is_key_change(message: Message) -> bool:
 
 def key_change_request(change: KeyChange, stan: str, transmitted: str) -> Message:
     """The issuer's 0800 announcing `change`."""
-    field48 = "".join(f"{tag}{len(value):02d}{value}" for tag, value in
-                      ((_TYPE, change.key_type), (_KEY, change.under_zmk), (_KCV, change.kcv)))
-    return Message("0800", {"7": transmitted, "11": stan, "48": field48, "70": KEY_CHANGE})
+    field48 = Field48("", ((_TYPE, change.key_type), (_KEY, change.under_zmk), (_KCV, change.kcv)))
+    return Message("0800", {"7": transmitted, "11": stan, "48": field48.encode(), "70": KEY_CHANGE})
 
 
 def read_key_change(message: Message) -> KeyChange | None:
     """The key change an 0800/101 carries, or None when field 48 does not hold one."""
-    subelements = dict(field48_subelements(message.fields.get("48", "")) or ())
+    read = Field48.parse(message.fields.get("48", ""), Layout.PLAIN)
+    subelements = dict(read.subelements if read is not None else ())
     key_type, key, kcv = (subelements.get(tag, "") for tag in (_TYPE, _KEY, _KCV))
     well_formed = (key_type in KEY_TYPES and key[:1] in ("X", "Y") and len(key) in (33, 49)
                    and _HEX.issuperset(key[1:].upper()) and len(kcv) == 6 and _HEX.issuperset(kcv.upper()))
