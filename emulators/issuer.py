@@ -5,6 +5,10 @@ applies the bank's fault rules: added latency, no reply, a closed connection, or
 dying (`os._exit`) right after it booked its decision and before answering. With PIN keys in its
 `[issuer]` section it verifies PIN blocks under its ZPK first (emulators.issuer_pins).
 
+With an `[issuer.tls]` table (cert, key; ca and client_certs to ask the switch for its
+certificate) it serves TLS only, so issuer-link TLS is tested end to end; a connection that
+fails the handshake is closed with one `tls_handshake_failed` line.
+
 With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
 and written back after every decision, before the answer leaves: an issuer killed with kill -9
 and restarted keeps what it approved and reversed, as a real host's database does.
@@ -23,14 +27,17 @@ import trio
 from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
+from switch.config import parse_tls
 from switch.errors import UsageError
 from switch.streams import Connection
+from switch.tls import TlsConfig, TlsEndpoint
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import Frame, FramingError, reply_tpdu
 from switch.wire.message import Message
 
 SEND_QUEUE = 4096  # answers waiting for the socket; a switch that reads nothing loses the connection
+HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to complete its TLS handshake
 
 
 @attrs.frozen
@@ -41,6 +48,7 @@ class IssuerHostConfig:
     dialect: Dialect
     pin_check: PinCheck | None = None  # verify PIN blocks under the ZPK shared with the switch
     books: Path | None = None  # the bank's books kept here across restarts (None: memory only)
+    tls: TlsConfig | None = None  # serve TLS only
 
 
 def save_books(path: Path, bank: Bank) -> None:
@@ -60,6 +68,7 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         port=section.get("port", int, 0, "a port from 0 to 65535", lambda v: 0 <= v <= 65535),
         dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
         pin_check=parse_pin_check(section, Path(path).parent),
+        tls=parse_tls(section, Path(path).parent, server_side=True),
     )
     books = section.get("books", str, None, "a file path for the bank's books")
     if books is not None:
@@ -86,12 +95,22 @@ async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio
         raise UsageError(f"issuer {config.name!r}: cannot listen on {config.host}:{config.port} "
                          f"({exc.strerror or exc})") from None
     port = sockets[0].socket.getsockname()[1]
-    logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name)
+    logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name, tls=config.tls is not None)
     task_status.started(port)
-    await trio.serve_listeners(partial(_connection, config, bank), sockets)
+    tls = TlsEndpoint(config.tls, server_side=True) if config.tls is not None else None
+    await trio.serve_listeners(partial(_accepted, config, bank, tls), sockets)
 
 
-async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketStream) -> None:
+async def _accepted(config: IssuerHostConfig, bank: Bank, tls: TlsEndpoint | None, stream: trio.SocketStream) -> None:
+    if tls is None:
+        return await _connection(config, bank, stream)
+    secured = await tls.accept(stream, HANDSHAKE_TIMEOUT, issuer=config.name)
+    if secured is not None:
+        await _connection(config, bank, secured)
+
+
+async def _connection(config: IssuerHostConfig, bank: Bank,
+                      stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
     dialect = config.dialect
     connection = Connection.adopt(stream, SEND_QUEUE)
 

@@ -7,6 +7,11 @@ and its task parked until the reader finds the answer, the link drops or the dea
 
 A response that matches nothing (late, or unsolicited) goes to the owner's handler, never
 dropped silently; a network-management request from the issuer (echo) is answered.
+
+With `[issuers.tls]` the link is TLS: each connection completes a handshake (the issuer's
+certificate checked against the CA and the server name) within the issuer's timeout before it
+carries anything; a failed one is logged (`tls_handshake_failed`) and retried like a refused
+connection, so the link stays down and its requests get 91 (or stand-in).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from switch.config import IssuerConfig
 from switch.core.codes import RC
 from switch.core.matcher import KeyInUse, Matcher
 from switch.streams import Connection
+from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
 from switch.wire.message import Message, is_response
@@ -80,6 +86,7 @@ class IssuerLink:
         self._last_received = 0.0
         self.connected = trio.Event()  # set while a connection is up; replaced when it drops
         self.unmatched = 0
+        self.tls = TlsEndpoint(config.tls, server_side=False) if config.tls is not None else None
 
     @property
     def up(self) -> bool:
@@ -161,10 +168,9 @@ class IssuerLink:
         delay = self.config.reconnect_min
         while True:
             try:
-                stream = await trio.open_tcp_stream(self.config.host, self.config.port)
-            except OSError as exc:
-                logs.warning("link_connect_failed", issuer=self.name, error=exc.strerror or str(exc),
-                             retry_s=round(delay, 3))
+                stream = await self._connect()
+            except (OSError, HandshakeFailed) as exc:
+                self._log_connect_failed(exc, delay)
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
@@ -179,7 +185,22 @@ class IssuerLink:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
 
-    async def _serve(self, stream: trio.SocketStream) -> str:
+    async def _connect(self) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+        """A new connection to the issuer, over TLS (handshake done) when configured."""
+        stream = await trio.open_tcp_stream(self.config.host, self.config.port)
+        if self.tls is None:
+            return stream
+        return await self.tls.secure(stream, self.config.timeout, self.config.host)
+
+    def _log_connect_failed(self, exc: OSError | HandshakeFailed, retry: float) -> None:
+        if isinstance(exc, HandshakeFailed):
+            logs.warning("tls_handshake_failed", issuer=self.name, peer=f"{self.config.host}:{self.config.port}",
+                         reason=exc.reason, retry_s=round(retry, 3))
+        else:
+            logs.warning("link_connect_failed", issuer=self.name, error=exc.strerror or str(exc),
+                         retry_s=round(retry, 3))
+
+    async def _serve(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> str:
         connection = Connection.adopt(stream, SEND_QUEUE)
         self._reason = "closed by issuer"
         self._ever_up = False

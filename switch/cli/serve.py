@@ -1,7 +1,8 @@
 """`cardswitch serve --config FILE`: run listeners and issuer links from one TOML file.
 
-SIGHUP reloads the routing table and the risk rules from the same file; a table or rules file
-that fails validation is refused with a logged reason and the running one stays.
+SIGHUP reloads the routing table and the risk rules from the same file, and the TLS
+certificates, keys and CAs from theirs; whatever fails validation is refused with a logged
+reason and what runs stays.
 """
 
 from __future__ import annotations
@@ -139,3 +140,4 @@ async def reload_on_sighup(switch: Switch) -> None:
         async for _ in signals:
             await switch.reload_routing()
             await switch.reload_risk()
+            switch.reload_tls()

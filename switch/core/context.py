@@ -19,6 +19,7 @@ from switch.core.risk.engine import Assessment, Hit, RiskEngine
 from switch.core.risk.facts import Facts
 from switch.core.standin import StandIn, StandInLimits
 from switch.core.states import State
+from switch.core.terminals import ConnectionInfo, KnownTerminals
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.routing import RouteEntry, RoutingTable
@@ -81,7 +82,8 @@ class Context:
     pan: str | None
     acquirer_id: str | None  # the listener's, for field 32
     switch: SwitchView
-    connection: object = None  # the terminal connection it came on (rate limits per connection)
+    connection: ConnectionInfo | None = None  # the terminal connection it came on
+    known: KnownTerminals | None = None  # the listener's known terminals; None: any may send
     prior: Txn | None = None  # the first transmission of a retransmission
     original: Txn | None = None  # what a reversal reverses
     route: RouteEntry | None = None
@@ -97,6 +99,11 @@ class Context:
     risk_facts: Facts | None = None  # what the risk rules judge, read once from the request
     rate_hits: list[Hit] | None = None  # rate limits that declined or flagged it
     assessment: Assessment | None = None  # the risk rules' findings, settled with the outcome
+
+    @property
+    def connection_number(self) -> int | None:
+        """The connection as the rate limits per connection key it."""
+        return self.connection.number if self.connection is not None else None
 
 
 @attrs.frozen
@@ -122,6 +129,15 @@ class LinkFailure(enum.Enum):
     TIMED_OUT = "issuer timed out"  # sent, no answer in time: the issuer may have approved it
     DROPPED = "issuer link dropped with the request in flight"  # sent: it may have been approved
     KEY_IN_USE = "a request with the same match key is in flight at the issuer"
+
+
+@attrs.frozen
+class Warn:
+    """Log a warning line `event` with `fields` (values the participant has masked); the
+    service adds the listener's name. -> None"""
+
+    event: str
+    fields: dict[str, object]
 
 
 @attrs.frozen
@@ -214,5 +230,5 @@ class JournalReversed:
     original: Txn
 
 
-Effect = Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | Prepare | Enqueue | JournalReversed
+Effect = Warn | Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | Exchange | Prepare | Enqueue | JournalReversed
 
