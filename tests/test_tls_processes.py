@@ -94,6 +94,7 @@ def tls_network(tmp_path: Path, pki: Pki):
 def test_sighup_reloads_a_renewed_certificate_without_dropping_connections(tmp_path, pki, processes):
     network = tls_network(tmp_path, pki)
     _, switch = processes.issuer_and_switch(network)
+    assert f"terminals 127.0.0.1:{network.switch_port} (TLS)" in (tmp_path / "switch.out").read_text()
     target = f"127.0.0.1:{network.switch_port}"
     capture = tmp_path / "session.jsonl"
     first = cardswitch("terminal", "purchase", "--target", target, "--tls", "--ca", str(pki.ca), "--pan", APPROVE,

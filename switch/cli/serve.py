@@ -94,8 +94,9 @@ async def collect_young_objects() -> None:
 
 def startup_line(config, ports: dict[str, int], workers: int = 1) -> str:
     """What `serve` prints once on stdout, whatever the log goes to: listeners with their
-    ports, issuers, the number of routes, and the admin and metrics ports when on."""
-    listeners = ", ".join(f"{l.name} {l.host}:{ports.get(l.name, l.port)}" for l in config.listeners)
+    ports (and TLS), issuers, the number of routes, and the admin and metrics ports when on."""
+    listeners = ", ".join(f"{l.name} {l.host}:{ports.get(l.name, l.port)}{' (TLS)' if l.tls else ''}"
+                          for l in config.listeners)
     parts = [f"cardswitch serving: listeners {listeners}",
              f"issuers {', '.join(i.name for i in config.issuers) or '-'}",
              f"{len(config.routing)} route{'' if len(config.routing) == 1 else 's'}"]
