@@ -198,7 +198,7 @@ def reload_endpoints(endpoints: dict[str, TlsEndpoint]) -> tuple[bool, str]:
         reloaded.append(name)
     if reloaded:
         logs.event("tls_reloaded", endpoints=reloaded)
-    return not refused, "; ".join(refused) or f"{len(reloaded)} TLS endpoints reloaded"
+    return not refused, "; ".join(refused) or f"reloaded: {', '.join(reloaded) or 'no TLS endpoint'}"
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -234,7 +234,7 @@ async def test_a_renewed_certificate_is_used_by_new_connections_only(nursery, tm
         renewed, renewed_key = pki.issue("switch renewed")
         (pki.directory / "switch.pem").write_bytes(renewed.read_bytes())
         (pki.directory / "switch-key.pem").write_bytes(renewed_key.read_bytes())
-        assert switch.reload_tls() == (True, "1 TLS endpoints reloaded")
+        assert switch.reload_tls() == (True, "reloaded: listener terminals")
         assert (await before.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "00"  # not dropped
         fresh = await tls.secure(await trio.open_tcp_stream("127.0.0.1", port), 5, "127.0.0.1")
         assert server_name(fresh) == "switch renewed"
