@@ -7,6 +7,10 @@ dying (`os._exit`) right after it booked its decision and before answering. With
 `mac = true` it checks requests' MACs and MACs its answers under its ZAK, and can change that
 key over the link (emulators.issuer_macs).
 
+With an `[issuer.tls]` table (cert, key; ca and client_certs to ask the switch for its
+certificate) it serves TLS only, so issuer-link TLS is tested end to end; a connection that
+fails the handshake is closed with one `tls_handshake_failed` line.
+
 With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
 and written back after every decision, before the answer leaves: an issuer killed with kill -9
 and restarted keeps what it approved and reversed, as a real host's database does.
@@ -26,8 +30,10 @@ from emulators.bank import AmountRule, Bank, Fault, parse_account, parse_fault
 from emulators.issuer_macs import MAC_FAILED, IssuerMacs, parse_issuer_macs
 from emulators.issuer_pins import PinCheck, parse_pin_check
 from switch import logs
+from switch.config import parse_tls
 from switch.errors import UsageError
 from switch.streams import Connection
+from switch.tls import TlsConfig, TlsEndpoint
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import Frame, FramingError, reply_tpdu
@@ -35,6 +41,7 @@ from switch.wire.message import Message, is_response
 
 SEND_QUEUE = 4096  # answers waiting for the socket; a switch that reads nothing loses the connection
 DEFAULT_TPDU = b"\x60\x00\x00\x00\x00"  # on the issuer's own requests, where its dialect has a TPDU
+HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to complete its TLS handshake
 
 
 @attrs.frozen
@@ -46,6 +53,7 @@ class IssuerHostConfig:
     pin_check: PinCheck | None = None  # verify PIN blocks under the ZPK shared with the switch
     macs: IssuerMacs | None = None  # MACs under the ZAK shared with the switch
     books: Path | None = None  # the bank's books kept here across restarts (None: memory only)
+    tls: TlsConfig | None = None  # serve TLS only
 
 
 def save_books(path: Path, bank: Bank) -> None:
@@ -66,6 +74,7 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         dialect=load_dialect(section.get("dialect", str, "iso87-binary")),
         pin_check=parse_pin_check(section, Path(path).parent),
         macs=parse_issuer_macs(section, Path(path).parent),
+        tls=parse_tls(section, Path(path).parent, server_side=True),
     )
     books = section.get("books", str, None, "a file path for the bank's books")
     if books is not None:
@@ -92,12 +101,22 @@ async def serve_issuer(config: IssuerHostConfig, bank: Bank, *, task_status=trio
         raise UsageError(f"issuer {config.name!r}: cannot listen on {config.host}:{config.port} "
                          f"({exc.strerror or exc})") from None
     port = sockets[0].socket.getsockname()[1]
-    logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name)
+    logs.event("issuer_up", issuer=config.name, port=port, dialect=config.dialect.name, tls=config.tls is not None)
     task_status.started(port)
-    await trio.serve_listeners(partial(_connection, config, bank), sockets)
+    tls = TlsEndpoint(config.tls, server_side=True) if config.tls is not None else None
+    await trio.serve_listeners(partial(_accepted, config, bank, tls), sockets)
 
 
-async def _connection(config: IssuerHostConfig, bank: Bank, stream: trio.SocketStream) -> None:
+async def _accepted(config: IssuerHostConfig, bank: Bank, tls: TlsEndpoint | None, stream: trio.SocketStream) -> None:
+    if tls is None:
+        return await _connection(config, bank, stream)
+    secured = await tls.accept(stream, HANDSHAKE_TIMEOUT, issuer=config.name)
+    if secured is not None:
+        await _connection(config, bank, secured)
+
+
+async def _connection(config: IssuerHostConfig, bank: Bank,
+                      stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
     dialect = config.dialect
     connection = Connection.adopt(stream, SEND_QUEUE)
 

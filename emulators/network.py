@@ -15,12 +15,13 @@ from emulators.bank import Bank
 from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
 from emulators.terminal import PinKey
 from switch.capture.sink import Capture
-from switch.config import load_config
+from switch.config import ListenerConfig, TerminalConfig, load_config
 from switch.hsm.keystore import Keystore
 from switch.hsm.validation import insecure_key_hex
 from switch.errors import ConfigError
 from switch.hsm.lmk import KeyType, load_lmk
 from switch.service import Switch
+from switch.tls import TlsConfig
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "specs" / "demo"
 DEMO_SWITCH = DEMO_DIR / "switch.toml"
@@ -59,14 +60,16 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
                         issuer_files: list[Path] | None = None,
                         listener_ports: dict[str, int] | None = None,
                         capture: Capture | None = None, metrics_port: int | None = None,
-                        admin_port: int | None = None) -> Network:
+                        admin_port: int | None = None, tls: TlsConfig | None = None,
+                        known_terminals: tuple[str, ...] = ()) -> Network:
     """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
     issuer link is up.
 
     Listeners bind the ports in `listener_ports` (by name), else an ephemeral port; `capture`
     records the switch's terminal traffic (test environments only); `metrics_port` serves
     Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]);
-    `admin_port` likewise the admin port (ports["admin"]).
+    `admin_port` likewise the admin port (ports["admin"]). With `tls` every listener serves TLS
+    only; with `known_terminals` every listener takes those terminal ids and no others.
     """
     issuers = {}
     issuer_ports = {}
@@ -84,8 +87,20 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
         loaded = attrs.evolve(loaded, metrics_port=metrics_port)
     if admin_port is not None:
         loaded = attrs.evolve(loaded, admin_host="127.0.0.1", admin_port=admin_port)
+    if tls is not None or known_terminals:
+        loaded = attrs.evolve(loaded, listeners=tuple(_restricted(l, tls, known_terminals) for l in loaded.listeners))
     switch = Switch(loaded, capture)
     ports = await nursery.start(switch.run)
     with trio.fail_after(10):
         await switch.wait_links_up()
     return Network(switch=switch, ports=ports, issuers=issuers, issuer_ports=issuer_ports)
+
+
+def _restricted(listener: ListenerConfig, tls: TlsConfig | None, known: tuple[str, ...]) -> ListenerConfig:
+    """`listener` over TLS and for the `known` terminals only, each of those keeping its own TPK."""
+    if tls is not None:
+        listener = attrs.evolve(listener, tls=tls)
+    if known:
+        terminals = {tid: listener.terminals.get(tid, TerminalConfig(tid)) for tid in known}
+        listener = attrs.evolve(listener, terminals=terminals, only_known_terminals=True)
+    return listener

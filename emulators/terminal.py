@@ -1,4 +1,4 @@
-"""The terminal emulator: an acquirer terminal over one TCP connection, as a Python API.
+"""The terminal emulator: an acquirer terminal over one TCP (or TLS) connection, as a Python API.
 
 `Terminal` builds requests the way a POS terminal does (STAN, transmission time, RRN, TID/MID),
 sends any number concurrently and matches each answer by field 11 + field 41. Tests, the demo,
@@ -26,6 +26,7 @@ from switch.hsm import encrypt_pin_block, mac
 from switch.hsm.keys import Key
 from switch.hsm.keystore import Keystore
 from switch.streams import Connection
+from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.masking import CVV2_TAG
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
@@ -269,8 +270,9 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
                         tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None,
                         pin_key: PinKey | None = None, first_stan: int = 1,
-                        mac_key: str | None = None) -> AsyncIterator[Terminal]:
-    """A connected terminal; the connection closes when the block ends.
+                        mac_key: str | None = None, tls: TlsEndpoint | None = None) -> AsyncIterator[Terminal]:
+    """A connected terminal (over TLS with `tls`: the handshake within `timeout`); the
+    connection closes when the block ends.
 
     A real terminal keeps counting its STAN across sessions; one-shot users (the CLI) pass a
     `first_stan` of their own so two quick runs are not taken for a retransmission. `mac_key`
@@ -281,7 +283,11 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
         stream = await trio.open_tcp_stream(host, port)
     except OSError as exc:
         raise TerminalError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-    connection = Connection.adopt(stream, max_queued=1_000_000)
+    try:
+        secured = stream if tls is None else await tls.secure(stream, timeout, host)
+    except HandshakeFailed as exc:
+        raise TerminalError(f"TLS handshake with {host}:{port} failed: {exc.reason}") from None
+    connection = Connection.adopt(secured, max_queued=1_000_000)
     try:
         async with trio.open_nursery() as nursery:
             terminal = Terminal(connection, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan, mac_key)

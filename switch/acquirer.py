@@ -10,6 +10,10 @@ closed, so is one whose frame, once started, is not complete within `frame_timeo
 trickling in, slow loris), and beyond `max_connections` a new connection is closed at once.
 Each close is one `terminal_disconnected` line with its reason.
 
+On a TLS listener each connection first completes a handshake, in its own task and within
+`frame_timeout`; a client that fails it (plain TCP, an old protocol version, a missing or bad
+certificate, silence) is closed with one `tls_handshake_failed` line and never served.
+
 A request's task belongs to the switch (`Terminals.transactions`), not to its connection: a terminal
 that hangs up must not cancel a request the issuer may already have approved. The transaction
 finishes and is journaled; only its response has nowhere to go, and that is logged.
@@ -28,7 +32,9 @@ from switch.config import ListenerConfig
 from switch.errors import ConfigError
 from switch.core.codes import RC
 from switch.core.messages import answer_undecodable, respond
+from switch.core.terminals import ConnectionInfo
 from switch.streams import Connection
+from switch.tls import TlsEndpoint, peer_subject
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import Frame, FramingError, reply_tpdu
 from switch.wire.masking import mask_pan_like
@@ -41,8 +47,8 @@ MAX_IN_FLIGHT_PER_CONNECTION = 256
 REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
 REFUSED_LOG_INTERVAL = 1.0  # seconds: at most one connection_refused line per listener this often
 
-# request, listener, connection number, the request as sent (what its MAC covers)
-Handler = Callable[[Message, ListenerConfig, int, bytes], Awaitable[Message]]
+# request, listener, connection, the request as sent (what its MAC covers)
+Handler = Callable[[Message, ListenerConfig, ConnectionInfo, bytes], Awaitable[Message]]
 _CONNECTION_NUMBERS = itertools.count(1)  # names a connection for rate limits per connection
 
 
@@ -89,12 +95,14 @@ class Admission:
 
 
 async def serve_listener(handler: Handler, listener: ListenerConfig, terminals: Terminals,
-                         *, capture: Capture | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                         *, capture: Capture | None = None, tls: TlsEndpoint | None = None,
+                         task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Accept terminals on the listener's address; reports the bound port via task_status.
 
     Connections live in `terminals`, not here, so cancelling this task stops accepting new
     terminals while those already connected finish what they sent (graceful shutdown).
     With `capture` (test environments only) every frame in and out is recorded per connection.
+    With `tls` every connection is TLS, with the endpoint's context of the moment it connected.
     """
     try:
         sockets = await _open_listeners(listener)
@@ -103,12 +111,12 @@ async def serve_listener(handler: Handler, listener: ListenerConfig, terminals: 
                           f"an address to listen on; {listener.host}:{listener.port}: {exc.strerror or exc}") from None
     port = sockets[0].socket.getsockname()[1]
     logs.event("listener_up", listener=listener.name, host=listener.host, port=port,
-               dialect=listener.dialect.name)
+               dialect=listener.dialect.name, tls=tls is not None)
     task_status.started(port)
     admission = Admission(listener)  # shared by the listener's sockets (IPv4 and IPv6)
     async with trio.open_nursery() as accepting:
         for sock in sockets:
-            accepting.start_soon(_accept, sock, handler, listener, terminals, capture, admission)
+            accepting.start_soon(_accept, sock, handler, listener, terminals, capture, admission, tls)
 
 
 async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]:
@@ -134,7 +142,8 @@ async def _open_listeners(listener: ListenerConfig) -> list[trio.SocketListener]
 
 
 async def _accept(sock: trio.SocketListener, handler: Handler, listener: ListenerConfig,
-                  terminals: Terminals, capture: Capture | None, admission: Admission) -> None:
+                  terminals: Terminals, capture: Capture | None, admission: Admission,
+                  tls: TlsEndpoint | None) -> None:
     async with sock:
         while True:
             try:
@@ -146,13 +155,31 @@ async def _accept(sock: trio.SocketListener, handler: Handler, listener: Listene
             if not admission.admit():
                 stream.socket.close()  # at once: no task, no read, nothing the peer sent is looked at
                 continue
+            if tls is not None:
+                terminals.connections.start_soon(_serve_tls, tls, stream, handler, listener, terminals, capture,
+                                                 admission)
+                continue
             connection = TerminalConnection(handler, listener, terminals, stream, capture)
             terminals.connections.start_soon(connection.serve, admission)
 
 
+async def _serve_tls(tls: TlsEndpoint, stream: trio.SocketStream, handler: Handler, listener: ListenerConfig,
+                     terminals: Terminals, capture: Capture | None, admission: Admission) -> None:
+    """The handshake, bounded by the listener's frame timeout, then the connection as any other."""
+    secured = None
+    try:
+        secured = await tls.accept(stream, listener.frame_timeout, listener=listener.name)
+    finally:
+        if secured is None:  # the handshake failed (logged), or the switch is stopping
+            admission.left()
+    if secured is None:
+        return
+    await TerminalConnection(handler, listener, terminals, secured, capture).serve(admission)
+
+
 class TerminalConnection:
     def __init__(self, handler: Handler, listener: ListenerConfig, terminals: Terminals,
-                 stream: trio.SocketStream, capture: Capture | None = None):
+                 stream: trio.SocketStream | trio.SSLStream[trio.SocketStream], capture: Capture | None = None):
         self.handler = handler
         self.listener = listener
         self.dialect = listener.dialect
@@ -162,7 +189,7 @@ class TerminalConnection:
         observe = (lambda frame: self._record("out", frame)) if capture is not None else None
         self.connection = Connection.adopt(stream, MAX_IN_FLIGHT_PER_CONNECTION, observe)
         self.peer = self.connection.peer
-        self.number = next(_CONNECTION_NUMBERS)
+        self.info = ConnectionInfo(next(_CONNECTION_NUMBERS), self.peer, peer_subject(stream))
         self.requests = 0
         self.in_flight = 0
         self._answered = trio.lowlevel.ParkingLot()  # the reader waits here for free slots
@@ -329,7 +356,7 @@ class TerminalConnection:
                 self._reject(mask_pan_like(str(exc)))
             return answer
         try:
-            return await self.handler(request, self.listener, self.number, frame.payload)
+            return await self.handler(request, self.listener, self.info, frame.payload)
         except Exception as exc:  # answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
                          stan=_shown(request.get("11")), error=type(exc).__name__)

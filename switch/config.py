@@ -1,13 +1,15 @@
 """The switch's TOML config, loaded into frozen attrs classes.
 
 One file per deployment: `[switch]` settings, `[hsm]` (how to reach the HSM, which key store),
-`[[listeners]]` for terminals, `[[issuers]]` for issuer hosts (with their PIN keys and optional
-`[issuers.verify]`), and `[[routes]]` (or `routes_file`) for the BIN table. Every mistake is a
-`ConfigError` naming file, key and expectation; the CLI turns it into exit code 2.
+`[[listeners]]` for terminals (with `[[listeners.terminals]]` they know), `[[issuers]]` for
+issuer hosts (with their PIN keys and optional `[issuers.verify]`), `[[routes]]` (or
+`routes_file`) for the BIN table, and a `tls` table on any listener, issuer or the HSM. Every
+mistake is a `ConfigError` naming file, key and expectation; the CLI turns it into exit code 2.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, overload
 
@@ -18,9 +20,11 @@ from switch.errors import ConfigError
 from switch.hsm.pinverify import DEFAULT_DECTAB
 from switch.core.risk.rules import RuleSet
 from switch.core.standin import StandInLimits
+from switch.core.terminals import KnownTerminals, Network
 from switch.risk import load_rules
 from switch.routes import load_routing_file
 from switch.routing import RoutingTable
+from switch.tls import CLIENT_CERTS, MIN_VERSIONS, TlsConfig, TlsError, client_context, server_context
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
 from switch.wire.framing import DEFAULT_MAX_FRAME, TPDU_LENGTH
@@ -45,17 +49,20 @@ def _port(value: object) -> bool:
 
 @attrs.frozen
 class TerminalConfig:
-    """One `[[listeners.terminals]]` entry: what the switch knows of a terminal (field 41)."""
+    """One `[[listeners.terminals]]` table: a terminal the listener knows by its id (field 41)."""
 
     tid: str
-    tpk: str | None = None  # key store name of its own TPK (else the listener's)
+    tpk: str | None = None  # its own TPK; None: the listener's
     tak: str | None = None  # key store name of its MAC key
     mac: bool = False  # its requests must carry a MAC under `tak` (else 63); its responses get one
+    subject: str | None = None  # the common name its client certificate must have (TLS)
+    peers: tuple[Network, ...] = ()  # the addresses it may connect from; () any
 
 
 @attrs.frozen
 class ListenerConfig:
-    """Where terminals connect, the dialect they speak, and defaults for their messages."""
+    """Where terminals connect, the dialect they speak, defaults for their messages, and who may
+    send there (`known`: None when the listener checks nobody, as by default)."""
 
     name: str
     host: str
@@ -65,10 +72,21 @@ class ListenerConfig:
     max_frame: int = DEFAULT_MAX_FRAME
     tpk: str | None = None  # key store name of the zone TPK its terminals encrypt PINs under
     terminals: dict[str, TerminalConfig] = attrs.field(factory=dict)  # by terminal id
+    only_known_terminals: bool = False  # terminals not in `terminals` get 58
+    allowed_acquirers: frozenset[str] | None = None  # field 32 values accepted; None: any
+    tls: TlsConfig | None = None  # terminals connect over TLS (and only so)
     reuse_port: bool = False  # set by `serve --workers`: processes share the port (SO_REUSEPORT)
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT_MS / 1000  # seconds without a request in flight or a byte in
-    frame_timeout: float = DEFAULT_FRAME_TIMEOUT_MS / 1000  # seconds a started frame may take to complete
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT_MS / 1000  # seconds a started frame (or a TLS handshake) may take
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open terminal connections on this listener
+    known: KnownTerminals | None = attrs.field(init=False)
+
+    @known.default
+    def _known(self) -> KnownTerminals | None:
+        constrained = any(t.subject is not None or t.peers for t in self.terminals.values())
+        if not (self.only_known_terminals or self.allowed_acquirers is not None or constrained):
+            return None
+        return KnownTerminals(self.terminals, self.only_known_terminals, self.allowed_acquirers)
 
     def tpk_for(self, tid: str) -> str | None:
         terminal = self.terminals.get(tid)
@@ -126,6 +144,7 @@ class IssuerConfig:
     zak: str | None = None  # key store name of the zone MAC key shared with this issuer
     mac: bool = False  # requests are MACed under `zak`, responses must verify under it
     zmk: str | None = None  # key store name of the zone master key: new ZPKs and ZAKs come under it
+    tls: TlsConfig | None = None  # the link runs over TLS
 
 
 @attrs.frozen
@@ -145,6 +164,7 @@ class HsmConfig:
     # name -> LMK-encrypted key: the running switch's working keys. An issuer's key change
     # (0800/101, switch.keychange) replaces its ZPK's or ZAK's entry here, in memory.
     keys: dict[str, str] = attrs.field(factory=dict, repr=False)
+    tls: TlsConfig | None = None  # mode "tcp": host commands over TLS
 
 
 @attrs.frozen
@@ -244,13 +264,51 @@ def _hsm(top: Table, base: Path) -> HsmConfig | None:
         lmk_file=base / lmk_file if lmk_file else None,
         key_types=key_types,
         keys=encrypted,
+        tls=parse_tls(table, base, server_side=False),
     )
+    if hsm.tls is not None and hsm.mode != "tcp":
+        raise table.error("tls", 'mode = "tcp": the in-process HSM has no link to secure')
     table.finish()
     return hsm if present else None
 
 
+def parse_tls(parent: Table, base: Path, *, server_side: bool) -> TlsConfig | None:
+    """The `tls` table under `parent` (None without one), its files relative to `base`. The
+    context it describes is built here once, so a certificate that does not load, a key that is
+    not the certificate's own or an unusable CA file stops the switch at start (exit 2) with the
+    file and the key named, not at the first handshake."""
+    if "tls" not in parent.data:
+        return None
+    table = parent.table("tls")
+
+    def path(name: str, what: str) -> Path | None:
+        value = table.get(name, str, None, f"the path of an existing {what} file, relative to this file",
+                          lambda v: (base / v).is_file())
+        return base / value if value is not None else None
+
+    versions = ", ".join(f'"{version}"' for version in MIN_VERSIONS)
+    config = TlsConfig(
+        cert=path("cert", "PEM certificate"),
+        key=path("key", "PEM private key"),
+        ca=path("ca", "PEM CA certificates"),
+        min_version=table.get("min_version", str, "1.2", f"one of: {versions}", lambda v: v in MIN_VERSIONS),
+    )
+    if server_side:
+        config = attrs.evolve(config, client_certs=table.get(
+            "client_certs", str, "none", f"one of: {', '.join(CLIENT_CERTS)}", lambda v: v in CLIENT_CERTS))
+    else:
+        config = attrs.evolve(config, server_name=table.get(
+            "server_name", str, None, "the host name the server's certificate must carry", bool))
+    table.finish()
+    try:
+        server_context(config) if server_side else client_context(config)
+    except TlsError as exc:
+        raise table.error(exc.key, exc.expected) from None
+    return config
+
+
 def _terminal(table: Table, hsm: HsmConfig | None, dialect: Dialect) -> TerminalConfig:
-    """One `[[listeners.terminals]]` table."""
+    """One `[[listeners.terminals]]` table: the terminal's id and what it comes with."""
     mac = table.get("mac", bool, False)
     terminal = TerminalConfig(
         tid=table.get("tid", str, expected="a terminal id (field 41), 1 to 8 characters",
@@ -258,6 +316,8 @@ def _terminal(table: Table, hsm: HsmConfig | None, dialect: Dialect) -> Terminal
         tpk=_key_name(table, "tpk", "TPK", hsm),
         tak=_key_name(table, "tak", "TAK", hsm, required=mac),
         mac=mac,
+        subject=table.get("subject", str, None, "the common name of the terminal's client certificate", bool),
+        peers=_networks(table, "peer"),
     )
     if mac:
         _mac_dialect(table, dialect)
@@ -273,12 +333,43 @@ def _mac_dialect(table: Table, dialect: Dialect) -> None:
         raise table.error("mac", f"a dialect that carries MACs; {dialect.name}: {exc}") from None
 
 
-def _listener(table: Table, hsm: HsmConfig | None) -> ListenerConfig:
-    dialect = _dialect(table)
-    terminals = {}
+def _networks(table: Table, name: str) -> tuple[Network, ...]:
+    """An IP address or network (CIDR), or an array of them."""
+    expected = "an IP address or network (CIDR, e.g. 10.1.0.0/16), or an array of them"
+    value = table.get(name, (str, list), None, expected)
+    if value is None:
+        return ()
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in ([value] if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise table.error(name, expected) from None
+
+
+def _terminals(table: Table, hsm: HsmConfig | None, tls: TlsConfig | None,
+               dialect: Dialect) -> dict[str, TerminalConfig]:
+    """The listener's known terminals by id; one that names a certificate subject needs a
+    listener that asks for client certificates."""
+    terminals: dict[str, TerminalConfig] = {}
     for entry in table.tables("terminals"):
         terminal = _terminal(entry, hsm, dialect)
+        if terminal.tid in terminals:
+            raise entry.error("tid", f"a terminal id not listed before on this listener, not {terminal.tid!r} again")
+        if terminal.subject is not None and (tls is None or tls.client_certs == "none"):
+            raise entry.error("subject", 'a listener asking for client certificates ([listeners.tls] '
+                                         'client_certs = "optional" or "required")')
         terminals[terminal.tid] = terminal
+    return terminals
+
+
+def _listener(table: Table, hsm: HsmConfig | None, base: Path) -> ListenerConfig:
+    tls = parse_tls(table, base, server_side=True)
+    dialect = _dialect(table)
+    terminals = _terminals(table, hsm, tls, dialect)
+    only_known = table.get("only_known_terminals", bool, False)
+    if only_known and not terminals:
+        raise table.error("only_known_terminals", "[[listeners.terminals]] tables naming the terminals it knows")
+    acquirers = table.get("allowed_acquirers", list, None, "an array of acquirer ids (field 32), 1 to 11 digits",
+                          lambda v: all(isinstance(a, str) and a.isdigit() and 1 <= len(a) <= 11 for a in v))
     listener = ListenerConfig(
         name=table.get("name", str, table.where),
         host=table.get("host", str, "127.0.0.1"),
@@ -290,6 +381,9 @@ def _listener(table: Table, hsm: HsmConfig | None) -> ListenerConfig:
                             lambda v: 64 <= v <= 65535),
         tpk=_key_name(table, "tpk", "TPK", hsm),
         terminals=terminals,
+        only_known_terminals=only_known,
+        allowed_acquirers=frozenset(acquirers) if acquirers is not None else None,
+        tls=tls,
         idle_timeout=table.get("idle_timeout_ms", int, DEFAULT_IDLE_TIMEOUT_MS, "milliseconds, at least 1",
                                lambda v: v >= 1) / 1000,
         frame_timeout=table.get("frame_timeout_ms", int, DEFAULT_FRAME_TIMEOUT_MS, "milliseconds, at least 1",
@@ -398,6 +492,7 @@ def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
         zak=_key_name(table, "zak", "ZAK", hsm, required=mac),
         mac=mac,
         zmk=_key_name(table, "zmk", "ZMK", hsm),
+        tls=parse_tls(table, base, server_side=False),
     )
     if issuer.mac:
         _mac_dialect(table, issuer.dialect)
@@ -464,7 +559,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     saf_table.finish()
     settings.finish()
     hsm = _hsm(top, path.parent)
-    listeners = tuple(_listener(t, hsm) for t in top.tables("listeners"))
+    listeners = tuple(_listener(t, hsm, path.parent) for t in top.tables("listeners"))
     issuers = tuple(_issuer(t, path.parent, hsm) for t in top.tables("issuers"))
     if not listeners:
         raise top.error("listeners", "at least one [[listeners]] table")

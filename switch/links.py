@@ -13,6 +13,11 @@ An issuer that asks for MACs (`mac = true`) gets every request the link sends (t
 reversals, store-and-forward) MACed under its ZAK as the link encodes it, and every answer's MAC
 checked over the bytes it came in; an answer that fails is unusable (LinkMacFailed). The link's
 own sign-on and echoes go without.
+
+With `[issuers.tls]` the link is TLS: each connection completes a handshake (the issuer's
+certificate checked against the CA and the server name) within the issuer's timeout before it
+carries anything; a failed one is logged (`tls_handshake_failed`) and retried like a refused
+connection, so the link stays down and its requests get 91 (or stand-in).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from switch.core.matcher import KeyInUse, Matcher
 from switch.issuer_keys import IssuerKeys
 from switch.macs import Macs
 from switch.streams import Connection
+from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError, reply_tpdu
 from switch.wire.message import Message, is_response
@@ -97,6 +103,7 @@ class IssuerLink:
         self._last_received = 0.0
         self.connected = trio.Event()  # set while a connection is up; replaced when it drops
         self.unmatched = 0
+        self.tls = TlsEndpoint(config.tls, server_side=False) if config.tls is not None else None
 
     @property
     def up(self) -> bool:
@@ -203,10 +210,9 @@ class IssuerLink:
         delay = self.config.reconnect_min
         while True:
             try:
-                stream = await trio.open_tcp_stream(self.config.host, self.config.port)
-            except OSError as exc:
-                logs.warning("link_connect_failed", issuer=self.name, error=exc.strerror or str(exc),
-                             retry_s=round(delay, 3))
+                stream = await self._connect()
+            except (OSError, HandshakeFailed) as exc:
+                self._log_connect_failed(exc, delay)
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
                 continue
@@ -221,7 +227,22 @@ class IssuerLink:
                 await trio.sleep(delay)
                 delay = min(delay * 2, self.config.reconnect_max)
 
-    async def _serve(self, stream: trio.SocketStream) -> str:
+    async def _connect(self) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+        """A new connection to the issuer, over TLS (handshake done) when configured."""
+        stream = await trio.open_tcp_stream(self.config.host, self.config.port)
+        if self.tls is None:
+            return stream
+        return await self.tls.secure(stream, self.config.timeout, self.config.host)
+
+    def _log_connect_failed(self, exc: OSError | HandshakeFailed, retry: float) -> None:
+        if isinstance(exc, HandshakeFailed):
+            logs.warning("tls_handshake_failed", issuer=self.name, peer=f"{self.config.host}:{self.config.port}",
+                         reason=exc.reason, retry_s=round(retry, 3))
+        else:
+            logs.warning("link_connect_failed", issuer=self.name, error=exc.strerror or str(exc),
+                         retry_s=round(retry, 3))
+
+    async def _serve(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> str:
         connection = Connection.adopt(stream, SEND_QUEUE)
         self._reason = "closed by issuer"
         self._ever_up = False

@@ -71,7 +71,7 @@ def open_hsm(config: HsmConfig, source: str) -> InProcessHsm | TcpHsm:
     """The configured HSM client. In-process, the LMK is read here and the key store checked
     against it, so a wrong LMK or a damaged key store stops the switch at start-up."""
     if config.mode == "tcp":
-        return TcpHsm(config.host, config.port, timeout=config.timeout)
+        return TcpHsm(config.host, config.port, timeout=config.timeout, tls=config.tls)
     try:
         lmk = load_lmk(config.lmk_file)
     except (ValueError, OSError) as exc:

@@ -30,7 +30,7 @@ from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
 from switch.core.context import (
     Answer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
-    LinkFailure, Prepare, Shed, VerifyMac, WaitFor,
+    LinkFailure, Prepare, Shed, VerifyMac, WaitFor, Warn,
 )
 from switch.core.matcher import KeyInUse
 from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
@@ -40,6 +40,7 @@ from switch.core.risk.facts import Facts, facts_of
 from switch.core.risk.rules import PRESENT
 from switch.core.standin import StandIn
 from switch.core.states import State
+from switch.core.terminals import ConnectionInfo
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.errors import CardswitchError, ConfigError
@@ -56,6 +57,7 @@ from switch.recovery import last_stans, recover
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity, open_hsm
+from switch.tls import TlsEndpoint, reload_endpoints
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message
@@ -97,6 +99,8 @@ class Switch:
         self.stand_in = StandIn(utc_today)
         self.risk = RiskEngine(config.risk)
         self.security = CardSecurity(config, self.hsm, self.vault.pan_hash, PinTries(self.journal))
+        self.listener_tls = {listener.name: TlsEndpoint(listener.tls, server_side=True)
+                             for listener in config.listeners if listener.tls is not None}
         self.in_flight = 0
         self.loop_lag = LoopLag()
         self._max_in_flight = config.max_in_flight
@@ -175,7 +179,8 @@ class Switch:
                         ports = {}
                         for listener in self.config.listeners:
                             ports[listener.name] = await accepting.start(
-                                partial(serve_listener, self.handle, listener, terminals, capture=self.capture))
+                                partial(serve_listener, self.handle, listener, terminals, capture=self.capture,
+                                        tls=self.listener_tls.get(listener.name)))
                         if self.config.admin_port is not None:
                             ports["admin"] = await accepting.start(
                                 serve_admin, self, self.config.admin_host, self.config.admin_port, self.admin_token)
@@ -244,6 +249,16 @@ class Switch:
         logs.event("risk_reloaded", rules=len(fresh), source=fresh.source or None)
         return True, f"{len(fresh)} rules"
 
+    def reload_tls(self) -> tuple[bool, str]:
+        """Read every TLS certificate, key and CA file again (SIGHUP): new handshakes use them,
+        connections already open keep theirs; files that cannot be used are refused with a
+        logged reason and their endpoint keeps its context."""
+        endpoints = {f"listener {name}": tls for name, tls in self.listener_tls.items()}
+        endpoints |= {f"issuer {name}": link.tls for name, link in self.links.items() if link.tls is not None}
+        if isinstance(self.hsm, TcpHsm) and self.hsm.tls is not None:
+            endpoints["hsm"] = self.hsm.tls
+        return reload_endpoints(endpoints)
+
     def _read_routing(self) -> RoutingTable:
         """The config file's routing table, checked against the running links (in a thread)."""
         routing = load_config(self.config.source).routing
@@ -262,8 +277,8 @@ class Switch:
 
     # -- one transaction ---------------------------------------------------------------
 
-    async def handle(self, request: Message, listener: ListenerConfig, connection: int = 0,
-                     raw: bytes | None = None) -> Message:
+    async def handle(self, request: Message, listener: ListenerConfig,
+                     connection: ConnectionInfo | None = None, raw: bytes | None = None) -> Message:
         """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
         its participants ask for, and return the terminal's response. Requests run in the
         switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
@@ -280,7 +295,8 @@ class Switch:
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
         self.records.open(txn, request, listener.name, pan)
-        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener=listener, raw=raw)
+        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
+                      listener=listener, raw=raw)
         try:
             verdict = await self._run(ctx, listener)
         except BaseException as exc:
@@ -358,7 +374,7 @@ class Switch:
             counted = found.counted
             hits += found.hits()
         elif txn.rc in self.risk.testing_codes and txn.mti in AUTHORISATIONS:
-            facts = ctx.risk_facts or facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection)
+            facts = ctx.risk_facts or facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection_number)
             counted, alerts = self.risk.declined_unassessed(facts, txn.rc or "", txn.seen)
         for alert in alerts:
             logs.warning("risk_alert", rule=alert.rule, per=alert.per, key=mask_pan_like(alert.key),
@@ -414,6 +430,9 @@ class Switch:
             return None
         if type(effect) is Shed:
             self._count_shed()
+            return None
+        if type(effect) is Warn:
+            logs.warning(effect.event, listener=listener.name, **effect.fields)
             return None
         raise TypeError(f"no performer for {type(effect).__name__}")
 

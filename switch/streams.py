@@ -10,6 +10,11 @@ when they would block.
 Writes never make the caller wait: `send_nowait()` queues a frame and wakes the connection's
 writer task. By the time that task runs, every frame queued in the same turn of the event loop
 is there, and they go out in one `send`, so a burst of responses costs one system call.
+
+`TlsConnection` is the same connection over TLS (trio's SSLStream, after the handshake that
+switch.tls runs): the queue and the writer are shared, only the reads and writes differ. It
+raises what a socket raises (OSError when the peer breaks the channel), so readers handle both
+alike. `Connection.adopt()` picks the right one for the stream it is given.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ class Connection:
     def __init__(self, sock: socket.socket, max_queued: int, observe: Callable[[bytes], None] | None = None):
         sock.setblocking(False)
         self._sock = sock
+        self._start(max_queued, observe)
+
+    def _start(self, max_queued: int, observe: Callable[[bytes], None] | None) -> None:
+        """The state every connection keeps, whatever carries its bytes."""
         self._max_queued = max_queued
         self._observe = observe  # sees each frame as it is written (capture, tests)
         self._queue: list[bytes] = []
@@ -41,17 +50,17 @@ class Connection:
         self._closed = False
 
     @classmethod
-    def adopt(cls, stream: trio.SocketStream, max_queued: int,
+    def adopt(cls, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream], max_queued: int,
               observe: Callable[[bytes], None] | None = None) -> Connection:
-        """Take over the socket of a stream that trio opened or accepted (its options stay)."""
+        """Take over the socket of a stream that trio opened or accepted (its options stay), or,
+        for a TLS stream, the stream itself."""
+        if isinstance(stream, trio.SSLStream):
+            return TlsConnection(stream, max_queued, observe)
         return cls(socket.socket(fileno=stream.socket.detach()), max_queued, observe)
 
     @property
     def peer(self) -> str:
-        try:
-            return "%s:%s" % self._sock.getpeername()[:2]
-        except OSError:
-            return "unknown"
+        return peer_name(self._sock)
 
     @property
     def queued(self) -> int:
@@ -141,5 +150,46 @@ class Connection:
             self._closed = True
             self._writing = False
             self._drained.unpark_all()
-            trio.lowlevel.notify_closing(self._sock)
-            self._sock.close()
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+
+
+class TlsConnection(Connection):
+    """A connection over an established TLS stream. Reads and writes go through trio's
+    SSLStream (which may read and write at once, as the reader and the writer do); closing
+    closes the socket at once, without waiting on the peer for TLS's close_notify."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream], max_queued: int,
+                 observe: Callable[[bytes], None] | None = None):
+        self._stream = stream
+        self._start(max_queued, observe)
+
+    @property
+    def peer(self) -> str:
+        return peer_name(self._stream.transport_stream.socket)
+
+    async def receive(self) -> bytes:
+        try:
+            return bytes(await self._stream.receive_some(RECEIVE_SIZE))  # the same object when it is bytes
+        except trio.BrokenResourceError as exc:
+            raise ConnectionResetError(f"TLS channel broken: {exc.__cause__ or exc}") from None
+
+    async def _send_all(self, data: bytes) -> None:
+        try:
+            await self._stream.send_all(data)
+        except trio.BrokenResourceError as exc:
+            raise ConnectionResetError(f"TLS channel broken: {exc.__cause__ or exc}") from None
+
+    def _close_transport(self) -> None:
+        self._stream.transport_stream.socket.close()  # trio's close wakes whoever waits on it
+
+
+def peer_name(sock: socket.socket | trio.socket.SocketType) -> str:
+    """`host:port` of the peer, for log lines; "unknown" once the socket is gone."""
+    try:
+        return "%s:%s" % sock.getpeername()[:2]
+    except OSError:
+        return "unknown"

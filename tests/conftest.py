@@ -1,5 +1,5 @@
-"""Shared fixtures: the demo network over real loopback sockets, a JSON log file, and cardswitch
-as real processes (tests/processes.py)."""
+"""Shared fixtures: the demo network over real loopback sockets, a JSON log file, cardswitch
+as real processes (tests/processes.py), and a CA of the test's own for TLS."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from emulators.bank import Bank, parse_account
+from emulators.certificates import issue_certificate, make_test_ca
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from processes import Processes
@@ -53,6 +54,28 @@ def read_events(path: Path) -> list[dict]:
 async def demo(nursery, log_file, tmp_path):
     """The demo network (three issuers behind a switch) on ephemeral ports."""
     return await start_network(nursery, tmp_path / "data")
+
+
+class Pki:
+    """A CA made for one test, and certificates it issues, as PEM files in `directory`."""
+
+    def __init__(self, directory: Path, name: str = "test CA"):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.authority = make_test_ca(name)
+        self.ca = directory / "ca.pem"
+        self.ca.write_bytes(self.authority.certificate_pem())
+
+    def issue(self, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[Path, Path]:
+        """A certificate for common name `name` (server for `hosts`, and client): its file and its key's."""
+        cert, key = self.directory / f"{name}.pem", self.directory / f"{name}-key.pem"
+        issue_certificate(self.authority, name, hosts).write(cert, key)
+        return cert, key
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path / "pki")
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from tools.cli.bench import options_from, register
 from tools.load.processes import toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "mac_us_per_txn", "lost"}
+BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "mac_us_per_txn",
+              "lost", "tls"}
 
 
 def cardswitch(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -45,6 +46,16 @@ def test_bench_smoke_reports_every_key_with_two_workers(tmp_path):
     assert figures["lost"] == 0 and figures["tps_max"] > 0 and figures["codec_us_per_txn"] > 0
     assert figures["mac_us_per_txn"] > 0
     assert "switch_cpu_us_per_txn" in done.stdout
+
+
+def test_bench_tls_runs_the_terminals_over_tls(tmp_path):
+    out = tmp_path / "bench.json"
+    done = cardswitch("bench", "--tls", "--duration", "1", "--loads", "50", "--connections", "2",
+                      "--in-flight", "2", "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(out.read_text())
+    assert figures["tls"] is True and figures["lost"] == 0 and figures["tps_max"] > 0
+    assert "terminals over" in done.stdout and "TLS" in done.stdout
 
 
 def test_serve_workers_share_the_port_each_with_its_own_journal(tmp_path, processes):

@@ -2,7 +2,9 @@
 
 Without options it runs the script and prints a table, exiting 0 only when every outcome matched
 its expectation. `--serve` keeps the network up for any ISO 8583 client; `--cards` lists the
-demo cards, `--terminals` the demo terminals (and the clear TAK of one that must MAC).
+demo cards, `--terminals` the demo terminals (and the clear TAK of one that must MAC). `--serve --tls` serves terminals over TLS only, with a certificate from a throwaway
+CA made at start (its certificate in DATA_DIR/tls/ca.pem for clients to trust), and takes only
+the demo's own terminal ids; plain `--serve` takes any terminal id, for newcomers' own clients.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from emulators.certificates import issue_certificate, make_test_ca
 from emulators.issuer import load_issuer_file
 from emulators.network import DEMO_SWITCH, Network, demo_issuer_files, demo_key_hex, start_network, terminal_pin_key
 from emulators.terminal import Terminal, TerminalError, open_terminal
@@ -28,6 +31,7 @@ from switch.capture import sink
 from switch.cli.serve import shutdown_on_signal
 from switch.config import load_config
 from switch.errors import UsageError
+from switch.tls import TlsConfig
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 
@@ -87,6 +91,8 @@ SCRIPT = (
 # its requests (specs/demo/switch.toml's [[listeners.terminals]]).
 TERMINALS = {"terminals": ("terminals", "iso87-binary", "T0000001"), "pos": ("pos", "pos-tpdu", "T0000002"),
              "tester": ("terminals", "iso87-binary", "T0000666"), "mac": ("terminals", "iso87-binary", "TMAC0001")}
+KNOWN_TERMINALS = tuple(sorted({tid for _, _, tid in TERMINALS.values()}))  # what --serve --tls takes
+TLS_HOSTS = ("127.0.0.1", "localhost")  # the names the --serve --tls certificate is valid for
 
 
 def register(subparsers) -> None:
@@ -101,6 +107,8 @@ def register(subparsers) -> None:
                         help="--serve: Prometheus GET /metrics on 127.0.0.1:PORT (default: no metrics)")
     parser.add_argument("--admin-port", type=int,
                         help="--serve: the admin port on 127.0.0.1 (default: a free port, printed at start)")
+    parser.add_argument("--tls", action="store_true",
+                        help="--serve: terminals over TLS only (CA in DATA_DIR/tls/ca.pem), known terminal ids only")
     parser.add_argument("--json", action="store_true", help="--cards, --terminals: JSON lines")
     parser.add_argument("--log-file", help="JSON logs here (default: DATA_DIR/switch.log with --serve, "
                                            "discarded otherwise)")
@@ -121,7 +129,7 @@ def _refuse_stray_options(args) -> None:
             raise UsageError(f"{given[0]}: not with {'--cards' if args.cards else '--terminals'}")
     if not args.serve:
         for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
-                            ("--admin-port", args.admin_port)):
+                            ("--admin-port", args.admin_port), ("--tls", args.tls or None)):
             if value is not None:
                 raise UsageError(f"{name}: only with --serve")
     for name, value in (("--port", args.port), ("--metrics-port", args.metrics_port),
@@ -149,7 +157,8 @@ def run(args) -> int:
             logs.configure(str(log_file))
             try:
                 trio.run(serve, DEFAULT_PORT if args.port is None else args.port, data_dir, capture,
-                         args.metrics_port, 0 if args.admin_port is None else args.admin_port, log_file)
+                         args.metrics_port, 0 if args.admin_port is None else args.admin_port, log_file,
+                         args.tls)
             finally:
                 logs.configure(None)  # close the log file before its directory goes
         if args.serve:
@@ -215,18 +224,34 @@ def list_terminals(as_json: bool) -> int:
         print(f"{terminal['terminal']:<10} {terminal['listener']:<10} {'yes' if terminal['mac'] else 'no':<4} "
               f"{terminal['tak'] or '-'}")
     return 0
+def make_demo_tls(data_dir: Path) -> TlsConfig:
+    """A throwaway CA and a certificate from it for TLS_HOSTS, in DATA_DIR/tls: the CA's
+    certificate as ca.pem for clients to trust, the server's as server.pem and server-key.pem
+    (mode 0600). The CA's key is never written: nothing else can be issued under it."""
+    directory = data_dir / "tls"
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = make_test_ca("cardswitch demo CA")
+    (directory / "ca.pem").write_bytes(ca.certificate_pem())
+    issue_certificate(ca, "cardswitch demo", TLS_HOSTS).write(directory / "server.pem", directory / "server-key.pem")
+    return TlsConfig(cert=directory / "server.pem", key=directory / "server-key.pem")
 
 
 async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                 metrics_port: int | None = None, admin_port: int | None = None,
-                log_file: Path | None = None) -> None:
+                log_file: Path | None = None, tls: bool = False) -> None:
+    secure = make_demo_tls(data_dir) if tls else None
     async with trio.open_nursery() as nursery:
         network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture,
-                                      metrics_port=metrics_port, admin_port=admin_port)
+                                      metrics_port=metrics_port, admin_port=admin_port, tls=secure,
+                                      known_terminals=KNOWN_TERMINALS if tls else ())
         nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
-                  f"(dialect {listener.dialect.name})")
+                  f"(dialect {listener.dialect.name}{', TLS only' if tls else ''})")
+        if secure is not None:
+            ca = data_dir / "tls" / "ca.pem"
+            print(f"tls: CA certificate {ca} (cardswitch terminal echo --tls --ca {ca}); "
+                  f"terminal ids taken: {', '.join(KNOWN_TERMINALS)}")
         if "admin" in network.ports:
             admin = f"127.0.0.1:{network.ports['admin']}"
             print(f"admin: {admin} (cardswitch admin status --admin {admin} --data-dir {data_dir})")

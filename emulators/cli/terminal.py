@@ -22,6 +22,7 @@ from switch.core import codes
 from switch.core.messages import ADVICE_MTI
 from switch.errors import UsageError
 from switch.hsm.lmk import LMK_ENV
+from switch.tlsoptions import add_client_options, client_endpoint
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
 
@@ -62,6 +63,7 @@ def register(subparsers) -> None:
     terminal.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (exit 3 without one)")
     terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
+    add_client_options(terminal)
     sink.add_arguments(terminal)
     terminal.set_defaults(func=run_terminal)
 
@@ -137,11 +139,12 @@ def run_terminal(args) -> int:
                                 default_host="127.0.0.1", default_port=8583)
     card = card_details(args)
     key = pin_key(args)
+    tls = client_endpoint(args)
 
     async def transact() -> Message:
         async with open_terminal(host, port, dialect=dialect, tid=args.tid, mid=args.mid,
                                  timeout=args.timeout, capture=capture, pin_key=key, mac_key=args.tak,
-                                 first_stan=args.stan or secrets.randbelow(999_999) + 1) as terminal:
+                                 first_stan=args.stan or secrets.randbelow(999_999) + 1, tls=tls) as terminal:
             return await terminal.send(build_request(terminal, args, card))
 
     capture = sink.from_args(args)

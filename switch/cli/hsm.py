@@ -22,6 +22,7 @@ from switch.hsm.keys import Key, parse_hex, with_odd_parity
 from switch.hsm.keystore import Keystore, render_entry
 from switch.hsm.lmk import KeyType, Lmk, load_lmk
 from switch.hsm.server import serve_hsm
+from switch.tlsoptions import add_server_options, server_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--keys", help="key store to check against the LMK at start-up")
     serve.add_argument("--header-length", type=int, default=4, help="characters of message header before each command")
     serve.add_argument("--log-file", help="write JSON log lines here instead of stderr")
+    add_server_options(serve)
     serve.set_defaults(func=_serve)
 
     genkey = commands.add_parser("genkey", help="new random key under the LMK, as a key store entry")
@@ -225,11 +227,12 @@ def _serve(args: argparse.Namespace) -> int:
                                 default_host="127.0.0.1", default_port=None, any_port=True)
     if not 0 <= args.header_length <= 32:
         raise UsageError("--header-length must be 0 to 32")
+    tls = server_config(args)
     lmk = _lmk(args.lmk_file)
     if args.keys:
         Keystore.load(args.keys, lmk)
     logs.configure(args.log_file)
-    trio.run(lambda: serve_hsm(port, host, lmk, header_length=args.header_length))
+    trio.run(lambda: serve_hsm(port, host, lmk, header_length=args.header_length, tls=tls))
     return 0
 
 

@@ -1,7 +1,8 @@
 """`cardswitch serve --config FILE`: run listeners and issuer links from one TOML file.
 
-SIGHUP reloads the routing table and the risk rules from the same file; a table or rules file
-that fails validation is refused with a logged reason and the running one stays.
+SIGHUP reloads the routing table and the risk rules from the same file, and the TLS
+certificates, keys and CAs from theirs; whatever fails validation is refused with a logged
+reason and what runs stays.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ async def collect_young_objects() -> None:
 
 def startup_line(config, ports: dict[str, int], workers: int = 1) -> str:
     """What `serve` prints once on stdout, whatever the log goes to: listeners with their
-    ports, issuers, the number of routes, and the admin and metrics ports when on."""
-    listeners = ", ".join(f"{l.name} {l.host}:{ports.get(l.name, l.port)}" for l in config.listeners)
+    ports (and TLS), issuers, the number of routes, and the admin and metrics ports when on."""
+    listeners = ", ".join(f"{l.name} {l.host}:{ports.get(l.name, l.port)}{' (TLS)' if l.tls else ''}"
+                          for l in config.listeners)
     parts = [f"cardswitch serving: listeners {listeners}",
              f"issuers {', '.join(i.name for i in config.issuers) or '-'}",
              f"{len(config.routing)} route{'' if len(config.routing) == 1 else 's'}"]
@@ -139,3 +141,4 @@ async def reload_on_sighup(switch: Switch) -> None:
         async for _ in signals:
             await switch.reload_routing()
             await switch.reload_risk()
+            switch.reload_tls()

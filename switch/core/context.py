@@ -20,6 +20,7 @@ from switch.core.risk.engine import Assessment, Hit, RiskEngine
 from switch.core.risk.facts import Facts
 from switch.core.standin import StandIn, StandInLimits
 from switch.core.states import State
+from switch.core.terminals import ConnectionInfo, KnownTerminals
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
 from switch.routing import RouteEntry, RoutingTable
@@ -101,7 +102,8 @@ class Context:
     pan: str | None
     acquirer_id: str | None  # the listener's, for field 32
     switch: SwitchView
-    connection: object = None  # the terminal connection it came on (rate limits per connection)
+    connection: ConnectionInfo | None = None  # the terminal connection it came on
+    known: KnownTerminals | None = None  # the listener's known terminals; None: any may send
     prior: Txn | None = None  # the first transmission of a retransmission
     original: Txn | None = None  # what a reversal reverses
     route: RouteEntry | None = None
@@ -120,6 +122,11 @@ class Context:
     listener: ListenerView | None = None  # the listener it came in on
     # The request as the terminal sent it (no length header, no TPDU): what its MAC covers.
     raw: bytes | None = attrs.field(default=None, repr=False)
+
+    @property
+    def connection_number(self) -> int | None:
+        """The connection as the rate limits per connection key it."""
+        return self.connection.number if self.connection is not None else None
 
 
 @attrs.frozen
@@ -146,6 +153,15 @@ class LinkFailure(enum.Enum):
     DROPPED = "issuer link dropped with the request in flight"  # sent: it may have been approved
     KEY_IN_USE = "a request with the same match key is in flight at the issuer"
     MAC_FAILED = "issuer response failed its MAC check"  # sent: the issuer may have approved it
+
+
+@attrs.frozen
+class Warn:
+    """Log a warning line `event` with `fields` (values the participant has masked); the
+    service adds the listener's name. -> None"""
+
+    event: str
+    fields: dict[str, object]
 
 
 @attrs.frozen
@@ -251,6 +267,6 @@ class JournalReversed:
     original: Txn
 
 
-Effect = (Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
+Effect = (Warn | Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
           | JournalReversed)
 

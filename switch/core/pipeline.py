@@ -18,6 +18,7 @@ from switch.core.participants.card_data import check_card_data_agrees
 from switch.core.participants.card_security import check_card
 from switch.core.participants.duplicates import recognise_retransmission
 from switch.core.participants.forwarding import answer_from_issuer, forward_to_issuer, prepare_outgoing
+from switch.core.participants.identity import identify_terminal
 from switch.core.participants.mac import verify_mac
 from switch.core.participants.network import answer_network_management
 from switch.core.participants.reversals import find_original, reverse_original
@@ -32,6 +33,7 @@ Participant = Callable[[Context], Answer | Step | None]
 COMMON: tuple[Participant, ...] = (
     shed_when_overloaded,  # 91 beyond max_in_flight
     validate,  # 12, 30
+    identify_terminal,  # 58: a terminal or acquirer the listener does not know, or on the wrong connection
     verify_mac,  # 63: a terminal that must MAC its requests sent none, or a wrong one
     limit_rate,  # 91 beyond a terminal's or connection's rate (risk rules)
     recognise_retransmission,  # the first answer again, or 94

@@ -5,7 +5,8 @@ is identical whether the HSM is this package in the same process (`InProcessHsm`
 or a server at a host and port (`TcpHsm`, ours or a real payShield speaking the same layouts).
 Keys are passed as the LMK-encrypted strings the key store holds. Failures:
 
-- `HsmUnavailable`: the HSM could not be reached or did not answer within the timeout.
+- `HsmUnavailable`: the HSM could not be reached (a failed TLS handshake included) or did not
+  answer within the timeout.
 - `HsmError(code)`: the HSM answered with an error code (15 bad input, 10/11 key parity, ...).
 A verification that fails (error 01) is not an exception: the verify methods return False.
 """
@@ -22,6 +23,7 @@ from switch.hsm.commands import FORMAT_PIN_CODES, Dispatcher
 from switch.hsm.framing import FrameDecoder, frame
 from switch.hsm.lmk import Lmk, with_scheme
 from switch.hsm.pinverify import DEFAULT_DECTAB
+from switch.tls import HandshakeFailed, TlsConfig, TlsEndpoint
 
 
 class HsmUnavailable(Exception):
@@ -220,16 +222,18 @@ class _ConnectionLost(Exception):
 
 class TcpHsm(_HostCommandClient):
     """Host commands over one persistent TCP connection, opened on first use and reopened
-    after any failure. Calls are serialised on the connection; each is bounded by `timeout`
-    seconds (including the wait for the connection), after which `HsmUnavailable` is raised."""
+    after any failure; over TLS with `tls` (the handshake is part of opening it). Calls are
+    serialised on the connection; each is bounded by `timeout` seconds (including the wait for
+    the connection), after which `HsmUnavailable` is raised."""
 
     def __init__(self, host: str, port: int, timeout: float = 2.0,
-                 header_length: int = DEFAULT_HEADER_LENGTH):
+                 header_length: int = DEFAULT_HEADER_LENGTH, tls: TlsConfig | None = None):
         super().__init__(header_length)
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ValueError("timeout must be a positive number of seconds")
         self.host, self.port, self.timeout = host, port, timeout
-        self._stream: trio.SocketStream | None = None
+        self.tls = TlsEndpoint(tls, server_side=False) if tls is not None else None
+        self._stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
         self._decoder = FrameDecoder()
         self._lock = trio.Lock()
 
@@ -244,7 +248,9 @@ class TcpHsm(_HostCommandClient):
         """Drop the connection synchronously (safe inside a cancelled scope)."""
         stream, self._stream = self._stream, None
         self._decoder = FrameDecoder()
-        if stream is not None:
+        if isinstance(stream, trio.SSLStream):
+            stream.transport_stream.socket.close()
+        elif stream is not None:
             stream.socket.close()
 
     async def _exchange(self, request: bytes) -> bytes:
@@ -260,6 +266,8 @@ class TcpHsm(_HostCommandClient):
             raise HsmUnavailable(f"no answer from HSM at {self.host}:{self.port} within {self.timeout}s") from None
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, _ConnectionLost) as exc:
             raise HsmUnavailable(f"HSM at {self.host}:{self.port} unreachable ({type(exc).__name__})") from None
+        except HandshakeFailed as exc:
+            raise HsmUnavailable(f"HSM at {self.host}:{self.port}: TLS handshake failed ({exc.reason})") from None
 
     async def _round_trip_with_retry(self, request: bytes) -> bytes:
         reused = self._stream is not None
@@ -275,7 +283,8 @@ class TcpHsm(_HostCommandClient):
 
     async def _round_trip(self, request: bytes) -> bytes:
         if self._stream is None:
-            self._stream = await trio.open_tcp_stream(self.host, self.port)
+            stream = await trio.open_tcp_stream(self.host, self.port)
+            self._stream = stream if self.tls is None else await self.tls.secure(stream, self.timeout, self.host)
         await self._stream.send_all(frame(request))
         while True:
             data = await self._stream.receive_some(65536)

@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--connections", type=int, default=8, help="terminal connections")
     parser.add_argument("--in-flight", type=int, default=4, help="closed loop: outstanding per connection")
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"transaction mix (default {DEFAULT_MIX})")
+    parser.add_argument("--tls", action="store_true",
+                        help="terminals connect over TLS (compare with a run without it: what TLS costs)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--output", metavar="FILE", type=Path, help="write the figures here, as JSON")
     output.add_argument("--json", metavar="FILE", type=Path, dest="json_file",
@@ -52,7 +54,7 @@ def options_from(args) -> BenchOptions:
         raise UsageError("--connections and --in-flight: expected at least 1")
     return BenchOptions(phase_seconds=duration, warmup_seconds=min(3.0, duration),
                         loads=_numbers(args.loads, "--loads", float), workers=_numbers(args.workers, "--workers", int),
-                        connections=args.connections, in_flight=args.in_flight, mix=args.mix)
+                        connections=args.connections, in_flight=args.in_flight, mix=args.mix, tls=args.tls)
 
 
 def run(args) -> int:

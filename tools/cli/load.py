@@ -16,6 +16,7 @@ import trio
 
 from switch.addresses import parse_host_port
 from switch.errors import NoAnswer, UsageError
+from switch.tlsoptions import add_client_options, client_endpoint
 from tools.output import check_writable, write_text
 from tools.load import plot, report
 from tools.load.mix import (
@@ -49,6 +50,7 @@ def register(subparsers) -> None:
                         help="older alias of --output FILE (a file, unlike --json elsewhere)")
     parser.add_argument("--plot", type=Path, help="write an HTML page with latency charts here")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_client_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +73,7 @@ def settings_from(args, weights: dict[str, int]) -> LoadSettings:
     pin_key = terminal_pin_key(args.keys, args.lmk_file, args.tpk) if weights.get("pin") else None
     return LoadSettings(host=host, port=port, dialect=args.dialect, connections=args.connections,
                         tps=args.tps, in_flight=args.in_flight, duration=duration, count=args.count,
-                        timeout=args.timeout, grace=args.grace, pin_key=pin_key)
+                        timeout=args.timeout, grace=args.grace, pin_key=pin_key, tls=client_endpoint(args))
 
 
 def run(args) -> int:

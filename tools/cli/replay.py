@@ -11,6 +11,7 @@ import trio
 
 from switch.addresses import parse_host_port
 from switch.errors import NoAnswer, UsageError
+from switch.tlsoptions import add_client_options, client_endpoint
 from switch.wire.dialect import load_dialect
 from tools.capture.load import load_capture
 from tools.output import check_writable
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     pace.add_argument("--original-timing", action="store_true", help="keep the captured gaps between requests")
     pace.add_argument("--speed", type=float, metavar="X", help="captured timing, X times faster (0.5 = half speed)")
     parser.add_argument("--verbose", action="store_true", help="also list the requests that matched")
+    add_client_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -54,7 +56,7 @@ def options_from(args) -> ReplayOptions:
     speed = 1.0 if args.original_timing else args.speed
     return ReplayOptions(host=host, port=port, dialect=load_dialect(args.dialect) if args.dialect else None,
                          speed=speed, timeout=args.timeout, ignore=parse_ignore(args.ignore),
-                         rules=load_rules(args.rules) if args.rules else ())
+                         rules=load_rules(args.rules) if args.rules else (), tls=client_endpoint(args))
 
 
 def run(args) -> int:

@@ -4,7 +4,9 @@ Issuer emulators (`cardswitch issuer`) and the switch (`cardswitch serve [--work
 their own processes, so the switch's CPU time is its own; the load generator runs in this
 process. Phases: warm-up, closed loop for `tps_max` (and the switch's CPU per transaction),
 open loop at each fixed offered load for latency, then the codec alone and the MACs alone on the
-same mix.
+same mix. With
+`tls` the terminals connect to the switch over TLS (the issuer links stay plain), so the
+difference to a run without it, on the same machine minutes apart, is what TLS costs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import attrs
 import trio
 
 from switch import logs
+from switch.tls import TlsConfig, TlsEndpoint
 from tools.load import codec, maccost, processes
 from tools.load.histogram import Histogram
 from tools.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
@@ -34,6 +37,7 @@ class BenchOptions:
     connections: int = 8
     in_flight: int = 4  # closed loop, per connection
     mix: str = DEFAULT_MIX
+    tls: bool = False  # terminals over TLS
 
 
 @attrs.define
@@ -57,15 +61,17 @@ class Bench:
         return mix
 
     def _load(self, seed: int, pin_key, **settings) -> Results:
+        ca = self.network.ca
+        tls = TlsEndpoint(TlsConfig(ca=ca), server_side=False) if ca is not None else None
         load = LoadSettings("127.0.0.1", self.network.listener_port, connections=self.options.connections,
-                            pin_key=pin_key, **settings)
+                            pin_key=pin_key, tls=tls, **settings)
         results = trio.run(LoadRun(load, self._mix(seed)).run)
         self.lost += results.lost
         return results
 
     def run(self) -> dict:
         with tempfile.TemporaryDirectory(prefix="cardswitch-bench-") as scratch:
-            self.files = processes.generate(Path(scratch))
+            self.files = processes.generate(Path(scratch), tls=self.options.tls)
             issuers = [processes.spawn(["issuer", "--config", str(path)], self.files.log_dir / f"{name}.log")
                        for name, path in self.files.issuer_files.items()]
             try:
@@ -127,6 +133,7 @@ class Bench:
             "ratio": round(first["switch_cpu_us_per_txn"] / codec_us, 2),
             "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
+            "tls": self.options.tls,
         }
         if len(scaling) > 1:
             figures["scaling"] = scaling
@@ -151,7 +158,8 @@ def switch_latency(log: Path, since: float, until: float) -> tuple[Histogram, Hi
 
 
 def table(figures: dict) -> str:
-    lines = [f"{'tps_max':<28}{figures['tps_max']:>12.1f}"]
+    lines = [f"{'terminals over':<28}{'TLS' if figures.get('tls') else 'plain TCP':>12}",
+             f"{'tps_max':<28}{figures['tps_max']:>12.1f}"]
     for offered, row in figures["latency_ms"].items():
         lines.append(f"{'latency_ms @ ' + offered + ' TPS':<28}{'p50 %.3f  p99 %.3f' % (row['p50'], row['p99']):>24}"
                      f"   (achieved {row['achieved_tps']:.1f} TPS)")

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from emulators.certificates import issue_certificate, make_test_ca
 from emulators.network import DEMO_SWITCH, demo_issuer_files
 from switch.errors import CardswitchError
 
@@ -86,10 +87,12 @@ class NetworkFiles:
     issuer_files: dict[str, Path]
     listener_port: int  # the "terminals" listener (iso87-binary)
     log_dir: Path
+    ca: Path | None = None  # with TLS: the CA the "terminals" listener's certificate is from
 
 
-def generate(scratch: Path) -> NetworkFiles:
-    """Issuer files and a switch config for the demo network on free ports under `scratch`."""
+def generate(scratch: Path, tls: bool = False) -> NetworkFiles:
+    """Issuer files and a switch config for the demo network on free ports under `scratch`;
+    with `tls` the terminals' listener serves TLS, with a certificate from a CA made here."""
     issuer_files, issuer_ports = {}, {}
     for source in demo_issuer_files():
         data = _read(source)
@@ -108,11 +111,21 @@ def generate(scratch: Path) -> NetworkFiles:
         listener["port"] = free_port()
     for issuer in config["issuers"]:
         issuer["port"] = issuer_ports[issuer["name"]]
+    terminals = next(l for l in config["listeners"] if l.get("dialect", "iso87-binary") == "iso87-binary")
+    ca = _secure(terminals, scratch) if tls else None
     switch_config = scratch / "switch.toml"
     switch_config.write_text(toml_text(config))
-    terminals = next(l for l in config["listeners"] if l.get("dialect", "iso87-binary") == "iso87-binary")
     (scratch / "logs").mkdir(exist_ok=True)
-    return NetworkFiles(switch_config, issuer_files, terminals["port"], scratch / "logs")
+    return NetworkFiles(switch_config, issuer_files, terminals["port"], scratch / "logs", ca)
+
+
+def _secure(listener: dict[str, Any], scratch: Path) -> Path:
+    """Put `listener` on TLS with a certificate for 127.0.0.1; returns the CA file to trust."""
+    ca = make_test_ca()
+    (scratch / "ca.pem").write_bytes(ca.certificate_pem())
+    issue_certificate(ca, "cardswitch bench", ("127.0.0.1",)).write(scratch / "server.pem", scratch / "server-key.pem")
+    listener["tls"] = {"cert": str(scratch / "server.pem"), "key": str(scratch / "server-key.pem")}
+    return scratch / "ca.pem"
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen:

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from emulators.terminal import PinKey, Terminal, TerminalError, open_terminal
+from switch.tls import TlsEndpoint
 from switch.wire.message import Message
 from tools.load.histogram import Histogram
 from tools.load.mix import Mix, Operation
@@ -39,6 +40,7 @@ class LoadSettings:
     tid_prefix: str = "L"
     first_stan: int | None = None  # None: a random first STAN per terminal (see LoadRun.run)
     pin_key: PinKey | None = None  # for PIN purchases
+    tls: TlsEndpoint | None = None  # connect over TLS
 
 
 @attrs.define
@@ -101,7 +103,7 @@ class LoadRun:
             terminals = [await stack.enter_async_context(open_terminal(
                 settings.host, settings.port, dialect=settings.dialect,
                 tid=f"{settings.tid_prefix}{index:07d}"[-8:], timeout=settings.timeout, pin_key=settings.pin_key,
-                first_stan=settings.first_stan or secrets.randbelow(999_999) + 1))
+                first_stan=settings.first_stan or secrets.randbelow(999_999) + 1, tls=settings.tls))
                 for index in range(settings.connections)]
             async with trio.open_nursery() as nursery:
                 if self.progress is not None:

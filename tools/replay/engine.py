@@ -16,6 +16,7 @@ import trio
 
 from switch.core.matcher import Matcher
 from switch.errors import CardswitchError
+from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
 from switch.wire.message import Message
@@ -40,6 +41,7 @@ class ReplayOptions:
     timeout: float = 10.0
     ignore: frozenset[str] = DEFAULT_IGNORE
     rules: tuple[Rule, ...] = ()
+    tls: TlsEndpoint | None = None  # connect over TLS
 
 
 @attrs.frozen
@@ -63,7 +65,7 @@ def judge(exchange: Exchange, answer: Message, options: ReplayOptions) -> Result
 class _Connection:
     """One replayed connection: a reader that routes answers to whoever waits for them."""
 
-    def __init__(self, stream: trio.SocketStream, dialect: Dialect):
+    def __init__(self, stream: trio.abc.Stream, dialect: Dialect):
         self.stream = stream
         self.dialect = dialect
         # Answers are matched by (MTI, field 11, field 41), like a terminal; a capture may hold
@@ -76,7 +78,7 @@ class _Connection:
         framer = self.dialect.framer(0xFFFF)
         try:
             while data := await self.stream.receive_some(65536):
-                for frame in framer.feed(data):
+                for frame in framer.feed(bytes(data)):
                     answer = self.dialect.decode(frame.payload)
                     _, send = self.waiting.match(answer)
                     if send is not None:
@@ -114,11 +116,17 @@ async def replay(plan: Plan, options: ReplayOptions, on_result: Callable[[Result
     return sorted(results, key=lambda r: r.exchange.number)
 
 
-async def _connect(options: ReplayOptions) -> trio.SocketStream:
+async def _connect(options: ReplayOptions) -> trio.abc.Stream:
     try:
-        return await trio.open_tcp_stream(options.host, options.port)
+        stream = await trio.open_tcp_stream(options.host, options.port)
     except OSError as exc:
         raise ReplayError(f"cannot connect to {options.host}:{options.port}: {exc.strerror or exc}") from None
+    if options.tls is None:
+        return stream
+    try:
+        return await options.tls.secure(stream, options.timeout, options.host)
+    except HandshakeFailed as exc:
+        raise ReplayError(f"TLS handshake with {options.host}:{options.port} failed: {exc.reason}") from None
 
 
 async def _replay_connection(connection: _Connection, exchanges: list[Exchange], captured_start: float,

@@ -23,7 +23,7 @@ def risk_facts(ctx: Context) -> Facts:
     facts = ctx.risk_facts
     if facts is None:
         txn = ctx.txn
-        facts = ctx.risk_facts = facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection)
+        facts = ctx.risk_facts = facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection_number)
     return facts
 
 
