@@ -18,7 +18,7 @@ from switch.core.risk.rules import (
     CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
 from switch.errors import ConfigError
-from switch.routes.findings import ERROR, Finding
+from switch.findings import ERROR, Finding
 from switch.routes.lines import header_lines
 from switch.routes.source import parse_toml, read_text
 from switch.tomlfile import Table
