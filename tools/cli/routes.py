@@ -16,6 +16,7 @@ from switch.routes import load_routing_file
 from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
+from tools.findings import report
 from tools.output import check_writable
 from tools.routes import bench
 from tools.routes.cases import read_cases, run_cases, write_junit
@@ -86,16 +87,7 @@ def _open(path: str) -> tuple[RoutesFile, RoutingTable]:
 def _check(args: argparse.Namespace) -> int:
     routes = read_routes_file(args.file)
     findings = check(routes, RoutingTable(routes.entries))
-    errors = sum(finding.is_error for finding in findings)
-    warnings = len(findings) - errors
-    if args.json:
-        print(json.dumps({"file": routes.path, "entries": len(routes.entries), "errors": errors,
-                          "warnings": warnings, "findings": [f.as_json() for f in findings]}, indent=2))
-    else:
-        for finding in findings:
-            print(finding.format(routes.path))
-        print(f"{routes.path}: {len(routes.entries)} entries, {errors} errors, {warnings} warnings")
-    return 1 if errors else 0
+    return report(routes.path, {"entries": len(routes.entries)}, findings, args.json)
 
 
 def _lookup(args: argparse.Namespace) -> int:
