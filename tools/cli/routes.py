@@ -17,9 +17,10 @@ from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
 from tools.findings import report
+from tools.junit import write_junit
 from tools.output import check_writable
 from tools.routes import bench
-from tools.routes.cases import read_cases, run_cases, write_junit
+from tools.routes.cases import read_cases, run_cases
 from tools.routes.diff import diff_tables
 from tools.routes.explain import check_number, explain
 from tools.routes.totoml import to_toml
@@ -146,7 +147,8 @@ def _test(args: argparse.Namespace) -> int:
     failed = sum(not result.passed for result in results)
     print(f"{len(results)} cases: {len(results) - failed} passed, {failed} failed")
     if args.junit:
-        write_junit(args.junit, f"routes {args.cases}", results)
+        write_junit(args.junit, f"routes {args.cases}",
+                    [(result.case.label, None if result.passed else result.line()) for result in results])
     return 1 if failed else 0
 
 
