@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 
 from switch.config import load_config
-from switch.risk import read_rules_file
+from switch.risk import load_rules, read_rules_file
 from tools.findings import report
+from tools.junit import write_junit
+from tools.output import check_writable
+from tools.risk.cases import read_cases, run_cases
 from tools.risk.check import check
 
 
@@ -26,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="also check issuers and BIN scopes against this switch config")
     sub.set_defaults(func=_check)
 
+    sub = commands.add_parser("test", help="run [[cases]] of requests against a rules file")
+    sub.add_argument("rules", help="risk rules TOML")
+    sub.add_argument("cases", help="cases TOML: [[cases]] with [[cases.requests]]")
+    sub.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
+    sub.set_defaults(func=_test)
+
 
 def _check(args: argparse.Namespace) -> int:
     read = read_rules_file(args.file)
@@ -33,3 +42,17 @@ def _check(args: argparse.Namespace) -> int:
     findings = check(read, issuers=[issuer.name for issuer in config.issuers] if config else None,
                      routing=config.routing if config else None)
     return report(read.path, {"rules": len(read.rules)}, findings, args.json)
+
+
+def _test(args: argparse.Namespace) -> int:
+    check_writable(args.junit, "--junit")
+    rules = load_rules(args.rules)
+    results = run_cases(rules, read_cases(args.cases))
+    for result in results:
+        print("\n".join(result.lines()))
+    failed = sum(not result.passed for result in results)
+    print(f"{len(results)} cases: {len(results) - failed} passed, {failed} failed")
+    if args.junit:
+        write_junit(args.junit, f"risk {args.cases}",
+                    [(result.case.label, "\n".join(result.failures) or None) for result in results])
+    return 1 if failed else 0
