@@ -7,12 +7,14 @@ unreadable file (raised as UsageError/ConfigError, printed as one line by switch
 from __future__ import annotations
 
 import argparse
+import json
 
 from switch.config import load_config
 from switch.risk import load_rules, read_rules_file
 from tools.findings import report
 from tools.junit import write_junit
 from tools.output import check_writable
+from tools.risk import bench
 from tools.risk.cases import read_cases, run_cases
 from tools.risk.check import check
 
@@ -35,6 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--junit", metavar="FILE", help="also write JUnit XML here")
     sub.set_defaults(func=_test)
 
+    sub = commands.add_parser("bench", help="CPU cost of the risk stage per transaction, on synthetic traffic")
+    sub.add_argument("rules", help="risk rules TOML (specs/bench/risk-20.toml: 20 rules of every kind)")
+    sub.add_argument("--requests", type=_positive, default=100_000, help="synthetic requests")
+    sub.add_argument("--seed", type=int, default=1, help="seed of the synthetic traffic")
+    sub.add_argument("--json", action="store_true", help="print JSON on stdout")
+    sub.set_defaults(func=_bench)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("expected a positive integer")
+    return int(text)
+
 
 def _check(args: argparse.Namespace) -> int:
     read = read_rules_file(args.file)
@@ -56,3 +71,9 @@ def _test(args: argparse.Namespace) -> int:
         write_junit(args.junit, f"risk {args.cases}",
                     [(result.case.label, "\n".join(result.failures) or None) for result in results])
     return 1 if failed else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    report = bench.run(load_rules(args.rules), args.requests, args.seed)
+    print(json.dumps(report.as_json(), indent=2) if args.json else "\n".join(report.lines()))
+    return 0
