@@ -14,14 +14,15 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from operator import attrgetter
+from typing import Callable, Hashable, Iterable
 
 import attrs
 
 from switch.core.codes import RC
 from switch.core.risk.facts import Facts
 from switch.core.risk.rules import (
-    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
+    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
 from switch.core.risk.windows import Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets
 
@@ -74,14 +75,20 @@ class Assessment:
         return "; ".join(hit.describe() for hit in hits) or None
 
 
+# What each `per` counts by, read from the request's facts.
+_KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
+    "card": attrgetter("pan_hash"), "terminal": attrgetter("terminal"), "merchant": attrgetter("merchant"),
+    "connection": attrgetter("connection"),
+}
+
+
 def _key(per: str, facts: Facts) -> Hashable | None:
-    if per == "card":
-        return facts.pan_hash
-    if per == "terminal":
-        return facts.terminal
-    if per == "merchant":
-        return facts.merchant
-    return facts.connection  # "connection"
+    return _KEY_OF[per](facts)
+
+
+def _matcher(scope: Scope) -> Callable[[Facts], bool] | None:
+    """The scope's test, or None when every request is in it (nothing to call per request)."""
+    return None if scope.unrestricted else scope.matches
 
 
 def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
@@ -98,10 +105,11 @@ class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self._key_of = _KEY_OF[rule.per]
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self._key_of(facts)
         if key is None:
             return None
         count, amount = self.totals.totals(key, now)
@@ -251,17 +259,19 @@ class RiskEngine:
         for rule in rules.rules:
             old = kept.get(rule.name)
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
-        self._rate = [(j, j.rule.scope) for j in self.judges if isinstance(j, RateJudge)]
-        self._assessing = [(j, j.rule.scope) for j in self.judges if not isinstance(j, RateJudge)]
+        # Each moment's judges as (bound method, scope test or None): what runs per request.
+        self._rate = [(j.throttle, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, RateJudge)]
+        self._assessing = [(j.assess, _matcher(j.rule.scope)) for j in self.judges if not isinstance(j, RateJudge)]
+        self._testers = [(j, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, CardTestingJudge)]
         self._testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
 
     def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
         """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
         flags: list[Hit] = []
-        for judge, scope in self._rate:
-            if scope.matches(facts):
-                hit = judge.throttle(facts, now)
+        for throttle, matches in self._rate:
+            if matches is None or matches(facts):
+                hit = throttle(facts, now)
                 if hit is not None:
                     if hit.declines:
                         return hit, flags
@@ -270,10 +280,10 @@ class RiskEngine:
 
     def assess(self, facts: Facts, now: float) -> Assessment:
         found = Assessment(facts)
-        for judge, scope in self._assessing:
-            if not scope.matches(facts):
+        for judge, matches in self._assessing:  # each judge's bound assess()
+            if matches is not None and not matches(facts):
                 continue
-            hit = judge.assess(facts, now, found)
+            hit = judge(facts, now, found)
             if hit is None:
                 continue
             if hit.declines:
@@ -308,8 +318,8 @@ class RiskEngine:
         if code not in self._testing_codes:
             return [], []
         found = Assessment(facts)
-        found.testing = [j for j, scope in self._assessing
-                         if isinstance(j, CardTestingJudge) and scope.matches(facts) and _key(j.rule.per, facts)]
+        found.testing = [j for j, matches in self._testers
+                         if (matches is None or matches(facts)) and _key(j.rule.per, facts)]
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 
