@@ -11,6 +11,7 @@ import json
 
 from switch.config import load_config
 from switch.risk import load_rules, read_rules_file
+from tools.arguments import positive
 from tools.findings import report
 from tools.junit import write_junit
 from tools.output import check_writable
@@ -39,16 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sub = commands.add_parser("bench", help="CPU cost of the risk stage per transaction, on synthetic traffic")
     sub.add_argument("rules", help="risk rules TOML (specs/bench/risk-20.toml: 20 rules of every kind)")
-    sub.add_argument("--requests", type=_positive, default=100_000, help="synthetic requests")
+    sub.add_argument("--requests", type=positive, default=100_000, help="synthetic requests")
     sub.add_argument("--seed", type=int, default=1, help="seed of the synthetic traffic")
     sub.add_argument("--json", action="store_true", help="print JSON on stdout")
     sub.set_defaults(func=_bench)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer")
-    return int(text)
 
 
 def _check(args: argparse.Namespace) -> int:

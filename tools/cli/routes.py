@@ -16,6 +16,7 @@ from switch.routes import load_routing_file
 from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
+from tools.arguments import positive
 from tools.findings import report
 from tools.junit import write_junit
 from tools.output import check_writable
@@ -63,17 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.set_defaults(func=_import)
 
     sub = commands.add_parser("bench", help="build and lookup speed on a generated table")
-    sub.add_argument("--entries", type=_positive, default=100_000, help="table entries (default 100000)")
-    sub.add_argument("--lookups", type=_positive, default=100_000, help="random PANs looked up (default 100000)")
+    sub.add_argument("--entries", type=positive, default=100_000, help="table entries (default 100000)")
+    sub.add_argument("--lookups", type=positive, default=100_000, help="random PANs looked up (default 100000)")
     sub.add_argument("--seed", type=int, default=1, help="seed of the generated table and PANs")
     sub.add_argument("--load", choices=("csv", "toml"), help="also time load_routing_file on it")
     sub.set_defaults(func=_bench)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer")
-    return int(text)
 
 
 def _open(path: str) -> tuple[RoutesFile, RoutingTable]:
