@@ -100,6 +100,7 @@ class SlidingTotals(Generic[K]):
                 self._oldest = events[-1][_AT]
                 return
             del keys[key]
+            events.clear()  # its events point at their owner: no cycle left for the collector
 
 
 class DistinctWindow(Generic[K]):
