@@ -82,10 +82,6 @@ _KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
 }
 
 
-def _key(per: str, facts: Facts) -> Hashable | None:
-    return _KEY_OF[per](facts)
-
-
 def _matcher(scope: Scope) -> Callable[[Facts], bool] | None:
     """The scope's test, or None when every request is in it (nothing to call per request)."""
     return None if scope.unrestricted else scope.matches
@@ -105,11 +101,11 @@ class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
-        self._key_of = _KEY_OF[rule.per]
+        self.key_of = _KEY_OF[rule.per]
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
-        key = self._key_of(facts)
+        key = self.key_of(facts)
         if key is None:
             return None
         count, amount = self.totals.totals(key, now)
@@ -130,7 +126,7 @@ class VelocityJudge:
         return len(self.totals)
 
     def replay(self, facts: Facts, now: float) -> None:
-        key = _key(self.rule.per, facts)
+        key = self.key_of(facts)
         if key is not None:
             self.totals.add(key, now, facts.amount)
 
@@ -140,13 +136,14 @@ class CardTestingJudge:
         self.rule = rule
         self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
         self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+        self.key_of = _KEY_OF[rule.per]
 
     def held(self) -> int:
         return len(self.declined) + len(self.barred)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None:
             return None
         found.testing.append(self)
@@ -157,7 +154,7 @@ class CardTestingJudge:
     def declined_for(self, facts: Facts, now: float) -> Alert | None:
         """A decline that card testing counts: a cool-down (and an alert) when it completes the set."""
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None or facts.pan_hash is None:
             return None
         cards = self.declined.add(key, now, facts.pan_hash)
@@ -227,13 +224,14 @@ class RateJudge:
     def __init__(self, rule: RateLimit) -> None:
         self.rule = rule
         self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+        self.key_of = _KEY_OF[rule.per]
 
     def held(self) -> int:
         return len(self.buckets)
 
     def throttle(self, facts: Facts, now: float) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None or self.buckets.take(key, now):
             return None
         return _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
@@ -319,7 +317,7 @@ class RiskEngine:
             return [], []
         found = Assessment(facts)
         found.testing = [j for j, matches in self._testers
-                         if (matches is None or matches(facts)) and _key(j.rule.per, facts)]
+                         if (matches is None or matches(facts)) and j.key_of(facts)]
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 
