@@ -70,11 +70,15 @@ class Outcome:
     decided: str | None  # the rule that declined it; None: the issuer answered
     flags: frozenset[str]
 
+    def spoke(self, rule: str) -> bool:
+        """`rule` declined the request, or flagged it and it went on."""
+        return rule == self.decided if self.decided else rule in self.flags
+
     def mismatch(self) -> str | None:
         """What differs from the expectation, or None."""
         request = self.request
-        wrong_rule = request.rule is not None and request.rule != (self.decided or _flagged_by(request.rule, self.flags))
-        if self.code == request.expect and not wrong_rule and request.flagged in (None, self.flags):
+        right_rule = request.rule is None or self.spoke(request.rule)
+        if self.code == request.expect and right_rule and request.flagged in (None, self.flags):
             return None
         expected = request.expect + (f" by {request.rule}" if request.rule else "")
         if request.flagged is not None:
@@ -84,10 +88,6 @@ class Outcome:
             got += f", flagged by {_names(self.flags)}"
         return (f"{request.where}: {display_number(request.number)} at {request.at:g} s: "
                 f"expected {expected}; got {got}")
-
-
-def _flagged_by(rule: str, flags: frozenset[str]) -> str | None:
-    return rule if rule in flags else None
 
 
 def _names(rules: frozenset[str]) -> str:
