@@ -213,6 +213,20 @@ class RoutingTable:
         starts = [int(start) for start in self._starts]
         return zip(starts, starts[1:] + [SPACE_END], self._candidates)
 
+    def reaches(self, low: str, high: str) -> bool:
+        """Whether some entry covers part of the range low..high (equal-length digit strings,
+        as a risk rule's BIN scope gives them): a card there can be routed, for some PAN length
+        or transaction. Segments with no candidate never follow each other, so this looks at
+        two segments at most before it finds one that has."""
+        first = low.ljust(PAN_SPACE_DIGITS, "0")
+        last = high.ljust(PAN_SPACE_DIGITS, "9")
+        index = bisect_right(self._starts, first) - 1
+        while index < len(self._starts) and self._starts[index] <= last:
+            if self._candidates[index]:
+                return True
+            index += 1
+        return False
+
     def live_entries(self) -> list[RouteEntry]:
         """Entries that win somewhere, for some PAN length and transaction; the rest are dead."""
         return list({id(entry): entry for candidates in self._candidates for entry in candidates}.values())

@@ -18,7 +18,7 @@ from switch.core.risk.rules import (
     CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
 from switch.errors import ConfigError
-from switch.routes.findings import ERROR, Finding
+from switch.findings import ERROR, Finding
 from switch.routes.lines import header_lines
 from switch.routes.source import parse_toml, read_text
 from switch.tomlfile import Table
@@ -33,6 +33,7 @@ class RulesFile:
     path: str
     rules: RuleSet
     problems: tuple[Finding, ...] = ()
+    keys: dict[str, str] = attrs.Factory(dict)  # rule name -> "rules[3]": where findings say it is
 
 
 def load_rules(path: str | Path) -> RuleSet:
@@ -56,6 +57,7 @@ def read_rules_file(path: str | Path) -> RulesFile:
     rules: list[Rule] = []
     problems: list[Finding] = []
     names: dict[str, int | None] = {}
+    keys: dict[str, str] = {}
     for table, line in zip(raw, lines):
         try:
             rule = _rule(table, line, path.parent)
@@ -68,8 +70,9 @@ def read_rules_file(path: str | Path) -> RulesFile:
                                     f"a unique name, but {rule.name!r} is defined earlier{where}"))
             continue
         names[rule.name] = line
+        keys[rule.name] = table.where
         rules.append(rule)
-    return RulesFile(str(path), RuleSet(tuple(rules), str(path)), tuple(problems))
+    return RulesFile(str(path), RuleSet(tuple(rules), str(path)), tuple(problems), keys)
 
 
 def _rule(table: Table, line: int | None, base: Path) -> Rule:

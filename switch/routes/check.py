@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from switch.routes.findings import ERROR, WARNING, Finding
+from switch.findings import ERROR, WARNING, Finding
 from switch.routes.source import RoutesFile
 from switch.routing import RoutingTable
 

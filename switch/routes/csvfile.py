@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from switch.errors import ConfigError
-from switch.routes.findings import ERROR, Finding
+from switch.findings import ERROR, Finding
 from switch.routing import CONDITIONS, RouteEntry, parse_route
 
 _COLUMNS = {"bin_low": "low", "bin_high": "high", "prefix": "prefix", "bin": "prefix", "issuer": "issuer",

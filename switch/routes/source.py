@@ -18,7 +18,7 @@ import attrs
 
 from switch.errors import ConfigError
 from switch.routes.csvfile import read_csv_routes
-from switch.routes.findings import ERROR, Finding
+from switch.findings import ERROR, Finding
 from switch.routes.lines import header_lines
 from switch.routing import RouteEntry, parse_route
 

@@ -16,9 +16,12 @@ from switch.routes import load_routing_file
 from switch.routes.check import check
 from switch.routes.source import RoutesFile, read_routes_file
 from switch.routing import RouteContext, RoutingTable
+from tools.arguments import positive
+from tools.findings import report
+from tools.junit import write_junit
 from tools.output import check_writable
 from tools.routes import bench
-from tools.routes.cases import read_cases, run_cases, write_junit
+from tools.routes.cases import read_cases, run_cases
 from tools.routes.diff import diff_tables
 from tools.routes.explain import check_number, explain
 from tools.routes.totoml import to_toml
@@ -61,17 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.set_defaults(func=_import)
 
     sub = commands.add_parser("bench", help="build and lookup speed on a generated table")
-    sub.add_argument("--entries", type=_positive, default=100_000, help="table entries (default 100000)")
-    sub.add_argument("--lookups", type=_positive, default=100_000, help="random PANs looked up (default 100000)")
+    sub.add_argument("--entries", type=positive, default=100_000, help="table entries (default 100000)")
+    sub.add_argument("--lookups", type=positive, default=100_000, help="random PANs looked up (default 100000)")
     sub.add_argument("--seed", type=int, default=1, help="seed of the generated table and PANs")
     sub.add_argument("--load", choices=("csv", "toml"), help="also time load_routing_file on it")
     sub.set_defaults(func=_bench)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError("expected a positive integer")
-    return int(text)
 
 
 def _open(path: str) -> tuple[RoutesFile, RoutingTable]:
@@ -86,16 +83,7 @@ def _open(path: str) -> tuple[RoutesFile, RoutingTable]:
 def _check(args: argparse.Namespace) -> int:
     routes = read_routes_file(args.file)
     findings = check(routes, RoutingTable(routes.entries))
-    errors = sum(finding.is_error for finding in findings)
-    warnings = len(findings) - errors
-    if args.json:
-        print(json.dumps({"file": routes.path, "entries": len(routes.entries), "errors": errors,
-                          "warnings": warnings, "findings": [f.as_json() for f in findings]}, indent=2))
-    else:
-        for finding in findings:
-            print(finding.format(routes.path))
-        print(f"{routes.path}: {len(routes.entries)} entries, {errors} errors, {warnings} warnings")
-    return 1 if errors else 0
+    return report(routes.path, {"entries": len(routes.entries)}, findings, args.json)
 
 
 def _lookup(args: argparse.Namespace) -> int:
@@ -154,7 +142,8 @@ def _test(args: argparse.Namespace) -> int:
     failed = sum(not result.passed for result in results)
     print(f"{len(results)} cases: {len(results) - failed} passed, {failed} failed")
     if args.junit:
-        write_junit(args.junit, f"routes {args.cases}", results)
+        write_junit(args.junit, f"routes {args.cases}",
+                    [(result.case.label, None if result.passed else result.line()) for result in results])
     return 1 if failed else 0
 
 

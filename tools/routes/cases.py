@@ -3,21 +3,20 @@
 A cases file is TOML (`[[cases]]`) or CSV (same names as columns): each case has `pan` or `bin`,
 the expected `issuer` ("none" when the number must not route), and optionally a `name` and the
 transaction (`mti`, `processing_code`, `currency`) for conditional routes. Results print as a
-report, and as JUnit XML for CI. PANs only ever appear masked, in the report and in the XML.
+report, and as JUnit XML for CI (tools/junit.py). PANs only ever appear masked, in the report and in the XML.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from switch.errors import ConfigError, UsageError
+from switch.errors import ConfigError
 from switch.routes.lines import header_lines
 from switch.routes.source import parse_toml, read_text
 from switch.routing import PAN_SPACE_DIGITS, RouteContext, RouteEntry, RoutingTable
@@ -99,16 +98,3 @@ def _case(path: Path, index: int, raw: Any, line: int | None) -> Case:
 
 def run_cases(table: RoutingTable, cases: list[Case]) -> list[Result]:
     return [Result(case, table.lookup(case.number, case.context)) for case in cases]
-
-
-def write_junit(path: str, suite: str, results: list[Result]) -> None:
-    failures = sum(not result.passed for result in results)
-    root = ElementTree.Element("testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0")
-    for result in results:
-        case = ElementTree.SubElement(root, "testcase", classname=suite, name=result.case.label)
-        if not result.passed:
-            ElementTree.SubElement(case, "failure", message=result.line())
-    try:
-        ElementTree.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-    except OSError as exc:
-        raise UsageError(f"--junit {path}: cannot write ({exc.strerror})") from None

@@ -14,14 +14,15 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable
+from operator import attrgetter
+from typing import Callable, Hashable, Iterable
 
 import attrs
 
 from switch.core.codes import RC
 from switch.core.risk.facts import Facts
 from switch.core.risk.rules import (
-    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
+    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
 from switch.core.risk.windows import Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets
 
@@ -76,14 +77,16 @@ class Assessment:
         return ([self.decline] if self.decline else []) + self.flags
 
 
-def _key(per: str, facts: Facts) -> Hashable | None:
-    if per == "card":
-        return facts.pan_hash
-    if per == "terminal":
-        return facts.terminal
-    if per == "merchant":
-        return facts.merchant
-    return facts.connection  # "connection"
+# What each `per` counts by, read from the request's facts.
+_KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
+    "card": attrgetter("pan_hash"), "terminal": attrgetter("terminal"), "merchant": attrgetter("merchant"),
+    "connection": attrgetter("connection"),
+}
+
+
+def _matcher(scope: Scope) -> Callable[[Facts], bool] | None:
+    """The scope's test, or None when every request is in it (nothing to call per request)."""
+    return None if scope.unrestricted else scope.matches
 
 
 def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
@@ -100,10 +103,11 @@ class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self.key_of = _KEY_OF[rule.per]
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None:
             return None
         count, amount = self.totals.totals(key, now)
@@ -127,7 +131,7 @@ class VelocityJudge:
         self.totals.forget(now)
 
     def replay(self, facts: Facts, now: float) -> None:
-        key = _key(self.rule.per, facts)
+        key = self.key_of(facts)
         if key is not None:
             self.totals.add(key, now, facts.amount)
 
@@ -137,6 +141,7 @@ class CardTestingJudge:
         self.rule = rule
         self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
         self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+        self.key_of = _KEY_OF[rule.per]
 
     def held(self) -> int:
         return len(self.declined) + len(self.barred)
@@ -147,7 +152,7 @@ class CardTestingJudge:
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None:
             return None
         found.testing.append(self)
@@ -158,7 +163,7 @@ class CardTestingJudge:
     def declined_for(self, facts: Facts, now: float) -> Alert | None:
         """A decline that card testing counts: a cool-down (and an alert) when it completes the set."""
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None or facts.pan_hash is None:
             return None
         cards = self.declined.add(key, now, facts.pan_hash)
@@ -234,6 +239,7 @@ class RateJudge:
     def __init__(self, rule: RateLimit) -> None:
         self.rule = rule
         self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+        self.key_of = _KEY_OF[rule.per]
 
     def held(self) -> int:
         return len(self.buckets)
@@ -243,7 +249,7 @@ class RateJudge:
 
     def throttle(self, facts: Facts, now: float) -> Hit | None:
         rule = self.rule
-        key = _key(rule.per, facts)
+        key = self.key_of(facts)
         if key is None or self.buckets.take(key, now):
             return None
         return _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
@@ -269,8 +275,10 @@ class RiskEngine:
         for rule in rules.rules:
             old = kept.get(rule.name)
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
-        self._rate = [(j, j.rule.scope) for j in self.judges if isinstance(j, RateJudge)]
-        self._assessing = [(j, j.rule.scope) for j in self.judges if not isinstance(j, RateJudge)]
+        # Each moment's judges as (bound method, scope test or None): what runs per request.
+        self._rate = [(j.throttle, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, RateJudge)]
+        self._assessing = [(j.assess, _matcher(j.rule.scope)) for j in self.judges if not isinstance(j, RateJudge)]
+        self._testers = [(j, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, CardTestingJudge)]
         self.rate_limited = bool(self._rate)
         self.assessing = bool(self._assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
@@ -289,9 +297,9 @@ class RiskEngine:
         """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
         self._sweep(now)
         flags: list[Hit] = []
-        for judge, scope in self._rate:
-            if scope.matches(facts):
-                hit = judge.throttle(facts, now)
+        for throttle, matches in self._rate:
+            if matches is None or matches(facts):
+                hit = throttle(facts, now)
                 if hit is not None:
                     if hit.declines:
                         return hit, flags
@@ -301,10 +309,10 @@ class RiskEngine:
     def assess(self, facts: Facts, now: float) -> Assessment:
         self._sweep(now)
         found = Assessment(facts)
-        for judge, scope in self._assessing:
-            if not scope.matches(facts):
+        for judge, matches in self._assessing:  # each judge's bound assess()
+            if matches is not None and not matches(facts):
                 continue
-            hit = judge.assess(facts, now, found)
+            hit = judge(facts, now, found)
             if hit is None:
                 continue
             if hit.declines:
@@ -339,8 +347,8 @@ class RiskEngine:
         if code not in self.testing_codes:
             return [], []
         found = Assessment(facts)
-        found.testing = [j for j, scope in self._assessing
-                         if isinstance(j, CardTestingJudge) and scope.matches(facts) and _key(j.rule.per, facts)]
+        found.testing = [j for j, matches in self._testers
+                         if (matches is None or matches(facts)) and j.key_of(facts)]
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 

@@ -64,12 +64,33 @@ class Scope:
     countries: frozenset[str] = frozenset()
     channel: str | None = None
 
+    # The set dimensions this scope restricts, as (Facts attribute, allowed values): all that
+    # `matches` walks, so a dimension left open costs a request nothing (it runs for every
+    # rule on every request).
+    _restricted: tuple[tuple[str, frozenset[str]], ...] = attrs.field(init=False, eq=False, repr=False)
+
+    @_restricted.default
+    def _restricted_dimensions(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        return tuple((attribute, getattr(self, dimension)) for dimension, attribute in SET_DIMENSIONS.items()
+                     if getattr(self, dimension))
+
+    @property
+    def unrestricted(self) -> bool:
+        """Every request is in scope."""
+        return not (self.bins or self._restricted or self.channel)
+
     def matches(self, facts: Facts) -> bool:
-        if self.bins and not (facts.pan and any(r.matches(facts.pan) for r in self.bins)):
-            return False
-        for dimension, attribute in SET_DIMENSIONS.items():
-            allowed: frozenset[str] = getattr(self, dimension)
-            if allowed and getattr(facts, attribute) not in allowed:
+        if self.bins:
+            pan = facts.pan
+            if not pan:
+                return False
+            for bins in self.bins:
+                if bins.low <= pan[:len(bins.low)] <= bins.high:
+                    break
+            else:
+                return False
+        for attribute, allowed in self._restricted:
+            if getattr(facts, attribute) not in allowed:
                 return False
         return self.channel is None or facts.channel == self.channel
 

@@ -1,4 +1,5 @@
-"""One problem found in a routing table, located by line, for `routes check` and loaders."""
+"""One problem found in a data file (a routing table, a risk rules file), located by line: what
+`routes check` and `risk check` print, and what their loaders raise the first error of."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ WARNING = "warning"
 
 @attrs.frozen
 class Finding:
-    severity: str  # ERROR makes the table unusable; WARNING is worth a look
+    severity: str  # ERROR makes the file unusable; WARNING is worth a look
     line: int | None
-    key: str  # e.g. "routes[3].high", "issuers[1]"; "" for the file as a whole
+    key: str  # e.g. "routes[3].high", "rules[1].deny"; "" for the file as a whole
     message: str
 
     @property
