@@ -4,6 +4,8 @@ Each line is the admin token, a space, and a command:
 
     <token> reload-routes   re-read and check the BIN table; the old one stays if the new one is bad
     <token> reload-risk     re-read and check the risk rules; the old ones stay if the new ones are bad
+    <token> reload-tls      re-read every TLS certificate, key and CA file (new handshakes use them);
+                            an endpoint whose files cannot be used keeps its own
     <token> status          links (up, in flight, refused for their bound), requests in flight and
                             shed for overload, the event loop's worst lag and stalls, open SAF items,
                             route entries, risk rules and the keys their counts hold
@@ -33,7 +35,7 @@ from switch import logs
 if TYPE_CHECKING:
     from switch.service import Switch
 
-COMMANDS = ("reload-routes", "reload-risk", "status")
+COMMANDS = ("reload-routes", "reload-risk", "reload-tls", "status")
 MAX_LINE = 1024
 
 
@@ -42,11 +44,13 @@ async def answer(switch: Switch, line: str) -> dict:
     command = line.strip()
     if command == "reload-routes":
         ok, detail = await switch.reload_routing()
-        return {"ok": ok, "detail": detail}
-    if command == "reload-risk":
+    elif command == "reload-risk":
         ok, detail = await switch.reload_risk()
-        return {"ok": ok, "detail": detail}
-    return status(switch, command)
+    elif command == "reload-tls":
+        ok, detail = switch.reload_tls()
+    else:
+        return status(switch, command)
+    return {"ok": ok, "detail": detail}
 
 
 def status(switch: Switch, command: str = "status") -> dict:

@@ -1,4 +1,4 @@
-"""`cardswitch admin reload-routes|reload-risk|status --admin HOST:PORT`: talk to a running switch's admin port.
+"""`cardswitch admin reload-routes|reload-risk|reload-tls|status --admin HOST:PORT`: talk to a running switch's admin port.
 
 Every command carries the admin token, read from `--token-file`, by default `admin.token` in
 the switch's data directory (`--data-dir`, default cardswitch-data). Exits 0 when the switch did
