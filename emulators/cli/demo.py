@@ -185,18 +185,30 @@ def demo_cards() -> list[dict[str, str]]:
 
 
 def list_cards(as_json: bool) -> int:
-    cards = demo_cards()
-    if as_json:
-        for card in cards:
-            print(json.dumps(card))
-        return 0
-    print("Demo test cards only: their PINs and CVV2s are published.")
-    print(f"{'PAN':<20} {'expiry':<7} {'issuer':<8} {'pin':<5} {'cvv2':<5} outcome")
-    for card in cards:
-        print(f"{card['pan']:<20} {card['expiry']:<7} {card['issuer']:<8} {card['pin']:<5} {card['cvv2']:<5} "
-              f"{card['outcome']}")
-    print("Unknown BIN (no route, 15): 3700000000000007")
+    columns = (("PAN", 20, "pan"), ("expiry", 7, "expiry"), ("issuer", 8, "issuer"), ("pin", 5, "pin"),
+               ("cvv2", 5, "cvv2"), ("outcome", 0, "outcome"))
+    _print_rows(demo_cards(), as_json, "Demo test cards only: their PINs and CVV2s are published.", columns)
+    if not as_json:
+        print("Unknown BIN (no route, 15): 3700000000000007")
     return 0
+
+
+def _print_rows(rows: list[dict], as_json: bool, notice: str, columns: tuple[tuple[str, int, str], ...]) -> None:
+    """JSON lines, or a table under `notice` with (title, width, key) columns."""
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print(notice)
+    print(" ".join(f"{title:<{width}}" for title, width, _ in columns))
+    for row in rows:
+        print(" ".join(f"{_shown(row[key]):<{width}}" for _, width, key in columns))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None else str(value)
 
 
 def demo_terminals() -> list[dict]:
@@ -213,17 +225,11 @@ def demo_terminals() -> list[dict]:
 
 
 def list_terminals(as_json: bool) -> int:
-    terminals = demo_terminals()
-    if as_json:
-        for terminal in terminals:
-            print(json.dumps(terminal))
-        return 0
-    print("Demo test keys only: the TAKs are published.")
-    print(f"{'terminal':<10} {'listener':<10} {'mac':<4} tak")
-    for terminal in terminals:
-        print(f"{terminal['terminal']:<10} {terminal['listener']:<10} {'yes' if terminal['mac'] else 'no':<4} "
-              f"{terminal['tak'] or '-'}")
+    columns = (("terminal", 10, "terminal"), ("listener", 10, "listener"), ("mac", 4, "mac"), ("tak", 0, "tak"))
+    _print_rows(demo_terminals(), as_json, "Demo test keys only: the TAKs are published.", columns)
     return 0
+
+
 def make_demo_tls(data_dir: Path) -> TlsConfig:
     """A throwaway CA and a certificate from it for TLS_HOSTS, in DATA_DIR/tls: the CA's
     certificate as ca.pem for clients to trust, the server's as server.pem and server-key.pem
