@@ -24,7 +24,9 @@ from switch.core.risk.facts import Facts
 from switch.core.risk.rules import (
     DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
-from switch.core.risk.windows import Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets
+from switch.core.risk.windows import (
+    Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets, totals_before,
+)
 
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of every rule's memory
@@ -106,21 +108,25 @@ class VelocityJudge:
         self.key_of = _KEY_OF[rule.per]
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
-        rule = self.rule
         key = self.key_of(facts)
         if key is None:
             return None
-        count, amount = self.totals.totals(key, now)
+        # Counted first (one look-up of the key), taken back when this rule declines it: the
+        # totals before this request are the owner's less this event.
+        event = self.totals.add(key, now, facts.amount)
+        count, amount = totals_before(event)
+        rule = self.rule
+        hit: Hit | None = None
         if rule.max_count is not None and count >= rule.max_count:
             hit = _hit(rule, f"{count} approvals per {rule.per} within {_seconds(rule.window)} "
                              f"(limit {rule.max_count})")
         elif rule.max_amount is not None and amount + facts.amount > rule.max_amount:
             hit = _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
                              f"{rule.max_amount}", rule.amount_code)
+        if hit is not None and hit.declines:
+            self.totals.retract(key, event)
         else:
-            hit = None
-        if hit is None or not hit.declines:  # counted unless declined here
-            found.reserved.append((self, key, self.totals.add(key, now, facts.amount)))
+            found.reserved.append((self, key, event))
             found.counted.append(rule.name)
         return hit
 

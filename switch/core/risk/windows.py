@@ -23,6 +23,13 @@ Event = list
 _AT, _AMOUNT, _OWNER = 0, 1, 2
 
 
+def totals_before(event: Event) -> tuple[int, int]:
+    """The count and amount of an event's key just before it was added: for a caller that adds
+    first and decides after, with one look-up of the key (right after `add`)."""
+    owner: _Totals = event[_OWNER]
+    return owner.count - 1, owner.amount - event[_AMOUNT]
+
+
 class _Totals:
     __slots__ = ("events", "count", "amount")
 
@@ -85,6 +92,8 @@ class SlidingTotals(Generic[K]):
             event[_OWNER] = None
             owner.count -= 1
             owner.amount -= event[_AMOUNT]
+            if owner.events[-1] is event:  # taken back at once (a decline): nothing to keep
+                owner.events.pop()
 
     @staticmethod
     def _expire(totals: _Totals, horizon: float) -> None:
