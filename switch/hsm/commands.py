@@ -289,7 +289,7 @@ def ec(lmk: Lmk, r: Reader) -> str:
 
 def _mac_request(lmk: Lmk, r: Reader) -> tuple[Key, bytes, str, int, int]:
     # The five one-character flags in one take: reading them one by one was a fifth of the command.
-    mode, input_format, size_code, algorithm_code, padding = r.take(5, "mode, input format, size, algorithm, padding")
+    mode, input_format, size_code, algorithm_code, padding = tuple(r.take(5, "mode, input format, size, algorithm, padding"))
     if mode != "0":
         raise CommandError("15", "mode flag must be 0 (single block)")
     if input_format not in "12":
