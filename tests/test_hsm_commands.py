@@ -129,6 +129,11 @@ def test_m6_m8_macs():
     aes = Key.aes(bytes(range(16)))
     cmac = mac.generate(aes, b"abc", "cmac")[:8].hex().upper()
     assert run(f"M602161003{under(KeyType.TAK, aes)}0003abc") == ("M7", "00", cmac)
+    zak = under(KeyType.ZAK)
+    for bad in ("M6013", f"M611131008{zak}0002AB", f"M603131008{zak}0002AB", f"M601231008{zak}0002AB",
+                f"M601131005{zak}0002AB", f"M601131008{zak}0003ABC", f"M601131008{zak}0002G0",
+                f"M601131008{zak}00", f"M801131008{zak}0002AB{expected[:15]}"):
+        assert run(bad)[1] == "15", bad
 
 
 @pytest.mark.parametrize("frame, expected", [

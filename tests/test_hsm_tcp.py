@@ -79,6 +79,29 @@ async def test_clients_behave_identically(nursery):
     assert results[0][1:] == (True, False, True, False, True, False, True, False, K2.kcv(), True)
 
 
+async def test_clients_fail_alike(nursery):
+    """The in-process client skips the frame, not the checks: the same error codes as over TCP,
+    and a key the HSM has decrypted (and keeps) still fails under another LMK or key type."""
+    zak, cvk = LMK.encrypt_key(KeyType.ZAK, K2), LMK.encrypt_key(KeyType.CVK, K)
+    other = Lmk.from_hex("FEDCBA98765432100123456789ABCDEF")
+    port = await start(nursery)
+    other_port = await nursery.start(lambda task_status: serve_hsm(0, "127.0.0.1", other, task_status=task_status))
+    for hsm, elsewhere in ((InProcessHsm(LMK), InProcessHsm(other)),
+                           (TcpHsm("127.0.0.1", port, timeout=5), TcpHsm("127.0.0.1", other_port, timeout=5))):
+        assert await hsm.generate_mac(zak, b"message") == mac.retail_mac(K2, b"message").hex().upper()
+        codes = []
+        for call in (lambda: elsewhere.generate_mac(zak, b"message"),  # the key under another LMK
+                     lambda: hsm.generate_mac(zak, b"message", key_type_code="003"),  # as a TAK
+                     lambda: hsm.verify_cvv(cvk, PAN + "\u00e9", "2812", "000", "123"),  # not ASCII
+                     lambda: hsm.generate_mac(zak, b"message", size=5)):
+            with pytest.raises(HsmError) as info:
+                await call()
+            codes.append(info.value.code)
+        assert codes == ["10", "10", "15", "15"]
+        await hsm.aclose()
+        await elsewhere.aclose()
+
+
 async def test_unknown_and_malformed_commands_over_tcp(nursery):
     port = await start(nursery)
     stream = await trio.open_tcp_stream("127.0.0.1", port)

@@ -18,7 +18,7 @@ import math
 import attrs
 import trio
 
-from switch.hsm.codec import DEFAULT_HEADER_LENGTH, Response, parse_response, response_code
+from switch.hsm.codec import DEFAULT_HEADER_LENGTH, parse_response, response_code
 from switch.hsm.commands import FORMAT_PIN_CODES, Dispatcher
 from switch.hsm.framing import FrameDecoder, frame
 from switch.hsm.lmk import Lmk, with_scheme
@@ -67,48 +67,26 @@ def _key_kind(kind: str) -> str:
 
 
 class _HostCommandClient:
-    """Builds commands and reads responses; subclasses only move the bytes."""
+    """Builds commands and reads their answers; subclasses only carry a command to the HSM."""
 
-    def __init__(self, header_length: int = DEFAULT_HEADER_LENGTH):
-        self.header_length = header_length
-        self._sequence = 0
-
-    async def _exchange(self, request: bytes) -> bytes:
+    async def _command(self, command: str, data: str) -> tuple[str, str]:
+        """One command's error code and response data, still to be judged by the caller."""
         raise NotImplementedError
 
     async def aclose(self) -> None:
         """Release the connection, if any."""
 
-    async def _command(self, command: str, data: str = "") -> Response:
-        """Send one command; the response's error code is still to be judged by the caller."""
-        self._sequence = (self._sequence + 1) % 10**self.header_length
-        header = str(self._sequence).zfill(self.header_length).encode("ascii")
-        try:
-            request = header + (command + data).encode("ascii")
-        except UnicodeEncodeError:
-            raise HsmError("15", command) from None  # what the HSM would answer; never sent
-        reply = await self._exchange(request)
-        try:
-            response = parse_response(reply, self.header_length)
-        except ValueError:
-            raise HsmUnavailable(f"unreadable response to {command}") from None
-        if response.header != header:
-            raise HsmUnavailable(f"response header does not match the {command} request")
-        if response.code != response_code(command):
-            raise HsmError(response.error_code, command)
+    async def _data(self, command: str, data: str = "") -> str:
+        error_code, response = await self._command(command, data)
+        if error_code != "00":
+            raise HsmError(error_code, command)
         return response
 
-    async def _data(self, command: str, data: str = "") -> str:
-        response = await self._command(command, data)
-        if response.error_code != "00":
-            raise HsmError(response.error_code, command)
-        return response.data
-
     async def _verify(self, command: str, data: str) -> bool:
-        response = await self._command(command, data)
-        if response.error_code not in ("00", "01"):
-            raise HsmError(response.error_code, command)
-        return response.error_code == "00"
+        error_code, _ = await self._command(command, data)
+        if error_code not in ("00", "01"):
+            raise HsmError(error_code, command)
+        return error_code == "00"
 
     async def diagnostics(self) -> str:
         """NC: the LMK check value (16 hex) the HSM runs with."""
@@ -202,18 +180,23 @@ class _HostCommandClient:
 
 
 class InProcessHsm(_HostCommandClient):
-    """The HSM in this process: commands go straight to the dispatcher, no socket."""
+    """The HSM in this process: commands go to the dispatcher's handlers as text, with no frame
+    built around them only to be parsed again (no header, length or response code to check)."""
 
-    def __init__(self, lmk: Lmk, header_length: int = DEFAULT_HEADER_LENGTH):
-        super().__init__(header_length)
-        self._dispatcher = Dispatcher(lmk, header_length)
+    def __init__(self, lmk: Lmk):
+        self._dispatcher = Dispatcher(lmk)
 
     def __repr__(self) -> str:
         return f"InProcessHsm({self._dispatcher.lmk!r})"
 
-    async def _exchange(self, request: bytes) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return self._dispatcher.handle(request)
+    async def _command(self, command: str, data: str) -> tuple[str, str]:
+        # A cancellation point, not a schedule point: a command is some microseconds of CPU, less
+        # than one trip through trio's scheduler (an epoll call) costs, and the switch's callers
+        # reach a schedule point at their next socket read or write anyway.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if not data.isascii():
+            raise HsmError("15", command)  # what the HSM over TCP answers to a frame that is not ASCII
+        return self._dispatcher.run(command, data)
 
 
 class _ConnectionLost(Exception):
@@ -228,10 +211,11 @@ class TcpHsm(_HostCommandClient):
 
     def __init__(self, host: str, port: int, timeout: float = 2.0,
                  header_length: int = DEFAULT_HEADER_LENGTH, tls: TlsConfig | None = None):
-        super().__init__(header_length)
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ValueError("timeout must be a positive number of seconds")
         self.host, self.port, self.timeout = host, port, timeout
+        self.header_length = header_length
+        self._sequence = 0
         self.tls = TlsEndpoint(tls, server_side=False) if tls is not None else None
         self._stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
         self._decoder = FrameDecoder()
@@ -252,6 +236,25 @@ class TcpHsm(_HostCommandClient):
             stream.transport_stream.socket.close()
         elif stream is not None:
             stream.socket.close()
+
+    async def _command(self, command: str, data: str) -> tuple[str, str]:
+        """The command framed with a header of its own, sent, and its response read back."""
+        self._sequence = (self._sequence + 1) % 10**self.header_length
+        header = str(self._sequence).zfill(self.header_length).encode("ascii")
+        try:
+            request = header + (command + data).encode("ascii")
+        except UnicodeEncodeError:
+            raise HsmError("15", command) from None  # what the HSM would answer; never sent
+        reply = await self._exchange(request)
+        try:
+            response = parse_response(reply, self.header_length)
+        except ValueError:
+            raise HsmUnavailable(f"unreadable response to {command}") from None
+        if response.header != header:
+            raise HsmUnavailable(f"response header does not match the {command} request")
+        if response.code != response_code(command):
+            raise HsmError(response.error_code, command)
+        return response.error_code, response.data
 
     async def _exchange(self, request: bytes) -> bytes:
         try:

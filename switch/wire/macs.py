@@ -25,11 +25,13 @@ MAC_FIELDS = (PRIMARY, SECONDARY)
 MAC_HEX_DIGITS = 16  # an 8-byte MAC, as a Message holds it
 ZERO_MAC = "0" * MAC_HEX_DIGITS
 _HEX = frozenset(string.hexdigits)
+_SECONDARY_BITMAP = frozenset(str(field) for field in range(65, 128))  # 128 itself is the MAC's
 
 
 def mac_field(fields: dict[str, str]) -> str:
-    """The field a message's MAC belongs in: 128 when it has a secondary bitmap's field, else 64."""
-    return SECONDARY if any(int(field) > 64 for field in fields if field != SECONDARY) else PRIMARY
+    """The field a message's MAC belongs in: 128 when it has a secondary bitmap's field, else 64.
+    (One set operation in C: converting every field number cost a tenth of a MAC.)"""
+    return PRIMARY if _SECONDARY_BITMAP.isdisjoint(fields) else SECONDARY
 
 
 def mac_width(dialect: Dialect, field: str) -> int:
