@@ -123,14 +123,8 @@ def issuer_macs(zak: str = "zak.bank_a", **options) -> IssuerMacs:
     return IssuerMacs(InProcessHsm(KEYSTORE.lmk), KEYSTORE.encrypted(zak), KEYSTORE.encrypted("zmk.bank_a"), **options)
 
 
-async def start_mac_network(nursery, tmp_path: Path, macs: IssuerMacs, *, dialect: str = "iso87-binary",
-                            switch_zak: str = "zak.bank_a", timeout_ms: int = 2000) -> tuple[Switch, int]:
-    """One issuer asking for MACs (its emulator with `macs`), behind a switch with the demo's
-    MAC terminal; returns the switch and the terminals' port."""
-    host = IssuerHostConfig(name="bank_a", host="127.0.0.1", port=0, dialect=load_dialect(dialect), macs=macs)
-    issuer_port = await nursery.start(serve_issuer, host, make_bank({"pan": CARD}))
-    path = tmp_path / "switch.toml"
-    path.write_text(f"""
+# The demo's HSM and one terminal listener: what every switch config in these tests starts with.
+HSM_AND_LISTENER = f"""
 [hsm]
 keys = "{DEMO_KEYS}"
 lmk_file = "{DEMO_LMK}"
@@ -138,7 +132,17 @@ lmk_file = "{DEMO_LMK}"
 [[listeners]]
 name = "terminals"
 port = 0
+"""
 
+
+async def start_mac_network(nursery, tmp_path: Path, macs: IssuerMacs, *, dialect: str = "iso87-binary",
+                            switch_zak: str = "zak.bank_a", timeout_ms: int = 2000) -> tuple[Switch, int]:
+    """One issuer asking for MACs (its emulator with `macs`), behind a switch with the demo's
+    MAC terminal; returns the switch and the terminals' port."""
+    host = IssuerHostConfig(name="bank_a", host="127.0.0.1", port=0, dialect=load_dialect(dialect), macs=macs)
+    issuer_port = await nursery.start(serve_issuer, host, make_bank({"pan": CARD}))
+    path = tmp_path / "switch.toml"
+    path.write_text(HSM_AND_LISTENER + f"""
 [[listeners.terminals]]
 tid = "{MAC_TERMINAL}"
 tak = "tak.demo"
@@ -248,15 +252,7 @@ async def test_a_zpk_key_change_replaces_the_issuers_zpk_and_bad_ones_are_refuse
 
 def write_switch_with_zpk(tmp_path: Path) -> Path:
     path = tmp_path / "switch.toml"
-    path.write_text(f"""
-[hsm]
-keys = "{DEMO_KEYS}"
-lmk_file = "{DEMO_LMK}"
-
-[[listeners]]
-name = "terminals"
-port = 0
-
+    path.write_text(HSM_AND_LISTENER + """
 [[issuers]]
 name = "bank_a"
 port = 9
