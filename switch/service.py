@@ -366,6 +366,10 @@ class Switch:
         a restart can rebuild them, `_replay_risk`). Logs an alert when card testing stops a
         terminal or merchant."""
         txn, found = ctx.txn, ctx.assessment
+        unassessed_decline = (txn.rc in self.risk.testing_codes and txn.mti in AUTHORISATIONS
+                              and ctx.prior is None)  # a retransmission's answer is its first's
+        if found is None and not ctx.rate_hits and not unassessed_decline:
+            return None, None  # nothing the rules said or count: most requests
         hits = list(ctx.rate_hits or ())
         counted: list[str] = []
         alerts = []
@@ -373,7 +377,7 @@ class Switch:
             alerts = self.risk.settle(found, txn.rc or "", txn.seen)
             counted = found.counted
             hits += found.hits()
-        elif txn.rc in self.risk.testing_codes and txn.mti in AUTHORISATIONS:
+        elif unassessed_decline:
             facts = ctx.risk_facts or facts_of(ctx.request, ctx.pan, txn.pan_hash, None, txn.amount, ctx.connection_number)
             counted, alerts = self.risk.declined_unassessed(facts, txn.rc or "", txn.seen)
         for alert in alerts:
