@@ -24,6 +24,7 @@ from switch.core.terminals import KnownTerminals, Network
 from switch.risk import load_rules
 from switch.routes import load_routing_file
 from switch.routing import RoutingTable
+from switch.stores import is_postgres_url
 from switch.tls import CLIENT_CERTS, MIN_VERSIONS, TlsConfig, TlsError, client_context, server_context
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
@@ -183,6 +184,7 @@ class SwitchConfig:
     issuers: tuple[IssuerConfig, ...]
     routing: RoutingTable
     data_dir: Path = Path("cardswitch-data")
+    journal: str | None = None  # a postgresql:// URL: the journal shared by instances; None: SQLite in data_dir
     log_file: str | None = None
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
@@ -541,6 +543,8 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     log_file = settings.get("log_file", str, None, "a file path")
     configured_dir = path.parent / settings.get("data_dir", str, "cardswitch-data", "a directory path")
     data_dir = Path(data_dir) if data_dir is not None else configured_dir
+    journal = settings.get("journal", str, None,
+                           "a postgresql:// URL (leave it out for the SQLite journal in data_dir)", is_postgres_url)
     duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
     shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
     max_in_flight = settings.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT, "an integer, at least 1",
@@ -572,7 +576,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     if overrides:
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
-    return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir,
+    return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir, journal=journal,
                         log_file=log_file, duplicate_window=duplicate_window,
                         shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
                         admin_port=admin_port, metrics_host=metrics_host, metrics_port=metrics_port,

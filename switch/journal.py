@@ -21,11 +21,12 @@ Rows never hold a PAN in clear, nor track, PIN or CVV data: see switch.vault.
 from __future__ import annotations
 
 import collections
+import itertools
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import trio
 
@@ -119,9 +120,43 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE transactions ADD COLUMN risk TEXT;
     ALTER TABLE transactions ADD COLUMN risk_counted TEXT;
     """,
+    # Several instances on one journal (PostgreSQL): each running switch registers itself and
+    # beats its heart (`instances`); its rows and SAF items name it, so that another instance
+    # can take over what it left when it dies (switch.instances). `request_keys`: the database
+    # decides which request first used a terminal's STAN and time (switch.claims). `counters`:
+    # blocks of trace numbers handed to instances.
+    """
+    CREATE TABLE instances (
+        id INTEGER PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL,
+        stopped_at REAL,
+        recovered_by INTEGER
+    );
+    ALTER TABLE transactions ADD COLUMN instance INTEGER;
+    ALTER TABLE saf ADD COLUMN owner INTEGER;
+    CREATE INDEX transactions_pending ON transactions (instance) WHERE state = 'pending';
+    CREATE INDEX saf_by_owner ON saf (owner, status);
+    CREATE TABLE request_keys (
+        tid TEXT NOT NULL,
+        stan TEXT NOT NULL,
+        transmitted TEXT NOT NULL,
+        trace INTEGER NOT NULL,
+        claimed_at REAL NOT NULL,
+        PRIMARY KEY (tid, stan, transmitted)
+    );
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    """,
 )
 
-Operation = Callable[[sqlite3.Connection], Any]
+Connection = Any  # a store's connection: sqlite3's, or switch.pgjournal.PgConnection (same calls)
+Row = Any  # one of its rows, read by column name
+Operation = Callable[[Connection], Any]
 
 
 def connect(path: Path, readonly: bool = False, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:
@@ -158,28 +193,16 @@ class _Awaited:
 _STOP = object()
 
 
-class Journal:
-    """The journal database of one data directory: group commit on the event loop when someone
-    waits for durability, and a writer thread for everything else.
+class BatchedJournal:
+    """What every journal store shares: writes queued by the event loop and committed in
+    batches, in order, with group commit for whoever waits on durability (`durable()`), and a
+    writer thread that commits what nobody waits for and retries a batch that could not be
+    committed. A store says how to open its connections and how to apply a batch."""
 
-    The event loop only appends writes to a deque (`execute()`). When a transaction must know
-    its writes are on disk (`durable()`), the loop's committer takes everything queued in that
-    moment (every transaction ready at once joins: group commit) and commits it on the loop's
-    own connection: in WAL mode without a sync, a commit is a write to the page cache, tens of
-    microseconds, cheaper than handing the batch to a thread and back (measured in
-    docs/performance.md). It never waits there: a database locked by another process fails at
-    once (busy timeout 0), and the batch goes to the writer thread, which retries it with
-    backoff while the switch is `stalled` (every commit goes through the thread until one
-    succeeds). The thread also commits, every few milliseconds, what nobody waits for, and
-    checkpoints the WAL (the one step that syncs to disk) off the loop. Whoever applies a batch
-    holds one lock, so batches commit in the order they were taken.
-    """
+    shared = False  # True: several instances may use this journal at once (switch.claims)
+    version = 0  # the schema version after migrations
 
-    def __init__(self, data_dir: Path, interval: float = BATCH_INTERVAL):
-        self.path = data_dir / DB_FILE
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.connection = connect(self.path)
-        self.version = migrate(self.connection)
+    def __init__(self, interval: float) -> None:
         self.interval = interval
         self._queue: collections.deque = collections.deque()
         self._wake = threading.Event()
@@ -189,13 +212,47 @@ class Journal:
         self._next_batch = trio.Event()
         self._committing = threading.Lock()  # held while a batch is applied: batches commit in order
         self._handoff: collections.deque[tuple[list[object], trio.Event]] = collections.deque()
-        self._inline: sqlite3.Connection | None = None  # the loop's connection, while running
+        self._inline: Any = None  # the loop's connection, while running (a store that has one)
         self._commit_soon = trio.lowlevel.ParkingLot()
         self._commit_requested = False
         self._token: trio.lowlevel.TrioToken | None = None
         self.batches = 0  # committed since start (the metrics endpoint reports it)
         self._last_commit = 0.0  # time.monotonic() of the last batch committed
         self.stalled = False  # a batch is waiting to be retried by the writer thread
+
+    # -- what a store provides -------------------------------------------------------------
+
+    connection: Any  # the start-up connection: reads, `run_now`, the metrics endpoint's counts
+    where = ""  # the store, for log lines (a path, or a URL without its password)
+
+    def _writer_connection(self) -> Any:
+        """The connection the writer thread applies batches on."""
+        raise NotImplementedError
+
+    def _open_inline(self) -> Any:
+        """A connection for group commits on the event loop itself, or None to leave every
+        commit to the writer thread."""
+        return None
+
+    def _checkpoint(self) -> None:
+        """Periodic housekeeping in the writer thread (SQLite: the WAL checkpoint)."""
+
+    def _apply(self, batch: list[object], connection: Any) -> bool:
+        raise NotImplementedError
+
+    def run_now(self, operation: Operation) -> Any:
+        """Run `operation(connection)` in one transaction, synchronously: start-up only."""
+        raise NotImplementedError
+
+    def trace_numbers(self) -> Iterator[int]:
+        """The trace numbers this instance gives its requests, from where the journal leaves
+        off; never one another instance uses."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- the batching both share -----------------------------------------------------------
 
     def read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         """A synchronous read, for start-up only (before the writer runs)."""
@@ -234,8 +291,7 @@ class Journal:
         """Own the committer and the writer thread for as long as this task lives; on exit,
         write what is queued."""
         self._token = trio.lowlevel.current_trio_token()
-        self._inline = connect(self.path, busy_timeout=0)
-        self._inline.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints sync: the thread's job
+        self._inline = self._open_inline()
         writer = threading.Thread(target=self._write_forever, name="journal-writer", daemon=True)
         writer.start()
         try:
@@ -248,7 +304,8 @@ class Journal:
             self._queue.append(_STOP)
             self._wake.set()
             writer.join()
-            inline.close()
+            if inline is not None:
+                inline.close()
 
     async def _commit_inline_forever(self) -> None:
         while True:
@@ -286,10 +343,7 @@ class Journal:
             self._wake.clear()
             if time.monotonic() - checkpointed >= CHECKPOINT_INTERVAL:
                 checkpointed = time.monotonic()
-                try:
-                    self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    logs.warning("journal_checkpoint_failed", error=str(exc))
+                self._checkpoint()
             if not woken and time.monotonic() - self._last_commit < IDLE_FLUSH:
                 continue
             with self._committing:
@@ -303,7 +357,7 @@ class Journal:
 
     def _apply_until_committed(self, batch: list[object]) -> None:
         pause = RETRY_MIN
-        while not self._apply(batch, self.connection):
+        while not self._apply(batch, self._writer_connection()):
             if not self.stalled:
                 self.stalled = True
                 logs.warning("journal_stalled", rows=len(batch), retry_s=pause)
@@ -312,6 +366,76 @@ class Journal:
         if self.stalled:
             self.stalled = False
             logs.event("journal_resumed", rows=len(batch))
+
+    def _committed(self, batch: list[object]) -> None:
+        """A batch is committed: count it and wake whoever waits on one of its operations."""
+        self.batches += 1
+        self._last_commit = time.monotonic()
+        self._wake_waiters([item.done for item in batch if isinstance(item, _Awaited)])
+
+    def _wake_waiters(self, events: list[trio.Event]) -> None:
+        token = self._token
+        if token is None:
+            return
+        for event in events:
+            try:
+                token.run_sync_soon(event.set)
+            except trio.RunFinishedError:
+                pass  # nobody is left to wake
+
+
+class Journal(BatchedJournal):
+    """The embedded journal: one SQLite database (WAL) in the data directory, for one process.
+
+    The event loop only appends writes to a deque (`execute()`). When a transaction must know
+    its writes are on disk (`durable()`), the loop's committer takes everything queued in that
+    moment (every transaction ready at once joins: group commit) and commits it on the loop's
+    own connection: in WAL mode without a sync, a commit is a write to the page cache, tens of
+    microseconds, cheaper than handing the batch to a thread and back (measured in
+    docs/performance.md). It never waits there: a database locked by another process fails at
+    once (busy timeout 0), and the batch goes to the writer thread, which retries it with
+    backoff while the switch is `stalled` (every commit goes through the thread until one
+    succeeds). The thread also commits, every few milliseconds, what nobody waits for, and
+    checkpoints the WAL (the one step that syncs to disk) off the loop. Whoever applies a batch
+    holds one lock, so batches commit in the order they were taken.
+    """
+
+    def __init__(self, data_dir: Path, interval: float = BATCH_INTERVAL):
+        super().__init__(interval)
+        self.path = data_dir / DB_FILE
+        self.where = str(self.path)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.connection = connect(self.path)
+        self.version = migrate(self.connection)
+
+    def run_now(self, operation: Operation) -> Any:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = operation(self.connection)
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+        return result
+
+    def trace_numbers(self) -> Iterator[int]:
+        """One process per SQLite journal: on from the highest trace it holds."""
+        last = self.read("SELECT max(trace) AS last FROM transactions")[0]["last"] or 0
+        return itertools.count(last + 1)
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        return self.connection
+
+    def _open_inline(self) -> sqlite3.Connection:
+        inline = connect(self.path, busy_timeout=0)
+        inline.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints sync: the thread's job
+        return inline
+
+    def _checkpoint(self) -> None:
+        try:
+            self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            logs.warning("journal_checkpoint_failed", error=str(exc))
 
     def _apply(self, batch: list[object], connection: sqlite3.Connection) -> bool:
         """One transaction for the batch; False when it could not be committed (and was rolled
@@ -342,20 +466,8 @@ class Journal:
                 if isinstance(item, _Awaited):
                     item.error = None
             return False
-        self.batches += 1
-        self._last_commit = time.monotonic()
-        self._wake_waiters([item.done for item in batch if isinstance(item, _Awaited)])
+        self._committed(batch)
         return True
-
-    def _wake_waiters(self, events: list[trio.Event]) -> None:
-        token = self._token
-        if token is None:
-            return
-        for event in events:
-            try:
-                token.run_sync_soon(event.set)
-            except trio.RunFinishedError:
-                pass  # nobody is left to wake
 
     def close(self) -> None:
         self.connection.close()

@@ -35,7 +35,6 @@ from switch import logs
 from switch.core.messages import FORWARDED_MTIS, ORIGINAL_MTI
 from switch.core.risk.engine import Hit
 from switch.errors import ConfigError
-from switch.journal import connect
 
 if TYPE_CHECKING:
     from switch.core.txn import Txn
@@ -134,19 +133,14 @@ class SwitchCollector(Collector):
         self.parked: dict[str, int] = {}
 
     async def refresh(self) -> None:
-        path = self.switch.journal.path
-        names = list(self.switch.links)
+        names, owner = list(self.switch.links), self.switch.instance
 
-        def count() -> dict[str, int]:
-            connection = connect(path, readonly=True)
-            try:
-                return {name: connection.execute("SELECT count(*) FROM saf WHERE issuer = ? AND status = 'parked'",
-                                                 (name,)).fetchone()[0] for name in names}
-            finally:
-                connection.close()
+        def count(connection) -> dict[str, int]:
+            return {name: connection.execute("SELECT count(*) FROM saf WHERE issuer = ? AND owner = ?"
+                                             " AND status = 'parked'", (name, owner)).fetchone()[0] for name in names}
 
         try:
-            self.parked = await trio.to_thread.run_sync(count)
+            self.parked = await self.switch.journal.commit(count)
         except Exception as exc:  # a journal being migrated, locked: keep the last figures
             logs.warning("metrics_parked_unread", error=type(exc).__name__)
 

@@ -2,6 +2,13 @@
 
 A card that has used up its PIN tries must stay blocked (75) when the switch restarts, or a
 restart would hand every attacker fresh tries. Cards are known only by their PAN hash.
+
+A PIN check takes a try (`take`) before the HSM judges the PIN and then says how it went:
+`reset` (correct), `wrong`, or `give_back` (the check could not be made). With one process
+(SQLite) the counts live in memory and the journal keeps them for the next start. On the shared
+journal (`SharedPinTries`) the database holds the count and taking a try is one conditional
+UPDATE, so instances checking one card at once cannot together allow more wrong PINs than the
+limit; a crash between taking a try and the HSM's answer costs the card that try.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import AsyncIterator
 import attrs
 import trio
 
-from switch.journal import Journal
+from switch.journal import BatchedJournal
 
 
 @attrs.define
@@ -23,7 +30,7 @@ class _CardLock:
 
 
 class PinTries:
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: BatchedJournal):
         self.journal = journal
         self._wrong = {row["pan_hash"]: row["wrong"] for row in journal.read("SELECT pan_hash, wrong FROM pin_tries")}
         self._locks: dict[str, _CardLock] = {}
@@ -47,8 +54,12 @@ class PinTries:
             if not entry.users:
                 del self._locks[card]
 
-    def count(self, card: str) -> int:
-        return self._wrong.get(card, 0)
+    async def take(self, card: str, limit: int) -> bool:
+        """A try for `card`; False when it has had `limit` wrong PINs in a row."""
+        return self._wrong.get(card, 0) < limit
+
+    def give_back(self, card: str) -> None:
+        """The try taken was not used (no verdict on the PIN)."""
 
     def wrong(self, card: str) -> int:
         """One more wrong PIN for `card`; returns how many in a row."""
@@ -63,3 +74,41 @@ class PinTries:
         """A correct PIN: the count starts again."""
         if self._wrong.pop(card, None) is not None:
             self.journal.execute("DELETE FROM pin_tries WHERE pan_hash = ?", (card,))
+
+
+class SharedPinTries(PinTries):
+    """The counts in the shared journal only: every try is taken from the database."""
+
+    def __init__(self, journal: BatchedJournal):
+        self.journal = journal
+        self._wrong = {}  # the try each card holds right now: its count once judged wrong
+        self._locks = {}
+
+    async def take(self, card: str, limit: int) -> bool:
+        def take_one(connection) -> int | None:
+            row = connection.execute(
+                "INSERT INTO pin_tries (pan_hash, wrong, updated_at) VALUES (?, 1, ?) ON CONFLICT (pan_hash)"
+                " DO UPDATE SET wrong = pin_tries.wrong + 1, updated_at = excluded.updated_at"
+                " WHERE pin_tries.wrong < ? RETURNING wrong", (card, time.time(), limit)).fetchone()
+            return None if row is None else int(row[0])
+
+        tries = await self.journal.commit(take_one)
+        if tries is None:
+            return False
+        self._wrong[card] = tries
+        return True
+
+    def give_back(self, card: str) -> None:
+        self._wrong.pop(card, None)
+        self.journal.execute("UPDATE pin_tries SET wrong = wrong - 1 WHERE pan_hash = ? AND wrong > 0", (card,))
+
+    def wrong(self, card: str) -> int:
+        return self._wrong.pop(card)
+
+    def reset(self, card: str) -> None:
+        self._wrong.pop(card, None)
+        self.journal.execute("DELETE FROM pin_tries WHERE pan_hash = ?", (card,))
+
+
+def pin_tries_for(journal: BatchedJournal) -> PinTries:
+    return SharedPinTries(journal) if journal.shared else PinTries(journal)

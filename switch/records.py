@@ -8,13 +8,12 @@ Only masked and hashed card data is written; the stored response drops card fiel
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 from switch.core.messages import FORWARDED_MTIS, NOT_RETAINED
-from switch.core.states import NOT_AN_ORIGINAL, State
+from switch.core.states import NOT_AN_ORIGINAL, NOT_TO_REVERSE, State
 from switch.core.txn import Txn
-from switch.journal import Journal
+from switch.journal import BatchedJournal, Connection, Row
 from switch.core.fields import NOT_JOURNALED
 from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message, response_mti
@@ -37,8 +36,9 @@ def loaded_response(text: str | None) -> dict[str, str] | None:
 
 
 class TxnRecords:
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: BatchedJournal, instance: int):
         self.journal = journal
+        self.instance = instance  # written on every row: who to take over from if it dies
 
     def open(self, txn: Txn, request: Message, listener: str, pan: str | None) -> None:
         """The row of a request just taken. Every value from the request is masked for PAN-like
@@ -46,12 +46,12 @@ class TxnRecords:
         any field, and a row is written before validation has looked at it."""
         self.journal.execute(
             "INSERT INTO transactions (trace, created_at, listener, mti, processing_code, amount, currency,"
-            " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, country, state)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            " tid, mid, stan, transmitted, rrn, pan_masked, pan_hash, country, instance, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             (txn.trace, txn.created, listener, _masked(txn.mti), _masked(request.get("3")), txn.amount,
              _masked(request.get("49")), _masked(txn.tid), _masked(request.get("42")), _masked(txn.stan),
              _masked(txn.transmitted), _masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash,
-             _masked(request.get("19"))))
+             _masked(request.get("19")), self.instance))
 
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None,
               risk: str | None = None, risk_counted: str | None = None) -> None:
@@ -70,10 +70,57 @@ class TxnRecords:
         """Before a request may reach its issuer: which issuer, under which field 90, and the
         sealed 0420 that undoes it, so that recovery after a crash can reverse it. A reversal's
         own row also names its original and the amount it takes off."""
-        self.journal.execute(
-            "UPDATE transactions SET issuer = ?, sent_as = ?, reversal = ?, original_trace = ?,"
-            " reversed_amount = coalesce(?, reversed_amount), sent_at = ? WHERE trace = ?",
-            (txn.issuer, txn.sent_as, reversal, original_trace, reversed_amount, time.time(), txn.trace))
+        self.journal.execute(*self._prepared(txn, reversal, original_trace, reversed_amount))
+
+    @staticmethod
+    def _prepared(txn: Txn, reversal: bytes, original_trace: int | None,
+                  reversed_amount: int | None) -> tuple[str, tuple]:
+        return ("UPDATE transactions SET issuer = ?, sent_as = ?, reversal = ?, original_trace = ?,"
+                " reversed_amount = coalesce(?, reversed_amount), sent_at = ? WHERE trace = ?",
+                (txn.issuer, txn.sent_as, reversal, original_trace, reversed_amount, time.time(), txn.trace))
+
+    def prepare_reversal(self, connection: Connection, txn: Txn, reversal: bytes, original: Txn,
+                         reversed_amount: int) -> bool:
+        """On the shared journal, within one transaction: take the original for this reversal
+        (its reversed amount raised, only if no other instance's reversal got there first),
+        then what `prepared` writes. False, with nothing written, when the original is already
+        reversed that far or no longer reversible."""
+        taken = connection.execute(
+            "UPDATE transactions SET reversed_amount = ? WHERE trace = ? AND reversed_amount < ?"
+            f" AND state NOT IN ({_NOT_TO_REVERSE})", (reversed_amount, original.trace, reversed_amount)).rowcount
+        if taken != 1:
+            return False
+        connection.execute(*self._prepared(txn, reversal, original.trace, reversed_amount))
+        return True
+
+    def claim(self, connection: Connection, txn: Txn, horizon: float) -> Row | None:
+        """On the shared journal: make `txn` the request of its terminal, STAN and transmission
+        time, unless another request within the duplicate window (newer than `horizon`, wall
+        clock) holds them, whichever instance took it; returns that request's row. A holder
+        interrupted before it reached an issuer gives way (its retransmission is new)."""
+        mine = connection.execute(
+            "INSERT INTO request_keys (tid, stan, transmitted, trace, claimed_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (tid, stan, transmitted) DO UPDATE SET trace = excluded.trace,"
+            " claimed_at = excluded.claimed_at WHERE request_keys.claimed_at < ? OR EXISTS (SELECT 1 FROM"
+            " transactions t WHERE t.trace = request_keys.trace AND t.state = 'interrupted' AND t.rc IS NULL)"
+            " RETURNING trace", (txn.tid, txn.stan, txn.transmitted, txn.trace, txn.created, horizon)).fetchone()
+        if mine is not None:
+            return None
+        return connection.execute(
+            "SELECT t.* FROM request_keys k JOIN transactions t ON t.trace = k.trace"
+            " WHERE k.tid = ? AND k.stan = ? AND k.transmitted = ?", (txn.tid, txn.stan, txn.transmitted)).fetchone()
+
+    async def reload(self, txn: Txn) -> bool:
+        """Bring `txn`, read from the journal earlier, up to date; True once it is finished."""
+        row = await self.journal.commit(
+            lambda connection: connection.execute("SELECT * FROM transactions WHERE trace = ?", (txn.trace,)).fetchone())
+        if row is None or row["state"] == State.PENDING:
+            return False
+        fresh = txn_from_row(row, txn.seen)
+        for name in ("issuer", "state", "rc", "approval", "response", "reversed_amount", "sent_as", "stood_in"):
+            setattr(txn, name, getattr(fresh, name))
+        txn.finished = True
+        return True
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
@@ -95,12 +142,16 @@ class TxnRecords:
                                 f" AND state NOT IN ({_NOT_ORIGINALS})", (rrn, tid, amount), now)
 
     async def _find(self, where: str, params: tuple, now: float) -> Txn | None:
-        def query(connection: sqlite3.Connection):
+        def query(connection: Connection):
             return connection.execute(
-                f"SELECT * FROM transactions WHERE {where} ORDER BY trace DESC LIMIT 1", params).fetchone()
+                f"SELECT * FROM transactions WHERE {where} ORDER BY created_at DESC LIMIT 1", params).fetchone()
 
         row = await self.journal.commit(query)
-        return txn_from_row(row, now) if row is not None else None
+        if row is None:
+            return None
+        txn = txn_from_row(row, now)
+        txn.remote = self.journal.shared
+        return txn
 
     def recent(self, since: float, now: float) -> list[Txn]:
         """Requests since `since` (start-up only): the duplicate window survives a restart. A
@@ -118,9 +169,10 @@ def _masked(value: str | None) -> str | None:
 
 
 _NOT_ORIGINALS = ", ".join(f"'{state}'" for state in sorted(NOT_AN_ORIGINAL))
+_NOT_TO_REVERSE = ", ".join(f"'{state}'" for state in sorted(NOT_TO_REVERSE))
 
 
-def txn_from_row(row: sqlite3.Row, now: float) -> Txn:
+def txn_from_row(row: Row, now: float) -> Txn:
     """A journal row as a transaction in memory, `seen` on the switch's clock at `now`."""
     age = time.time() - row["created_at"]
     txn = Txn(trace=row["trace"], mti=row["mti"], tid=row["tid"] or "", stan=row["stan"] or "",

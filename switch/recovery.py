@@ -20,7 +20,6 @@ messages the journal does not record one by one (SAF deliveries, echoes).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import attrs
@@ -28,6 +27,7 @@ import attrs
 from switch import logs
 from switch.core.codes import RC
 from switch.core.states import NOT_TO_REVERSE, State
+from switch.journal import Connection, Row
 from switch.records import stored_response
 from switch.wire.message import response_mti
 
@@ -39,22 +39,26 @@ class Recovered:
     reversed: int  # requests that may have been approved, now reversed through SAF
     completed: int  # terminals' reversals completed
     never_sent: int  # interrupted before anything reached an issuer
+    instances: int = 0  # dead instances whose work this was (shared journal)
 
 
-def recover(connection: sqlite3.Connection) -> Recovered:
-    """Settle every `pending` row, in one transaction."""
+def recover(connection: Connection, me: int, dead: list[int] | None) -> Recovered:
+    """Settle the `pending` rows of the `dead` instances (None: every pending row), within the
+    caller's transaction; what goes to SAF is `me`'s to deliver."""
     now = time.time()
     counts = {"reversed": 0, "completed": 0, "never_sent": 0}
-    connection.execute("BEGIN IMMEDIATE")
+    where, params = "state = 'pending'", tuple(dead or ())
+    if dead is not None:
+        where += f" AND instance IN ({','.join('?' * len(dead))})"
     rows = connection.execute(
         "SELECT trace, mti, issuer, reversal, original_trace, reversed_amount, created_at FROM transactions"
-        " WHERE state = 'pending' ORDER BY trace").fetchall()
+        f" WHERE {where} ORDER BY trace", params).fetchall()
     for row in rows:
         if row["reversal"] is not None and row["mti"] in ("0400", "0420") and row["original_trace"] is not None:
-            _complete_reversal(connection, row, now)
+            _complete_reversal(connection, row, now, me)
             counts["completed"] += 1
         elif row["reversal"] is not None:
-            _queue(connection, row["issuer"], row["trace"], "recovery_reversal", row["reversal"], now)
+            _queue(connection, row["issuer"], row["trace"], "recovery_reversal", row["reversal"], now, me)
             _settle(connection, row, State.INTERRUPTED, RC.ISSUER_UNAVAILABLE,
                     "switch stopped while in flight: reversed")
             counts["reversed"] += 1
@@ -63,21 +67,20 @@ def recover(connection: sqlite3.Connection) -> Recovered:
                 "UPDATE transactions SET state = ?, reason = ?, completed_at = ? WHERE trace = ?",
                 (State.INTERRUPTED, "switch stopped while in flight: never sent", now, row["trace"]))
             counts["never_sent"] += 1
-    connection.execute("COMMIT")
     recovered = Recovered(**counts)
     if rows:
         logs.warning("journal_recovered", **attrs.asdict(recovered))
     return recovered
 
 
-def _complete_reversal(connection: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+def _complete_reversal(connection: Connection, row: Row, now: float, me: int) -> None:
     original = connection.execute("SELECT amount, state, reversed_amount FROM transactions WHERE trace = ?",
                                   (row["original_trace"],)).fetchone()
     queued = connection.execute(
         "SELECT 1 FROM saf WHERE trace = ? AND kind = 'reversal' AND created_at >= ?",
         (row["original_trace"], row["created_at"])).fetchone()
     if queued is None:
-        _queue(connection, row["issuer"], row["original_trace"], "reversal", row["reversal"], now)
+        _queue(connection, row["issuer"], row["original_trace"], "reversal", row["reversal"], now, me)
     if original is not None and original["state"] not in NOT_TO_REVERSE:
         reversed_amount = max(original["reversed_amount"], row["reversed_amount"])
         state = State.REVERSED if reversed_amount >= original["amount"] else State.PARTIALLY_REVERSED
@@ -86,13 +89,13 @@ def _complete_reversal(connection: sqlite3.Connection, row: sqlite3.Row, now: fl
     _settle(connection, row, State.APPROVED, RC.APPROVED, "completed after a restart: reversal advised via SAF")
 
 
-def _queue(connection: sqlite3.Connection, issuer: str, trace: int, kind: str, sealed: bytes, now: float) -> None:
+def _queue(connection: Connection, issuer: str, trace: int, kind: str, sealed: bytes, now: float, me: int) -> None:
     connection.execute(
-        "INSERT INTO saf (issuer, trace, kind, mti, payload, status, attempts, next_attempt, created_at, updated_at)"
-        " VALUES (?, ?, ?, '0420', ?, 'queued', 0, ?, ?, ?)", (issuer, trace, kind, sealed, now, now, now))
+        "INSERT INTO saf (issuer, trace, kind, mti, payload, status, attempts, next_attempt, created_at, updated_at,"
+        " owner) VALUES (?, ?, ?, '0420', ?, 'queued', 0, ?, ?, ?, ?)", (issuer, trace, kind, sealed, now, now, now, me))
 
 
-def _settle(connection: sqlite3.Connection, row: sqlite3.Row, state: State, code: RC, reason: str) -> None:
+def _settle(connection: Connection, row: Row, state: State, code: RC, reason: str) -> None:
     """The row's outcome, and the answer a retransmission of it gets."""
     connection.execute(
         "UPDATE transactions SET state = ?, rc = ?, reason = ?, response = ?, reversal = NULL, completed_at = ?"
@@ -100,12 +103,12 @@ def _settle(connection: sqlite3.Connection, row: sqlite3.Row, state: State, code
         (state, code, reason, stored_response(response_mti(row["mti"]), {"39": code}), time.time(), row["trace"]))
 
 
-def last_stans(connection: sqlite3.Connection, issuers: list[str]) -> dict[str, int]:
+def last_stans(connection: Connection, issuers: list[str]) -> dict[str, int]:
     """Per issuer, the STAN its link should continue after (0: nothing known)."""
     stans = {}
     for issuer in issuers:
         row = connection.execute(
-            "SELECT sent_as FROM transactions WHERE issuer = ? AND sent_as IS NOT NULL ORDER BY trace DESC LIMIT 1",
+            "SELECT sent_as FROM transactions WHERE issuer = ? AND sent_as IS NOT NULL ORDER BY created_at DESC LIMIT 1",
             (issuer,)).fetchone()
         stan = row["sent_as"][4:10] if row is not None else ""
         stans[issuer] = (int(stan) + STAN_MARGIN) % 999_999 if stan.isdigit() else 0

@@ -19,7 +19,7 @@ import trio
 from switch import logs
 from switch.config import SafConfig
 from switch.core.messages import REPEAT_MTI
-from switch.journal import Journal
+from switch.journal import BatchedJournal
 from switch.core.matcher import KeyInUse
 from switch.links import IssuerLink, LinkDropped, LinkMacFailed, LinkTimeout, LinkUnavailable
 from switch.vault import Vault
@@ -42,18 +42,30 @@ class SafItem:
 
 
 class StoreAndForward:
-    def __init__(self, journal: Journal, vault: Vault, links: dict[str, IssuerLink], config: SafConfig):
+    """The items of one instance (`owner`): those it queued, and those it took over from the
+    previous run or a dead instance (switch.instances). On a shared journal every item has one
+    owner at a time, so each is delivered by one instance."""
+
+    def __init__(self, journal: BatchedJournal, vault: Vault, links: dict[str, IssuerLink], config: SafConfig,
+                 owner: int):
         self.journal = journal
         self.vault = vault
         self.links = links
         self.config = config
+        self.owner = owner
         self._items: dict[str, list[SafItem]] = {name: [] for name in links}
         self._wake = {name: trio.Event() for name in links}
+        self._known: set[int] = set()  # ids held in memory (loaded or queued here)
 
     def load(self) -> int:
-        """Pick up the open items a previous run left in the journal."""
-        rows = self.journal.read("SELECT * FROM saf WHERE status IN (?, ?) ORDER BY id", OPEN_STATUSES)
+        """Pick up the open items this instance owns and does not hold yet: at start, what the
+        previous run left; later, what it took over from a dead instance. Start-up reads on
+        the loop's connection: a short query, rare."""
+        rows = self.journal.read("SELECT * FROM saf WHERE owner = ? AND status IN (?, ?) ORDER BY id",
+                                 (self.owner, *OPEN_STATUSES))
+        rows = [row for row in rows if row["id"] not in self._known]
         for row in rows:
+            self._known.add(row["id"])
             if row["issuer"] not in self._items:
                 logs.warning("saf_item_without_issuer", saf_id=row["id"], issuer=row["issuer"])
                 continue
@@ -66,11 +78,12 @@ class StoreAndForward:
                 id=row["id"], issuer=row["issuer"], trace=row["trace"], kind=row["kind"],
                 message=Message(row["mti"], fields), status=row["status"], attempts=row["attempts"],
                 next_attempt=0.0))
+            self._wake[row["issuer"]].set()
         return len(rows)
 
     def _park_unreadable(self, saf_id: int, error: str) -> None:
         logs.warning("saf_parked", saf_id=saf_id, error=f"payload cannot be opened ({error})")
-        self.journal.connection.execute(
+        self.journal.execute(
             "UPDATE saf SET status = 'parked', last_error = ?, updated_at = ? WHERE id = ?",
             (f"payload cannot be opened ({error})", time.time(), saf_id))
 
@@ -83,14 +96,14 @@ class StoreAndForward:
         sealed = self.vault.seal(message.fields)
 
         def insert(connection) -> int:
-            cursor = connection.execute(
+            return connection.execute(
                 "INSERT INTO saf (issuer, trace, kind, mti, payload, status, attempts, next_attempt,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
-                (issuer, trace, kind, message.mti, sealed, now, now, now))
-            return cursor.lastrowid
+                " created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?) RETURNING id",
+                (issuer, trace, kind, message.mti, sealed, now, now, now, self.owner)).fetchone()[0]
 
         item = SafItem(id=await self.journal.commit(insert), issuer=issuer, trace=trace, kind=kind,
                        message=message)
+        self._known.add(item.id)
         self._items[issuer].append(item)
         self._wake[issuer].set()
         logs.event("saf_queued", issuer=issuer, saf_id=item.id, kind=kind, mti=message.mti, trace=trace)
@@ -121,6 +134,7 @@ class StoreAndForward:
                 await self._attempt(link, item)
                 if item.status not in OPEN_STATUSES:
                     items.remove(item)
+                    self._known.discard(item.id)
 
     async def _attempt(self, link: IssuerLink, item: SafItem) -> None:
         message = item.message.copy()

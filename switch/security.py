@@ -200,14 +200,28 @@ class CardSecurity:
                           verify: VerifyConfig) -> Decline | None:
         card_hash = self._pan_hash(pan)
         async with self._tries.held(card_hash):
-            return await self._judge_pin(pin_block, pan, card_hash, zpk, pin_format, verify)
+            if not await self._tries.take(card_hash, verify.max_pin_tries):
+                return Decline(RC.PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
+            try:
+                verdict = await self._judge_pin(pin_block, pan, zpk, pin_format, verify)
+            except BaseException:
+                self._tries.give_back(card_hash)
+                raise
+            if isinstance(verdict, Decline):
+                self._tries.give_back(card_hash)
+                return verdict
+            if verdict:
+                self._tries.reset(card_hash)
+                return None
+            tries = self._tries.wrong(card_hash)
+            if tries >= verify.max_pin_tries:
+                return Decline(RC.PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
+            return Decline(RC.WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")
 
-    async def _judge_pin(self, pin_block: str, pan: str, card_hash: str, zpk: str, pin_format: int,
-                         verify: VerifyConfig) -> Decline | None:
-        """The configuration makes sure of the PVK and of each card's PVV or IBM offset for its
-        method; a gap here is a system fault (96), named in the journal."""
-        if self._tries.count(card_hash) >= verify.max_pin_tries:
-            return Decline(RC.PIN_TRIES_EXCEEDED, "PIN tries exceeded earlier")
+    async def _judge_pin(self, pin_block: str, pan: str, zpk: str, pin_format: int,
+                         verify: VerifyConfig) -> bool | Decline:
+        """Whether the PIN is right. The configuration makes sure of the PVK and of each card's
+        PVV or IBM offset for its method; a gap here is a system fault (96), named in the journal."""
         card = verify.cards.get(pan)
         if card is None:
             return Decline(RC.SYSTEM_ERROR, "no PIN verification data for this card")
@@ -226,10 +240,4 @@ class CardSecurity:
                                                     pin_format, card.ibm_offset,
                                                     card.validation_data or default_validation_data(pan),
                                                     verify.dectab, card.pin_length)
-        if correct:
-            self._tries.reset(card_hash)
-            return None
-        tries = self._tries.wrong(card_hash)
-        if tries >= verify.max_pin_tries:
-            return Decline(RC.PIN_TRIES_EXCEEDED, f"wrong PIN, {tries} in a row: tries exceeded")
-        return Decline(RC.WRONG_PIN, f"wrong PIN ({tries} of {verify.max_pin_tries})")
+        return bool(correct)

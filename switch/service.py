@@ -11,8 +11,6 @@ journal rows.
 from __future__ import annotations
 
 import datetime
-import itertools
-import sqlite3
 import time
 from collections import OrderedDict
 from functools import partial
@@ -29,7 +27,7 @@ from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
 from switch.core.context import (
-    Answer, CheckCard, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
+    Answer, CheckCard, Claim, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
     LinkFailure, Prepare, Shed, VerifyMac, WaitFor, Warn,
 )
 from switch.core.matcher import KeyInUse
@@ -46,14 +44,15 @@ from switch.core.window import DuplicateWindow
 from switch.errors import CardswitchError, ConfigError
 from switch.hsm.client import InProcessHsm, TcpHsm
 from switch.issuer_keys import IssuerKeys
-from switch.journal import Journal
+from switch.instances import recover_at_start, register, stopped as instance_stopped, watch as watch_instances
 from switch.links import IssuerLink, LinkDropped, LinkMacFailed, LinkTimeout, LinkUnavailable
 from switch.looplag import LoopLag
 from switch.macs import Macs
 from switch.metrics import SwitchMetrics, serve_metrics
-from switch.pintries import PinTries
-from switch.records import TxnRecords
-from switch.recovery import last_stans, recover
+from switch.pintries import pin_tries_for
+from switch.records import TxnRecords, txn_from_row
+from switch.recovery import last_stans
+from switch.stores import open_journal
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity, open_hsm
@@ -65,6 +64,7 @@ from switch.wire.message import Message
 AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules judge
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
+REMOTE_POLL = 0.02  # seconds between looks at a request another instance runs, while one waits for it
 OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
 
 
@@ -86,19 +86,16 @@ class Switch:
             self.macs, keys = Macs(self.hsm, config.hsm), IssuerKeys(self.hsm, config.hsm)
         self.links = {issuer.name: IssuerLink(issuer, self._unmatched_response, self.macs, keys)
                       for issuer in config.issuers}
-        try:
-            self.vault = open_vault(config.data_dir)
-            self.journal = Journal(config.data_dir)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(config.source, "switch.data_dir",
-                              f"a writable directory for the journal ({config.data_dir}: {exc})") from None
+        self.vault = open_vault(config.data_dir)  # raises ConfigError naming switch.data_dir
+        self.journal = open_journal(config)
+        self.instance = register(self.journal)
         self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
-        self.records = TxnRecords(self.journal)
+        self.records = TxnRecords(self.journal, self.instance)
         self.window = DuplicateWindow(config.duplicate_window)
-        self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf)
+        self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf, self.instance)
         self.stand_in = StandIn(utc_today)
         self.risk = RiskEngine(config.risk)
-        self.security = CardSecurity(config, self.hsm, self.vault.pan_hash, PinTries(self.journal))
+        self.security = CardSecurity(config, self.hsm, self.vault.pan_hash, pin_tries_for(self.journal))
         self.listener_tls = {listener.name: TlsEndpoint(listener.tls, server_side=True)
                              for listener in config.listeners if listener.tls is not None}
         self.in_flight = 0
@@ -116,14 +113,15 @@ class Switch:
         self._stop = trio.Event()
         self.stopped = trio.Event()
         self._background: trio.Nursery | None = None
-        self._trace = itertools.count(self._recover() + 1)
+        self._recover()
+        self._trace = self.journal.trace_numbers()
         self.metrics = SwitchMetrics(self) if config.metrics_port is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _recover(self) -> int:
-        """Pick up where the last run stopped; returns the highest trace number used so far."""
-        recover(self.journal.connection)
+    def _recover(self) -> None:
+        """Pick up where the last run (or a dead instance) stopped."""
+        recover_at_start(self.journal, self.instance)
         for name, stan in last_stans(self.journal.connection, list(self.links)).items():
             self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
@@ -131,10 +129,8 @@ class Switch:
         for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
                                      " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
             self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
-        last = self.journal.read("SELECT max(trace) AS last FROM transactions")[0]["last"] or 0
-        logs.event("journal_open", path=str(self.journal.path), schema=self.journal.version,
-                   last_trace=last, saf_open=queued)
-        return last
+        logs.event("journal_open", path=self.journal.where, schema=self.journal.version, instance=self.instance,
+                   shared=self.journal.shared, saf_open=queued)
 
     def _load_window(self) -> None:
         """The duplicate window survives a restart: the journal's recent requests, each aged on
@@ -172,6 +168,7 @@ class Switch:
                 for link in self.links.values():
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
+                core.start_soon(watch_instances, self.journal, self.instance, self._adopt_saf)
                 core.start_soon(self.loop_lag.run)
                 async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
                     terminals = Terminals(connections, transactions)
@@ -200,6 +197,7 @@ class Switch:
                     connections.cancel_scope.deadline = trio.current_time() + WRITE_GRACE
                 core.cancel_scope.cancel()
             await self.security.aclose()
+            instance_stopped(self.journal, self.instance)
             await self.journal.flush()
             logs.event("shutdown_complete", abandoned=abandoned)
             journal_nursery.cancel_scope.cancel()
@@ -271,6 +269,14 @@ class Switch:
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
 
     @property
+    def shared_journal(self) -> bool:
+        return self.journal.shared
+
+    async def _adopt_saf(self) -> None:
+        """SAF items taken over from a dead instance: into this instance's forwarders."""
+        logs.event("saf_adopted", items=self.saf.load())
+
+    @property
     def over_capacity(self) -> bool:
         """More requests in flight than `max_in_flight` (this one included)."""
         return self.in_flight > self._max_in_flight
@@ -310,7 +316,10 @@ class Switch:
             raise
         self.in_flight -= 1
         response = self._conclude(ctx, verdict, listener, started)
-        if ctx.prepared or ctx.queued:  # money may have moved: never an answer the journal could lose
+        # Money may have moved: never an answer the journal could lose. On a shared journal, no
+        # answer before its row is there for every instance (a reversal or retransmission sent
+        # to another one finds it).
+        if ctx.prepared or ctx.queued or self.journal.shared:
             await self.journal.durable()
         terminal = listener.terminals.get(txn.tid)
         if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
@@ -421,6 +430,8 @@ class Switch:
             with trio.move_on_after(self._longest_timeout + 1):
                 await self._wait_finished(effect.txn)
             return None
+        if type(effect) is Claim:
+            return await self._claim(effect.txn)
         if type(effect) is FindOriginal:
             return await self.records.find_original(effect.tid, effect.mti, effect.stan, effect.transmitted,
                                                     trio.current_time())
@@ -430,8 +441,7 @@ class Switch:
             self.records.reversed(effect.original)
             return None
         if type(effect) is Prepare:
-            await self._prepare(ctx, effect.reversal, effect.original, effect.amount)
-            return None
+            return await self._prepare(ctx, effect.reversal, effect.original, effect.amount)
         if type(effect) is Shed:
             self._count_shed()
             return None
@@ -478,19 +488,42 @@ class Switch:
                 txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
 
     async def _prepare(self, ctx: Context, reversal: Message, original: Txn | None = None,
-                       amount: int | None = None) -> None:
+                       amount: int | None = None) -> bool:
         """Journal, durably, the 0420 that undoes what is about to reach an issuer (sealed), and
         for a reversal its original and amount: recovery after a crash reverses or completes
-        whatever still has one (switch.recovery)."""
+        whatever still has one (switch.recovery). On a shared journal a reversal first takes
+        its original in the same transaction; False when another instance's reversal had."""
+        sealed = self.vault.seal(reversal.fields)
+        if original is not None and amount is not None and self.journal.shared:
+            taken = await self.journal.commit(
+                partial(self.records.prepare_reversal, txn=ctx.txn, reversal=sealed, original=original,
+                        reversed_amount=amount))
+            ctx.prepared = taken
+            return taken
         ctx.prepared = True
-        self.records.prepared(ctx.txn, self.vault.seal(reversal.fields), original.trace if original else None,
-                              amount)
+        self.records.prepared(ctx.txn, sealed, original.trace if original else None, amount)
         await self.journal.durable()
+        return True
+
+    async def _claim(self, txn: Txn) -> Txn | None:
+        """The journal's word on whether `txn` is the first request with its keys (shared journal)."""
+        horizon = time.time() - self.config.duplicate_window
+        row = await self.journal.commit(partial(self.records.claim, txn=txn, horizon=horizon))
+        if row is None:
+            return None
+        prior = txn_from_row(row, trio.current_time())
+        prior.remote = True
+        return prior
 
     async def _wait_finished(self, txn: Txn) -> None:
-        """Until `txn` (an original, or the first transmission of a retransmission) is finished."""
+        """Until `txn` (an original, or the first transmission of a retransmission) is finished;
+        one another instance runs is looked up in the journal until it is."""
         if txn.finished:
             await trio.lowlevel.checkpoint()
+            return
+        if txn.remote:
+            while not await self.records.reload(txn):
+                await trio.sleep(REMOTE_POLL)
             return
         await self._finishing.setdefault(txn.trace, trio.Event()).wait()
 

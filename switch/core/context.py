@@ -89,6 +89,8 @@ class SwitchView(Protocol):
     def over_capacity(self) -> bool: ...  # more requests in flight than the switch takes
     @property
     def risk(self) -> RiskEngine: ...
+    @property
+    def shared_journal(self) -> bool: ...  # other instances use the journal: it decides duplicates and reversals
 
 
 # -- the context --------------------------------------------------------------------------
@@ -177,6 +179,15 @@ class WaitFor:
 
 
 @attrs.frozen
+class Claim:
+    """On a shared journal: make `txn` the request of its terminal, STAN and transmission time,
+    unless another instance's request holds them within the duplicate window. -> None (it is
+    ours), or that request (a Txn read from the journal, `remote`)"""
+
+    txn: Txn
+
+
+@attrs.frozen
 class FindOriginal:
     """Look the journal up for an original older than the duplicate window. -> Txn | None"""
 
@@ -243,7 +254,8 @@ class Exchange:
 @attrs.frozen
 class Prepare:
     """Journal, before anything reaches an issuer, the 0420 that undoes it (sealed), with the
-    original a reversal reverses and the amount it takes off. -> None, once durable"""
+    original a reversal reverses and the amount it takes off. -> True once durable; False (on a
+    shared journal) when another instance's reversal of the original got there first"""
 
     reversal: Message
     original: Txn | None = None
@@ -267,6 +279,6 @@ class JournalReversed:
     original: Txn
 
 
-Effect = (Warn | Shed | WaitFor | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
+Effect = (Warn | Shed | WaitFor | Claim | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
           | JournalReversed)
 

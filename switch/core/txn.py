@@ -45,6 +45,7 @@ class Txn:
     stood_in: bool = False  # approved by the switch for the issuer, whatever its state is now
     issuer_ms: float | None = None  # waiting for the issuer's answer (logged: the switch's own time is the rest)
     finished: bool = False  # the outcome is known and journaled
+    remote: bool = False  # read from a shared journal: another instance may be running it
 
     def move_to(self, state: State) -> None:
         """Change state along the table in switch.core.states, or raise IllegalTransition."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Generator
 
 from switch.core.codes import RC
-from switch.core.context import Answer, Context, Effect, WaitFor
+from switch.core.context import Answer, Claim, Context, Effect, WaitFor
 from switch.core.messages import NETWORK_MTI
 from switch.core.states import State
 from switch.core.txn import Txn
@@ -24,9 +24,19 @@ def recognise_retransmission(ctx: Context) -> Generator[Effect, object, Answer |
     prior = window.previous(txn.tid, txn.stan, txn.transmitted, txn.seen)
     if prior is None:
         window.add(txn)
-        return None
+        return _claim(ctx) if ctx.switch.shared_journal else None
     ctx.prior, ctx.original_trace = prior, prior.trace
     return _answer_as_before(ctx, prior)
+
+
+def _claim(ctx: Context) -> Generator[Effect, object, Answer | None]:
+    """Other instances share the journal: it, not this instance's window, says whether the
+    request is the first with its keys."""
+    prior = yield Claim(ctx.txn)
+    if not isinstance(prior, Txn):
+        return None
+    ctx.prior, ctx.original_trace = prior, prior.trace
+    return (yield from _answer_as_before(ctx, prior))
 
 
 def _answer_as_before(ctx: Context, prior: Txn) -> Generator[Effect, object, Answer | None]:

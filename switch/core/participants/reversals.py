@@ -55,7 +55,8 @@ def reverse_original(ctx: Context) -> Generator[Effect, object, Answer | None]:
     outgoing = reversal_for_issuer(request, txn.mti, original.sent_as)
     advice = outgoing if outgoing.mti in ADVICE_MTIS else Message(ADVICE_MTI[outgoing.mti], outgoing.fields)
     reversed_amount = _reversed_amount(original, replacement_amount(request))
-    yield Prepare(advice, original, reversed_amount)  # recovery completes it if the switch stops now
+    if not (yield Prepare(advice, original, reversed_amount)):  # recovery completes it if the switch stops now
+        return Answer(RC.APPROVED, State.APPROVED, "original already reversed by another instance: not forwarded")
     reason = None
     if outgoing.mti not in ADVICE_MTIS:
         reason = yield from _reverse_online(ctx, outgoing, original)

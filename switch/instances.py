@@ -1,0 +1,106 @@
+"""The running switches on one journal, and what happens to the work of one that dies.
+
+Every switch registers itself in the journal's `instances` table when it starts and names
+itself on every row it opens and every SAF item it queues. On the shared journal (PostgreSQL)
+it beats its heart every HEARTBEAT seconds; an instance silent for LEASE seconds, or one that
+stopped, is dead, and the first live instance to claim it (one conditional UPDATE: only one
+wins) settles what it left: its pending transactions are reversed or completed exactly as after
+a crash (switch.recovery), and its open SAF items become the claimant's to deliver. No
+transaction stays pending for ever while one instance runs.
+
+On the SQLite journal only one process runs, so at start every other instance is dead.
+
+A known limit: an instance cut off from the database for longer than the lease keeps running
+while another settles its pending rows (there is no fencing); it cannot answer a terminal
+meanwhile (answers wait for the journal), but an issuer's approval arriving for it then would
+conflict with the reversal already queued. Keep LEASE well above the journal's stalls.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Awaitable, Callable
+
+import trio
+
+from switch import logs
+from switch.journal import BatchedJournal
+from switch.recovery import Recovered, recover
+
+HEARTBEAT = 1.0  # seconds between heartbeats (shared journal)
+LEASE = 10.0  # seconds without a heartbeat after which an instance is taken for dead
+SCAN = 2.0  # seconds between looks for dead instances
+
+
+def register(journal: BatchedJournal) -> int:
+    """This process as a new instance of the journal; returns its id."""
+    now = time.time()
+    row = journal.run_now(lambda connection: connection.execute(
+        "INSERT INTO instances (host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?) RETURNING id",
+        (socket.gethostname(), os.getpid(), now, now)).fetchone())
+    return int(row[0])
+
+
+def recover_at_start(journal: BatchedJournal, me: int) -> Recovered:
+    """Settle what dead instances left, before taking traffic: on SQLite everything pending (one
+    process per file), on the shared journal what instances found dead now left."""
+    if not journal.shared:
+        return journal.run_now(lambda connection: _take_over(connection, me, None))
+    return journal.run_now(lambda connection: _take_over(connection, me, _claim_dead(connection, me)))
+
+
+async def watch(journal: BatchedJournal, me: int, adopted: Callable[[], Awaitable[None]]) -> None:
+    """On the shared journal, for as long as the switch runs: beat this instance's heart,
+    settle dead instances' work, and call `adopted()` when SAF items became ours."""
+    if not journal.shared:
+        await trio.sleep_forever()
+    scanned = trio.current_time()
+    while True:
+        await trio.sleep(HEARTBEAT)
+        journal.execute("UPDATE instances SET heartbeat_at = ? WHERE id = ?", (time.time(), me))
+        if trio.current_time() - scanned < SCAN:
+            continue
+        scanned = trio.current_time()
+        try:
+            recovered = await journal.commit(lambda connection: _take_over(connection, me, _claim_dead(connection, me)))
+        except Exception as exc:  # the journal is stalled or failing: the next scan tries again
+            logs.warning("instance_scan_failed", error=type(exc).__name__)
+            continue
+        if recovered.instances:
+            await adopted()
+
+
+def stopped(journal: BatchedJournal, me: int) -> None:
+    """A clean stop: another instance may settle at once whatever this one abandoned."""
+    journal.execute("UPDATE instances SET stopped_at = ?, heartbeat_at = ? WHERE id = ?", (time.time(), time.time(), me))
+
+
+def _claim_dead(connection, me: int) -> list[int]:
+    """The dead instances nobody has claimed yet, now claimed by `me` (only one claimant wins)."""
+    horizon = time.time() - LEASE
+    candidates = [row[0] for row in connection.execute(
+        "SELECT id FROM instances WHERE id != ? AND recovered_by IS NULL"
+        " AND (stopped_at IS NOT NULL OR heartbeat_at < ?)", (me, horizon)).fetchall()]
+    return [dead for dead in candidates if connection.execute(
+        "UPDATE instances SET recovered_by = ? WHERE id = ? AND recovered_by IS NULL", (me, dead)).rowcount == 1]
+
+
+def _take_over(connection, me: int, dead: list[int] | None) -> Recovered:
+    """Settle the pending rows of `dead` instances (None: of every instance but `me`) and make
+    their open SAF items `me`'s."""
+    if dead is None:
+        connection.execute("UPDATE instances SET recovered_by = ? WHERE id != ? AND recovered_by IS NULL", (me, me))
+        recovered = recover(connection, me, None)
+        connection.execute("UPDATE saf SET owner = ? WHERE status IN ('queued', 'retrying')", (me,))
+        return recovered
+    if not dead:
+        return Recovered(0, 0, 0)
+    recovered = recover(connection, me, dead)
+    marks = ",".join("?" * len(dead))
+    connection.execute(f"UPDATE saf SET owner = ? WHERE owner IN ({marks}) AND status IN ('queued', 'retrying')",
+                       (me, *dead))
+    logs.warning("instances_taken_over", instances=dead, by=me, reversed=recovered.reversed,
+                 completed=recovered.completed, never_sent=recovered.never_sent)
+    return Recovered(recovered.reversed, recovered.completed, recovered.never_sent, instances=len(dead))
