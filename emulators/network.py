@@ -61,7 +61,7 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
                         listener_ports: dict[str, int] | None = None,
                         capture: Capture | None = None, metrics_port: int | None = None,
                         admin_port: int | None = None, tls: TlsConfig | None = None,
-                        known_terminals: tuple[str, ...] = ()) -> Network:
+                        known_terminals: tuple[str, ...] = (), journal: str | None = None) -> Network:
     """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
     issuer link is up.
 
@@ -70,6 +70,7 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]);
     `admin_port` likewise the admin port (ports["admin"]). With `tls` every listener serves TLS
     only; with `known_terminals` every listener takes those terminal ids and no others.
+    `journal`: a postgresql:// URL for the journal instead of SQLite in `data_dir`.
     """
     issuers = {}
     issuer_ports = {}
@@ -83,6 +84,8 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     for listener in switch_config.listeners:
         overrides[listener.name] = (listener_ports or {}).get(listener.name, 0)
     loaded = load_config(config, overrides, data_dir=data_dir)
+    if journal is not None:
+        loaded = attrs.evolve(loaded, journal=journal)
     if metrics_port is not None:
         loaded = attrs.evolve(loaded, metrics_port=metrics_port)
     if admin_port is not None:

@@ -12,21 +12,21 @@ malformed; and no file under the data directory holds the full PAN of any card t
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from switch.core.states import FINAL_STATES
+from switch.journal import Connection
 from switch.wire.luhn import luhn_valid
 
-def unfinished_rows(connection: sqlite3.Connection) -> list[int]:
+def unfinished_rows(connection: Connection) -> list[int]:
     marks = ",".join("?" * len(FINAL_STATES))
     rows = connection.execute(f"SELECT trace FROM transactions WHERE state NOT IN ({marks})",
                               tuple(FINAL_STATES)).fetchall()
     return [row[0] for row in rows]
 
 
-def _traces(connection: sqlite3.Connection, sql: str) -> list[int]:
+def _traces(connection: Connection, sql: str) -> list[int]:
     return [row[0] for row in connection.execute(sql).fetchall()]
 
 
@@ -39,20 +39,20 @@ _SENT_WITHOUT_ANSWER = (
 _REVERSAL_KINDS = "('timeout_reversal', 'recovery_reversal')"
 
 
-def unreversed_unknown_outcomes(connection: sqlite3.Connection) -> list[int]:
+def unreversed_unknown_outcomes(connection: Connection) -> list[int]:
     """Sent, no usable answer, and no reversal queued for it."""
     return _traces(connection, (
         f"SELECT t.trace FROM transactions t WHERE {_SENT_WITHOUT_ANSWER} AND NOT EXISTS ("
         f" SELECT 1 FROM saf s WHERE s.trace = t.trace AND s.kind IN {_REVERSAL_KINDS})"))
 
 
-def undelivered_reversals(connection: sqlite3.Connection) -> list[int]:
+def undelivered_reversals(connection: Connection) -> list[int]:
     """Reversals (of any kind) the issuer has not acknowledged yet: queued, retrying or parked."""
     return _traces(connection, (
         "SELECT id FROM saf WHERE kind LIKE '%reversal' AND status != 'acknowledged'"))
 
 
-def reversals_without_effect(connection: sqlite3.Connection) -> list[int]:
+def reversals_without_effect(connection: Connection) -> list[int]:
     """Reversal rows the terminal got 00 for, whose original the journal still shows as not
     reversed although it was one to reverse."""
     return _traces(connection, (
@@ -61,7 +61,7 @@ def reversals_without_effect(connection: sqlite3.Connection) -> list[int]:
         " AND o.state NOT IN ('reversed', 'partially_reversed')"))
 
 
-def reversals_not_delivered(connection: sqlite3.Connection) -> list[int]:
+def reversals_not_delivered(connection: Connection) -> list[int]:
     """Reversal rows that went to SAF (their reason says so) with no reversal item for their
     original."""
     return _traces(connection, (
@@ -70,7 +70,7 @@ def reversals_not_delivered(connection: sqlite3.Connection) -> list[int]:
         " AND NOT EXISTS (SELECT 1 FROM saf s WHERE s.trace = r.original_trace AND s.kind = 'reversal')"))
 
 
-def approved_twice(connection: sqlite3.Connection) -> list[int]:
+def approved_twice(connection: Connection) -> list[int]:
     """Requests (terminal, STAN, transmission time, message class) the switch sent for approval
     more than once: a retransmission must be answered, never forwarded again."""
     return _traces(connection, (
@@ -78,7 +78,7 @@ def approved_twice(connection: sqlite3.Connection) -> list[int]:
         " AND state != 'duplicate' GROUP BY tid, stan, transmitted, mti HAVING count(*) > 1"))
 
 
-def answers_without_valid_code(connection: sqlite3.Connection) -> list[int]:
+def answers_without_valid_code(connection: Connection) -> list[int]:
     """Final rows whose stored response code is not two letters or digits."""
     return [row[0] for row in connection.execute(
         "SELECT trace, rc FROM transactions WHERE state != 'pending' AND rc IS NOT NULL").fetchall()
@@ -123,7 +123,7 @@ _CHECKS = (
 CHECK_STEPS = len(_CHECKS) + 1  # the invariants, then the data directory's files
 
 
-def check(connection: sqlite3.Connection, data_dir: Path | None,
+def check(connection: Connection, data_dir: Path | None,
           step: Callable[[], object] | None = None) -> list[str]:
     """Every broken invariant, one line each; empty when all hold. `step` is called after each
     of CHECK_STEPS steps (a progress bar)."""

@@ -26,21 +26,35 @@ from typing import Awaitable, Callable
 import trio
 
 from switch import logs
+from switch.errors import ConfigError
 from switch.journal import BatchedJournal
 from switch.recovery import Recovered, recover
+from switch.vault import KEY_ENV, KEY_FILE
 
 HEARTBEAT = 1.0  # seconds between heartbeats (shared journal)
 LEASE = 10.0  # seconds without a heartbeat after which an instance is taken for dead
 SCAN = 2.0  # seconds between looks for dead instances
 
 
-def register(journal: BatchedJournal) -> int:
-    """This process as a new instance of the journal; returns its id."""
+def register(journal: BatchedJournal, data_key_check: str) -> int:
+    """This process as a new instance of the journal; returns its id. Refused (ConfigError)
+    when the journal was written under another data key: PAN hashes would not match and sealed
+    reversals could not be opened."""
     now = time.time()
-    row = journal.run_now(lambda connection: connection.execute(
-        "INSERT INTO instances (host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?) RETURNING id",
-        (socket.gethostname(), os.getpid(), now, now)).fetchone())
-    return int(row[0])
+
+    def enter(connection) -> int:
+        connection.execute("INSERT INTO properties (name, value) VALUES ('data_key_check', ?)"
+                           " ON CONFLICT (name) DO NOTHING", (data_key_check,))
+        known = connection.execute("SELECT value FROM properties WHERE name = 'data_key_check'").fetchone()[0]
+        if known != data_key_check:
+            raise ConfigError(journal.where, "data key",
+                              f"the data key the journal was written under (check value {known}), not"
+                              f" {data_key_check}: every instance needs the same {KEY_ENV} or {KEY_FILE}")
+        return int(connection.execute(
+            "INSERT INTO instances (host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?) RETURNING id",
+            (socket.gethostname(), os.getpid(), now, now)).fetchone()[0])
+
+    return journal.run_now(enter)
 
 
 def recover_at_start(journal: BatchedJournal, me: int) -> Recovered:

@@ -124,7 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
     # beats its heart (`instances`); its rows and SAF items name it, so that another instance
     # can take over what it left when it dies (switch.instances). `request_keys`: the database
     # decides which request first used a terminal's STAN and time (switch.claims). `counters`:
-    # blocks of trace numbers handed to instances.
+    # blocks of trace numbers handed to instances. `properties`: what every instance must agree
+    # on (the data key's check value).
     """
     CREATE TABLE instances (
         id INTEGER PRIMARY KEY,
@@ -150,6 +151,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE counters (
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
+    );
+    CREATE TABLE properties (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     """,
 )

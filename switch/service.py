@@ -88,7 +88,7 @@ class Switch:
                       for issuer in config.issuers}
         self.vault = open_vault(config.data_dir)  # raises ConfigError naming switch.data_dir
         self.journal = open_journal(config)
-        self.instance = register(self.journal)
+        self.instance = register(self.journal, self.vault.check_value())
         self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal, self.instance)
         self.window = DuplicateWindow(config.duplicate_window)

@@ -11,6 +11,7 @@ from switch.errors import ConfigError
 from switch.journal import BatchedJournal, Journal
 
 SCHEMES = ("postgresql://", "postgres://")
+JOURNAL_ENV = "CARDSWITCH_JOURNAL"  # the journal's URL for `serve`, when not on its command line
 
 
 def is_postgres_url(text: str) -> bool:

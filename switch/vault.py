@@ -40,9 +40,15 @@ class Vault:
     def __init__(self, secret: bytes):
         self._hash = hmac.new(_derive(secret, b"pan hash"), digestmod=hashlib.sha256)
         self._aead = AESGCM(_derive(secret, b"seal"))
+        self._check = _derive(secret, b"check value").hex()[:16]
 
     def __repr__(self) -> str:
         return "Vault(<keys hidden>)"
+
+    def check_value(self) -> str:
+        """Names the data key without revealing it: instances sharing a journal must have the
+        same key, or their PAN hashes and sealed reversals would not match (switch.instances)."""
+        return self._check
 
     def pan_hash(self, pan: str) -> str:
         keyed = self._hash.copy()  # the keyed state is computed once, not per PAN

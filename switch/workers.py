@@ -2,13 +2,16 @@
 
 Python runs one transaction at a time per process, so a switch uses more cores by running more
 processes. Each worker binds the listeners with SO_REUSEPORT (the kernel spreads terminal
-connections over them), keeps its own issuer links, and journals to its own directory
-(data_dir/worker-K) so SQLite writers never contend. The parent only starts the workers,
-forwards SIGTERM, SIGINT and SIGHUP to them, and stops the rest if one dies.
+connections over them) and keeps its own issuer links; all of them share one journal, which
+must be PostgreSQL (switch.stores): it decides duplicates, reversals and PIN tries for all, and
+a worker that dies leaves its work to the others (switch.instances). They share the data
+directory too, so they seal and hash card data under one data key. The parent only starts the
+workers, forwards SIGTERM, SIGINT and SIGHUP to them, and stops the rest if one dies.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,18 +22,18 @@ import attrs
 from switch import logs
 from switch.config import SwitchConfig
 from switch.errors import UsageError
+from switch.stores import JOURNAL_ENV
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def worker_config(config: SwitchConfig, index: int) -> SwitchConfig:
-    """Worker K's view of the config: shared ports, its own data directory, and its own admin
-    and metrics ports (admin_port + K, metrics_port + K), since an admin command is for one
-    process and each process counts its own transactions; one admin token for all of them."""
+    """Worker K's view of the config: shared ports and journal, and its own admin and metrics
+    ports (admin_port + K, metrics_port + K), since an admin command is for one process and
+    each process counts its own transactions; one admin token for all of them."""
     admin_port = config.admin_port + index if config.admin_port else config.admin_port
     metrics_port = config.metrics_port + index if config.metrics_port else config.metrics_port
-    return attrs.evolve(config, data_dir=config.data_dir / f"worker-{index}", admin_port=admin_port,
-                        admin_token_file=config.admin_token_path,
+    return attrs.evolve(config, admin_port=admin_port, admin_token_file=config.admin_token_path,
                         metrics_port=metrics_port,
                         listeners=tuple(attrs.evolve(l, reuse_port=True) for l in config.listeners))
 
@@ -41,6 +44,9 @@ def supervise(config: SwitchConfig, count: int, log_file: str | None) -> int:
     if ephemeral:
         raise UsageError(f"--workers: listeners need fixed ports to share, not 0: {', '.join(ephemeral)}")
     command = [sys.executable, "-m", "switch.cli", "serve", "--config", config.source]
+    # The journal's URL (it may hold a password) by the environment, not the command line, which
+    # every user of the host can read.
+    environment = {**os.environ, JOURNAL_ENV: config.journal} if config.journal else None
     if log_file:
         command += ["--log-file", log_file]
     children: list[subprocess.Popen] = []
@@ -56,7 +62,8 @@ def supervise(config: SwitchConfig, count: int, log_file: str | None) -> int:
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
     try:
         for index in range(count):
-            children.append(subprocess.Popen(command + ["--worker-index", str(index)], start_new_session=True))
+            children.append(subprocess.Popen(command + ["--worker-index", str(index)], start_new_session=True,
+                                         env=environment))
         failed = 0
         while any(child.poll() is None for child in children):
             for index, child in enumerate(children):

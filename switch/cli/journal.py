@@ -16,9 +16,11 @@ from pathlib import Path
 from switch import audit, progress
 from switch.core.states import State
 from switch.errors import UsageError
-from switch.journal import DB_FILE, connect
+from switch.journal import DB_FILE, Connection, connect
+from switch.stores import display_url, is_postgres_url
 
 DEFAULT_LIMIT = 1000
+ALL_ROWS = 2 ** 62  # a LIMIT both SQLite and PostgreSQL read as "all"
 RELATIVE = re.compile(r"(\d+)([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 LIST_COLUMNS = ("trace", "time", "mti", "tid", "stan", "rrn", "pan", "amount", "currency", "issuer", "rc",
@@ -35,6 +37,7 @@ def register(subparsers) -> None:
         where = sub.add_mutually_exclusive_group()
         where.add_argument("--data-dir", default="cardswitch-data", help="the switch's data directory")
         where.add_argument("--db", help="the journal database file itself")
+        where.add_argument("--journal", metavar="URL", help="a shared journal: its postgresql:// URL")
         sub.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
     listing = commands.add_parser("list", help="transactions, newest last")
@@ -65,7 +68,11 @@ def register(subparsers) -> None:
     check.set_defaults(func=run_check)
 
 
-def open_journal(args) -> tuple[sqlite3.Connection, Path | None]:
+def open_journal(args) -> tuple[Connection, Path | None]:
+    """A read-only connection to the journal the arguments name, and the data directory whose
+    files `check` looks through for PANs (None for a database named by itself)."""
+    if args.journal:
+        return _open_shared(args.journal), None
     path = Path(args.db) if args.db else Path(args.data_dir) / DB_FILE
     if not path.is_file():
         raise UsageError(f"{path}: no journal there (expected the switch's {DB_FILE}; see --data-dir / --db)")
@@ -75,6 +82,22 @@ def open_journal(args) -> tuple[sqlite3.Connection, Path | None]:
     except sqlite3.Error as exc:
         raise UsageError(f"{path}: not a cardswitch journal ({exc})") from None
     return connection, (None if args.db else Path(args.data_dir))
+
+
+def _open_shared(url: str) -> Connection:
+    if not is_postgres_url(url):
+        raise UsageError(f"--journal: expected a postgresql:// URL, got {display_url(url)!r}")
+    import psycopg
+
+    from switch.pgjournal import PgConnection
+    try:
+        connection = PgConnection(url)
+        connection.execute("SET default_transaction_read_only = on")
+        connection.execute("SELECT 1 FROM transactions LIMIT 1")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{display_url(url)}: not a reachable cardswitch journal ({reason})") from None
+    return connection
 
 
 def since_timestamp(text: str | None) -> float:
@@ -136,7 +159,7 @@ def list_transactions(args) -> int:
         params.append(f"%{args.pan_last4}")
     rows = connection.execute(
         f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY trace DESC LIMIT ?)"
-        " ORDER BY trace", (*params, args.limit + 1 if args.limit else -1)).fetchall()
+        " ORDER BY trace", (*params, args.limit + 1 if args.limit else ALL_ROWS)).fetchall()
     if args.limit and len(rows) > args.limit:  # one more than shown: the limit cut the list
         rows = rows[1:]
         print(f"journal list: showing the newest {args.limit} matching transactions, there are more "
@@ -155,14 +178,16 @@ def list_transactions(args) -> int:
 
 TOTALS_SQL = """
 SELECT {group} AS name,
-  SUM(mti IN ('0100', '0200') AND state IN ('approved', 'stood_in', 'reversed', 'partially_reversed')) AS approvals,
-  SUM(CASE WHEN mti IN ('0100', '0200') AND state IN ('approved', 'stood_in', 'reversed', 'partially_reversed')
-      THEN amount ELSE 0 END) AS approved_amount,
-  SUM(mti IN ('0100', '0200') AND state IN ('declined', 'rejected', 'timed_out', 'failed')) AS declines,
-  SUM(mti IN ('0100', '0200') AND state IN ('reversed', 'partially_reversed')) AS reversals,
-  SUM(CASE WHEN mti IN ('0100', '0200') THEN reversed_amount ELSE 0 END) AS reversed_amount,
-  SUM(CASE WHEN mti = '0200' AND state IN ('approved', 'stood_in', 'partially_reversed')
-      AND processing_code LIKE '00%' THEN amount - reversed_amount ELSE 0 END) AS net_purchases
+  CAST(SUM(CASE WHEN mti IN ('0100', '0200') AND state IN ('approved', 'stood_in', 'reversed', 'partially_reversed')
+      THEN 1 ELSE 0 END) AS BIGINT) AS approvals,
+  CAST(SUM(CASE WHEN mti IN ('0100', '0200') AND state IN ('approved', 'stood_in', 'reversed', 'partially_reversed')
+      THEN amount ELSE 0 END) AS BIGINT) AS approved_amount,
+  CAST(SUM(CASE WHEN mti IN ('0100', '0200') AND state IN ('declined', 'rejected', 'timed_out', 'failed')
+      THEN 1 ELSE 0 END) AS BIGINT) AS declines,
+  CAST(SUM(CASE WHEN mti IN ('0100', '0200') AND state IN ('reversed', 'partially_reversed') THEN 1 ELSE 0 END) AS BIGINT) AS reversals,
+  CAST(SUM(CASE WHEN mti IN ('0100', '0200') THEN reversed_amount ELSE 0 END) AS BIGINT) AS reversed_amount,
+  CAST(SUM(CASE WHEN mti = '0200' AND state IN ('approved', 'stood_in', 'partially_reversed')
+      AND processing_code LIKE '00%' THEN amount - reversed_amount ELSE 0 END) AS BIGINT) AS net_purchases
 FROM transactions WHERE created_at >= ? AND {group} IS NOT NULL GROUP BY {group} ORDER BY {group}
 """
 TOTALS_COLUMNS = ("by", "name", "approvals", "approved_amount", "declines", "reversals", "reversed_amount",

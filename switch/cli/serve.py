@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 
+import attrs
 import trio
 
 from switch import logs, workers
@@ -18,6 +20,7 @@ from switch.capture import sink
 from switch.config import load_config
 from switch.errors import UsageError
 from switch.service import Switch
+from switch.stores import JOURNAL_ENV, display_url, is_postgres_url
 
 
 def register(subparsers) -> None:
@@ -26,6 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument("--log-file", help="write JSON log lines here instead of stderr")
     parser.add_argument("--workers", type=int, default=1,
                         help="switch processes sharing the listening ports (SO_REUSEPORT), one per core")
+    parser.add_argument("--journal", metavar="URL", default=os.environ.get(JOURNAL_ENV),
+                        help=f"a postgresql:// journal shared by instances (overrides [switch] journal; or {JOURNAL_ENV})")
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     sink.add_arguments(parser)
     parser.set_defaults(func=run)
@@ -33,12 +38,19 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     config = load_config(args.config)
+    if args.journal is not None:
+        if not is_postgres_url(args.journal):
+            raise UsageError(f"--journal: expected a postgresql:// URL, got {display_url(args.journal)!r}")
+        config = attrs.evolve(config, journal=args.journal)
     logs.configure(args.log_file or config.log_file)
     if args.workers < 1:
         raise UsageError("--workers: expected at least 1")
     if args.workers > 1:
         if args.capture:
             raise UsageError("--workers: a capture needs a single process")
+        if config.journal is None:
+            raise UsageError(f"--workers {args.workers}: the SQLite journal is one process's; give the workers a shared"
+                             " journal ([switch] journal = \"postgresql://...\" or --journal URL)")
         print(startup_line(config, {l.name: l.port for l in config.listeners}, args.workers), flush=True)
         return workers.supervise(config, args.workers, args.log_file)
     if args.worker_index is not None:

@@ -1,7 +1,9 @@
 """Retransmissions: the same terminal, STAN and transmission time within the duplicate window is
 answered as the first time, never forwarded again; the same keys with other content get 94.
 
-Every request that is not a retransmission enters the window here, so a later one finds it.
+Every request that is not a retransmission enters the window here, so a later one finds it. On a
+shared journal (several instances) the window is only a cache: a request it does not know is
+claimed in the journal (switch.records `claim`), which knows every instance's requests.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ def recognise_retransmission(ctx: Context) -> Generator[Effect, object, Answer |
     window = ctx.switch.window
     prior = window.previous(txn.tid, txn.stan, txn.transmitted, txn.seen)
     if prior is None:
+        if ctx.switch.shared_journal:
+            return _claim(ctx)
         window.add(txn)
-        return _claim(ctx) if ctx.switch.shared_journal else None
+        return None
     ctx.prior, ctx.original_trace = prior, prior.trace
     return _answer_as_before(ctx, prior)
 
@@ -34,6 +38,7 @@ def _claim(ctx: Context) -> Generator[Effect, object, Answer | None]:
     request is the first with its keys."""
     prior = yield Claim(ctx.txn)
     if not isinstance(prior, Txn):
+        ctx.switch.window.add(ctx.txn)  # the first: the window keeps it for what follows here
         return None
     ctx.prior, ctx.original_trace = prior, prior.trace
     return (yield from _answer_as_before(ctx, prior))
