@@ -130,3 +130,11 @@ def test_missing_binaries_fail_the_tests_that_need_postgres_and_skip_nothing(tmp
     assert "1 error" in result.stdout and "skipped" not in result.stdout
     assert re.search(r"the tests need PostgreSQL: no PostgreSQL server binaries .* install Debian's postgresql "
                      r"package .*; or set CARDSWITCH_TEST_POSTGRES", result.stdout)
+
+
+def test_stop_removes_only_a_cluster_directory(tmp_path):
+    """`stop DIR` deletes DIR: not when DIR holds something other than a cluster of ours."""
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(pgcluster.ClusterError, match="not removing it"):
+        pgcluster.stop(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -224,6 +224,8 @@ def stop(directory: str | Path, *, search: Sequence[str] | None = None) -> None:
     path = Path(directory).absolute()
     if not path.exists():
         return
+    if any(path.iterdir()) and not (path / "data" / "PG_VERSION").exists():
+        raise ClusterError(f"{path} holds no cluster made by tools.pgcluster: not removing it")
     if (path / "data" / "postmaster.pid").exists():
         _stop(path, find_binaries(search), _run_as())
     shutil.rmtree(path)
