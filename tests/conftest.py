@@ -4,9 +4,17 @@ as real processes (tests/processes.py), and a CA of the test's own for TLS."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import uuid
 from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 import pytest
 import trio
@@ -18,6 +26,7 @@ from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from processes import Processes
 from switch import logs
+from tools import pgcluster
 from tools.load.processes import toml_text
 from switch.tomlfile import Table
 from switch.wire.dialect import load_dialect
@@ -134,3 +143,57 @@ def category_dialect(tmp_path: Path) -> Path:
     path = tmp_path / "category.toml"
     path.write_text('name = "category"\nextends = "iso87-binary"\n\n[field48]\nlayout = "category"\n')
     return path
+
+
+POSTGRES_ENV = "CARDSWITCH_TEST_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server the tests may create databases on (as a superuser): the one
+    in CARDSWITCH_TEST_POSTGRES when set, else a throwaway cluster (tools/pgcluster.py) started
+    once for the session and stopped at its end. Without either the test fails, never skips: a
+    suite that silently skips the journal's tests would pass without testing it."""
+    url = os.environ.get(POSTGRES_ENV)
+    # pytest.fail outside the except blocks, so that the reason is the one line shown
+    problem = None
+    if url:
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as error:
+            problem = f"{POSTGRES_ENV} does not answer: {(str(error).strip().splitlines() or [repr(error)])[0]}"
+        if problem:
+            pytest.fail(problem, pytrace=False)
+        yield url
+        return
+    try:
+        started = pgcluster.start()
+    except pgcluster.ClusterError as error:
+        problem = f"the tests need PostgreSQL: {error}; or set {POSTGRES_ENV} to a server's URL"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield started.url
+    finally:
+        pgcluster.stop(started.directory)
+
+
+def database_url(server_url: str, name: str) -> str:
+    """`server_url` with its database replaced by `name` (a URL, or a key=value conninfo)."""
+    if server_url.startswith(("postgresql://", "postgres://")):
+        return urlsplit(server_url)._replace(path="/" + name).geturl()
+    return make_conninfo(server_url, dbname=name)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database of its own for the test, on `postgres_server`: its URL. Dropped
+    after the test, connections still in it or not (WITH (FORCE))."""
+    name = f"cardswitch_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield database_url(postgres_server, name)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
