@@ -185,6 +185,7 @@ class SwitchConfig:
     routing: RoutingTable
     data_dir: Path = Path("cardswitch-data")
     journal: str | None = None  # a postgresql:// URL: the journal shared by instances; None: SQLite in data_dir
+    instance_lease: float = 10.0  # seconds without a heartbeat before another instance takes over its work
     log_file: str | None = None
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
@@ -545,6 +546,8 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
     data_dir = Path(data_dir) if data_dir is not None else configured_dir
     journal = settings.get("journal", str, None,
                            "a postgresql:// URL (leave it out for the SQLite journal in data_dir)", is_postgres_url)
+    instance_lease = settings.get("instance_lease_ms", int, 10000, "milliseconds, at least 500",
+                                  lambda v: v >= 500) / 1000
     duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
     shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
     max_in_flight = settings.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT, "an integer, at least 1",
@@ -577,6 +580,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir, journal=journal,
+                        instance_lease=instance_lease,
                         log_file=log_file, duplicate_window=duplicate_window,
                         shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
                         admin_port=admin_port, metrics_host=metrics_host, metrics_port=metrics_port,

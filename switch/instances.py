@@ -2,8 +2,8 @@
 
 Every switch registers itself in the journal's `instances` table when it starts and names
 itself on every row it opens and every SAF item it queues. On the shared journal (PostgreSQL)
-it beats its heart every HEARTBEAT seconds; an instance silent for LEASE seconds, or one that
-stopped, is dead, and the first live instance to claim it (one conditional UPDATE: only one
+it beats its heart five times per lease (`[switch] instance_lease_ms`, 10 s by default); an
+instance silent for a whole lease, or one that stopped, is dead, and the first live instance to claim it (one conditional UPDATE: only one
 wins) settles what it left: its pending transactions are reversed or completed exactly as after
 a crash (switch.recovery), and its open SAF items become the claimant's to deliver. No
 transaction stays pending for ever while one instance runs.
@@ -13,7 +13,7 @@ On the SQLite journal only one process runs, so at start every other instance is
 A known limit: an instance cut off from the database for longer than the lease keeps running
 while another settles its pending rows (there is no fencing); it cannot answer a terminal
 meanwhile (answers wait for the journal), but an issuer's approval arriving for it then would
-conflict with the reversal already queued. Keep LEASE well above the journal's stalls.
+conflict with the reversal already queued. Keep the lease well above the journal's stalls.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from switch.journal import BatchedJournal
 from switch.recovery import Recovered, recover
 from switch.vault import KEY_ENV, KEY_FILE
 
-HEARTBEAT = 1.0  # seconds between heartbeats (shared journal)
-LEASE = 10.0  # seconds without a heartbeat after which an instance is taken for dead
-SCAN = 2.0  # seconds between looks for dead instances
+BEATS_PER_LEASE = 5  # heartbeats, and looks for dead instances, within one lease
 
 
 def register(journal: BatchedJournal, data_key_check: str) -> int:
@@ -57,28 +55,25 @@ def register(journal: BatchedJournal, data_key_check: str) -> int:
     return journal.run_now(enter)
 
 
-def recover_at_start(journal: BatchedJournal, me: int) -> Recovered:
+def recover_at_start(journal: BatchedJournal, me: int, lease: float) -> Recovered:
     """Settle what dead instances left, before taking traffic: on SQLite everything pending (one
     process per file), on the shared journal what instances found dead now left."""
     if not journal.shared:
         return journal.run_now(lambda connection: _take_over(connection, me, None))
-    return journal.run_now(lambda connection: _take_over(connection, me, _claim_dead(connection, me)))
+    return journal.run_now(lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease)))
 
 
-async def watch(journal: BatchedJournal, me: int, adopted: Callable[[], Awaitable[None]]) -> None:
+async def watch(journal: BatchedJournal, me: int, lease: float, adopted: Callable[[], Awaitable[None]]) -> None:
     """On the shared journal, for as long as the switch runs: beat this instance's heart,
     settle dead instances' work, and call `adopted()` when SAF items became ours."""
     if not journal.shared:
         await trio.sleep_forever()
-    scanned = trio.current_time()
     while True:
-        await trio.sleep(HEARTBEAT)
+        await trio.sleep(lease / BEATS_PER_LEASE)
         journal.execute("UPDATE instances SET heartbeat_at = ? WHERE id = ?", (time.time(), me))
-        if trio.current_time() - scanned < SCAN:
-            continue
-        scanned = trio.current_time()
         try:
-            recovered = await journal.commit(lambda connection: _take_over(connection, me, _claim_dead(connection, me)))
+            recovered = await journal.commit(
+                lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease)))
         except Exception as exc:  # the journal is stalled or failing: the next scan tries again
             logs.warning("instance_scan_failed", error=type(exc).__name__)
             continue
@@ -91,9 +86,9 @@ def stopped(journal: BatchedJournal, me: int) -> None:
     journal.execute("UPDATE instances SET stopped_at = ?, heartbeat_at = ? WHERE id = ?", (time.time(), time.time(), me))
 
 
-def _claim_dead(connection, me: int) -> list[int]:
+def _claim_dead(connection, me: int, lease: float) -> list[int]:
     """The dead instances nobody has claimed yet, now claimed by `me` (only one claimant wins)."""
-    horizon = time.time() - LEASE
+    horizon = time.time() - lease
     candidates = [row[0] for row in connection.execute(
         "SELECT id FROM instances WHERE id != ? AND recovered_by IS NULL"
         " AND (stopped_at IS NOT NULL OR heartbeat_at < ?)", (me, horizon)).fetchall()]

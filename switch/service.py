@@ -121,7 +121,7 @@ class Switch:
 
     def _recover(self) -> None:
         """Pick up where the last run (or a dead instance) stopped."""
-        recover_at_start(self.journal, self.instance)
+        recover_at_start(self.journal, self.instance, self.config.instance_lease)
         for name, stan in last_stans(self.journal.connection, list(self.links)).items():
             self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
@@ -168,7 +168,8 @@ class Switch:
                 for link in self.links.values():
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
-                core.start_soon(watch_instances, self.journal, self.instance, self._adopt_saf)
+                core.start_soon(watch_instances, self.journal, self.instance, self.config.instance_lease,
+                                self._adopt_saf)
                 core.start_soon(self.loop_lag.run)
                 async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
                     terminals = Terminals(connections, transactions)

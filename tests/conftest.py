@@ -59,10 +59,29 @@ def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in log_text(path).splitlines() if line.strip()]
 
 
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """Tests of a module marked `both_stores` that use the journal (through `demo` or
+    `journal_url`) run once per journal store."""
+    if metafunc.definition.get_closest_marker("both_stores") and "journal_url" in metafunc.fixturenames:
+        metafunc.parametrize("journal_url", STORES, indirect=True)
+
+
 @pytest.fixture
-async def demo(nursery, log_file, tmp_path):
+def journal_url(request) -> str | None:
+    """The switch's journal: None for SQLite in its data directory (the default), or a fresh
+    PostgreSQL database's URL when the test runs on that store (`both_stores`)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return None
+
+
+@pytest.fixture
+async def demo(nursery, log_file, tmp_path, journal_url):
     """The demo network (three issuers behind a switch) on ephemeral ports."""
-    return await start_network(nursery, tmp_path / "data")
+    return await start_network(nursery, tmp_path / "data", journal=journal_url)
 
 
 class Pki:

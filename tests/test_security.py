@@ -28,6 +28,8 @@ from switch.journal import Journal
 from switch.pintries import PinTries
 from switch.service import Switch
 
+pytestmark = pytest.mark.both_stores  # the demo network on SQLite and on PostgreSQL
+
 EXPIRY = "3012"
 BANK_A = DEMO_DIR / "issuers" / "bank_a.toml"
 CARD = "4761730000000011"  # bank_a: PIN 1234, PVV 7900, service code 201, CVV 334, CVV2 042, iCVV 959

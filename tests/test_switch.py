@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from conftest import make_bank, read_events, start_issuer, until, write_config
@@ -11,6 +12,8 @@ from switch.config import load_config
 from switch.service import Switch
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
+
+pytestmark = pytest.mark.both_stores  # the demo network on SQLite and on PostgreSQL
 
 APPROVE = "4761730000000011"
 EXPIRY = "3012"
