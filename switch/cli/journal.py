@@ -158,7 +158,7 @@ def list_transactions(args) -> int:
         where.append("pan_masked LIKE ?")
         params.append(f"%{args.pan_last4}")
     rows = connection.execute(
-        f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY trace DESC LIMIT ?)"
+        f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY trace DESC LIMIT ?) AS newest"
         " ORDER BY trace", (*params, args.limit + 1 if args.limit else ALL_ROWS)).fetchall()
     if args.limit and len(rows) > args.limit:  # one more than shown: the limit cut the list
         rows = rows[1:]
