@@ -124,7 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
     # beats its heart (`instances`); its rows and SAF items name it, so that another instance
     # can take over what it left when it dies (switch.instances). `request_keys`: the database
     # decides which request first used a terminal's STAN and time (switch.claims). `counters`:
-    # blocks of trace numbers handed to instances. `properties`: what every instance must agree
+    # blocks of trace numbers handed to instances. `stand_in_usage`: each card's stand-in
+    # approvals per issuer and UTC day, counted for every instance. `properties`: what every instance must agree
     # on (the data key's check value).
     """
     CREATE TABLE instances (
@@ -151,6 +152,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE counters (
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
+    );
+    CREATE TABLE stand_in_usage (
+        issuer TEXT NOT NULL,
+        pan_hash TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        amount INTEGER NOT NULL,
+        PRIMARY KEY (issuer, pan_hash, day)
     );
     CREATE TABLE properties (
         name TEXT PRIMARY KEY,

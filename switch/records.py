@@ -11,6 +11,7 @@ import json
 import time
 
 from switch.core.messages import FORWARDED_MTIS, NOT_RETAINED
+from switch.core.standin import AMOUNT_REACHED, COUNT_REACHED, Decision, StandInLimits, utc_day
 from switch.core.states import NOT_AN_ORIGINAL, NOT_TO_REVERSE, State
 from switch.core.txn import Txn
 from switch.journal import BatchedJournal, Connection, Row
@@ -109,6 +110,32 @@ class TxnRecords:
         return connection.execute(
             "SELECT t.* FROM request_keys k JOIN transactions t ON t.trace = k.trace"
             " WHERE k.tid = ? AND k.stan = ? AND k.transmitted = ?", (txn.tid, txn.stan, txn.transmitted)).fetchone()
+
+    def reserve_stand_in(self, connection: Connection, issuer: str, pan_hash: str, amount: int,
+                         limits: StandInLimits) -> Decision | None:
+        """On the shared journal: count one stand-in approval of `amount` against the card's
+        limits for today (UTC), only if both still allow it; else the Decision refusing it."""
+        if amount > limits.daily_amount:
+            return AMOUNT_REACHED
+        day = utc_day(time.time()).isoformat()
+        counted = connection.execute(
+            "INSERT INTO stand_in_usage (issuer, pan_hash, day, count, amount) VALUES (?, ?, ?, 1, ?)"
+            " ON CONFLICT (issuer, pan_hash, day) DO UPDATE SET count = stand_in_usage.count + 1,"
+            " amount = stand_in_usage.amount + excluded.amount WHERE stand_in_usage.count < ?"
+            " AND stand_in_usage.amount + excluded.amount <= ? RETURNING count",
+            (issuer, pan_hash, day, amount, limits.daily_count, limits.daily_amount)).fetchone()
+        if counted is not None:
+            return None
+        used = connection.execute("SELECT count FROM stand_in_usage WHERE issuer = ? AND pan_hash = ? AND day = ?",
+                                  (issuer, pan_hash, day)).fetchone()
+        return COUNT_REACHED if used[0] >= limits.daily_count else AMOUNT_REACHED
+
+    def release_stand_in(self, issuer: str, pan_hash: str, amount: int, whole: bool, approved_at: float) -> None:
+        """A stood-in approval reversed: its day's usage no longer counts it (shared journal)."""
+        self.journal.execute(
+            "UPDATE stand_in_usage SET count = CASE WHEN count > ? THEN count - ? ELSE 0 END,"
+            " amount = CASE WHEN amount > ? THEN amount - ? ELSE 0 END WHERE issuer = ? AND pan_hash = ? AND day = ?",
+            (int(whole), int(whole), amount, amount, issuer, pan_hash, utc_day(approved_at).isoformat()))
 
     async def reload(self, txn: Txn) -> bool:
         """Bring `txn`, read from the journal earlier, up to date; True once it is finished."""

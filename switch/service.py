@@ -28,7 +28,7 @@ from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.codes import RC, meaning
 from switch.core.context import (
     Answer, CheckCard, Claim, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
-    LinkFailure, Prepare, Shed, VerifyMac, WaitFor, Warn,
+    LinkFailure, Prepare, ReleaseStandIn, ReserveStandIn, Shed, VerifyMac, WaitFor, Warn,
 )
 from switch.core.matcher import KeyInUse
 from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
@@ -125,10 +125,11 @@ class Switch:
         for name, stan in last_stans(self.journal.connection, list(self.links)).items():
             self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
-        midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
-                                     " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
-            self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
+        if not self.journal.shared:  # a shared journal counts stand-in usage itself (stand_in_usage)
+            midnight = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+            for row in self.journal.read("SELECT issuer, pan_hash, amount FROM transactions"
+                                         " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
+                self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
         logs.event("journal_open", path=self.journal.where, schema=self.journal.version, instance=self.instance,
                    shared=self.journal.shared, saf_open=queued)
 
@@ -433,6 +434,14 @@ class Switch:
             return None
         if type(effect) is Claim:
             return await self._claim(effect.txn)
+        if type(effect) is ReserveStandIn:
+            return await self.journal.commit(partial(
+                self.records.reserve_stand_in, issuer=effect.issuer, pan_hash=effect.pan_hash, amount=effect.amount,
+                limits=effect.limits))
+        if type(effect) is ReleaseStandIn:
+            self.records.release_stand_in(effect.issuer, effect.pan_hash, effect.amount, effect.whole,
+                                          effect.approved_at)
+            return None
         if type(effect) is FindOriginal:
             return await self.records.find_original(effect.tid, effect.mti, effect.stan, effect.transmitted,
                                                     trio.current_time())

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 import trio
 
-from conftest import read_events
+from conftest import read_events, write_config
+from tools.load.processes import free_port
 
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_LMK, start_network, terminal_pin_key
@@ -205,3 +206,25 @@ async def test_journal_commands_read_the_shared_journal(two, postgres_url):
     assert totals.returncode == 0 and "bank_a" in totals.stdout, totals.stderr
     checked = await trio.to_thread.run_sync(lambda: cardswitch("journal", "check", "--journal", postgres_url))
     assert checked.returncode == 0 and "journal ok" in checked.stdout, checked.stdout + checked.stderr
+
+
+async def test_stand_in_limits_count_the_approvals_of_every_instance(nursery, tmp_path, postgres_url):
+    """bank is down; each card may be stood in for twice a day (80.00 at most): the two
+    instances together approve twice, and a reversal at either gives the allowance back."""
+    limits = {"max_amount": 5000, "daily_count": 2, "daily_amount": 8000}
+    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": free_port(), "stand_in": limits}],
+                          routes=[{"prefix": "4", "issuer": "bank"}])
+    loaded = attrs.evolve(load_config(config, data_dir=tmp_path / "data"), journal=postgres_url)
+    first, second = [(await nursery.start(Switch(loaded).run))["terminals"] for _ in range(2)]
+    async with open_terminal("127.0.0.1", first) as one, open_terminal("127.0.0.1", second, first_stan=500) as other:
+        approved = await one.send(one.card_request("0200", pan=APPROVE, amount=3000, expiry=EXPIRY))
+        assert approved["39"] == "00" and approved["38"].startswith("S")
+        assert (await other.purchase(pan=APPROVE, amount=4000, expiry=EXPIRY))["39"] == "00"
+        assert (await one.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "65"  # third of the day
+        assert (await other.purchase(pan="4761730000000029", amount=100, expiry=EXPIRY))["39"] == "00"  # another card
+        purchase = one.card_request("0200", pan=APPROVE, amount=3000, expiry=EXPIRY)
+        purchase.fields.update({"11": approved["11"], "7": approved["7"], "37": approved["37"]})
+        assert (await other.reverse(purchase))["39"] == "00"  # the first approval, reversed at the other
+        assert (await other.purchase(pan=APPROVE, amount=2000, expiry=EXPIRY))["39"] == "00"
+    assert rows(postgres_url, "SELECT count, amount FROM stand_in_usage WHERE pan_hash = ("
+                              "SELECT pan_hash FROM transactions WHERE amount = 4000)") == [(2, 6000)]

@@ -188,6 +188,29 @@ class Claim:
 
 
 @attrs.frozen
+class ReserveStandIn:
+    """On a shared journal: count a stand-in approval against the card's daily limits there,
+    for every instance at once. -> None (counted), or the Decision refusing it"""
+
+    issuer: str
+    pan_hash: str
+    amount: int
+    limits: StandInLimits
+
+
+@attrs.frozen
+class ReleaseStandIn:
+    """On a shared journal: a stood-in approval made on `approved_at` (wall clock) was reversed,
+    `whole`ly or by `amount`: it no longer counts against the card's limits of that day. -> None"""
+
+    issuer: str
+    pan_hash: str
+    amount: int
+    whole: bool
+    approved_at: float
+
+
+@attrs.frozen
 class FindOriginal:
     """Look the journal up for an original older than the duplicate window. -> Txn | None"""
 
@@ -279,6 +302,6 @@ class JournalReversed:
     original: Txn
 
 
-Effect = (Warn | Shed | WaitFor | Claim | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
+Effect = (Warn | Shed | WaitFor | Claim | ReserveStandIn | ReleaseStandIn | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
           | JournalReversed)
 

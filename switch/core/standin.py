@@ -37,6 +37,14 @@ class Decision:
     approval: str | None = None
 
 
+COUNT_REACHED = Decision(False, RC.COUNT_LIMIT, "stand-in: daily count limit reached")
+AMOUNT_REACHED = Decision(False, RC.AMOUNT_LIMIT, "stand-in: daily amount limit reached")
+
+
+def utc_day(timestamp: float) -> datetime.date:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).date()
+
+
 class StandIn:
     """Per-card daily usage under stand-in, and the decisions; resets at UTC midnight."""
 
@@ -54,13 +62,15 @@ class StandIn:
         """A stood-in approval was reversed (`whole`) or reduced by `amount`: it no longer counts
         against the card's daily limits, if it counted today (UTC) at all."""
         self._roll()
-        if datetime.datetime.fromtimestamp(approved_at, datetime.timezone.utc).date() != self._day:
+        if utc_day(approved_at) != self._day:
             return
         count, total = self._usage.get((issuer, pan_hash), (0, 0))
         self._usage[(issuer, pan_hash)] = (max(count - whole, 0), max(total - amount, 0))
 
     def decide(self, limits: StandInLimits, issuer: str, pan_hash: str, processing_code: str,
-               mcc: str | None, amount: int) -> Decision:
+               mcc: str | None, amount: int, counted_here: bool = True) -> Decision:
+        """The decision on the limits; the card's daily usage is counted here unless
+        `counted_here` is False (a shared journal counts it: switch.records `reserve_stand_in`)."""
         self._roll()
         if processing_code[:2] not in limits.processing_codes:
             return Decision(False, RC.NOT_PERMITTED_TO_CARDHOLDER, f"stand-in: processing code {processing_code[:2]} not allowed")
@@ -68,13 +78,20 @@ class StandIn:
             return Decision(False, RC.NOT_PERMITTED_TO_CARDHOLDER, "stand-in: merchant category not allowed")
         if amount > limits.max_amount:
             return Decision(False, RC.AMOUNT_LIMIT, "stand-in: amount over the per-transaction limit")
+        if counted_here:
+            refused = self._count(limits, issuer, pan_hash, amount)
+            if refused is not None:
+                return refused
+        return Decision(True, RC.APPROVED, "stand-in approval", approval="S" + "".join(secrets.choice("0123456789") for _ in range(5)))
+
+    def _count(self, limits: StandInLimits, issuer: str, pan_hash: str, amount: int) -> Decision | None:
         count, total = self._usage.get((issuer, pan_hash), (0, 0))
         if count + 1 > limits.daily_count:
-            return Decision(False, RC.COUNT_LIMIT, "stand-in: daily count limit reached")
+            return COUNT_REACHED
         if total + amount > limits.daily_amount:
-            return Decision(False, RC.AMOUNT_LIMIT, "stand-in: daily amount limit reached")
+            return AMOUNT_REACHED
         self._usage[(issuer, pan_hash)] = (count + 1, total + amount)
-        return Decision(True, RC.APPROVED, "stand-in approval", approval="S" + "".join(secrets.choice("0123456789") for _ in range(5)))
+        return None
 
     def _roll(self) -> None:
         today = self._today()

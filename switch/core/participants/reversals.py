@@ -13,7 +13,10 @@ from __future__ import annotations
 from typing import Generator
 
 from switch.core.codes import RC
-from switch.core.context import Answer, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed, Prepare, WaitFor
+from switch.core.context import (
+    Answer, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed, Prepare, ReleaseStandIn,
+    WaitFor,
+)
 from switch.core.messages import ADVICE_MTI, ADVICE_MTIS, OriginalData, replacement_amount, reversal_for_issuer
 from switch.core.states import NOT_TO_REVERSE, State
 from switch.core.txn import Txn
@@ -66,9 +69,12 @@ def reverse_original(ctx: Context) -> Generator[Effect, object, Answer | None]:
     mark_reversed(original, reversed_amount)
     yield JournalReversed(original)
     if original.stood_in:  # the card gets its daily stand-in allowance back
-        ctx.switch.stand_in.release(original.issuer, original.pan_hash or "",
-                                    original.reversed_amount - reversed_before,
-                                    original.state == State.REVERSED, original.created)
+        release = (original.issuer, original.pan_hash or "", original.reversed_amount - reversed_before,
+                   original.state == State.REVERSED, original.created)
+        if ctx.switch.shared_journal:
+            yield ReleaseStandIn(*release)
+        else:
+            ctx.switch.stand_in.release(*release)
     return Answer(RC.APPROVED, State.APPROVED, reason)
 
 

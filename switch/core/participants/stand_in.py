@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Generator
 
 from switch.core.codes import RC
-from switch.core.context import Answer, Context, Effect, Enqueue, LinkFailure
+from switch.core.context import Answer, Context, Effect, Enqueue, LinkFailure, ReserveStandIn
 from switch.core.messages import OriginalData, stand_in_advice
+from switch.core.standin import Decision
 from switch.core.states import State
 
 
@@ -28,8 +29,12 @@ def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, A
         state = State.TIMED_OUT if failure is LinkFailure.TIMED_OUT else State.FAILED
         return Answer(RC.ISSUER_UNAVAILABLE, state, why)
     issuer = ctx.link.name
+    shared = ctx.switch.shared_journal  # then the journal counts the card's daily usage, for every instance
     decision = ctx.switch.stand_in.decide(limits, issuer, txn.pan_hash or "", request["3"],
-                                          request.fields.get("18"), txn.amount)
+                                          request.fields.get("18"), txn.amount, counted_here=not shared)
+    if decision.approved and shared:
+        refused = yield ReserveStandIn(issuer, txn.pan_hash or "", txn.amount, limits)
+        decision = refused if isinstance(refused, Decision) else decision
     if not decision.approved:
         return Answer(decision.code, State.DECLINED, f"{why}; {decision.reason}")
     assert decision.approval is not None
