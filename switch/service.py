@@ -64,6 +64,8 @@ from switch.wire.message import Message
 AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules judge
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
+RISK_SHARE_INTERVAL = 1.0  # seconds: how stale another instance's risk counts may be here (shared journal)
+_RISK_COLUMNS = "created_at, pan_hash, tid, mid, country, amount, rc, risk_counted"
 REMOTE_POLL = 0.02  # seconds between looks at a request another instance runs, while one waits for it
 OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
 
@@ -145,17 +147,48 @@ class Switch:
         clock before now on the switch's clock."""
         if not self.risk.longest:
             return
-        now, wall = trio.current_time(), time.time()
         rows = self.journal.read(
-            "SELECT created_at, pan_hash, tid, mid, country, amount, rc, risk_counted FROM transactions"
-            " WHERE created_at >= ? AND risk_counted IS NOT NULL ORDER BY created_at", (wall - self.risk.longest,))
+            f"SELECT {_RISK_COLUMNS} FROM transactions WHERE created_at >= ? AND risk_counted IS NOT NULL"
+            " ORDER BY created_at", (time.time() - self.risk.longest,))
+        self._replay_risk_rows(rows)
+        logs.event("risk_rules_loaded", rules=len(self.risk.rules), source=self.risk.rules.source or None,
+                   replayed=len(rows), held=self.risk.held())
+
+    def _replay_risk_rows(self, rows: list) -> None:
+        now, wall = trio.current_time(), time.time()
         for row in rows:
             facts = Facts(pan=None, pan_hash=row["pan_hash"], issuer=None, terminal=row["tid"], acquirer=None,
                           merchant=row["mid"], mcc=None, country=row["country"], channel=PRESENT,
                           amount=row["amount"] or 0, has_pin=False)
             self.risk.replay(facts, row["rc"] or "", row["risk_counted"].split(","), now - (wall - row["created_at"]))
-        logs.event("risk_rules_loaded", rules=len(self.risk.rules), source=self.risk.rules.source or None,
-                   replayed=len(rows), held=self.risk.held())
+
+    async def _share_risk_counts(self) -> None:
+        """On a shared journal, once every RISK_SHARE_INTERVAL: what the other instances' requests
+        counted in the risk rules, into this instance's counts. The counts are shared with that
+        lag: a burst spread over instances within it can pass a velocity limit by what the
+        others approved meanwhile (PIN tries, duplicates and reversals are exact: the journal
+        decides them). A row is read once, whenever its request finishes (the look-back covers
+        the longest an issuer may take)."""
+        if not self.journal.shared:
+            return
+        look_back = self._longest_timeout + RISK_SHARE_INTERVAL * 5
+        seen: dict[int, float] = {}  # trace -> created_at, of rows read within the look-back
+        while True:
+            await trio.sleep(RISK_SHARE_INTERVAL)
+            if not self.risk.longest:
+                continue
+            since = time.time() - look_back
+            try:
+                rows = await self.journal.commit(lambda connection: connection.execute(
+                    f"SELECT trace, {_RISK_COLUMNS} FROM transactions WHERE created_at >= ? AND instance != ?"
+                    " AND risk_counted IS NOT NULL ORDER BY created_at", (since, self.instance)).fetchall())
+            except Exception as exc:  # the journal is stalled or failing: the next look catches up
+                logs.warning("risk_share_failed", error=type(exc).__name__)
+                continue
+            fresh = [row for row in rows if row["trace"] not in seen]
+            self._replay_risk_rows(fresh)
+            seen = {trace: created for trace, created in seen.items() if created >= since}
+            seen.update((row["trace"], row["created_at"]) for row in fresh)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `shutdown()`: reports {listener name: bound port} once listening."""
@@ -172,6 +205,7 @@ class Switch:
                 core.start_soon(watch_instances, self.journal, self.instance, self.config.instance_lease,
                                 self._adopt_saf)
                 core.start_soon(self.loop_lag.run)
+                core.start_soon(self._share_risk_counts)
                 async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
                     terminals = Terminals(connections, transactions)
                     async with trio.open_nursery() as accepting:

@@ -228,3 +228,16 @@ async def test_stand_in_limits_count_the_approvals_of_every_instance(nursery, tm
         assert (await other.purchase(pan=APPROVE, amount=2000, expiry=EXPIRY))["39"] == "00"
     assert rows(postgres_url, "SELECT count, amount FROM stand_in_usage WHERE pan_hash = ("
                               "SELECT pan_hash FROM transactions WHERE amount = 4000)") == [(2, 6000)]
+
+
+async def test_risk_counts_reach_every_instance_within_a_second(two):
+    """The demo's velocity rule: card ...0060 approved twice an hour, then 65. Approved once at
+    each instance, the third request (at either) is declined once the counts have been shared."""
+    network, first, second = two
+    velocity_card = "4761730000000060"
+    async with open_terminal("127.0.0.1", first) as one, open_terminal("127.0.0.1", second, first_stan=500) as other:
+        assert (await one.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "00"
+        assert (await other.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "00"
+        await trio.sleep(2.5)  # RISK_SHARE_INTERVAL, twice, and the time for a look
+        assert (await one.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "65"
+        assert (await other.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "65"
