@@ -85,6 +85,10 @@ def test_demo_serve_console(tmp_path, keep):
     (["--cards", "--port", "9000"], "--port: not with --cards"),
     (["--cards", "--data-dir", "x"], "--data-dir: not with --cards"),
     (["--terminals", "--admin-port", "9000"], "--admin-port: not with --terminals"),
+    (["--serve", "--workers", "2"], "--workers 2: the workers share one journal: add --journal postgresql://"),
+    (["--workers", "2", "--journal", "postgresql://x/y"], "--workers: a number of switch processes, 2 or more, only with --serve"),
+    (["--journal", "sqlite:///x"], "--journal: expected a postgresql:// URL"),
+    (["--serve", "--workers", "2", "--journal", "postgresql://x/y", "--tls"], "--tls: not with --workers"),
 ])
 def test_demo_refuses_options_that_need_another(args, expected):
     result = subprocess.run([*COMMAND, "demo", *args], capture_output=True, text=True, timeout=30, cwd=ROOT)

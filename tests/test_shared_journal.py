@@ -6,6 +6,7 @@ tests/test_shared_faults.py (real processes)."""
 from __future__ import annotations
 
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 from conftest import read_events, write_config
-from tools.load.processes import free_port
+from tools.load.processes import free_port, wait_for_events
 
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_LMK, start_network, terminal_pin_key
@@ -241,3 +242,32 @@ async def test_risk_counts_reach_every_instance_within_a_second(two):
         await trio.sleep(2.5)  # RISK_SHARE_INTERVAL, twice, and the time for a look
         assert (await one.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "65"
         assert (await other.purchase(pan=velocity_card, amount=100, expiry=EXPIRY))["39"] == "65"
+
+
+def test_the_scripted_demo_runs_on_postgresql(postgres_url):
+    from emulators.cli.demo import SCRIPT
+    done = cardswitch("demo", "--journal", postgres_url, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(SCRIPT)} of {len(SCRIPT)} outcomes as expected" in done.stdout
+
+
+def test_the_demo_serves_with_two_workers_on_one_journal(tmp_path, postgres_url):
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "switch.cli", "demo", "--serve", "--workers", "2", "--journal",
+                             postgres_url, "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_events(tmp_path / "data" / "switch.log", "listener_up", 4, demo)  # 2 listeners x 2 workers
+        for amount in range(1, 9):  # one connection each: the kernel spreads them over the workers
+            purchase = cardswitch("terminal", "purchase", "--target", f"127.0.0.1:{port}", "--pan", APPROVE,
+                                  "--expiry", EXPIRY, "--amount", str(amount), "--json")
+            assert '"39": "00"' in purchase.stdout, purchase.stdout + purchase.stderr
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, out + err
+    assert "2 workers" in out
+    assert rows(postgres_url, "SELECT count(*) FROM transactions WHERE rc = '00'") == [(8,)]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import attrs
 import trio
 
 from emulators.certificates import issue_certificate, make_test_ca
-from emulators.issuer import load_issuer_file
+from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_SWITCH, Network, demo_issuer_files, demo_key_hex, start_network, terminal_pin_key
 from emulators.terminal import Terminal, TerminalError, open_terminal
 from switch import logs
@@ -31,9 +33,11 @@ from switch.capture import sink
 from switch.cli.serve import shutdown_on_signal
 from switch.config import load_config
 from switch.errors import UsageError
+from switch.stores import JOURNAL_ENV, display_url, is_postgres_url
 from switch.tls import TlsConfig
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
+from tools.load.processes import absolute_paths, toml_text
 
 EXPIRY = "3012"
 DEFAULT_PORT = 8583
@@ -113,6 +117,10 @@ def register(subparsers) -> None:
     parser.add_argument("--log-file", help="JSON logs here (default: DATA_DIR/switch.log with --serve, "
                                            "discarded otherwise)")
     parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
+    parser.add_argument("--journal", metavar="URL",
+                        help="the journal on this PostgreSQL database (postgresql://...) instead of SQLite")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="--serve: switch processes sharing the terminals' port (more than 1 needs --journal)")
     sink.add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -136,6 +144,18 @@ def _refuse_stray_options(args) -> None:
                         ("--admin-port", args.admin_port)):
         if value is not None and not 0 <= value <= 65535:
             raise UsageError(f"{name}: expected a port from 0 to 65535")
+    if args.journal is not None and not is_postgres_url(args.journal):
+        raise UsageError(f"--journal: expected a postgresql:// URL, got {display_url(args.journal)!r}")
+    if args.workers != 1:
+        if not args.serve or args.workers < 1:
+            raise UsageError("--workers: a number of switch processes, 2 or more, only with --serve")
+        if args.journal is None:
+            raise UsageError(f"--workers {args.workers}: the workers share one journal: add --journal postgresql://...")
+        given = [name for name, value in (("--tls", args.tls or None), ("--metrics-port", args.metrics_port),
+                                          ("--admin-port", args.admin_port), ("--capture", args.capture))
+                 if value is not None]
+        if given:
+            raise UsageError(f"{given[0]}: not with --workers (one process only)")
 
 
 def run(args) -> int:
@@ -151,14 +171,17 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory(prefix="cardswitch-demo-") as scratch:
             data_dir = Path(args.data_dir) if args.data_dir else Path(scratch)
             if not args.serve:
-                return trio.run(run_script, data_dir, capture)
+                return trio.run(run_script, data_dir, capture, args.journal)
             data_dir.mkdir(parents=True, exist_ok=True)
             log_file = Path(args.log_file) if args.log_file else data_dir / LOG_NAME
             logs.configure(str(log_file))
+            port = DEFAULT_PORT if args.port is None else args.port
             try:
-                trio.run(serve, DEFAULT_PORT if args.port is None else args.port, data_dir, capture,
-                         args.metrics_port, 0 if args.admin_port is None else args.admin_port, log_file,
-                         args.tls)
+                if args.workers > 1:
+                    trio.run(serve_workers, port, data_dir, args.workers, args.journal, log_file)
+                else:
+                    trio.run(serve, port, data_dir, capture, args.metrics_port,
+                             0 if args.admin_port is None else args.admin_port, log_file, args.tls, args.journal)
             finally:
                 logs.configure(None)  # close the log file before its directory goes
         if args.serve:
@@ -244,12 +267,12 @@ def make_demo_tls(data_dir: Path) -> TlsConfig:
 
 async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                 metrics_port: int | None = None, admin_port: int | None = None,
-                log_file: Path | None = None, tls: bool = False) -> None:
+                log_file: Path | None = None, tls: bool = False, journal: str | None = None) -> None:
     secure = make_demo_tls(data_dir) if tls else None
     async with trio.open_nursery() as nursery:
         network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture,
                                       metrics_port=metrics_port, admin_port=admin_port, tls=secure,
-                                      known_terminals=KNOWN_TERMINALS if tls else ())
+                                      known_terminals=KNOWN_TERMINALS if tls else (), journal=journal)
         nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
@@ -264,13 +287,51 @@ async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
             print(f"admin token: {network.switch.config.admin_token_path}")
         if "metrics" in network.ports:
             print(f"metrics: http://127.0.0.1:{network.ports['metrics']}/metrics (loopback only)")
-        print(f"journal: {data_dir}", flush=True)
+        print(f"journal: {display_url(journal) if journal else data_dir}", flush=True)
         if log_file is not None:
             print(f"log: {log_file}", flush=True)
             nursery.start_soon(summarise, log_file, network.switch)
         print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
         await network.switch.stopped.wait()
         nursery.cancel_scope.cancel()
+
+
+async def serve_workers(port: int, data_dir: Path, workers: int, journal: str, log_file: Path) -> None:
+    """The demo network with `workers` switch processes on one shared journal: the issuers run
+    here, the switch is `cardswitch serve --workers N` on a config written to DATA_DIR (the
+    demo's, on fixed ports: the terminals' PORT, the other listeners the ports after it). Ctrl-C
+    reaches the switch's supervisor too, which stops its workers gracefully."""
+    async with trio.open_nursery() as nursery:
+        config = tomllib.loads(DEMO_SWITCH.read_text())
+        for name, issuer in ((i["name"], i) for i in config["issuers"]):
+            host_config, bank = next(load_issuer_file(path) for path in demo_issuer_files() if path.stem == name)
+            issuer["port"] = await nursery.start(serve_issuer, attrs.evolve(host_config, port=0), bank)
+        for offset, listener in enumerate(config["listeners"]):
+            listener["port"] = port + offset
+            print(f"listener {listener['name']}: 127.0.0.1:{listener['port']} (dialect "
+                  f"{listener.get('dialect', 'iso87-binary')}, {workers} workers)")
+        config.setdefault("switch", {}).update(data_dir=str(data_dir))
+        config["switch"].pop("log_file", None)
+        path = data_dir / "switch.toml"
+        path.write_text(toml_text(absolute_paths(config, DEMO_SWITCH.parent)))
+        print(f"journal: {display_url(journal)}\nlog: {log_file}\nswitch config: {path}", flush=True)
+        print("demo network up; cards: cardswitch demo --cards; Ctrl-C to stop", flush=True)
+        supervisor = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "switch.cli", "serve", "--config", str(path), "--workers", str(workers),
+             "--log-file", str(log_file)], env={**os.environ, JOURNAL_ENV: journal}, start_new_session=True)
+        nursery.start_soon(_pass_on_signals, supervisor)
+        await supervisor.wait()
+        nursery.cancel_scope.cancel()
+    if supervisor.returncode:
+        raise UsageError(f"the switch's workers stopped with exit code {supervisor.returncode} (see {log_file})")
+
+
+async def _pass_on_signals(process: trio.Process) -> None:
+    """Ctrl-C or SIGTERM to the demo: to the switch's supervisor (in a session of its own, so
+    that a terminal's Ctrl-C reaches it once, from here), which stops its workers gracefully."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            process.send_signal(signum)
 
 
 def summary_line(when: float, count: int, codes_seen: Counter[str], in_flight: int) -> str:
@@ -318,12 +379,12 @@ async def _run_step(step: Step, terminals: dict[str, Terminal], first: list[Mess
     return await terminal.send(request)
 
 
-async def run_script(data_dir: Path, capture: sink.Capture | None = None) -> int:
+async def run_script(data_dir: Path, capture: sink.Capture | None = None, journal: str | None = None) -> int:
     rows = []
     pin_key = terminal_pin_key()
     taks = {terminal["terminal"]: terminal["tak"] for terminal in demo_terminals()}
     async with trio.open_nursery() as nursery:
-        network: Network = await start_network(nursery, data_dir, capture=capture)
+        network: Network = await start_network(nursery, data_dir, capture=capture, journal=journal)
         async with contextlib.AsyncExitStack() as stack:
             terminals = {name: await stack.enter_async_context(
                 open_terminal("127.0.0.1", network.ports[listener], dialect=dialect, tid=tid, pin_key=pin_key,
