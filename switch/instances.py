@@ -8,6 +8,10 @@ wins) settles what it left: its pending transactions are reversed or completed e
 a crash (switch.recovery), and its open SAF items become the claimant's to deliver. No
 transaction stays pending for ever while one instance runs.
 
+Instances alive at once hold different slots (0 to 9), and each sends its issuers STANs of its
+slot's range only, so that two instances never put the same STAN (and field 90) before one
+issuer at once.
+
 On the SQLite journal only one process runs, so at start every other instance is dead.
 
 A known limit: an instance cut off from the database for longer than the lease keeps running
@@ -23,24 +27,36 @@ import socket
 import time
 from typing import Awaitable, Callable
 
+import attrs
 import trio
 
 from switch import logs
 from switch.errors import ConfigError
+from switch.core.matcher import LAST_STAN
 from switch.journal import BatchedJournal
 from switch.recovery import Recovered, recover
 from switch.vault import KEY_ENV, KEY_FILE
 
 BEATS_PER_LEASE = 5  # heartbeats, and looks for dead instances, within one lease
+SLOTS = 10  # instances alive at once on one shared journal ...
+STANS_PER_SLOT = 100_000  # ... each sending its issuers STANs of its own: slot K, K00001 to K99999
 
 
-def register(journal: BatchedJournal, data_key_check: str) -> int:
-    """This process as a new instance of the journal; returns its id. Refused (ConfigError)
-    when the journal was written under another data key: PAN hashes would not match and sealed
-    reversals could not be opened."""
+@attrs.frozen
+class Instance:
+    id: int
+    slot: int  # among the instances alive at once: which STAN range its issuer links use
+    stan_range: tuple[int, int]
+
+
+def register(journal: BatchedJournal, data_key_check: str, lease: float) -> Instance:
+    """This process as a new instance of the journal, in the lowest slot no live instance
+    holds. Refused (ConfigError) when the journal was written under another data key (PAN
+    hashes would not match, sealed reversals could not be opened), or when SLOTS instances
+    already run on it."""
     now = time.time()
 
-    def enter(connection) -> int:
+    def enter(connection) -> Instance:
         connection.execute("INSERT INTO properties (name, value) VALUES ('data_key_check', ?)"
                            " ON CONFLICT (name) DO NOTHING", (data_key_check,))
         known = connection.execute("SELECT value FROM properties WHERE name = 'data_key_check'").fetchone()[0]
@@ -48,9 +64,18 @@ def register(journal: BatchedJournal, data_key_check: str) -> int:
             raise ConfigError(journal.where, "data key",
                               f"the data key the journal was written under (check value {known}), not"
                               f" {data_key_check}: every instance needs the same {KEY_ENV} or {KEY_FILE}")
-        return int(connection.execute(
-            "INSERT INTO instances (host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?) RETURNING id",
-            (socket.gethostname(), os.getpid(), now, now)).fetchone()[0])
+        journal.serialise(connection)  # two instances starting at once must not take one slot
+        taken = {row[0] for row in connection.execute(
+            "SELECT slot FROM instances WHERE stopped_at IS NULL AND recovered_by IS NULL AND heartbeat_at >= ?",
+            (now - lease,)).fetchall()} if journal.shared else set()
+        slot = next((slot for slot in range(SLOTS) if slot not in taken), None)
+        if slot is None:
+            raise ConfigError(journal.where, "instances", f"at most {SLOTS} switch instances on one journal")
+        me = int(connection.execute(
+            "INSERT INTO instances (host, pid, started_at, heartbeat_at, slot) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (socket.gethostname(), os.getpid(), now, now, slot)).fetchone()[0])
+        stans = (slot * STANS_PER_SLOT + 1, (slot + 1) * STANS_PER_SLOT - 1) if journal.shared else (1, LAST_STAN)
+        return Instance(me, slot, stans)
 
     return journal.run_now(enter)
 

@@ -135,7 +135,8 @@ MIGRATIONS: tuple[str, ...] = (
         started_at REAL NOT NULL,
         heartbeat_at REAL NOT NULL,
         stopped_at REAL,
-        recovered_by INTEGER
+        recovered_by INTEGER,
+        slot INTEGER NOT NULL
     );
     ALTER TABLE transactions ADD COLUMN instance INTEGER;
     ALTER TABLE saf ADD COLUMN owner INTEGER;
@@ -262,6 +263,9 @@ class BatchedJournal:
         """The trace numbers this instance gives its requests, from where the journal leaves
         off; never one another instance uses."""
         raise NotImplementedError
+
+    def serialise(self, connection: Connection) -> None:
+        """Within a transaction: wait until no other instance is in one that called this too."""
 
     def close(self) -> None:
         raise NotImplementedError

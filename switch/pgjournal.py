@@ -27,7 +27,8 @@ from switch.journal import BATCH_INTERVAL, MIGRATIONS, BatchedJournal, Operation
 from switch.stores import display_url
 
 TRACE_BLOCK = 1_000_000  # trace numbers an instance takes from the journal at a time
-MIGRATION_LOCK = 8583  # advisory lock id: one instance migrates while the others wait
+MIGRATION_LOCK = 8583  # advisory lock ids: one instance migrates while the others wait, ...
+REGISTRATION_LOCK = 8584  # ... and takes its slot (switch.instances)
 CONNECT_TIMEOUT = 5  # seconds
 
 
@@ -138,6 +139,9 @@ class PostgresJournal(BatchedJournal):
             raise
         self.connection.execute("COMMIT")
         return result
+
+    def serialise(self, connection: PgConnection) -> None:
+        connection.execute(f"SELECT pg_advisory_xact_lock({REGISTRATION_LOCK})")
 
     def trace_numbers(self) -> Iterator[int]:
         """Blocks of TRACE_BLOCK numbers, one block at a time from the shared counter: a block

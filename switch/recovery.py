@@ -103,13 +103,15 @@ def _settle(connection: Connection, row: Row, state: State, code: RC, reason: st
         (state, code, reason, stored_response(response_mti(row["mti"]), {"39": code}), time.time(), row["trace"]))
 
 
-def last_stans(connection: Connection, issuers: list[str]) -> dict[str, int]:
-    """Per issuer, the STAN its link should continue after (0: nothing known)."""
+def last_stans(connection: Connection, issuers: list[str], low: int, high: int) -> dict[str, int]:
+    """Per issuer, the STAN its link should continue after, within the instance's range
+    `low`..`high` (low - 1: nothing known)."""
     stans = {}
     for issuer in issuers:
         row = connection.execute(
-            "SELECT sent_as FROM transactions WHERE issuer = ? AND sent_as IS NOT NULL ORDER BY created_at DESC LIMIT 1",
-            (issuer,)).fetchone()
+            "SELECT sent_as FROM transactions WHERE issuer = ? AND sent_as IS NOT NULL"
+            " AND substr(sent_as, 5, 6) BETWEEN ? AND ? ORDER BY created_at DESC LIMIT 1",
+            (issuer, f"{low:06d}", f"{high:06d}")).fetchone()
         stan = row["sent_as"][4:10] if row is not None else ""
-        stans[issuer] = (int(stan) + STAN_MARGIN) % 999_999 if stan.isdigit() else 0
+        stans[issuer] = low + (int(stan) - low + STAN_MARGIN) % (high - low + 1) if stan.isdigit() else low - 1
     return stans

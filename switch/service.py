@@ -90,7 +90,8 @@ class Switch:
                       for issuer in config.issuers}
         self.vault = open_vault(config.data_dir)  # raises ConfigError naming switch.data_dir
         self.journal = open_journal(config)
-        self.instance = register(self.journal, self.vault.check_value())
+        self.registered = register(self.journal, self.vault.check_value(), config.instance_lease)
+        self.instance = self.registered.id
         self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal, self.instance)
         self.window = DuplicateWindow(config.duplicate_window)
@@ -124,7 +125,8 @@ class Switch:
     def _recover(self) -> None:
         """Pick up where the last run (or a dead instance) stopped."""
         recover_at_start(self.journal, self.instance, self.config.instance_lease)
-        for name, stan in last_stans(self.journal.connection, list(self.links)).items():
+        for name, stan in last_stans(self.journal.connection, list(self.links), *self.registered.stan_range).items():
+            self.links[name].matcher.stan_range = self.registered.stan_range
             self.links[name].matcher.last_stan = stan
         queued = self.saf.load()
         if not self.journal.shared:  # a shared journal counts stand-in usage itself (stand_in_usage)
@@ -133,7 +135,7 @@ class Switch:
                                          " WHERE state = 'stood_in' AND created_at >= ?", (midnight.timestamp(),)):
                 self.stand_in.record(row["issuer"], row["pan_hash"], row["amount"])
         logs.event("journal_open", path=self.journal.where, schema=self.journal.version, instance=self.instance,
-                   shared=self.journal.shared, saf_open=queued)
+                   slot=self.registered.slot, shared=self.journal.shared, saf_open=queued)
 
     def _load_window(self) -> None:
         """The duplicate window survives a restart: the journal's recent requests, each aged on

@@ -271,3 +271,18 @@ def test_the_demo_serves_with_two_workers_on_one_journal(tmp_path, postgres_url)
     assert demo.returncode == 0, out + err
     assert "2 workers" in out
     assert rows(postgres_url, "SELECT count(*) FROM transactions WHERE rc = '00'") == [(8,)]
+
+
+async def test_instances_send_their_issuers_stans_of_their_own(two, postgres_url):
+    """Two instances on one issuer: never the same STAN (nor field 90) from both at once."""
+    network, first, second = two
+    for port, stan in ((first, 1), (second, 500)):
+        async with open_terminal("127.0.0.1", port, first_stan=stan) as terminal:
+            for _ in range(3):
+                assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "00"
+    await network.switch.journal.flush()
+    sent = rows(postgres_url, "SELECT i.slot, t.sent_as FROM transactions t JOIN instances i ON i.id = t.instance"
+                              " WHERE t.sent_as IS NOT NULL")
+    assert len(sent) == 6 and {slot for slot, _ in sent} == {0, 1}
+    for slot, sent_as in sent:
+        assert slot * 100_000 < int(sent_as[4:10]) < (slot + 1) * 100_000

@@ -32,9 +32,10 @@ class KeyInUse(Exception):
     when the link does not assign STANs): the responses could not be told apart."""
 
 
-def next_stan(previous: int) -> int:
-    """The STAN after `previous`: 000001 to 999999, then round again (000000 is not a STAN)."""
-    return previous % LAST_STAN + 1
+def next_stan(previous: int, low: int = 1, high: int = LAST_STAN) -> int:
+    """The STAN after `previous` within `low`..`high` (by default 000001 to 999999; 000000 is
+    not a STAN), then round again."""
+    return previous + 1 if low <= previous < high else low
 
 
 Key = tuple[str, ...]
@@ -49,6 +50,9 @@ class Matcher(Generic[W]):
         self.timeout = timeout
         self.assign_stan = assign_stan
         self.last_stan = last_stan  # the STAN given most recently (0: none yet)
+        # The STANs this matcher gives, low..high: instances sharing a journal each have a range
+        # of their own, so that two of them never send one issuer the same STAN at once.
+        self.stan_range = (1, LAST_STAN)
         self.repeats = repeats
         self._pending: dict[Key, W] = {}  # the oldest waiter of each key
         self._later: dict[Key, collections.deque[W]] = {}  # with `repeats`: the others, oldest first
@@ -70,7 +74,7 @@ class Matcher(Generic[W]):
         assigns them, else `request` itself (the caller does not change it afterwards)."""
         if not self.assign_stan:
             return request
-        self.last_stan = next_stan(self.last_stan)
+        self.last_stan = next_stan(self.last_stan, *self.stan_range)
         sent = request.copy()
         sent.fields["11"] = f"{self.last_stan:06d}"
         return sent
