@@ -41,6 +41,9 @@ CHECKPOINT_INTERVAL = 1.0  # seconds between the writer thread's checkpoints of 
 # Seconds without any commit before the writer thread commits, on its own, writes nobody waits
 # for; under load the loop's group commits take them along, and the two seldom contend.
 IDLE_FLUSH = 0.05
+# Seconds a stop waits for a stalled journal before it gives up what is still queued: nothing a
+# terminal was answered on (answers wait for their rows), only rows of requests never answered.
+STOP_GRACE = 5.0
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -234,6 +237,7 @@ class BatchedJournal:
         self.batches = 0  # committed since start (the metrics endpoint reports it)
         self._last_commit = 0.0  # time.monotonic() of the last batch committed
         self.stalled = False  # a batch is waiting to be retried by the writer thread
+        self._abandon = threading.Event()  # set at a stop that waited STOP_GRACE on a stalled journal
 
     # -- what a store provides -------------------------------------------------------------
 
@@ -254,6 +258,10 @@ class BatchedJournal:
 
     def _apply(self, batch: list[object], connection: Any) -> bool:
         raise NotImplementedError
+
+    def _apply_in_writer(self, batch: list[object]) -> bool:
+        """The writer thread's attempt at a batch; False to try again after a pause."""
+        return self._apply(batch, self._writer_connection())
 
     def run_now(self, operation: Operation) -> Any:
         """Run `operation(connection)` in one transaction, synchronously: start-up only."""
@@ -321,7 +329,10 @@ class BatchedJournal:
             inline, self._inline = self._inline, None
             self._queue.append(_STOP)
             self._wake.set()
-            writer.join()
+            writer.join(STOP_GRACE)
+            if writer.is_alive():  # stalled: a database that never comes back must not hold the stop
+                self._abandon.set()
+                writer.join()
             if inline is not None:
                 inline.close()
 
@@ -375,7 +386,10 @@ class BatchedJournal:
 
     def _apply_until_committed(self, batch: list[object]) -> None:
         pause = RETRY_MIN
-        while not self._apply(batch, self._writer_connection()):
+        while not self._apply_in_writer(batch):
+            if self._abandon.is_set():
+                logs.warning("journal_abandoned", rows=len(batch), reason="stopping while the journal is stalled")
+                return
             if not self.stalled:
                 self.stalled = True
                 logs.warning("journal_stalled", rows=len(batch), retry_s=pause)

@@ -18,9 +18,12 @@ from pathlib import Path
 import psycopg
 import trio
 
+from conftest import read_events
+from emulators.network import start_network
 from emulators.terminal import TerminalError, open_terminal
 from processes import APPROVE, EXPIRY, card
 from test_faults import ROOT, Entry, Ledger, assert_books_match, events, network_with_books, report, slow
+from tools import pgcluster
 from tools.load.processes import free_port, wait_for_events, wait_for_port
 
 FAST, SLOW, THIRD = APPROVE, "4761730000000029", "4761730000000037"
@@ -151,3 +154,33 @@ async def test_one_of_two_instances_killed_mid_run_loses_nothing(tmp_path, proce
            reversals=len(reversals), recovered_reversed=takeover["reversed"],
            recovered_completed=takeover["completed"], recovered_never_sent=takeover["never_sent"],
            taken_over_s=round(taken_over, 2), saf_drained_s=round(drained, 2), **settled)
+
+
+async def test_the_database_gone_for_a_while_answers_late_and_loses_nothing(nursery, tmp_path, log_file):
+    """The journal's PostgreSQL server stops (immediate shutdown) and comes back 2 s later: a
+    purchase sent meanwhile is not answered until its row is in the journal again, then
+    answered once; the issuer is debited once for it."""
+    with pgcluster.cluster() as own:
+        network = await start_network(nursery, tmp_path / "data", journal=own.url)
+        account = network.issuers["bank_a"][1].accounts[APPROVE]
+        before = account.balance
+        async with open_terminal("127.0.0.1", network.ports["terminals"]) as terminal:
+            assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))["39"] == "00"
+            await trio.to_thread.run_sync(pgcluster.interrupt, own.directory)
+            answers: list[str] = []
+
+            async def purchase() -> None:
+                answers.append((await terminal.send(terminal.card_request("0200", pan=APPROVE, amount=200,
+                                                                          expiry=EXPIRY), timeout=30))["39"])
+
+            async with trio.open_nursery() as waiting:
+                waiting.start_soon(purchase)
+                await trio.sleep(2)
+                assert answers == []  # no answer the journal does not hold
+                await trio.to_thread.run_sync(pgcluster.resume, own.directory)
+        assert answers == ["00"]
+        assert account.balance == before - 300
+        network.switch.shutdown()
+        await network.switch.stopped.wait()
+    names = [event["event"] for event in read_events(log_file)]
+    assert "journal_stalled" in names and "journal_resumed" in names

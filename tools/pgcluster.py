@@ -231,6 +231,19 @@ def stop(directory: str | Path, *, search: Sequence[str] | None = None) -> None:
     shutil.rmtree(path)
 
 
+def interrupt(directory: str | Path, *, search: Sequence[str] | None = None) -> None:
+    """Stop the cluster's server at once, keeping its data (a database that goes away: tests)."""
+    _stop(Path(directory).absolute(), find_binaries(search), _run_as())
+
+
+def resume(directory: str | Path, *, search: Sequence[str] | None = None, timeout: float = 60) -> None:
+    """Start an interrupted cluster's server again, on its port, and wait until it accepts
+    connections."""
+    path = Path(directory).absolute()
+    _run([find_binaries(search).pg_ctl, "start", "-D", str(path / "data"), "-l", str(path / "postgres.log"), "-w",
+          "-t", str(int(timeout))], path, _run_as(), "pg_ctl start")
+
+
 @contextmanager
 def cluster(directory: str | Path | None = None, *, search: Sequence[str] | None = None,
             timeout: float = 60) -> Iterator[Cluster]:
