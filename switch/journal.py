@@ -1,5 +1,7 @@
-"""The transaction journal: an embedded SQLite database (WAL) that records every request, its
-outcome and the store-and-forward queue, so nothing is lost across crashes and restarts.
+"""The transaction journal: every request, its outcome and the store-and-forward queue, so
+nothing is lost across crashes and restarts. Two stores share the schema, the queries and the
+batching here (`BatchedJournal`): `Journal`, an embedded SQLite database (WAL) for one process,
+and switch.pgjournal's PostgreSQL journal, shared by several instances (switch.stores chooses).
 
 The hot path only enqueues writes. Code that must know its writes are durable before it goes on
 (a request before it leaves for the issuer, an answer before it leaves for the terminal) awaits

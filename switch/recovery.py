@@ -1,5 +1,5 @@
-"""Start-up after a crash: what the last run left in flight is reversed or completed, before the
-switch takes any traffic.
+"""After a crash: what the last run (or, on a shared journal, a dead instance: switch.instances)
+left in flight is reversed or completed, before the switch takes any traffic.
 
 Every request that may have reached an issuer carries in its journal row the sealed 0420 that
 undoes it (written, durably, before it left: switch.service `_prepare`). A row still `pending`
