@@ -60,6 +60,9 @@ def status(switch: Switch, command: str = "status") -> dict:
                 "overloaded": switch.overloaded, "shed": switch.shed, "loop_lag": switch.loop_lag.status(),
                 "routes": len(switch.routing), "risk_rules": len(switch.risk.rules),
                 "risk_memory_keys": switch.risk.held(),
+                "journal": {"store": "postgresql" if switch.journal.shared else "sqlite", "where": switch.journal.where,
+                            "instance": switch.instance, "slot": switch.registered.slot,
+                            "stalled": switch.journal.stalled},
                 "links": {name: {"up": link.up, "in_flight": link.in_flight, "unmatched": link.unmatched,
                                  "saturated": switch.saturated[name]}
                           for name, link in switch.links.items()},

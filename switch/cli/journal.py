@@ -158,8 +158,8 @@ def list_transactions(args) -> int:
         where.append("pan_masked LIKE ?")
         params.append(f"%{args.pan_last4}")
     rows = connection.execute(
-        f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY trace DESC LIMIT ?) AS newest"
-        " ORDER BY trace", (*params, args.limit + 1 if args.limit else ALL_ROWS)).fetchall()
+        f"SELECT * FROM (SELECT * FROM transactions WHERE {' AND '.join(where)} ORDER BY created_at DESC, trace DESC"
+        " LIMIT ?) AS newest ORDER BY created_at, trace", (*params, args.limit + 1 if args.limit else ALL_ROWS)).fetchall()
     if args.limit and len(rows) > args.limit:  # one more than shown: the limit cut the list
         rows = rows[1:]
         print(f"journal list: showing the newest {args.limit} matching transactions, there are more "
