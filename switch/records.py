@@ -188,7 +188,10 @@ class TxnRecords:
             f"SELECT * FROM transactions WHERE created_at >= ? AND mti IN ({marks})"
             f" AND state NOT IN ({_NOT_ORIGINALS}) AND NOT (state = 'interrupted' AND rc IS NULL)"
             " ORDER BY trace", (since, *sorted(FORWARDED_MTIS)))
-        return [txn_from_row(row, now) for row in rows]
+        txns = [txn_from_row(row, now) for row in rows]
+        for txn in txns:
+            txn.remote = self.journal.shared  # another instance's may still be in flight there
+        return txns
 
 
 def _masked(value: str | None) -> str | None:
