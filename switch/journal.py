@@ -265,9 +265,18 @@ class BatchedJournal:
         """The writer thread's attempt at a batch; False to try again after a pause."""
         return self._apply(batch, self._writer_connection())
 
+    begin = "BEGIN"  # how a store starts a transaction that writes
+
     def run_now(self, operation: Operation) -> Any:
         """Run `operation(connection)` in one transaction, synchronously: start-up only."""
-        raise NotImplementedError
+        self.connection.execute(self.begin)
+        try:
+            result = operation(self.connection)
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+        return result
 
     def trace_numbers(self) -> Iterator[int]:
         """The trace numbers this instance gives its requests, from where the journal leaves
@@ -418,6 +427,15 @@ class BatchedJournal:
                 pass  # nobody is left to wake
 
 
+def apply_item(connection: Connection, item: object) -> None:
+    """One queued write, or an awaited operation (its result kept for its caller)."""
+    if type(item) is tuple:
+        connection.execute(*item)
+    else:
+        assert isinstance(item, _Awaited)
+        item.result = item.operation(connection)
+
+
 class Journal(BatchedJournal):
     """The embedded journal: one SQLite database (WAL) in the data directory, for one process.
 
@@ -436,21 +454,12 @@ class Journal(BatchedJournal):
 
     def __init__(self, data_dir: Path, interval: float = BATCH_INTERVAL):
         super().__init__(interval)
+        self.begin = "BEGIN IMMEDIATE"  # the write lock at once: a locked file fails here, not midway
         self.path = data_dir / DB_FILE
         self.where = str(self.path)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.connection = connect(self.path)
         self.version = migrate(self.connection)
-
-    def run_now(self, operation: Operation) -> Any:
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
-            result = operation(self.connection)
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
-        return result
 
     def trace_numbers(self) -> Iterator[int]:
         """One process per SQLite journal: on from the highest trace it holds."""
@@ -475,14 +484,10 @@ class Journal(BatchedJournal):
         """One transaction for the batch; False when it could not be committed (and was rolled
         back, to be tried again). Awaited operations get their result or their own error."""
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(self.begin)
             for item in batch:
                 try:
-                    if type(item) is tuple:
-                        connection.execute(*item)
-                    else:
-                        assert isinstance(item, _Awaited)
-                        item.result = item.operation(connection)
+                    apply_item(connection, item)
                 except sqlite3.OperationalError:
                     raise  # locked, I/O: the whole batch waits and is tried again
                 except sqlite3.Error as exc:

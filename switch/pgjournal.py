@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import psycopg
 
 from switch import logs
-from switch.journal import BATCH_INTERVAL, MIGRATIONS, BatchedJournal, Operation, _Awaited
+from switch.journal import BATCH_INTERVAL, MIGRATIONS, BatchedJournal, _Awaited, apply_item
 from switch.stores import display_url
 
 TRACE_BLOCK = 1_000_000  # trace numbers an instance takes from the journal at a time
@@ -89,7 +89,7 @@ class PgConnection:
         # A commit must be in the server's WAL before the switch relies on it: a server set to
         # synchronous_commit = off loses its last commits when it crashes (seen in a test that
         # stops the server at once). Stronger settings (on, remote_apply ...) are left alone.
-        if self.raw.execute("SHOW synchronous_commit").fetchone()[0] == "off":
+        if self.raw.execute("SHOW synchronous_commit").fetchall() == [("off",)]:
             self.raw.execute("SET synchronous_commit = local")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
@@ -134,16 +134,6 @@ class PostgresJournal(BatchedJournal):
         self.version = migrate(self.connection)
         self._writer: PgConnection | None = None
         self._writer_lock = threading.Lock()
-
-    def run_now(self, operation: Operation) -> Any:
-        self.connection.execute("BEGIN")
-        try:
-            result = operation(self.connection)
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
-        return result
 
     def serialise(self, connection: PgConnection) -> None:
         connection.execute(f"SELECT pg_advisory_xact_lock({REGISTRATION_LOCK})")
@@ -216,11 +206,7 @@ def _apply_once(items: list[object], connection: PgConnection) -> tuple[int, psy
     connection.execute("BEGIN")
     for position, item in enumerate(items):
         try:
-            if type(item) is tuple:
-                connection.execute(*item)
-            else:
-                assert isinstance(item, _Awaited)
-                item.result = item.operation(connection)
+            apply_item(connection, item)
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
