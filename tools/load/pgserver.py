@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 import attrs
@@ -23,6 +23,9 @@ from switch.errors import UsageError
 from switch.stores import display_url, is_postgres_url
 from tools import pgcluster
 from tools.load.processes import tree_cpu_seconds
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 AUTO = "auto"
 CONNECT_TIMEOUT = 10  # seconds
@@ -57,18 +60,31 @@ class Server:
 
     @contextmanager
     def database(self) -> Iterator[str]:
-        """A fresh database for one configuration: its URL, dropped again on leaving."""
-        import psycopg
+        """A fresh database for one configuration: its URL, dropped again on leaving. Failing
+        either is a one-line error naming the server (a dropped one also names the database
+        left behind), not a traceback minutes into a run."""
         from psycopg import sql
 
         name = f"cardswitch_bench_{secrets.token_hex(8)}"
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self._administer(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)), "cannot create a database")
         try:
             yield database_url(self.url, name)
         finally:
+            self._administer(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+                             f"cannot drop the database {name}: drop it by hand")
+
+    def _administer(self, statement: "sql.Composed", what: str) -> None:
+        """Run one statement in autocommit (CREATE and DROP DATABASE refuse a transaction)."""
+        import psycopg
+
+        problem = None
+        try:
             with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                admin.execute(statement)
+        except psycopg.Error as error:
+            problem = _first_line(error, self.url)
+        if problem is not None:
+            raise UsageError(f"--postgres {display_url(self.url)}: {what} ({problem})")
 
 
 @contextmanager
@@ -89,15 +105,23 @@ def server(option: str) -> Iterator[Server]:
         return
     import psycopg
 
-    problem = None
+    problem, allowed = None, False
     try:
-        psycopg.connect(option, connect_timeout=CONNECT_TIMEOUT).close()
+        with psycopg.connect(option, connect_timeout=CONNECT_TIMEOUT) as connection:
+            row = connection.execute("SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user").fetchone()
+            allowed = bool(row and row[0])
     except psycopg.Error as error:
-        lines = str(error).strip().splitlines()
-        problem = lines[0] if lines else type(error).__name__
-        password = urlsplit(option).password
-        if password:
-            problem = problem.replace(password, "***")  # whatever the driver quoted back
+        problem = _first_line(error, option)
     if problem is not None:
         raise UsageError(f"--postgres {display_url(option)}: does not answer ({problem})")
+    if not allowed:  # found now, not after the SQLite run
+        raise UsageError(f"--postgres {display_url(option)}: its user may not create databases (needs CREATEDB)")
     yield Server(option)
+
+
+def _first_line(error: Exception, url: str) -> str:
+    """The driver's message, first line, with the URL's password masked wherever quoted back."""
+    lines = str(error).strip().splitlines()
+    problem = lines[0] if lines else type(error).__name__
+    password = urlsplit(url).password
+    return problem.replace(password, "***") if password else problem
