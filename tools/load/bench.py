@@ -180,11 +180,17 @@ class Bench:
         environment = {key: value for key, value in os.environ.items() if key != JOURNAL_ENV}
         if journal is not None:
             environment[JOURNAL_ENV] = journal
-        switch = processes.spawn(args + (["--workers", str(workers)] if workers > 1 else []),
-                                 self.network.log_dir / f"switch-{store}-{workers}.out", env=environment)
+        output = self.network.log_dir / f"switch-{store}-{workers}.out"
+        switch = processes.spawn(args + (["--workers", str(workers)] if workers > 1 else []), output, env=environment)
         try:
             processes.wait_for_events(log, "link_up", len(self.network.issuer_files) * workers, switch)
             processes.wait_for_port(self.network.listener_port, switch, "the switch")
+        except processes.BenchError as error:
+            processes.stop(switch)
+            # its files go with the scratch directory: what it said on the way out goes with the error
+            said = output.read_text(errors="replace").strip().splitlines() if output.exists() else []
+            raise processes.BenchError(f"{store}, {workers} worker{'s' if workers > 1 else ''}: {error}"
+                                       + (f" ({said[-1].strip()})" if said else "")) from None
         except BaseException:
             processes.stop(switch)
             raise
