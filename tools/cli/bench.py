@@ -1,7 +1,9 @@
 """`cardswitch bench [--quick] [--output FILE]`: the demo network as processes, measured.
 
 Reports tps_max, latency at fixed offered loads, the switch's CPU per transaction, the codec-only
-cost on the same mix, their ratio and lost responses; `--workers 1,2` adds scaling.
+cost on the same mix, their ratio and lost responses, all on the SQLite journal with one worker;
+`--postgres URL|auto` adds the switch on a shared PostgreSQL journal at each `--workers` count
+(rows of `scaling`). More than one worker needs it: the SQLite journal is one process's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from switch.errors import UsageError
 from tools.output import check_writable, write_text
+from tools.load import pgserver
 from tools.load.bench import Bench, BenchOptions, table
 from tools.load.mix import DEFAULT_MIX, parse_weights
 
@@ -19,10 +22,15 @@ from tools.load.mix import DEFAULT_MIX, parse_weights
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmark the demo network run as separate processes")
     parser.add_argument("--quick", action="store_true",
-                        help="5 s phases: about 25 s in all, about 10 s more per extra --workers count")
+                        help="5 s phases: about 25 s in all, about 10 s more per --workers count with --postgres")
     parser.add_argument("--duration", type=float, help="seconds per phase (default 20, --quick 5)")
     parser.add_argument("--loads", default="200,1000", help="offered loads in TPS for latency (default 200,1000)")
-    parser.add_argument("--workers", default="1", help="switch worker counts to compare, e.g. 1,2")
+    parser.add_argument("--postgres", metavar="URL|auto",
+                        help="also measure the switch on a shared PostgreSQL journal: a server's postgresql:// URL "
+                             "(a database is made on it for the run and dropped after), or auto: a throwaway "
+                             "cluster started for the run (its CPU per transaction is reported too)")
+    parser.add_argument("--workers", default="1",
+                        help="switch worker counts to measure on PostgreSQL (--postgres), e.g. 1,2")
     parser.add_argument("--connections", type=int, default=8, help="terminal connections")
     parser.add_argument("--in-flight", type=int, default=4, help="closed loop: outstanding per connection")
     parser.add_argument("--mix", default=DEFAULT_MIX, help=f"transaction mix (default {DEFAULT_MIX})")
@@ -52,9 +60,16 @@ def options_from(args) -> BenchOptions:
         raise UsageError("--duration: expected a number above 0")
     if args.connections < 1 or args.in_flight < 1:
         raise UsageError("--connections and --in-flight: expected at least 1")
+    workers = _numbers(args.workers, "--workers", int)
+    if args.postgres is None and max(workers) > 1:
+        raise UsageError(f"--workers {args.workers}: more than one worker needs a shared journal, and SQLite is one"
+                         " process's: add --postgres URL|auto")
+    if args.postgres is not None:
+        pgserver.check_option(args.postgres)
     return BenchOptions(phase_seconds=duration, warmup_seconds=min(3.0, duration),
-                        loads=_numbers(args.loads, "--loads", float), workers=_numbers(args.workers, "--workers", int),
-                        connections=args.connections, in_flight=args.in_flight, mix=args.mix, tls=args.tls)
+                        loads=_numbers(args.loads, "--loads", float), workers=workers,
+                        connections=args.connections, in_flight=args.in_flight, mix=args.mix, tls=args.tls,
+                        postgres=args.postgres)
 
 
 def run(args) -> int:

@@ -4,25 +4,36 @@ Issuer emulators (`cardswitch issuer`) and the switch (`cardswitch serve [--work
 their own processes, so the switch's CPU time is its own; the load generator runs in this
 process. Phases: warm-up, closed loop for `tps_max` (and the switch's CPU per transaction),
 open loop at each fixed offered load for latency, then the codec alone and the MACs alone on the
-same mix. With
+same mix.
+
+The switch is measured on its embedded SQLite journal with one worker (the figures at the top
+level, and the open loops), then, with `postgres` (`auto` or a server's URL, tools.load.pgserver),
+on a shared PostgreSQL journal at each worker count, warm-up and closed loop each: SQLite is one
+process's, so more workers need PostgreSQL (`serve --workers` refuses SQLite). Each
+configuration is a row of `scaling`, with the database server's CPU per transaction when the
+server is a cluster started here. With
 `tls` the terminals connect to the switch over TLS (the issuer links stay plain), so the
 difference to a run without it, on the same machine minutes apart, is what TLS costs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 import trio
 
 from switch import logs
+from switch.stores import JOURNAL_ENV
 from switch.tls import TlsConfig, TlsEndpoint
-from tools.load import codec, maccost, processes
+from tools.load import codec, maccost, pgserver, processes
 from tools.load.histogram import Histogram
 from tools.load.mix import DEFAULT_MIX, Mix, cards_by_kind, parse_weights, terminal_pin_key
 from tools.load.runner import LoadRun, LoadSettings, Results
@@ -38,6 +49,10 @@ class BenchOptions:
     in_flight: int = 4  # closed loop, per connection
     mix: str = DEFAULT_MIX
     tls: bool = False  # terminals over TLS
+    postgres: str | None = None  # `auto` or a server's URL: also measure the switch on PostgreSQL
+
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
 
 @attrs.define
@@ -69,8 +84,19 @@ class Bench:
         self.lost += results.lost
         return results
 
+    def configurations(self) -> list[tuple[str, int]]:
+        """(store, workers) in the order measured: SQLite with one worker (the figures at the
+        top level; the SQLite journal is one process's), then PostgreSQL at each worker count."""
+        measured = [(SQLITE, 1)]
+        if self.options.postgres:
+            measured += [(POSTGRESQL, workers) for workers in self.options.workers]
+        return measured
+
     def run(self) -> dict:
-        with tempfile.TemporaryDirectory(prefix="cardswitch-bench-") as scratch:
+        with contextlib.ExitStack() as stack:
+            # The PostgreSQL server first: a URL that does not answer costs one line, not a run.
+            server = stack.enter_context(pgserver.server(self.options.postgres)) if self.options.postgres else None
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="cardswitch-bench-"))
             self.files = processes.generate(Path(scratch), tls=self.options.tls)
             issuers = [processes.spawn(["issuer", "--config", str(path)], self.files.log_dir / f"{name}.log")
                        for name, path in self.files.issuer_files.items()]
@@ -78,34 +104,43 @@ class Bench:
                 for process, path in zip(issuers, self.files.issuer_files.values()):
                     port = processes.tomllib.loads(path.read_text())["issuer"]["port"]
                     processes.wait_for_port(port, process, f"issuer {path.stem}")
-                return self._measure()
+                return self._measure(server)
             finally:
                 for process in issuers:
                     processes.stop(process)
 
-    def _measure(self) -> dict:
+    def _measure(self, server: pgserver.Server | None) -> dict:
         pin_key = terminal_pin_key() if parse_weights(self.options.mix).get("pin") else None
-        scaling: list[dict[str, float]] = []
+        scaling: list[dict[str, Any]] = []
         latency: dict[str, dict[str, float]] = {}
-        for workers in self.options.workers:
-            log = self.network.log_dir / f"switch-{workers}.log"
-            args = ["serve", "--config", str(self.network.switch_config), "--log-file", str(log)]
-            switch = processes.spawn(args + (["--workers", str(workers)] if workers > 1 else []),
-                                     self.network.log_dir / f"switch-{workers}.out")
-            try:
-                processes.wait_for_events(log, "link_up", len(self.network.issuer_files) * workers, switch)
-                processes.wait_for_port(self.network.listener_port, switch, "the switch")
-                self.say(f"workers {workers}: warming up")
+        for store, workers in self.configurations():
+            with contextlib.ExitStack() as stack:
+                journal = None
+                if store == POSTGRESQL:
+                    assert server is not None  # configurations() has PostgreSQL only with --postgres
+                    journal = stack.enter_context(server.database())
+                name = f"{store} with {workers} worker{'s' if workers > 1 else ''}"
+                switch, log = self._start_switch(store, workers, journal)
+                stack.callback(processes.stop, switch)
+                self.say(f"{name}: warming up")
                 self._load(1, pin_key, duration=self.options.warmup_seconds, in_flight=self.options.in_flight)
-                self.say(f"workers {workers}: closed loop for tps_max")
-                before = processes.tree_cpu_seconds(switch.pid)
+                self.say(f"{name}: closed loop for tps_max")
+                # SQLite runs inside the switch (its CPU is the switch's); an external server's is not ours
+                database_cpu = server.cpu_seconds if server is not None and store == POSTGRESQL else lambda: None
+                before, db_before = processes.tree_cpu_seconds(switch.pid), database_cpu()
                 results = self._load(2, pin_key, duration=self.options.phase_seconds, in_flight=self.options.in_flight)
-                cpu = processes.tree_cpu_seconds(switch.pid) - before
-                scaling.append({"workers": workers, "tps_max": round(results.answered / results.elapsed, 1),
-                                "switch_cpu_us_per_txn": round(cpu / max(results.answered, 1) * 1e6, 1)})
+                cpu, db_after = processes.tree_cpu_seconds(switch.pid) - before, database_cpu()
+                answered = max(results.answered, 1)
+                scaling.append({
+                    "store": store, "workers": workers,
+                    "tps_max": round(results.answered / results.elapsed, 1),
+                    "switch_cpu_us_per_txn": round(cpu / answered * 1e6, 1),
+                    "p99_ms": round(results.latency.percentile(99) / 1000, 3),
+                    "db_cpu_us_per_txn": (round((db_after - db_before) / answered * 1e6, 1)
+                                          if db_before is not None and db_after is not None else None)})
                 if not latency:
                     for offered in self.options.loads:
-                        self.say(f"workers {workers}: open loop at {offered:g} TPS")
+                        self.say(f"{name}: open loop at {offered:g} TPS")
                         started = time.time()
                         measured = self._load(3, pin_key, duration=self.options.phase_seconds, tps=offered)
                         inside, added = switch_latency(log, started, time.time())
@@ -117,15 +152,13 @@ class Bench:
                             "added_p50": round(added.percentile(50) / 1000, 3),
                             "added_p99": round(added.percentile(99) / 1000, 3),
                             "achieved_tps": round(measured.answered / measured.elapsed, 1)}
-            finally:
-                processes.stop(switch)
         self.say("codec alone")
         prepared = codec.samples(self._mix(4), self.network.switch_config, self.network.issuer_files, pin_key=pin_key)
         codec_us = codec.us_per_txn(prepared)
         self.say("MACs alone")
         mac_us = maccost.us_per_txn(prepared, self.network.switch_config)
         first = scaling[0]
-        figures = {
+        return {
             "tps_max": first["tps_max"],
             "latency_ms": latency,
             "switch_cpu_us_per_txn": first["switch_cpu_us_per_txn"],
@@ -134,10 +167,34 @@ class Bench:
             "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
             "tls": self.options.tls,
+            "scaling": scaling,
         }
-        if len(scaling) > 1:
-            figures["scaling"] = scaling
-        return figures
+
+    def _start_switch(self, store: str, workers: int, journal: str | None) -> tuple[subprocess.Popen, Path]:
+        """`cardswitch serve` on `store`, once every worker's issuer links are up and it listens:
+        the process and its log. The journal's URL goes by the environment (CARDSWITCH_JOURNAL),
+        not the command line, where `ps` would show its password; on SQLite that variable is
+        removed, so that one set in the caller's environment cannot turn the run into another."""
+        log = self.network.log_dir / f"switch-{store}-{workers}.log"
+        args = ["serve", "--config", str(self.network.switch_config), "--log-file", str(log)]
+        environment = {key: value for key, value in os.environ.items() if key != JOURNAL_ENV}
+        if journal is not None:
+            environment[JOURNAL_ENV] = journal
+        output = self.network.log_dir / f"switch-{store}-{workers}.out"
+        switch = processes.spawn(args + (["--workers", str(workers)] if workers > 1 else []), output, env=environment)
+        try:
+            processes.wait_for_events(log, "link_up", len(self.network.issuer_files) * workers, switch)
+            processes.wait_for_port(self.network.listener_port, switch, "the switch")
+        except processes.BenchError as error:
+            processes.stop(switch)
+            # its files go with the scratch directory: what it said on the way out goes with the error
+            said = output.read_text(errors="replace").strip().splitlines() if output.exists() else []
+            raise processes.BenchError(f"{store}, {workers} worker{'s' if workers > 1 else ''}: {error}"
+                                       + (f" ({said[-1].strip()})" if said else "")) from None
+        except BaseException:
+            processes.stop(switch)
+            raise
+        return switch, log
 
 
 def switch_latency(log: Path, since: float, until: float) -> tuple[Histogram, Histogram]:
@@ -170,7 +227,12 @@ def table(figures: dict) -> str:
               f"{'ratio':<28}{figures['ratio']:>12.2f}",
               f"{'mac_us_per_txn':<28}{figures['mac_us_per_txn']:>12.1f}",
               f"{'lost':<28}{figures['lost']:>12d}"]
-    for row in figures.get("scaling", []):
-        lines.append(f"{'workers ' + str(row['workers']):<28}{row['tps_max']:>12.1f} TPS  "
-                     f"{row['switch_cpu_us_per_txn']:.1f} us/txn CPU")
+    rows = figures.get("scaling", [])
+    if rows:
+        lines.append("")
+        lines.append(f"{'store':<12}{'workers':>8}{'tps_max':>10}{'switch us/txn':>15}{'db us/txn':>11}{'p99 ms':>9}")
+        for row in rows:
+            db = "-" if row["db_cpu_us_per_txn"] is None else f"{row['db_cpu_us_per_txn']:.1f}"
+            lines.append(f"{row['store']:<12}{row['workers']:>8d}{row['tps_max']:>10.1f}"
+                         f"{row['switch_cpu_us_per_txn']:>15.1f}{db:>11}{row['p99_ms']:>9.3f}")
     return "\n".join(lines)
