@@ -118,7 +118,8 @@ def _claim_dead(connection, me: int, lease: float) -> list[int]:
         "SELECT id FROM instances WHERE id != ? AND recovered_by IS NULL"
         " AND (stopped_at IS NOT NULL OR heartbeat_at < ?)", (me, horizon)).fetchall()]
     return [dead for dead in candidates if connection.execute(
-        "UPDATE instances SET recovered_by = ? WHERE id = ? AND recovered_by IS NULL", (me, dead)).rowcount == 1]
+        "UPDATE instances SET recovered_by = ? WHERE id = ? AND recovered_by IS NULL RETURNING id",
+        (me, dead)).fetchone() is not None]
 
 
 def _take_over(connection, me: int, dead: list[int] | None) -> Recovered:

@@ -88,8 +88,9 @@ class TxnRecords:
         reversed that far or no longer reversible."""
         taken = connection.execute(
             "UPDATE transactions SET reversed_amount = ? WHERE trace = ? AND reversed_amount < ?"
-            f" AND state NOT IN ({_NOT_TO_REVERSE})", (reversed_amount, original.trace, reversed_amount)).rowcount
-        if taken != 1:
+            f" AND state NOT IN ({_NOT_TO_REVERSE}) RETURNING trace",
+            (reversed_amount, original.trace, reversed_amount)).fetchone()
+        if taken is None:
             return False
         connection.execute(*self._prepared(txn, reversal, original.trace, reversed_amount))
         return True
