@@ -35,7 +35,7 @@ from switch import logs
 if TYPE_CHECKING:
     from switch.service import Switch
 
-COMMANDS = ("reload-routes", "reload-risk", "reload-tls", "status")
+COMMANDS = ("reload-routes", "reload-risk", "reload-tls", "cutover", "status")
 MAX_LINE = 1024
 
 
@@ -48,6 +48,8 @@ async def answer(switch: Switch, line: str) -> dict:
         ok, detail = await switch.reload_risk()
     elif command == "reload-tls":
         ok, detail = switch.reload_tls()
+    elif command == "cutover":
+        ok, detail = True, f"business date {switch.cut_over().isoformat()}"
     else:
         return status(switch, command)
     return {"ok": ok, "detail": detail}
@@ -59,7 +61,7 @@ def status(switch: Switch, command: str = "status") -> dict:
         return {"ok": True, "in_flight": switch.in_flight, "max_in_flight": switch.config.max_in_flight,
                 "overloaded": switch.overloaded, "shed": switch.shed, "loop_lag": switch.loop_lag.status(),
                 "routes": len(switch.routing), "risk_rules": len(switch.risk.rules),
-                "risk_memory_keys": switch.risk.held(),
+                "risk_memory_keys": switch.risk.held(), "business_date": switch.business.date.isoformat(),
                 "journal": {"store": "postgresql" if switch.journal.shared else "sqlite", "where": switch.journal.where,
                             "instance": switch.instance, "slot": switch.registered.slot,
                             "stalled": switch.journal.stalled},

@@ -9,6 +9,7 @@ mistake is a `ConfigError` naming file, key and expectation; the CLI turns it in
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 from pathlib import Path
 from typing import Literal, overload
@@ -186,6 +187,7 @@ class SwitchConfig:
     data_dir: Path = Path("cardswitch-data")
     journal: str | None = None  # a postgresql:// URL: the journal shared by instances; None: SQLite in data_dir
     instance_lease: float = 10.0  # seconds without a heartbeat before another instance takes over its work
+    cutover: datetime.time = datetime.time(0, 0)  # UTC: when the business date moves to the next day
     log_file: str | None = None
     duplicate_window: float = 600.0
     shutdown_grace: float = 5.0
@@ -531,6 +533,14 @@ def _unique_names(top: Table, key: str, names: list[str]) -> None:
         raise top.error(key, f"unique names, but {duplicate!r} appears twice")
 
 
+def _is_time_of_day(text: str) -> bool:
+    try:
+        moment = datetime.time.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 5 and moment.second == 0
+
+
 def load_config(path: str | Path, overrides: dict[str, int] | None = None,
                 data_dir: str | Path | None = None) -> SwitchConfig:
     """Load and validate a switch config.
@@ -548,6 +558,8 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
                            "a postgresql:// URL (leave it out for the SQLite journal in data_dir)", is_postgres_url)
     instance_lease = settings.get("instance_lease_ms", int, 10000, "milliseconds, at least 500",
                                   lambda v: v >= 500) / 1000
+    cutover = datetime.time.fromisoformat(settings.get("cutover", str, "00:00", "a UTC time of day, HH:MM",
+                                                       _is_time_of_day))
     duplicate_window = settings.get("duplicate_window_s", (int, float), 600, "seconds, 0 or more", lambda v: v >= 0)
     shutdown_grace = settings.get("shutdown_grace_ms", int, 5000, "milliseconds, 0 or more", lambda v: v >= 0) / 1000
     max_in_flight = settings.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT, "an integer, at least 1",
@@ -580,7 +592,7 @@ def load_config(path: str | Path, overrides: dict[str, int] | None = None,
         listeners = tuple(attrs.evolve(l, port=overrides.get(l.name, l.port)) for l in listeners)
         issuers = tuple(attrs.evolve(i, port=overrides.get(i.name, i.port)) for i in issuers)
     return SwitchConfig(listeners=listeners, issuers=issuers, routing=routing, data_dir=data_dir, journal=journal,
-                        instance_lease=instance_lease,
+                        instance_lease=instance_lease, cutover=cutover,
                         log_file=log_file, duplicate_window=duplicate_window,
                         shutdown_grace=shutdown_grace, max_in_flight=max_in_flight, admin_host=admin_host,
                         admin_port=admin_port, metrics_host=metrics_host, metrics_port=metrics_port,

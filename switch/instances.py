@@ -80,25 +80,29 @@ def register(journal: BatchedJournal, data_key_check: str, lease: float) -> Inst
     return journal.run_now(enter)
 
 
-def recover_at_start(journal: BatchedJournal, me: int, lease: float) -> Recovered:
+def recover_at_start(journal: BatchedJournal, me: int, lease: float, business_date: str) -> Recovered:
     """Settle what dead instances left, before taking traffic: on SQLite everything pending (one
     process per file), on the shared journal what instances found dead now left."""
     if not journal.shared:
-        return journal.run_now(lambda connection: _take_over(connection, me, None))
-    return journal.run_now(lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease)))
+        return journal.run_now(lambda connection: _take_over(connection, me, None, business_date))
+    return journal.run_now(
+        lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease), business_date))
 
 
-async def watch(journal: BatchedJournal, me: int, lease: float, adopted: Callable[[], Awaitable[None]]) -> None:
+async def watch(journal: BatchedJournal, me: int, lease: float, adopted: Callable[[], Awaitable[None]],
+                business_date: Callable[[], str]) -> None:
     """On the shared journal, for as long as the switch runs: beat this instance's heart,
-    settle dead instances' work, and call `adopted()` when SAF items became ours."""
+    settle dead instances' work (on today's `business_date()`), and call `adopted()` when SAF
+    items became ours."""
     if not journal.shared:
         await trio.sleep_forever()
     while True:
         await trio.sleep(lease / BEATS_PER_LEASE)
         journal.execute("UPDATE instances SET heartbeat_at = ? WHERE id = ?", (time.time(), me))
         try:
+            today = business_date()
             recovered = await journal.commit(
-                lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease)))
+                lambda connection: _take_over(connection, me, _claim_dead(connection, me, lease), today))
         except Exception as exc:  # the journal is stalled or failing: the next scan tries again
             logs.warning("instance_scan_failed", error=type(exc).__name__)
             continue
@@ -122,17 +126,17 @@ def _claim_dead(connection, me: int, lease: float) -> list[int]:
         (me, dead)).fetchone() is not None]
 
 
-def _take_over(connection, me: int, dead: list[int] | None) -> Recovered:
+def _take_over(connection, me: int, dead: list[int] | None, business_date: str) -> Recovered:
     """Settle the pending rows of `dead` instances (None: of every instance but `me`) and make
     their open SAF items `me`'s."""
     if dead is None:
         connection.execute("UPDATE instances SET recovered_by = ? WHERE id != ? AND recovered_by IS NULL", (me, me))
-        recovered = recover(connection, me, None)
+        recovered = recover(connection, me, None, business_date)
         connection.execute("UPDATE saf SET owner = ? WHERE status IN ('queued', 'retrying')", (me,))
         return recovered
     if not dead:
         return Recovered(0, 0, 0)
-    recovered = recover(connection, me, dead)
+    recovered = recover(connection, me, dead, business_date)
     marks = ",".join("?" * len(dead))
     connection.execute(f"UPDATE saf SET owner = ? WHERE owner IN ({marks}) AND status IN ('queued', 'retrying')",
                        (me, *dead))

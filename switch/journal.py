@@ -131,7 +131,8 @@ MIGRATIONS: tuple[str, ...] = (
     # decides which request first used a terminal's STAN and time (switch.claims). `counters`:
     # blocks of trace numbers handed to instances. `stand_in_usage`: each card's stand-in
     # approvals per issuer and UTC day, counted for every instance. `properties`: what every instance must agree
-    # on (the data key's check value).
+    # on (the data key's check value, the business date). `business_date`: the day a
+    # transaction settles on, the one on which it was decided (switch.core.business).
     """
     CREATE TABLE instances (
         id INTEGER PRIMARY KEY,
@@ -144,6 +145,8 @@ MIGRATIONS: tuple[str, ...] = (
         slot INTEGER NOT NULL
     );
     ALTER TABLE transactions ADD COLUMN instance INTEGER;
+    ALTER TABLE transactions ADD COLUMN business_date TEXT;
+    CREATE INDEX transactions_by_business_date ON transactions (business_date, tid);
     ALTER TABLE saf ADD COLUMN owner INTEGER;
     CREATE INDEX transactions_pending ON transactions (instance) WHERE state = 'pending';
     CREATE INDEX saf_by_owner ON saf (owner, status);

@@ -55,16 +55,17 @@ class TxnRecords:
              _masked(request.get("19")), self.instance))
 
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None,
-              risk: str | None = None, risk_counted: str | None = None) -> None:
+              risk: str | None, risk_counted: str | None, business_date: str) -> None:
         """The outcome. `risk`: what the risk rules said (declined or flagged, by which rule);
-        `risk_counted`: the rules whose counts the request is in, for rebuilding them at start."""
+        `risk_counted`: the rules whose counts the request is in, for rebuilding them at start;
+        `business_date`: the day it was decided on, which it settles on."""
         self.journal.execute(
             "UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?, rc = ?, approval = ?,"
             " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL,"
-            " risk = ?, risk_counted = ? WHERE trace = ?",
+            " risk = ?, risk_counted = ?, business_date = ? WHERE trace = ?",
             (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
              stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
-             txn.sent_as, risk, risk_counted, txn.trace))
+             txn.sent_as, risk, risk_counted, business_date, txn.trace))
 
     def prepared(self, txn: Txn, reversal: bytes, original_trace: int | None = None,
                  reversed_amount: int | None = None) -> None:

@@ -42,9 +42,10 @@ class Recovered:
     instances: int = 0  # dead instances whose work this was (shared journal)
 
 
-def recover(connection: Connection, me: int, dead: list[int] | None) -> Recovered:
+def recover(connection: Connection, me: int, dead: list[int] | None, business_date: str) -> Recovered:
     """Settle the `pending` rows of the `dead` instances (None: every pending row), within the
-    caller's transaction; what goes to SAF is `me`'s to deliver."""
+    caller's transaction; what goes to SAF is `me`'s to deliver. The rows are decided now: they
+    settle on today's `business_date`."""
     now = time.time()
     counts = {"reversed": 0, "completed": 0, "never_sent": 0}
     where, params = "state = 'pending'", tuple(dead or ())
@@ -55,17 +56,17 @@ def recover(connection: Connection, me: int, dead: list[int] | None) -> Recovere
         f" WHERE {where} ORDER BY trace", params).fetchall()
     for row in rows:
         if row["reversal"] is not None and row["mti"] in ("0400", "0420") and row["original_trace"] is not None:
-            _complete_reversal(connection, row, now, me)
+            _complete_reversal(connection, row, now, me, business_date)
             counts["completed"] += 1
         elif row["reversal"] is not None:
             _queue(connection, row["issuer"], row["trace"], "recovery_reversal", row["reversal"], now, me)
             _settle(connection, row, State.INTERRUPTED, RC.ISSUER_UNAVAILABLE,
-                    "switch stopped while in flight: reversed")
+                    "switch stopped while in flight: reversed", business_date)
             counts["reversed"] += 1
         else:
             connection.execute(
-                "UPDATE transactions SET state = ?, reason = ?, completed_at = ? WHERE trace = ?",
-                (State.INTERRUPTED, "switch stopped while in flight: never sent", now, row["trace"]))
+                "UPDATE transactions SET state = ?, reason = ?, completed_at = ?, business_date = ? WHERE trace = ?",
+                (State.INTERRUPTED, "switch stopped while in flight: never sent", now, business_date, row["trace"]))
             counts["never_sent"] += 1
     recovered = Recovered(**counts)
     if rows:
@@ -73,7 +74,7 @@ def recover(connection: Connection, me: int, dead: list[int] | None) -> Recovere
     return recovered
 
 
-def _complete_reversal(connection: Connection, row: Row, now: float, me: int) -> None:
+def _complete_reversal(connection: Connection, row: Row, now: float, me: int, business_date: str) -> None:
     original = connection.execute("SELECT amount, state, reversed_amount FROM transactions WHERE trace = ?",
                                   (row["original_trace"],)).fetchone()
     queued = connection.execute(
@@ -86,7 +87,8 @@ def _complete_reversal(connection: Connection, row: Row, now: float, me: int) ->
         state = State.REVERSED if reversed_amount >= original["amount"] else State.PARTIALLY_REVERSED
         connection.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
                            (state, reversed_amount, row["original_trace"]))
-    _settle(connection, row, State.APPROVED, RC.APPROVED, "completed after a restart: reversal advised via SAF")
+    _settle(connection, row, State.APPROVED, RC.APPROVED, "completed after a restart: reversal advised via SAF",
+            business_date)
 
 
 def _queue(connection: Connection, issuer: str, trace: int, kind: str, sealed: bytes, now: float, me: int) -> None:
@@ -95,12 +97,13 @@ def _queue(connection: Connection, issuer: str, trace: int, kind: str, sealed: b
         " owner) VALUES (?, ?, ?, '0420', ?, 'queued', 0, ?, ?, ?, ?)", (issuer, trace, kind, sealed, now, now, now, me))
 
 
-def _settle(connection: Connection, row: Row, state: State, code: RC, reason: str) -> None:
+def _settle(connection: Connection, row: Row, state: State, code: RC, reason: str, business_date: str) -> None:
     """The row's outcome, and the answer a retransmission of it gets."""
     connection.execute(
-        "UPDATE transactions SET state = ?, rc = ?, reason = ?, response = ?, reversal = NULL, completed_at = ?"
-        " WHERE trace = ?",
-        (state, code, reason, stored_response(response_mti(row["mti"]), {"39": code}), time.time(), row["trace"]))
+        "UPDATE transactions SET state = ?, rc = ?, reason = ?, response = ?, reversal = NULL, completed_at = ?,"
+        " business_date = ? WHERE trace = ?",
+        (state, code, reason, stored_response(response_mti(row["mti"]), {"39": code}), time.time(), business_date,
+         row["trace"]))
 
 
 def last_stans(connection: Connection, issuers: list[str], low: int, high: int) -> dict[str, int]:

@@ -25,6 +25,7 @@ from switch.admin import serve_admin
 from switch.admintoken import ensure_token
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
+from switch.core.business import BusinessDay
 from switch.core.codes import RC, meaning
 from switch.core.context import (
     Answer, CheckCard, Claim, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
@@ -64,10 +65,15 @@ from switch.wire.message import Message
 AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules judge
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
+BUSINESS_DAY_POLL = 1.0  # seconds between looks at the clock and the journal for a new business date
 RISK_SHARE_INTERVAL = 1.0  # seconds: how stale another instance's risk counts may be here (shared journal)
 _RISK_COLUMNS = "created_at, pan_hash, tid, mid, country, amount, rc, risk_counted"
 REMOTE_POLL = 0.02  # seconds between looks at a request another instance runs, while one waits for it
 OVERLOAD_POLL = 0.05  # seconds: how often, while shedding, the switch looks whether the overload is over
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def utc_today() -> datetime.date:
@@ -94,6 +100,7 @@ class Switch:
         self.instance = self.registered.id
         self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal, self.instance)
+        self.business = BusinessDay(config.cutover, utc_now(), self._recorded_business_date())
         self.window = DuplicateWindow(config.duplicate_window)
         self.saf = StoreAndForward(self.journal, self.vault, self.links, config.saf, self.instance)
         self.stand_in = StandIn(utc_today)
@@ -124,7 +131,7 @@ class Switch:
 
     def _recover(self) -> None:
         """Pick up where the last run (or a dead instance) stopped."""
-        recover_at_start(self.journal, self.instance, self.config.instance_lease)
+        recover_at_start(self.journal, self.instance, self.config.instance_lease, self.business.date.isoformat())
         for name, stan in last_stans(self.journal.connection, list(self.links), *self.registered.stan_range).items():
             self.links[name].matcher.stan_range = self.registered.stan_range
             self.links[name].matcher.last_stan = stan
@@ -205,9 +212,10 @@ class Switch:
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
                 core.start_soon(watch_instances, self.journal, self.instance, self.config.instance_lease,
-                                self._adopt_saf)
+                                self._adopt_saf, lambda: self.business.date.isoformat())
                 core.start_soon(self.loop_lag.run)
                 core.start_soon(self._share_risk_counts)
+                core.start_soon(self._keep_business_day)
                 async with trio.open_nursery() as connections, trio.open_nursery() as transactions:
                     terminals = Terminals(connections, transactions)
                     async with trio.open_nursery() as accepting:
@@ -304,6 +312,45 @@ class Switch:
             raise CardswitchError(f"routes name issuers without a running link: {', '.join(sorted(unknown))}")
         return routing
 
+    # -- the business day ------------------------------------------------------------------
+
+    def _recorded_business_date(self) -> datetime.date | None:
+        rows = self.journal.read("SELECT value FROM properties WHERE name = 'business_date'")
+        return datetime.date.fromisoformat(rows[0][0]) if rows else None
+
+    def cut_over(self) -> datetime.date:
+        """An early cutover (`admin cutover`): the next business date starts now, for every
+        instance on the journal (the others follow within BUSINESS_DAY_POLL)."""
+        date = self.business.cut_over()
+        self._business_day_started("operator")
+        return date
+
+    def _business_day_started(self, why: str) -> None:
+        self.journal.execute(
+            "INSERT INTO properties (name, value) VALUES ('business_date', ?) ON CONFLICT (name)"
+            " DO UPDATE SET value = excluded.value WHERE properties.value < excluded.value",
+            (self.business.date.isoformat(),))
+        logs.event("business_day_started", business_date=self.business.date.isoformat(), why=why)
+
+    async def _keep_business_day(self) -> None:
+        """Move to the next business date at the cutover time, or when another instance on the
+        journal cut over early."""
+        while True:
+            await trio.sleep(BUSINESS_DAY_POLL)
+            known = None
+            if self.journal.shared:
+                try:
+                    rows = await self.journal.commit(lambda connection: connection.execute(
+                        "SELECT value FROM properties WHERE name = 'business_date'").fetchall())
+                except Exception as exc:  # the journal is stalled or failing: the next look catches up
+                    logs.warning("business_day_check_failed", error=type(exc).__name__)
+                    continue
+                known = datetime.date.fromisoformat(rows[0][0]) if rows else None
+            now = utc_now()
+            if self.business.follow(now, known):
+                scheduled = self.business.date == self.business.scheduled(now)
+                self._business_day_started("scheduled" if scheduled else "another instance's cutover")
+
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
 
     @property
@@ -393,13 +440,15 @@ class Switch:
         response = respond(request, verdict.code, verdict.base)
         if verdict.extra:
             response.fields.update(verdict.extra)
+        response.fields.setdefault("15", self.business.field15)  # settles on today's business date
         txn.move_to(verdict.state)
         txn.response = retained_response(response)
         txn.rc = verdict.code
         txn.approval = response.fields.get("38")
         risk, counted = self._settle_risk(ctx)
         latency_ms = round((trio.current_time() - started) * 1000, 3)
-        self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace, risk, counted)
+        self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace, risk, counted,
+                           self.business.date.isoformat())
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
         _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason, risk)
