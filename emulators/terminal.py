@@ -159,6 +159,13 @@ class Terminal:
         now = datetime.datetime.now(datetime.timezone.utc)
         return Message("0800", {"7": transmission_time(now), "11": self.next_stan(), "41": self.tid, "70": code})
 
+    def reconciliation(self, business_date: str, totals: dict[str, str], mti: str = "0500") -> Message:
+        """An 0500 (or 0520 advice) with this terminal's batch totals for `business_date` (MMDD,
+        field 15): fields 74-77, 86-89 and 97 (switch.core.reconciliation.Totals.fields)."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return Message(mti, {"7": transmission_time(now), "11": self.next_stan(), "41": self.tid,
+                             "15": business_date, **totals})
+
     # -- transactions -----------------------------------------------------------------
 
     async def purchase(self, **card) -> Message:

@@ -146,6 +146,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE transactions ADD COLUMN instance INTEGER;
     ALTER TABLE transactions ADD COLUMN business_date TEXT;
+    ALTER TABLE transactions ADD COLUMN acquirer TEXT;
     CREATE INDEX transactions_by_business_date ON transactions (business_date, tid);
     ALTER TABLE saf ADD COLUMN owner INTEGER;
     CREATE INDEX transactions_pending ON transactions (instance) WHERE state = 'pending';
@@ -493,10 +494,10 @@ class Journal(BatchedJournal):
                     apply_item(connection, item)
                 except sqlite3.OperationalError:
                     raise  # locked, I/O: the whole batch waits and is tried again
-                except sqlite3.Error as exc:
+                except Exception as exc:  # a constraint, or a bug in an operation: that item's own error
                     if isinstance(item, _Awaited):
                         item.error = exc
-                    logs.warning("journal_write_failed", error=str(exc))
+                    logs.warning("journal_write_failed", error=f"{type(exc).__name__}: {exc}")
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             logs.warning("journal_batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(batch))

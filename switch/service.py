@@ -28,7 +28,7 @@ from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.business import BusinessDay
 from switch.core.codes import RC, meaning
 from switch.core.context import (
-    Answer, CheckCard, Claim, Context, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
+    Answer, CheckCard, Claim, Context, JournalTotals, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
     LinkFailure, Prepare, ReleaseStandIn, ReserveStandIn, Shed, VerifyMac, WaitFor, Warn,
 )
 from switch.core.matcher import KeyInUse
@@ -385,7 +385,7 @@ class Switch:
         started = trio.current_time()
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
-        self.records.open(txn, request, listener.name, pan)
+        self.records.open(txn, request, listener.name, pan, listener.acquirer_id)
         ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
                       listener=listener, raw=raw)
         try:
@@ -519,6 +519,10 @@ class Switch:
             return None
         if type(effect) is Claim:
             return await self._claim(effect.txn)
+        if type(effect) is JournalTotals:
+            return await self.journal.commit(partial(
+                self.records.totals, business_date=effect.business_date.isoformat(), by=effect.by, key=effect.key,
+                currency=effect.currency))
         if type(effect) is ReserveStandIn:
             return await self.journal.commit(partial(
                 self.records.reserve_stand_in, issuer=effect.issuer, pan_hash=effect.pan_hash, amount=effect.amount,

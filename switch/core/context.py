@@ -9,12 +9,14 @@ the effect's result: `outcome = yield Exchange(...)`. switch.service performs th
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
 
+from switch.core.business import BusinessDay
 from switch.core.matcher import Matcher
 from switch.core.risk.engine import Assessment, Hit, RiskEngine
 from switch.core.risk.facts import Facts
@@ -90,7 +92,9 @@ class SwitchView(Protocol):
     @property
     def risk(self) -> RiskEngine: ...
     @property
-    def shared_journal(self) -> bool: ...  # other instances use the journal: it decides duplicates and reversals
+    def shared_journal(self) -> bool: ...
+    @property
+    def business(self) -> BusinessDay: ...  # today's business date  # other instances use the journal: it decides duplicates and reversals
 
 
 # -- the context --------------------------------------------------------------------------
@@ -211,6 +215,17 @@ class ReleaseStandIn:
 
 
 @attrs.frozen
+class JournalTotals:
+    """The journal's reconciliation totals of `business_date` for a terminal (`by` "terminal",
+    field 41) or an acquirer ("acquirer", field 32), in `currency` when given. -> Totals"""
+
+    business_date: datetime.date
+    by: str
+    key: str
+    currency: str | None
+
+
+@attrs.frozen
 class FindOriginal:
     """Look the journal up for an original older than the duplicate window. -> Txn | None"""
 
@@ -302,6 +317,6 @@ class JournalReversed:
     original: Txn
 
 
-Effect = (Warn | Shed | WaitFor | Claim | ReserveStandIn | ReleaseStandIn | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
+Effect = (Warn | Shed | WaitFor | Claim | JournalTotals | ReserveStandIn | ReleaseStandIn | FindOriginal | FindByRrn | CheckCard | VerifyMac | Exchange | Prepare | Enqueue
           | JournalReversed)
 

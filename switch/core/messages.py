@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from switch.core.codes import RC
+from switch.core.reconciliation import net_field_valid, settlement_date_valid
 from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES
 from switch.wire.dialect import MessageDecodeError
 from switch.wire.field48 import without_tag
@@ -29,6 +30,8 @@ CARD_MTIS = frozenset({"0100", "0200", "0120", "0220"})
 
 FORWARDED_MTIS = frozenset(REPEAT_MTI)
 NETWORK_MTI = "0800"
+RECONCILIATION_MTIS = frozenset({"0500", "0520"})  # answered by the switch from its journal
+SUPPORTED_MTIS = FORWARDED_MTIS | RECONCILIATION_MTIS | {NETWORK_MTI}
 NETWORK_CODES = {"001": "sign-on", "002": "sign-off", "301": "echo"}
 PROCESSING_CODES = {"00": "purchase", "01": "cash", "20": "refund", "31": "balance inquiry"}
 
@@ -42,6 +45,8 @@ MANDATORY = {
     "0400": _REVERSAL,
     "0420": _REVERSAL,
     "0800": ("7", "11", "70"),
+    "0500": ("7", "11", "15"),
+    "0520": ("7", "11", "15"),
 }
 
 # Fields that must be ASCII digits, with their allowed lengths (shortest, longest).
@@ -55,6 +60,9 @@ _DIGITS = {
     "49": (3, 3),
     "70": (3, 3),
     "90": (42, 42),
+    "15": (4, 4),
+    **{field: (10, 10) for field in ("74", "75", "76", "77")},
+    **{field: (16, 16) for field in ("86", "87", "88", "89")},
 }
 
 
@@ -92,12 +100,22 @@ def _digits_expected(field: str, shortest: int, longest: int) -> Rejection:
     return Rejection(RC.FORMAT_ERROR, f"field {field}: {count} digits expected", f"F{field}: {count} digits expected")
 
 
+def _reconciliation_rejected(fields: dict[str, str], mti: str) -> Rejection | None:
+    if "41" not in fields and "32" not in fields:
+        return _missing("41", f"or field 32: whose totals, mandatory in {mti}")
+    if not settlement_date_valid(fields["15"]):
+        return Rejection(RC.FORMAT_ERROR, "field 15: a settlement date MMDD expected", "F15: MMDD expected")
+    if "97" in fields and not net_field_valid(fields["97"]):
+        return Rejection(RC.FORMAT_ERROR, "field 97: C or D and 16 digits expected", "F97: C/D+16 digits")
+    return None
+
+
 def check_request(request: Message) -> Rejection | None:
     """Why to answer at once (12 or 30), or None when the request may proceed.
     Advices get the same checks as requests: an advice is never declined, but one the issuer
     could not read is not accepted either."""
     mti = message_class(request.mti)
-    if mti not in FORWARDED_MTIS and mti != NETWORK_MTI:
+    if mti not in SUPPORTED_MTIS:
         # decoding took only 4 digits as an MTI
         return Rejection(RC.NOT_SUPPORTED, f"MTI {request.mti}: not supported", f"MTI {request.mti}: not supported")
     fields = request.fields
@@ -114,6 +132,8 @@ def check_request(request: Message) -> Rejection | None:
             return None
         return Rejection(RC.NOT_SUPPORTED, f"field 70: network code {code} not supported",
                          f"F70: code {code} unsupported")
+    if mti in RECONCILIATION_MTIS:
+        return _reconciliation_rejected(fields, mti)
     if mti in CARD_MTIS:
         if "2" not in fields and "35" not in fields:
             return Rejection(RC.FORMAT_ERROR, f"field 2 or 35: missing (a card is mandatory in {mti})",

@@ -21,6 +21,7 @@ from switch.core.participants.forwarding import answer_from_issuer, forward_to_i
 from switch.core.participants.identity import identify_terminal
 from switch.core.participants.mac import verify_mac
 from switch.core.participants.network import answer_network_management
+from switch.core.participants.reconciliation import reconcile_totals
 from switch.core.participants.reversals import find_original, reverse_original
 from switch.core.participants.risk import assess_risk, limit_rate
 from switch.core.participants.routing import route_by_bin
@@ -59,6 +60,9 @@ GROUPS: dict[str, tuple[Participant, ...]] = {
         route_by_bin,
         queue_advice,
     ),
+    "reconciliation": (  # 0500, 0520: answered by the switch
+        reconcile_totals,  # 00 when the sender's totals agree with the journal's, else 95
+    ),
     "advice": (  # 0120, 0220
         check_card_data_agrees,  # 30: track 2 against fields 2 and 14
         route_by_bin,  # 15
@@ -69,7 +73,8 @@ GROUPS: dict[str, tuple[Participant, ...]] = {
 
 # Message class (a repeat as its original) -> its group.
 GROUP_OF = {"0800": "network", "0100": "authorisation", "0200": "authorisation",
-            "0400": "reversal", "0420": "reversal", "0120": "advice", "0220": "advice"}
+            "0400": "reversal", "0420": "reversal", "0120": "advice", "0220": "advice",
+            "0500": "reconciliation", "0520": "reconciliation"}
 PIPELINES = {mti: COMMON + GROUPS[group] for mti, group in GROUP_OF.items()}
 
 
