@@ -4,8 +4,12 @@ the journal's, on both journal stores."""
 from __future__ import annotations
 
 import datetime
+import json
+import subprocess
+import sys
 
 import pytest
+import trio
 
 from emulators.terminal import open_terminal
 from switch.core.reconciliation import Totals, business_date_of, differences
@@ -75,3 +79,23 @@ async def test_malformed_totals_get_30_naming_the_field(demo):
     assert (bad_net["39"], bad_net["44"]) == ("30", "F97: C/D+16 digits")
     assert (bad_date["39"], bad_date["44"]) == ("30", "F15: MMDD expected")
     assert (letters["39"], letters["44"]) == ("30", "F76: 10 digits expected")
+
+
+def cardswitch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+async def test_the_terminal_emulator_reconciles_its_batch(demo):
+    target = f"127.0.0.1:{demo.ports['terminals']}"
+    bought = await trio.to_thread.run_sync(lambda: cardswitch(
+        "terminal", "purchase", "--target", target, "--tid", "TRECON01", "--pan", APPROVE, "--expiry", EXPIRY,
+        "--amount", "12.50"))
+    assert bought.returncode == 0, bought.stdout + bought.stderr
+    agreed = await trio.to_thread.run_sync(lambda: cardswitch(
+        "terminal", "reconcile", "--target", target, "--tid", "TRECON01", "--debits", "1:12.50", "--json"))
+    differed = await trio.to_thread.run_sync(lambda: cardswitch(
+        "terminal", "reconcile", "--target", target, "--tid", "TRECON01", "--debits", "2:25.00", "--json"))
+    assert agreed.returncode == 0 and json.loads(agreed.stdout)["39"] == "00", agreed.stdout + agreed.stderr
+    assert differed.returncode == 1 and json.loads(differed.stdout)["76"] == "0000000001"
+    refused = cardswitch("terminal", "reconcile", "--debits", "lots")
+    assert refused.returncode == 2 and "--debits: expected COUNT:AMOUNT" in refused.stderr

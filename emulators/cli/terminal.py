@@ -6,6 +6,7 @@ connection lost, timeout), 2 on bad usage.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from switch.addresses import address_option
 from switch.capture import sink
 from switch.core import codes
 from switch.core.messages import ADVICE_MTI
+from switch.core.reconciliation import Totals, settlement_date_valid
 from switch.errors import UsageError
 from switch.hsm.lmk import LMK_ENV
 from switch.tlsoptions import add_client_options, client_endpoint
@@ -31,8 +33,8 @@ AMOUNT = re.compile(r"\d{1,10}(\.\d{1,2})?")
 
 def register(subparsers) -> None:
     terminal = subparsers.add_parser("terminal", help="send one transaction as a terminal")
-    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund"),
-                          help="the transaction to send")
+    terminal.add_argument("action", choices=("purchase", "auth", "reverse", "echo", "balance", "refund", "reconcile"),
+                          help="the transaction to send (reconcile: an 0500 with the batch totals)")
     terminal.add_argument("--target", metavar="HOST:PORT", help="the switch's terminal listener (default 127.0.0.1:8583)")
     terminal.add_argument("--host", help="alias: the host of --target (default 127.0.0.1)")
     terminal.add_argument("--port", type=int, help="alias: the port of --target (default 8583)")
@@ -60,6 +62,10 @@ def register(subparsers) -> None:
     terminal.add_argument("--advice", action="store_true",
                           help="purchase, auth, reverse: send it as an advice of what already happened "
                           "(0220, 0120, 0420)")
+    terminal.add_argument("--date", metavar="MMDD", help="reconcile: the business date (default: today, UTC)")
+    for side in BATCH_SIDES:
+        terminal.add_argument(f"--{side.replace('_', '-')}", metavar="COUNT:AMOUNT", default="0:0",
+                              help=f"reconcile: the batch's {side.replace('_', ' ')}, e.g. 4:100.00 (default 0:0)")
     terminal.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (exit 3 without one)")
     terminal.add_argument("--stan", type=int, help="field 11 to use (default: random, so runs are not duplicates)")
     terminal.add_argument("--json", action="store_true", help="print the response as JSON")
@@ -68,21 +74,43 @@ def register(subparsers) -> None:
     terminal.set_defaults(func=run_terminal)
 
 
-def minor_units(text: str) -> int:
+def minor_units(text: str, option: str = "--amount") -> int:
     if not AMOUNT.fullmatch(text):
-        raise UsageError(f"--amount: expected an amount like 25 or 25.00, got {text!r}")
+        raise UsageError(f"{option}: expected an amount like 25 or 25.00, got {text!r}")
     whole, _, fraction = text.partition(".")
     return int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
 
 
+BATCH_SIDES = ("debits", "debit_reversals", "credits", "credit_reversals")
 PROCESSING = {"purchase": "000000", "auth": "000000", "refund": "200000", "balance": "310000"}
+
+
+def batch_totals(args) -> Totals:
+    """reconcile: the totals given as COUNT:AMOUNT per side, checked before any connection."""
+    values = {}
+    for side in BATCH_SIDES:
+        option = f"--{side.replace('_', '-')}"
+        count, colon, amount = getattr(args, side).partition(":")
+        if not (colon and count.isdigit() and len(count) <= 10):
+            raise UsageError(f"{option}: expected COUNT:AMOUNT like 4:100.00, got {getattr(args, side)!r}")
+        values[side] = int(count)
+        values[f"{side}_amount"] = minor_units(amount, option)
+    return Totals(**values)
+
+
+def business_date_option(args) -> str:
+    if args.date is None:
+        return datetime.datetime.now(datetime.timezone.utc).strftime("%m%d")
+    if not settlement_date_valid(args.date):
+        raise UsageError(f"--date: expected a business date MMDD, got {args.date!r}")
+    return args.date
 
 
 def card_details(args) -> dict | None:
     """The card and amount for the request, checked before any connection is made."""
-    if args.advice and args.action not in ("purchase", "auth", "reverse"):
-        raise UsageError(f"--advice: {args.action} has no advice; purchase, auth and reverse do")
-    if args.action == "echo":
+    if args.advice and args.action not in ("purchase", "auth", "reverse", "reconcile"):
+        raise UsageError(f"--advice: {args.action} has no advice; purchase, auth, reverse and reconcile do")
+    if args.action in ("echo", "reconcile"):
         return None
     if not (args.pan or args.track2):
         raise UsageError(f"{args.action}: --pan or --track2 is required")
@@ -114,6 +142,9 @@ def pin_key(args) -> PinKey | None:
 
 
 def build_request(terminal, args, card: dict | None) -> Message:
+    if args.action == "reconcile":
+        return terminal.reconciliation(business_date_option(args), batch_totals(args).fields(),
+                                       "0520" if args.advice else "0500")
     if card is None:
         return terminal.network("301")
     if args.action == "reverse":
@@ -138,6 +169,9 @@ def run_terminal(args) -> int:
     host, port = address_option(args.target, "--target", args.host, args.port,
                                 default_host="127.0.0.1", default_port=8583)
     card = card_details(args)
+    if args.action == "reconcile":  # checked before any connection is made
+        batch_totals(args)
+        business_date_option(args)
     key = pin_key(args)
     tls = client_endpoint(args)
 
