@@ -11,7 +11,6 @@ import json
 import time
 
 from switch.core.messages import FORWARDED_MTIS, NOT_RETAINED
-from switch.core.reconciliation import CREDIT_KINDS, DEBIT_KINDS, Totals
 from switch.core.standin import AMOUNT_REACHED, COUNT_REACHED, Decision, StandInLimits, utc_day
 from switch.core.states import NOT_AN_ORIGINAL, NOT_TO_REVERSE, State
 from switch.core.txn import Txn
@@ -140,36 +139,6 @@ class TxnRecords:
             " amount = CASE WHEN amount > ? THEN amount - ? ELSE 0 END WHERE issuer = ? AND pan_hash = ? AND day = ?",
             (int(whole), int(whole), amount, amount, issuer, pan_hash, utc_day(approved_at).isoformat()))
 
-    def totals(self, connection: Connection, business_date: str, by: str, key: str, currency: str | None) -> Totals:
-        """The reconciliation totals of a business date for a terminal or an acquirer
-        (switch.core.reconciliation): approved purchases and refunds decided that day, and the
-        reversals decided that day by what each took off its original."""
-        matching = {"business_date": business_date, "tid" if by == "terminal" else "acquirer": key}
-        if currency is not None:
-            matching["currency"] = currency
-        params = tuple(matching.values())
-
-        def where(alias: str = "") -> str:
-            return " AND ".join(f"{alias}{column} = ?" for column in matching)
-
-        counts = {"credits": 0, "debits": 0, "credit_reversals": 0, "debit_reversals": 0}
-        amounts = dict.fromkeys(counts, 0)
-        for kind, amount in connection.execute(
-                f"SELECT substr(processing_code, 1, 2), amount FROM transactions WHERE {where()}"
-                " AND mti IN ('0200', '0220') AND state IN ('approved', 'stood_in', 'reversed', 'partially_reversed')",
-                params).fetchall():
-            _count(counts, amounts, kind, amount, reversal=False)
-        for kind, taken in connection.execute(
-                "SELECT substr(o.processing_code, 1, 2), r.reversed_amount - coalesce((SELECT max(p.reversed_amount)"
-                " FROM transactions p WHERE p.original_trace = r.original_trace AND p.mti IN ('0400', '0420')"
-                " AND p.state = 'approved' AND p.created_at < r.created_at), 0)"
-                f" FROM transactions r JOIN transactions o ON o.trace = r.original_trace WHERE {where('r.')}"
-                " AND r.mti IN ('0400', '0420') AND r.state = 'approved' AND o.mti IN ('0200', '0220')",
-                params).fetchall():
-            if taken > 0:
-                _count(counts, amounts, kind, taken, reversal=True)
-        return Totals(**counts, **{f"{name}_amount": amount for name, amount in amounts.items()})
-
     async def reload(self, txn: Txn) -> bool:
         """Bring `txn`, read from the journal earlier, up to date; True once it is finished."""
         row = await self.journal.commit(
@@ -225,15 +194,6 @@ class TxnRecords:
         for txn in txns:
             txn.remote = self.journal.shared  # another instance's may still be in flight there
         return txns
-
-
-def _count(counts: dict[str, int], amounts: dict[str, int], kind: str, amount: int, reversal: bool) -> None:
-    """One purchase or refund (`kind`: its processing code's first two digits), or a reversal of one."""
-    side = "debit" if kind in DEBIT_KINDS else "credit" if kind in CREDIT_KINDS else None
-    if side is not None:
-        name = f"{side}_reversals" if reversal else f"{side}s"
-        counts[name] += 1
-        amounts[name] += amount or 0
 
 
 def _masked(value: str | None) -> str | None:

@@ -57,6 +57,7 @@ from switch.stores import open_journal
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity, open_hsm
+from switch.settlement import movements, totals_of, write_settlement_files
 from switch.tls import TlsEndpoint, reload_endpoints
 from switch.vault import open_vault
 from switch.wire.masking import mask_pan, mask_pan_like
@@ -66,6 +67,10 @@ AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules j
 TIMED_OUT_MEMORY = 600.0  # seconds a timed-out request waits for its late response
 WRITE_GRACE = 1.0  # seconds, at shutdown, for answers already decided to reach their terminals
 BUSINESS_DAY_POLL = 1.0  # seconds between looks at the clock and the journal for a new business date
+SETTLEMENT_DIR = "settlement"  # under the data directory: DATE/ISSUER.csv, written at cutover
+# Seconds after a cutover before the day's settlement files are written: what other instances
+# decided just before it reaches the journal first.
+SETTLEMENT_FILES_DELAY = 2.0
 RISK_SHARE_INTERVAL = 1.0  # seconds: how stale another instance's risk counts may be here (shared journal)
 _RISK_COLUMNS = "created_at, pan_hash, tid, mid, country, amount, rc, risk_counted"
 REMOTE_POLL = 0.02  # seconds between looks at a request another instance runs, while one waits for it
@@ -321,16 +326,33 @@ class Switch:
     def cut_over(self) -> datetime.date:
         """An early cutover (`admin cutover`): the next business date starts now, for every
         instance on the journal (the others follow within BUSINESS_DAY_POLL)."""
+        ended = self.business.date
         date = self.business.cut_over()
-        self._business_day_started("operator")
+        self._business_day_started("operator", ended)
         return date
 
-    def _business_day_started(self, why: str) -> None:
+    def _business_day_started(self, why: str, ended: datetime.date) -> None:
+        """Record the new date, and write the settlement files of the day that `ended` once its
+        last transactions (decided just before, here or at another instance) are in the journal."""
         self.journal.execute(
             "INSERT INTO properties (name, value) VALUES ('business_date', ?) ON CONFLICT (name)"
             " DO UPDATE SET value = excluded.value WHERE properties.value < excluded.value",
             (self.business.date.isoformat(),))
         logs.event("business_day_started", business_date=self.business.date.isoformat(), why=why)
+        if self._background is not None:
+            self._background.start_soon(self._write_settlement_files, ended)
+
+    async def _write_settlement_files(self, date: datetime.date) -> None:
+        await trio.sleep(SETTLEMENT_FILES_DELAY)
+        directory = self.config.data_dir / SETTLEMENT_DIR
+        try:
+            written = await self.journal.commit(
+                lambda connection: write_settlement_files(connection, date.isoformat(), directory))
+        except Exception as exc:  # a full disk, a journal failing: `cardswitch settle --files` can do it again
+            logs.warning("settlement_files_failed", business_date=date.isoformat(), error=type(exc).__name__)
+            return
+        logs.event("settlement_files_written", business_date=date.isoformat(), files=len(written),
+                   directory=str(directory / date.isoformat()))
 
     async def _keep_business_day(self) -> None:
         """Move to the next business date at the cutover time, or when another instance on the
@@ -346,10 +368,10 @@ class Switch:
                     logs.warning("business_day_check_failed", error=type(exc).__name__)
                     continue
                 known = datetime.date.fromisoformat(rows[0][0]) if rows else None
-            now = utc_now()
+            now, ended = utc_now(), self.business.date
             if self.business.follow(now, known):
                 scheduled = self.business.date == self.business.scheduled(now)
-                self._business_day_started("scheduled" if scheduled else "another instance's cutover")
+                self._business_day_started("scheduled" if scheduled else "another instance's cutover", ended)
 
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
 
@@ -520,9 +542,11 @@ class Switch:
         if type(effect) is Claim:
             return await self._claim(effect.txn)
         if type(effect) is JournalTotals:
-            return await self.journal.commit(partial(
-                self.records.totals, business_date=effect.business_date.isoformat(), by=effect.by, key=effect.key,
-                currency=effect.currency))
+            matching = {"tid" if effect.by == "terminal" else "acquirer": effect.key}
+            if effect.currency is not None:
+                matching["currency"] = effect.currency
+            return await self.journal.commit(
+                lambda connection: totals_of(movements(connection, effect.business_date.isoformat(), **matching)))
         if type(effect) is ReserveStandIn:
             return await self.journal.commit(partial(
                 self.records.reserve_stand_in, issuer=effect.issuer, pan_hash=effect.pan_hash, amount=effect.amount,

@@ -32,13 +32,7 @@ SAF_COLUMNS = ("id", "issuer", "trace", "kind", "mti", "status", "attempts", "ne
 def register(subparsers) -> None:
     parser = subparsers.add_parser("journal", help="read the transaction journal")
     commands = parser.add_subparsers(dest="journal_command", metavar="JOURNAL_COMMAND", required=True)
-
-    def common(sub) -> None:
-        where = sub.add_mutually_exclusive_group()
-        where.add_argument("--data-dir", default="cardswitch-data", help="the switch's data directory")
-        where.add_argument("--db", help="the journal database file itself")
-        where.add_argument("--journal", metavar="URL", help="a shared journal: its postgresql:// URL")
-        sub.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    common = add_journal_options
 
     listing = commands.add_parser("list", help="transactions, newest last")
     common(listing)
@@ -66,6 +60,15 @@ def register(subparsers) -> None:
     check = commands.add_parser("check", help="check the journal's invariants (exit 1 when broken)")
     common(check)
     check.set_defaults(func=run_check)
+
+
+def add_journal_options(sub) -> None:
+    """Which journal a reading command reads, and --json."""
+    where = sub.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", default="cardswitch-data", help="the switch's data directory")
+    where.add_argument("--db", help="the journal database file itself")
+    where.add_argument("--journal", metavar="URL", help="a shared journal: its postgresql:// URL")
+    sub.add_argument("--json", action="store_true", help="JSON lines instead of a table")
 
 
 def open_journal(args) -> tuple[Connection, Path | None]:
@@ -115,7 +118,7 @@ def since_timestamp(text: str | None) -> float:
     return moment.timestamp()
 
 
-def _print(rows: list[dict], columns: tuple[str, ...], as_json: bool) -> None:
+def print_rows(rows: list[dict], columns: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         for row in rows:
             print(json.dumps(row))
@@ -172,7 +175,7 @@ def list_transactions(args) -> int:
         "late_rc": row["late_rc"], "reversed_amount": row["reversed_amount"],
         "original_trace": row["original_trace"], "country": row["country"], "risk": row["risk"],
     } for row in rows]
-    _print(shown, LIST_COLUMNS, args.json)
+    print_rows(shown, LIST_COLUMNS, args.json)
     return 0
 
 
@@ -201,7 +204,7 @@ def show_totals(args) -> int:
     for by, group in (("issuer", "issuer"), ("terminal", "tid")):
         for row in connection.execute(TOTALS_SQL.format(group=group), (since,)):
             rows.append({"by": by, **{k: row[k] for k in row.keys()}})
-    _print(rows, TOTALS_COLUMNS, args.json)
+    print_rows(rows, TOTALS_COLUMNS, args.json)
     return 0
 
 
@@ -210,7 +213,7 @@ def show_saf(args) -> int:
     condition = "" if args.all else "WHERE status IN ('queued', 'retrying', 'parked')"
     rows = [{c: (_iso(row[c]) if c == "next_attempt" else row[c]) for c in SAF_COLUMNS}
             for row in connection.execute(f"SELECT * FROM saf {condition} ORDER BY id")]
-    _print(rows, SAF_COLUMNS, args.json)
+    print_rows(rows, SAF_COLUMNS, args.json)
     return 0
 
 
