@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import collections
 import datetime
+import json
 import secrets
 import string
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from switch.core.messages import card_pan
 from switch.tomlfile import Table
+from switch.wire.masking import mask_pan
 from switch.wire.message import Message, response_mti
 
 STATUS_CODES = {"active": "00", "lost": "41", "stolen": "43", "blocked": "62"}
@@ -110,6 +114,28 @@ class Bank:
         self.advices: set[tuple] = set()  # advices already booked
         self.advised: collections.deque[Message] = collections.deque(maxlen=1000)  # advices as received
         self._day = self._today()
+        # What moved money, entry by entry, for reconciliation with the switch (`cardswitch
+        # recon`); kept only when asked for (`keep_ledger`), a bench's millions are not.
+        self.ledger: list[dict[str, Any]] | None = None
+        self._ledger_file: Path | None = None
+
+    def keep_ledger(self, path: Path | None = None) -> None:
+        """Keep the ledger in memory, and append each entry to `path` (JSON lines) when given."""
+        self.ledger = []
+        self._ledger_file = path
+
+    def _book(self, kind: str, message: Message, amount: int, **more: Any) -> None:
+        """One ledger entry: a debit or credit under the request's MTI, STAN and time as received
+        (the switch's field 90 for it), or a reversal of one (`of`). Cards masked."""
+        if self.ledger is None:
+            return
+        entry = {"time": round(time.time(), 3), "kind": kind, "amount": amount,
+                 "key": [message.mti[:3] + "0", message.get("11", ""), message.get("7", "")],
+                 "card": mask_pan(card_pan(message) or ""), **more}
+        self.ledger.append(entry)
+        if self._ledger_file is not None:
+            with self._ledger_file.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
 
     def fault_for(self, request: Message) -> Fault:
         account = self.accounts.get(card_pan(request) or "")
@@ -147,10 +173,14 @@ class Bank:
             response["54"] = f"0001{account.currency}C{account.balance:012d}"
         elif processing == "20":
             account.balance += amount
+            if request.mti == "0200":
+                self._book("credit", request, amount, approval=response["38"])
         elif request.mti == "0200":
             key = (request.mti, request.get("11", ""), request.get("7", ""))
+            self._book("debit", request, amount, approval=response["38"])
             if key in self._reversed_early:
                 self._reversed_early.discard(key)
+                self._book("reversal", request, amount, of=list(key))  # reversed before it arrived
             else:
                 self._debit(account, amount)
         return response
@@ -172,6 +202,7 @@ class Bank:
             self.advices.add(key)
             if account is not None and request.mti[:3] == "022":
                 self._debit(account, int(request.get("4", "0") or 0))
+                self._book("debit", request, int(request.get("4", "0") or 0), approval=request.get("38"))
         return self._reply(request, "00")
 
     def _check(self, account: Account, request: Message) -> str:
@@ -211,6 +242,8 @@ class Bank:
             refund = amount - (int(replacement) if replacement.isdigit() else 0)
             self._debits[key] -= 1
             account.balance += refund
+            data = request.get("90", "")
+            self._book("reversal", request, refund, of=[data[0:4], data[4:10], data[10:20]])
             account.spent_today = max(0, account.spent_today - refund)
         return self._reply(request, "00")
 

@@ -11,7 +11,9 @@ With an `[issuer.tls]` table (cert, key; ca and client_certs to ask the switch f
 certificate) it serves TLS only, so issuer-link TLS is tested end to end; a connection that
 fails the handshake is closed with one `tls_handshake_failed` line.
 
-With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
+With `ledger = "FILE"` in `[issuer]` every debit, credit and reversal the bank books is appended
+to FILE as a JSON line (masked cards), the ledger `cardswitch recon` compares with the switch's
+journal. With `books = "FILE"` in `[issuer]` the bank's books are read from FILE at start (when it exists)
 and written back after every decision, before the answer leaves: an issuer killed with kill -9
 and restarted keeps what it approved and reversed, as a real host's database does.
 """
@@ -76,6 +78,7 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         macs=parse_issuer_macs(section, Path(path).parent),
         tls=parse_tls(section, Path(path).parent, server_side=True),
     )
+    ledger = section.get("ledger", str, None, "a file path for the bank's ledger (JSON lines, for cardswitch recon)")
     books = section.get("books", str, None, "a file path for the bank's books")
     if books is not None:
         config = attrs.evolve(config, books=Path(path).parent / books)
@@ -88,6 +91,8 @@ def load_issuer_file(path: str | Path) -> tuple[IssuerHostConfig, Bank]:
         rule.finish()
     top.finish()
     bank = Bank(accounts, rules)
+    if ledger is not None:
+        bank.keep_ledger(Path(path).parent / ledger)
     if config.books is not None and config.books.exists():
         bank.restore(json.loads(config.books.read_text()))
     return config, bank

@@ -37,7 +37,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from switch.errors import CardswitchError
 
-COMMANDS = ("serve", "journal", "settle", "admin", "hsm", "decode")
+COMMANDS = ("serve", "journal", "settle", "recon", "admin", "hsm", "decode")
 ENTRY_POINT_GROUP = "cardswitch.commands"
 DISTRIBUTION = "cardswitch"
 
