@@ -18,7 +18,7 @@ import trio
 
 from switch import logs
 from switch.config import SafConfig
-from switch.core.messages import REPEAT_MTI, OriginalData
+from switch.core.messages import REPEAT_MTI
 from switch.journal import BatchedJournal
 from switch.core.matcher import KeyInUse
 from switch.links import IssuerLink, LinkDropped, LinkMacFailed, LinkTimeout, LinkUnavailable
@@ -142,10 +142,10 @@ class StoreAndForward:
         if item.attempts:
             message.mti = REPEAT_MTI.get(message.mti, message.mti)
         try:
-            sent = link.outgoing(message)
-            if item.kind == STAND_IN_ADVICE and item.trace is not None:
-                self._name_stood_in(item.trace, sent)
-            response = await link.exchange(sent)
+            if item.kind == STAND_IN_ADVICE:  # its STAN is its name at the issuer: repeats keep it
+                response = await link.exchange(message)
+            else:
+                response = await link.request(message)
         except (LinkUnavailable, LinkDropped, LinkTimeout, KeyInUse, MessageEncodeError) as exc:
             item.attempts += 1
             error = {LinkUnavailable: "issuer unavailable", LinkDropped: "issuer link dropped",
@@ -168,13 +168,6 @@ class StoreAndForward:
         self._save(item, response_code=response.get("39"))
         logs.event("saf_acknowledged", issuer=item.issuer, saf_id=item.id, kind=item.kind,
                    mti=message.mti, rc=response.get("39"), attempts=item.attempts)
-
-    def _name_stood_in(self, trace: int, sent: Message) -> None:
-        """A stand-in approval is known to its issuer by its advice, under the STAN this attempt
-        gives it: its row's `sent_as` names it so (the issuer books an advice once; its repeats
-        are not booked again, so the name is right whenever the first attempt that reached the
-        issuer was the one acknowledged). A reversal and `cardswitch recon` go by it."""
-        self.journal.execute("UPDATE transactions SET sent_as = ? WHERE trace = ?", (OriginalData.of(sent).encode(), trace))
 
     def _save(self, item: SafItem, error: str | None = None, response_code: str | None = None) -> None:
         wall_next = time.time() + max(0.0, item.next_attempt - trio.current_time())

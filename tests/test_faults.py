@@ -32,6 +32,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def network_with_books(tmp_path: Path, cards: list[dict], rules: list[dict] = ()
     network = one_issuer_network(tmp_path, cards, switch={**FAST_SAF, **kwargs.pop("switch", {})},
                                  **{**QUICK_LINK, **kwargs})
     network.issuer_file.write_text(toml_text({
-        "issuer": {"name": "bank", "port": network.issuer_port, "books": str(tmp_path / "issuer-books.json")},
+        "issuer": {"name": "bank", "port": network.issuer_port, "books": str(tmp_path / "issuer-books.json"),
+                   "ledger": str(tmp_path / "issuer-ledger.jsonl")},
         "cards": cards, **({"rules": list(rules)} if rules else {})}))
     return network
 
@@ -250,10 +252,42 @@ async def issuer_taken(network: Network, pans: list[str]) -> dict[str, int]:
 
 
 async def assert_books_match(network: Network, ledger: Ledger, pans: list[str]) -> dict[str, int]:
+    """The issuer's books equal the terminals' view per card; and the switch's settlement says
+    the same in total, and reconciles with the issuer's ledger transaction by transaction (what
+    a crash interrupted, a late approval reversed, a stand-in advised later included)."""
     books = await issuer_taken(network, pans)
     seen = ledger.taken()
     assert books == {pan: seen.get(pan, 0) for pan in pans}, f"issuer books {books} != terminal view {seen}"
+    await trio.to_thread.run_sync(assert_settled, network, sum(seen.values()))
     return books
+
+
+def assert_settled(network: Network, taken: int) -> None:
+    url = tomllib.loads(network.config.read_text())["switch"].get("journal")
+    where = ["--journal", url] if url else ["--data-dir", str(network.data_dir)]
+    dates = sorted({row[0] for row in _rows(url, network.data_dir, "SELECT DISTINCT business_date FROM transactions"
+                                                                    " WHERE business_date IS NOT NULL")})
+    net = 0
+    for date in dates:
+        recon = _cardswitch("recon", *where, "--ledger", str(network.issuer_file.parent / "issuer-ledger.jsonl"),
+                            "--issuer", "bank", "--date", date)
+        assert recon.returncode == 0, recon.stdout + recon.stderr
+        settled = _cardswitch("settle", *where, "--date", date, "--json")
+        net += sum(row["net_amount"] for row in map(json.loads, settled.stdout.splitlines()) if row["by"] == "issuer")
+    assert net == taken, f"settlement net {net} != what the terminals saw taken {taken}"
+
+
+def _cardswitch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "switch.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def _rows(url: str | None, data_dir: Path, sql: str) -> list[tuple]:
+    if url:
+        import psycopg
+        with psycopg.connect(url) as connection:
+            return connection.execute(sql).fetchall()
+    return query(data_dir, sql)
 
 
 # -- the journal, the log, the checks ---------------------------------------------------------

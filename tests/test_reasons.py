@@ -87,7 +87,8 @@ def test_reasons_name_the_field_and_the_check():
     base = {"2": APPROVE, "3": "000000", "4": "000000001234", "7": "1201120000", "11": "000001",
             "14": "3012", "41": "T0000001", "49": "978"}
     cases = [
-        (Message("0500", dict(base)), "12", "MTI 0500: not supported"),
+        (Message("0600", dict(base)), "12", "MTI 0600: not supported"),
+        (Message("0500", dict(base)), "30", "field 15: missing (mandatory in 0500)"),
         (Message("0200", {f: v for f, v in base.items() if f != "41"}), "30",
          "field 41: missing (mandatory in 0200)"),
         (Message("0200", {**base, "3": "990000"}), "12", "field 3: processing code 99 not supported"),

@@ -40,7 +40,9 @@ def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, A
     assert decision.approval is not None
     forwarded = txn.forwarded or ctx.outgoing
     assert forwarded is not None
-    advice = stand_in_advice(forwarded, decision.approval)
+    # The advice gets the link's next STAN now, and keeps it in every repeat: it is the approval's
+    # name at the issuer (field 90 of its reversal; what `cardswitch recon` matches on).
+    advice = ctx.link.matcher.outgoing(stand_in_advice(forwarded, decision.approval))
     yield Enqueue(issuer, txn.trace, "stand_in_advice", advice)
     txn.stood_in = True
     # The issuer learns of this approval from the advice: a reversal names the advice, not the
