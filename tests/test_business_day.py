@@ -100,3 +100,32 @@ async def test_a_cutover_at_one_instance_reaches_the_others(nursery, tmp_path, p
     with trio.fail_after(5):
         while other.business.date != date:
             await trio.sleep(0.05)
+
+
+async def test_a_cutover_under_load_splits_the_traffic_without_a_pause(demo):
+    """Eight terminals buying while the operator cuts over: every answer carries the date its
+    row settles on, both dates are used, and nobody waits or gets an error."""
+    answers = []
+
+    async def buy(number: int) -> None:
+        async with open_terminal("127.0.0.1", demo.ports["terminals"], tid=f"TLOAD{number:03d}") as terminal:
+            for _ in range(25):
+                request = terminal.card_request("0200", pan=APPROVE, amount=100, expiry=EXPIRY)
+                answers.append((request, await terminal.send(request)))
+
+    async with trio.open_nursery() as load:
+        for number in range(8):
+            load.start_soon(buy, number)
+        while len(answers) < 60:  # well under way
+            await trio.sleep(0.002)
+        demo.switch.cut_over()
+    assert len(answers) == 200 and {answer["39"] for _, answer in answers} == {"00"}
+    await demo.switch.journal.flush()
+    settled = {(row[0], row[1]): row[2] for row in demo.switch.journal.read(
+        "SELECT tid, stan, business_date FROM transactions WHERE mti = '0200'")}
+    dates = set()
+    for request, answer in answers:
+        date = datetime.date.fromisoformat(settled[(request["41"], request["11"])])
+        assert answer["15"] == f"{date:%m%d}"
+        dates.add(date)
+    assert len(dates) == 2
