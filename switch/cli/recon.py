@@ -3,12 +3,11 @@ the switch's journal for a business date (switch.recon); exit 1 when anything di
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
 from switch.cli.journal import add_journal_options, open_journal
-from switch.errors import UsageError
+from switch.cli.settle import business_date_option
 from switch.recon import ReconResult, read_ledger, reconcile
 
 
@@ -22,10 +21,7 @@ def register(subparsers) -> None:
 
 
 def recon(args) -> int:
-    try:
-        date = datetime.date.fromisoformat(args.date).isoformat()
-    except ValueError:
-        raise UsageError(f"--date: expected a business date YYYY-MM-DD, got {args.date!r}") from None
+    date = business_date_option(args.date)
     ledger = read_ledger(args.ledger)
     connection, _ = open_journal(args)
     result = reconcile(connection, args.issuer, date, ledger)

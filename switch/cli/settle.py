@@ -25,11 +25,16 @@ def register(subparsers) -> None:
     parser.set_defaults(func=settle)
 
 
-def settle(args) -> int:
+def business_date_option(text: str) -> str:
+    """--date, checked: a business date YYYY-MM-DD."""
     try:
-        date = datetime.date.fromisoformat(args.date).isoformat()
+        return datetime.date.fromisoformat(text).isoformat()
     except ValueError:
-        raise UsageError(f"--date: expected a business date YYYY-MM-DD, got {args.date!r}") from None
+        raise UsageError(f"--date: expected a business date YYYY-MM-DD, got {text!r}") from None
+
+
+def settle(args) -> int:
+    date = business_date_option(args.date)
     connection, _ = open_journal(args)
     moved = movements(connection, date)
     rows = positions(moved)
