@@ -21,7 +21,7 @@ import trio
 from conftest import read_events
 from emulators.network import start_network
 from emulators.terminal import TerminalError, open_terminal
-from processes import APPROVE, EXPIRY, card
+from processes import APPROVE, EXPIRY, card, stop_gracefully
 from test_faults import ROOT, Entry, Ledger, assert_books_match, events, network_with_books, report, slow
 from tools import pgcluster
 from tools.load.processes import free_port, wait_for_events, wait_for_port
@@ -150,6 +150,7 @@ async def test_one_of_two_instances_killed_mid_run_loses_nothing(tmp_path, proce
     assert check.returncode == 0, check.stdout + check.stderr
     reversals = [entry for entry in ledger.entries if entry.original is not None and entry.final is not None]
     assert all(entry.final["39"] == "00" for entry in reversals), "a reversal was not matched to its original"
+    assert stop_gracefully(second) == 0  # before its database goes with the test
     report("one of two instances killed", requests=len(ledger.entries), in_flight_at_kill=len(in_flight),
            reversals=len(reversals), recovered_reversed=takeover["reversed"],
            recovered_completed=takeover["completed"], recovered_never_sent=takeover["never_sent"],
