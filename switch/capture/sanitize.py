@@ -24,7 +24,7 @@ from switch.wire.dialect import Dialect, MessageDecodeError, MessageEncodeError
 from switch.wire.field48 import Layout, without_tag
 from switch.wire.framing import FramingError
 from switch.wire.luhn import luhn_check_digit
-from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, ICC_FIELDS, PAN_FIELDS
 from switch.wire.masking import pan_from_track2
 from switch.wire.message import Message
 
@@ -63,7 +63,7 @@ class Sanitizer:
                 clean["14"] = expiry
         for field in PAN_FIELDS & clean.fields.keys():
             clean[field] = self.test_pan(clean[field])
-        for field in HIDDEN_FIELDS:
+        for field in HIDDEN_FIELDS | ICC_FIELDS:  # chip data carries the card too: dropped
             clean.fields.pop(field, None)
         if "48" in clean:
             stripped = without_tag(clean["48"], CVV2_TAG, layout)

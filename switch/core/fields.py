@@ -21,6 +21,7 @@ class Shown(enum.Enum):
     AS_IS = "as is"
     MASKED_PAN = "first 6 and last 4 digits"
     CVV2_MASKED = "TLV with the CVV2 subelement hidden"  # field 48
+    ICC_MASKED = "BER-TLV, card data tags masked (switch.wire.emv)"  # field 55
     HIDDEN = "length only"
 
 
@@ -50,7 +51,7 @@ SENSITIVITY: dict[str, Sensitivity] = {
     "52": _card_present_secret("PIN block"),
     "53": Sensitivity("security control information", Shown.HIDDEN, to_terminal=True, in_advices=True,
                       journaled=False),
-    "55": Sensitivity("ICC (EMV) data", Shown.HIDDEN, to_terminal=True, in_advices=False, journaled=False),
+    "55": Sensitivity("ICC (EMV) data", Shown.ICC_MASKED, to_terminal=True, in_advices=False, journaled=False),
     # A MAC belongs to one hop: an issuer's is not the terminal's (the switch MACs its own answers).
     "64": Sensitivity("MAC", Shown.HIDDEN, to_terminal=False, in_advices=False, journaled=False),
     "96": Sensitivity("message security code (key material)", Shown.HIDDEN, to_terminal=True,
@@ -67,6 +68,7 @@ def _where(test: Callable[[Sensitivity], bool]) -> frozenset[str]:
 
 PAN_FIELDS = _where(lambda s: s.shown is Shown.MASKED_PAN)
 HIDDEN_FIELDS = _where(lambda s: s.shown is Shown.HIDDEN)
+ICC_FIELDS = _where(lambda s: s.shown is Shown.ICC_MASKED)
 NEVER_RETURNED = _where(lambda s: not s.to_terminal)
 NOT_IN_ADVICES = _where(lambda s: not s.in_advices)
 NOT_JOURNALED = _where(lambda s: not s.journaled)

@@ -12,6 +12,7 @@ from switch.core.codes import RC
 from switch.core.reconciliation import net_field_valid, settlement_date_valid
 from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES
 from switch.wire.dialect import MessageDecodeError
+from switch.wire.emv import TlvError, parse_tlv
 from switch.wire.field48 import without_tag
 from switch.wire.masking import pan_from_track2
 from switch.wire.message import Message, response_mti
@@ -110,6 +111,16 @@ def _reconciliation_rejected(fields: dict[str, str], mti: str) -> Rejection | No
     return None
 
 
+def _icc_rejected(value: str) -> Rejection | None:
+    """Field 55 must read as BER-TLV (it is forwarded byte for byte, and shown parsed)."""
+    try:
+        parse_tlv(bytes.fromhex(value))
+    except (TlvError, ValueError) as exc:
+        why = str(exc) if isinstance(exc, TlvError) else "not hex"
+        return Rejection(RC.FORMAT_ERROR, f"field 55: not BER-TLV ({why})", "F55: not BER-TLV")
+    return None
+
+
 def check_request(request: Message) -> Rejection | None:
     """Why to answer at once (12 or 30), or None when the request may proceed.
     Advices get the same checks as requests: an advice is never declined, but one the issuer
@@ -134,6 +145,10 @@ def check_request(request: Message) -> Rejection | None:
                          f"F70: code {code} unsupported")
     if mti in RECONCILIATION_MTIS:
         return _reconciliation_rejected(fields, mti)
+    if "55" in fields:
+        rejected = _icc_rejected(fields["55"])
+        if rejected is not None:
+            return rejected
     if mti in CARD_MTIS:
         if "2" not in fields and "35" not in fields:
             return Rejection(RC.FORMAT_ERROR, f"field 2 or 35: missing (a card is mandatory in {mti})",

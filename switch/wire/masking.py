@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, PAN_FIELDS
+from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, ICC_FIELDS, PAN_FIELDS
 from switch.wire.field48 import Layout, read as read_field48
 from switch.wire.luhn import luhn_valid
 
@@ -88,6 +88,9 @@ def masked_value(field: str, value: str, layout: Layout | None = None) -> str:
         return mask_pan(value)
     if field in HIDDEN_FIELDS:
         return f"<hidden, {len(value)} chars>"
+    if field in ICC_FIELDS:
+        from switch.wire.emv import mask_icc  # emv masks its PAN tag with mask_pan, from here
+        return mask_icc(value)
     if field == "48":
         return mask_field48(value, layout)
     return mask_pan_like(value)

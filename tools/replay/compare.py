@@ -10,6 +10,8 @@ from __future__ import annotations
 import attrs
 
 from switch.errors import UsageError
+from switch.core.fields import ICC_FIELDS
+from switch.wire.emv import icc_differences
 from switch.wire.masking import masked_value
 from switch.wire.message import Message
 
@@ -42,7 +44,12 @@ def compare(expected: Message, actual: Message, ignore: frozenset[str] = DEFAULT
         if field in ignore:
             continue
         want, got = expected.get(field), actual.get(field)
-        if want != got:
+        if want == got:
+            continue
+        by_tag = icc_differences(want, got) if field in ICC_FIELDS and want and got else None
+        if by_tag is not None:  # chip data: which tags differ
+            diffs += [FieldDiff(f"{field}.{tag}", ours, theirs) for tag, ours, theirs in by_tag]
+        else:
             diffs.append(FieldDiff(field, _shown(field, want), _shown(field, got)))
     return diffs
 
