@@ -24,7 +24,13 @@ from switch.wire.message import Message
 
 DIALECTS_DIR = Path(__file__).resolve().parents[2] / "specs" / "dialects"
 DEFAULT_DIALECT = "iso87-binary"
-FIELD_KEYS = ("data_enc", "len_enc", "len_type", "max_len", "desc")
+FIELD_KEYS = ("data_enc", "len_enc", "len_type", "max_len", "desc", "len_count", "left_pad", "right_pad")
+# Field data: ASCII, binary ("b": packed BCD for numerics counted in nibbles, else raw bytes), or
+# EBCDIC; length prefixes: ASCII digits, binary, packed BCD or EBCDIC digits. pyiso8583 reads and
+# writes them all; the fast codec (switch.wire.fastcodec) covers ASCII and binary data with ASCII
+# lengths and leaves the rest to pyiso8583, with the same results.
+DATA_ENCODINGS = ("ascii", "b", "cp037", "cp500")
+LENGTH_ENCODINGS = ("ascii", "b", "bcd", "cp037", "cp500")
 # Fields read back from a partly decoded message to address an error answer.
 ECHO_ON_ERROR = ("11", "41")
 
@@ -121,9 +127,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _check_field(path: Path, key: str, field: Any) -> dict[str, Any]:
     if not isinstance(field, dict) or set(field) - set(FIELD_KEYS):
         raise ConfigError(path, f"fields.{key}", f"a table with keys among {', '.join(FIELD_KEYS)}")
-    for enc in ("data_enc", "len_enc"):
-        if field.get(enc) not in ("ascii", "b"):
-            raise ConfigError(path, f"fields.{key}.{enc}", '"ascii" or "b"')
+    for enc, allowed in (("data_enc", DATA_ENCODINGS), ("len_enc", LENGTH_ENCODINGS)):
+        if field.get(enc) not in allowed:
+            raise ConfigError(path, f"fields.{key}.{enc}", "one of " + ", ".join(f'"{name}"' for name in allowed))
+    if field.get("len_count", "bytes") not in ("bytes", "nibbles"):
+        raise ConfigError(path, f"fields.{key}.len_count", '"bytes" or "nibbles" (packed BCD digits)')
+    for pad in ("left_pad", "right_pad"):
+        if pad in field and not (isinstance(field[pad], str) and len(field[pad]) == 1):
+            raise ConfigError(path, f"fields.{key}.{pad}", "one character (e.g. \"0\" or \"F\" for odd BCD digits)")
     if field.get("len_type") not in (0, 1, 2, 3, 4):
         raise ConfigError(path, f"fields.{key}.len_type", "an integer from 0 to 4")
     if not isinstance(field.get("max_len"), int) or field["max_len"] < 0:
