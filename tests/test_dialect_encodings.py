@@ -15,7 +15,7 @@ from switch.service import Switch
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
 
-DIALECTS = ("iso87-binary", "iso87-ascii", "iso87-bcd", "iso87-ebcdic")
+DIALECTS = ("iso87-binary", "iso87-ascii", "iso87-bcd", "iso87-ebcdic", "iso87-bcd-tpdu")
 APPROVE, EXPIRY = "4761730000000011", "3012"
 
 
@@ -29,6 +29,7 @@ messages = st.builds(
     st.fixed_dictionaries({
         "2": digits(12, 19), "3": digits(6), "4": digits(12), "7": digits(10), "11": digits(6),
         "14": st.one_of(st.none(), digits(4)), "19": st.one_of(st.none(), digits(3)),
+        "35": st.one_of(st.none(), st.builds(lambda pan, rest: f"{pan}={rest}", digits(12, 19), digits(7, 17))),
         "37": st.one_of(st.none(), st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=12, max_size=12)),
         "41": st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=8, max_size=8),
         "43": st.one_of(st.none(), st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ /-.", min_size=40, max_size=40)),
@@ -54,6 +55,8 @@ def test_bcd_and_ebcdic_bytes_are_as_their_packagers_lay_them_out():
     assert bcd.endswith(b"T0000001" + bytes.fromhex("0978"))  # 41 in ASCII, 49 in BCD with a leading 0
     ebcdic = load_dialect("iso87-ebcdic").encode(message)
     assert ebcdic[:4] == "0200".encode("cp500") and "T0000001".encode("cp500") in ebcdic
+    track2 = load_dialect("iso87-bcd").encode(Message("0200", {**message.fields, "35": "4761730000000011=30122011"}))
+    assert bytes.fromhex("25" + "4761730000000011D30122011F") in track2  # 25 digits, D for =, F pad
 
 
 def test_a_dialect_with_an_unknown_encoding_is_one_line_naming_the_key(tmp_path):
@@ -64,7 +67,7 @@ def test_a_dialect_with_an_unknown_encoding_is_one_line_naming_the_key(tmp_path)
         load_dialect(str(path))
 
 
-@pytest.mark.parametrize("dialect", ["iso87-bcd", "iso87-ebcdic"])
+@pytest.mark.parametrize("dialect", ["iso87-bcd", "iso87-ebcdic", "iso87-bcd-tpdu"])
 async def test_a_terminal_speaking_bcd_or_ebcdic_is_served(nursery, tmp_path, dialect):
     bank = make_bank({"pan": APPROVE})
     issuer_port = await start_issuer(nursery, bank)

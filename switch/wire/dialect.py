@@ -61,6 +61,9 @@ class Dialect:
     spec: dict[str, dict[str, Any]] = attrs.field(repr=False)
     framing: FramingProfile
     field48: Layout = Layout.PLAIN  # how field 48's subelements are laid out (switch.wire.field48)
+    # Track 2 (field 35) in packed BCD, its separator "=" as the nibble D (ISO 7813 packed): the
+    # message keeps "=", the wire "D" ([track2] bcd = true).
+    track2_bcd: bool = False
     # pyiso8583's spec compiled for well-formed messages; pyiso8583 handles everything else
     fast: CompiledSpec | None = attrs.field(
         default=attrs.Factory(lambda self: compile_spec(self.spec), takes_self=True),
@@ -85,6 +88,8 @@ class Dialect:
         mti = fields.pop("t")
         if not (len(mti) == 4 and mti.isdigit()):
             raise MessageDecodeError("MTI is not 4 digits", "t", None, {})
+        if self.track2_bcd and "35" in fields:
+            fields["35"] = fields["35"].replace("D", "=")
         fields.pop("p", None)
         fields.pop("1", None)
         fields.pop("h", None)
@@ -97,6 +102,8 @@ class Dialect:
                 return data
         document = dict(message.fields)
         document["t"] = message.mti
+        if self.track2_bcd and "35" in document:
+            document["35"] = document["35"].replace("=", "D")
         try:
             encoded, _ = iso8583.encode(document, self.spec)
         except iso8583.EncodeError as exc:
@@ -172,11 +179,11 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
         raise ConfigError(path, "dialect", f"a dialect file; known dialects: {known}")
     data = _read_toml(path)
     spec: dict[str, dict[str, Any]] = {}
-    field48 = Layout.PLAIN
+    field48, track2_bcd = Layout.PLAIN, False
     if "extends" in data:
         parent = load_dialect(str(data["extends"]))
         spec = {k: dict(v) for k, v in parent.spec.items()}
-        field48 = parent.field48
+        field48, track2_bcd = parent.field48, parent.track2_bcd
     for key, field in data.get("fields", {}).items():
         spec[key] = _check_field(path, key, field)
     for required in ("h", "t", "p"):
@@ -189,5 +196,11 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
         raise ConfigError(
             path, "framing", 'keys length ("binary2" or "ascii4"), tpdu (bool), etx (bool)'
         ) from None
+    track2 = data.get("track2", {})
+    if not isinstance(track2, dict) or set(track2) - {"bcd"} or not isinstance(track2.get("bcd", False), bool):
+        raise ConfigError(path, "track2", "a table with the key bcd (true or false)")
+    track2_bcd = track2.get("bcd", track2_bcd)
+    if track2_bcd and spec.get("35", {}).get("data_enc") != "b":
+        raise ConfigError(path, "track2.bcd", 'field 35 in packed BCD (data_enc = "b", len_count = "nibbles")')
     return Dialect(name=str(data.get("name", path.stem)), spec=spec, framing=profile,
-                   field48=_field48_layout(path, data, field48))
+                   field48=_field48_layout(path, data, field48), track2_bcd=track2_bcd)
