@@ -16,6 +16,7 @@ from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
 from emulators.terminal import PinKey
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig, TerminalConfig, load_config
+from switch.wire.dialect import Dialect
 from switch.hsm.keystore import Keystore
 from switch.hsm.validation import insecure_key_hex
 from switch.errors import ConfigError
@@ -61,7 +62,8 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
                         listener_ports: dict[str, int] | None = None,
                         capture: Capture | None = None, metrics_port: int | None = None,
                         admin_port: int | None = None, tls: TlsConfig | None = None,
-                        known_terminals: tuple[str, ...] = (), journal: str | None = None) -> Network:
+                        known_terminals: tuple[str, ...] = (), journal: str | None = None,
+                        dialect: Dialect | None = None) -> Network:
     """Start issuers and a switch (journal in `data_dir`) in `nursery`; returns once every
     issuer link is up.
 
@@ -70,7 +72,8 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     Prometheus metrics on 127.0.0.1 (0: an ephemeral port, reported as ports["metrics"]);
     `admin_port` likewise the admin port (ports["admin"]). With `tls` every listener serves TLS
     only; with `known_terminals` every listener takes those terminal ids and no others.
-    `journal`: a postgresql:// URL for the journal instead of SQLite in `data_dir`.
+    `journal`: a postgresql:// URL for the journal instead of SQLite in `data_dir`; `dialect`:
+    what the "terminals" listener speaks instead of its configured one.
     """
     issuers = {}
     issuer_ports = {}
@@ -86,6 +89,9 @@ async def start_network(nursery: trio.Nursery, data_dir: Path, *, config: Path =
     loaded = load_config(config, overrides, data_dir=data_dir)
     if journal is not None:
         loaded = attrs.evolve(loaded, journal=journal)
+    if dialect is not None:
+        loaded = attrs.evolve(loaded, listeners=tuple(
+            attrs.evolve(l, dialect=dialect) if l.name == "terminals" else l for l in loaded.listeners))
     if metrics_port is not None:
         loaded = attrs.evolve(loaded, metrics_port=metrics_port)
     if admin_port is not None:

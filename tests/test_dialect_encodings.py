@@ -4,6 +4,10 @@ in every dialect and re-encodes between any two."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -14,6 +18,7 @@ from switch.errors import ConfigError
 from switch.service import Switch
 from switch.wire.dialect import load_dialect
 from switch.wire.message import Message
+from tools.load.processes import free_port, wait_for_port
 
 DIALECTS = ("iso87-binary", "iso87-ascii", "iso87-bcd", "iso87-ebcdic", "iso87-bcd-tpdu")
 APPROVE, EXPIRY = "4761730000000011", "3012"
@@ -81,3 +86,28 @@ async def test_a_terminal_speaking_bcd_or_ebcdic_is_served(nursery, tmp_path, di
         answer = await terminal.purchase(pan=APPROVE, amount=1234, expiry=EXPIRY)
     assert (answer.mti, answer["39"], answer["4"]) == ("0210", "00", "000000001234")
     assert bank.accounts[APPROVE].balance == 100000 - 1234
+
+
+def cardswitch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_demo_serves_terminals_in_a_dialect_of_their_choice(tmp_path):
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "switch.cli", "demo", "--serve", "--dialect", "iso87-bcd-tpdu",
+                             "--port", str(port), "--data-dir", str(tmp_path / "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, demo, "the demo")
+        bought = cardswitch("terminal", "purchase", "--target", f"127.0.0.1:{port}", "--dialect", "iso87-bcd-tpdu",
+                            "--pan", APPROVE, "--expiry", EXPIRY, "--amount", "12.34", "--json")
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert '"39": "00"' in bought.stdout, bought.stdout + bought.stderr
+    assert "dialect iso87-bcd-tpdu" in out
+    refused = cardswitch("demo", "--dialect", "iso87-bcd")
+    assert refused.returncode == 2 and "--dialect: only with --serve" in refused.stderr

@@ -37,6 +37,7 @@ from switch.errors import UsageError
 from switch.recon import ReconResult, reconcile
 from switch.stores import JOURNAL_ENV, display_url, is_postgres_url
 from switch.tls import TlsConfig
+from switch.wire.dialect import load_dialect
 from switch.wire.masking import mask_pan
 from switch.wire.message import Message
 from tools.load.processes import absolute_paths, toml_text
@@ -122,6 +123,9 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", help="keep the journal here (default: a temporary directory)")
     parser.add_argument("--journal", metavar="URL",
                         help="the journal on this PostgreSQL database (postgresql://...) instead of SQLite")
+    parser.add_argument("--dialect", metavar="NAME",
+                        help="--serve: the dialect the terminals' listener speaks (specs/dialects: iso87-bcd, "
+                             "iso87-ebcdic ...; default the demo's iso87-binary)")
     parser.add_argument("--workers", type=int, default=1,
                         help="--serve: switch processes sharing the terminals' port (more than 1 needs --journal)")
     sink.add_arguments(parser)
@@ -147,6 +151,10 @@ def _refuse_stray_options(args) -> None:
                         ("--admin-port", args.admin_port)):
         if value is not None and not 0 <= value <= 65535:
             raise UsageError(f"{name}: expected a port from 0 to 65535")
+    if args.dialect is not None:
+        if not args.serve:
+            raise UsageError("--dialect: only with --serve")
+        load_dialect(args.dialect)  # a dialect that does not load: one line naming the known ones
     if args.journal is not None and not is_postgres_url(args.journal):
         raise UsageError(f"--journal: expected a postgresql:// URL, got {display_url(args.journal)!r}")
     if args.workers != 1:
@@ -181,10 +189,11 @@ def run(args) -> int:
             port = DEFAULT_PORT if args.port is None else args.port
             try:
                 if args.workers > 1:
-                    trio.run(serve_workers, port, data_dir, args.workers, args.journal, log_file)
+                    trio.run(serve_workers, port, data_dir, args.workers, args.journal, log_file, args.dialect)
                 else:
                     trio.run(serve, port, data_dir, capture, args.metrics_port,
-                             0 if args.admin_port is None else args.admin_port, log_file, args.tls, args.journal)
+                             0 if args.admin_port is None else args.admin_port, log_file, args.tls, args.journal,
+                             args.dialect)
             finally:
                 logs.configure(None)  # close the log file before its directory goes
         if args.serve:
@@ -270,12 +279,14 @@ def make_demo_tls(data_dir: Path) -> TlsConfig:
 
 async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
                 metrics_port: int | None = None, admin_port: int | None = None,
-                log_file: Path | None = None, tls: bool = False, journal: str | None = None) -> None:
+                log_file: Path | None = None, tls: bool = False, journal: str | None = None,
+                dialect: str | None = None) -> None:
     secure = make_demo_tls(data_dir) if tls else None
     async with trio.open_nursery() as nursery:
         network = await start_network(nursery, data_dir, listener_ports={"terminals": port}, capture=capture,
                                       metrics_port=metrics_port, admin_port=admin_port, tls=secure,
-                                      known_terminals=KNOWN_TERMINALS if tls else (), journal=journal)
+                                      known_terminals=KNOWN_TERMINALS if tls else (), journal=journal,
+                                      dialect=load_dialect(dialect) if dialect else None)
         nursery.start_soon(shutdown_on_signal, network.switch, nursery.cancel_scope)
         for listener in network.switch.config.listeners:
             print(f"listener {listener.name}: {listener.host}:{network.ports[listener.name]} "
@@ -299,7 +310,8 @@ async def serve(port: int, data_dir: Path, capture: sink.Capture | None = None,
         nursery.cancel_scope.cancel()
 
 
-async def serve_workers(port: int, data_dir: Path, workers: int, journal: str, log_file: Path) -> None:
+async def serve_workers(port: int, data_dir: Path, workers: int, journal: str, log_file: Path,
+                        dialect: str | None = None) -> None:
     """The demo network with `workers` switch processes on one shared journal: the issuers run
     here, the switch is `cardswitch serve --workers N` on a config written to DATA_DIR (the
     demo's, on fixed ports: the terminals' PORT, the other listeners the ports after it). Ctrl-C
@@ -311,6 +323,8 @@ async def serve_workers(port: int, data_dir: Path, workers: int, journal: str, l
             issuer["port"] = await nursery.start(serve_issuer, attrs.evolve(host_config, port=0), bank)
         for offset, listener in enumerate(config["listeners"]):
             listener["port"] = port + offset
+            if dialect and listener["name"] == "terminals":
+                listener["dialect"] = dialect
             print(f"listener {listener['name']}: 127.0.0.1:{listener['port']} (dialect "
                   f"{listener.get('dialect', 'iso87-binary')}, {workers} workers)")
         config.setdefault("switch", {}).update(data_dir=str(data_dir))
