@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tools.load.processes import free_port, spawn, stop, toml_text, wait_for_events, wait_for_port
 
@@ -48,6 +50,29 @@ def one_issuer_network(tmp_path: Path, cards: list[dict], prefix: str = "4", swi
                                  "issuers": [{"name": "bank", "port": issuer_port, **issuer}],
                                  "routes": [{"prefix": prefix, "issuer": "bank"}]}))
     return Network(issuer_port, switch_port, issuer_file, config, tmp_path / "switch.log", tmp_path / "data")
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen
+    out: str = ""  # what it printed, once it stopped
+    err: str = ""
+
+
+@contextmanager
+def demo_serving(*args: str) -> Iterator[Demo]:
+    """`cardswitch demo --serve ARGS` for the `with` block, then Ctrl-C (a demo that will not
+    stop is killed); its output is on the Demo afterwards."""
+    demo = Demo(subprocess.Popen([sys.executable, "-m", "switch.cli", "demo", "--serve", *args],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        yield demo
+        demo.process.send_signal(signal.SIGINT)
+        demo.out, demo.err = demo.process.communicate(timeout=30)
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+            demo.process.wait()
 
 
 def stop_gracefully(process: subprocess.Popen, timeout: float = 15) -> int:

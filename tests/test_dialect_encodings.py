@@ -4,7 +4,6 @@ in every dialect and re-encodes between any two."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import make_bank, start_issuer, write_config
+from processes import demo_serving
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
@@ -94,20 +94,11 @@ def cardswitch(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_demo_serves_terminals_in_a_dialect_of_their_choice(tmp_path):
     port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "switch.cli", "demo", "--serve", "--dialect", "iso87-bcd-tpdu",
-                             "--port", str(port), "--data-dir", str(tmp_path / "data")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_port(port, demo, "the demo")
+    with demo_serving("--dialect", "iso87-bcd-tpdu", "--port", str(port), "--data-dir", str(tmp_path / "data")) as demo:
+        wait_for_port(port, demo.process, "the demo")
         bought = cardswitch("terminal", "purchase", "--target", f"127.0.0.1:{port}", "--dialect", "iso87-bcd-tpdu",
                             "--pan", APPROVE, "--expiry", EXPIRY, "--amount", "12.34", "--json")
-        demo.send_signal(signal.SIGINT)
-        out, _ = demo.communicate(timeout=30)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
     assert '"39": "00"' in bought.stdout, bought.stdout + bought.stderr
-    assert "dialect iso87-bcd-tpdu" in out
+    assert "dialect iso87-bcd-tpdu" in demo.out
     refused = cardswitch("demo", "--dialect", "iso87-bcd")
     assert refused.returncode == 2 and "--dialect: only with --serve" in refused.stderr

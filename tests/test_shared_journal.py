@@ -6,7 +6,6 @@ tests/test_shared_faults.py (real processes)."""
 from __future__ import annotations
 
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import trio
 
 from conftest import read_events, write_config
+from processes import demo_serving
 from tools.load.processes import free_port, wait_for_events
 
 from emulators.issuer import load_issuer_file, serve_issuer
@@ -253,23 +253,15 @@ def test_the_scripted_demo_runs_on_postgresql(postgres_url):
 
 def test_the_demo_serves_with_two_workers_on_one_journal(tmp_path, postgres_url):
     port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "switch.cli", "demo", "--serve", "--workers", "2", "--journal",
-                             postgres_url, "--port", str(port), "--data-dir", str(tmp_path / "data")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_events(tmp_path / "data" / "switch.log", "listener_up", 4, demo)  # 2 listeners x 2 workers
+    with demo_serving("--workers", "2", "--journal", postgres_url, "--port", str(port),
+                      "--data-dir", str(tmp_path / "data")) as demo:
+        wait_for_events(tmp_path / "data" / "switch.log", "listener_up", 4, demo.process)  # 2 listeners x 2 workers
         for amount in range(1, 9):  # one connection each: the kernel spreads them over the workers
             purchase = cardswitch("terminal", "purchase", "--target", f"127.0.0.1:{port}", "--pan", APPROVE,
                                   "--expiry", EXPIRY, "--amount", str(amount), "--json")
             assert '"39": "00"' in purchase.stdout, purchase.stdout + purchase.stderr
-        demo.send_signal(signal.SIGINT)
-        out, err = demo.communicate(timeout=30)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-    assert demo.returncode == 0, out + err
-    assert "2 workers" in out
+    assert demo.process.returncode == 0, demo.out + demo.err
+    assert "2 workers" in demo.out
     assert rows(postgres_url, "SELECT count(*) FROM transactions WHERE rc = '00'") == [(8,)]
 
 
