@@ -42,7 +42,7 @@ from switch.core.states import State
 from switch.core.terminals import ConnectionInfo
 from switch.core.txn import Txn
 from switch.core.window import DuplicateWindow
-from switch.errors import CardswitchError, ConfigError
+from switch.errors import CardswitchError
 from switch.hsm.client import InProcessHsm, TcpHsm
 from switch.issuer_keys import IssuerKeys
 from switch.instances import recover_at_start, register, stopped as instance_stopped, watch as watch_instances
@@ -103,6 +103,7 @@ class Switch:
         self.journal = open_journal(config)
         self.registered = register(self.journal, self.vault.check_value(), config.instance_lease)
         self.instance = self.registered.id
+        self.shared_journal = self.journal.shared  # read by participants on every request: a plain attribute
         self.admin_token = ensure_token(config.admin_token_path) if config.admin_port is not None else ""
         self.records = TxnRecords(self.journal, self.instance)
         self.business = BusinessDay(config.cutover, utc_now(), self._recorded_business_date())
@@ -136,7 +137,7 @@ class Switch:
 
     def _recover(self) -> None:
         """Pick up where the last run (or a dead instance) stopped."""
-        recover_at_start(self.journal, self.instance, self.config.instance_lease, self.business.date.isoformat())
+        recover_at_start(self.journal, self.instance, self.config.instance_lease, self.business.iso)
         for name, stan in last_stans(self.journal.connection, list(self.links), *self.registered.stan_range).items():
             self.links[name].matcher.stan_range = self.registered.stan_range
             self.links[name].matcher.last_stan = stan
@@ -217,7 +218,7 @@ class Switch:
                     core.start_soon(link.run)
                 core.start_soon(self.saf.run)
                 core.start_soon(watch_instances, self.journal, self.instance, self.config.instance_lease,
-                                self._adopt_saf, lambda: self.business.date.isoformat())
+                                self._adopt_saf, lambda: self.business.iso)
                 core.start_soon(self.loop_lag.run)
                 core.start_soon(self._share_risk_counts)
                 core.start_soon(self._keep_business_day)
@@ -337,8 +338,8 @@ class Switch:
         self.journal.execute(
             "INSERT INTO properties (name, value) VALUES ('business_date', ?) ON CONFLICT (name)"
             " DO UPDATE SET value = excluded.value WHERE properties.value < excluded.value",
-            (self.business.date.isoformat(),))
-        logs.event("business_day_started", business_date=self.business.date.isoformat(), why=why)
+            (self.business.iso,))
+        logs.event("business_day_started", business_date=self.business.iso, why=why)
         if self._background is not None:
             self._background.start_soon(self._write_settlement_files, ended)
 
@@ -374,10 +375,6 @@ class Switch:
                 self._business_day_started("scheduled" if scheduled else "another instance's cutover", ended)
 
     # -- what participants read (switch.core.context.SwitchView) ---------------------------
-
-    @property
-    def shared_journal(self) -> bool:
-        return self.journal.shared
 
     async def _adopt_saf(self) -> None:
         """SAF items taken over from a dead instance: into this instance's forwarders."""
@@ -470,7 +467,7 @@ class Switch:
         risk, counted = self._settle_risk(ctx)
         latency_ms = round((trio.current_time() - started) * 1000, 3)
         self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace, risk, counted,
-                           self.business.date.isoformat())
+                           self.business.iso)
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
         _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason, risk)

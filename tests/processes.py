@@ -52,6 +52,12 @@ def one_issuer_network(tmp_path: Path, cards: list[dict], prefix: str = "4", swi
     return Network(issuer_port, switch_port, issuer_file, config, tmp_path / "switch.log", tmp_path / "data")
 
 
+def cardswitch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`cardswitch ARGS` as a user runs it, to its end: exit code and output."""
+    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
 @dataclass
 class Demo:
     process: subprocess.Popen

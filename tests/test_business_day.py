@@ -119,13 +119,13 @@ async def test_a_cutover_under_load_splits_the_traffic_without_a_pause(demo):
         while len(answers) < 60:  # well under way
             await trio.sleep(0.002)
         demo.switch.cut_over()
-    assert len(answers) == 200 and {answer["39"] for _, answer in answers} == {"00"}
+    assert len(answers) == 200 and {reply["39"] for _, reply in answers} == {"00"}
     await demo.switch.journal.flush()
     settled = {(row[0], row[1]): row[2] for row in demo.switch.journal.read(
         "SELECT tid, stan, business_date FROM transactions WHERE mti = '0200'")}
     dates = set()
-    for request, answer in answers:
+    for request, reply in answers:
         date = datetime.date.fromisoformat(settled[(request["41"], request["11"])])
-        assert answer["15"] == f"{date:%m%d}"
+        assert reply["15"] == f"{date:%m%d}"
         dates.add(date)
     assert len(dates) == 2

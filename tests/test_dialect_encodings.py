@@ -4,14 +4,12 @@ in every dialect and re-encodes between any two."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import make_bank, start_issuer, write_config
-from processes import demo_serving
+from processes import cardswitch, demo_serving
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
@@ -86,10 +84,6 @@ async def test_a_terminal_speaking_bcd_or_ebcdic_is_served(nursery, tmp_path, di
         answer = await terminal.purchase(pan=APPROVE, amount=1234, expiry=EXPIRY)
     assert (answer.mti, answer["39"], answer["4"]) == ("0210", "00", "000000001234")
     assert bank.accounts[APPROVE].balance == 100000 - 1234
-
-
-def cardswitch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_the_demo_serves_terminals_in_a_dialect_of_their_choice(tmp_path):

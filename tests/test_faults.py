@@ -40,7 +40,7 @@ import pytest
 import trio
 
 from emulators.terminal import Terminal, TerminalError, open_terminal
-from processes import APPROVE, EXPIRY, Network, card, one_issuer_network, stop_gracefully
+from processes import APPROVE, EXPIRY, Network, card, cardswitch, one_issuer_network, stop_gracefully
 from switch.wire.message import Message
 from tools.load.processes import toml_text, wait_for_events
 
@@ -269,17 +269,12 @@ def assert_settled(network: Network, taken: int) -> None:
                                                                     " WHERE business_date IS NOT NULL")})
     net = 0
     for date in dates:
-        recon = _cardswitch("recon", *where, "--ledger", str(network.issuer_file.parent / "issuer-ledger.jsonl"),
+        recon = cardswitch("recon", *where, "--ledger", str(network.issuer_file.parent / "issuer-ledger.jsonl"),
                             "--issuer", "bank", "--date", date)
         assert recon.returncode == 0, recon.stdout + recon.stderr
-        settled = _cardswitch("settle", *where, "--date", date, "--json")
+        settled = cardswitch("settle", *where, "--date", date, "--json")
         net += sum(row["net_amount"] for row in map(json.loads, settled.stdout.splitlines()) if row["by"] == "issuer")
     assert net == taken, f"settlement net {net} != what the terminals saw taken {taken}"
-
-
-def _cardswitch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
 
 
 def _rows(url: str | None, data_dir: Path, sql: str) -> list[tuple]:

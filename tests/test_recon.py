@@ -4,14 +4,13 @@ transaction, and what is reported when one side lost or changed something."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import trio
 
 from conftest import make_bank, start_issuer, until, write_config
 from emulators.terminal import open_terminal
+from processes import cardswitch
 from switch.config import load_config
 from switch.recon import reconcile
 from switch.service import Switch
@@ -20,10 +19,6 @@ from tools.load.processes import free_port
 pytestmark = pytest.mark.both_stores
 
 APPROVE, EXPIRY = "4761730000000011", "3012"
-
-
-def cardswitch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 async def test_a_lost_transaction_an_unknown_one_and_a_changed_amount_are_reported(demo, tmp_path, journal_url):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
-import sys
 
 import pytest
 import trio
 
 from emulators.terminal import open_terminal
+from processes import cardswitch
 from switch.core.reconciliation import Totals, business_date_of, differences
 
 pytestmark = pytest.mark.both_stores
@@ -79,10 +78,6 @@ async def test_malformed_totals_get_30_naming_the_field(demo):
     assert (bad_net["39"], bad_net["44"]) == ("30", "F97: C/D+16 digits")
     assert (bad_date["39"], bad_date["44"]) == ("30", "F15: MMDD expected")
     assert (letters["39"], letters["44"]) == ("30", "F76: 10 digits expected")
-
-
-def cardswitch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 async def test_the_terminal_emulator_reconciles_its_batch(demo):

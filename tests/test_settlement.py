@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -15,6 +13,7 @@ from hypothesis import given, strategies as st
 
 from conftest import read_events
 from emulators.terminal import open_terminal
+from processes import cardswitch
 from switch.admin import answer
 from switch.settlement import shown
 
@@ -26,10 +25,6 @@ APPROVE, OTHER_BANK, EXPIRY = "4761730000000011", "5200000000000015", "3012"
 @given(st.integers(min_value=-10**15, max_value=10**15), st.integers(min_value=0, max_value=3))
 def test_amounts_are_shown_exactly_with_the_currency_exponent(amount, exponent):
     assert Decimal(shown(amount, exponent)) == Decimal(amount).scaleb(-exponent)
-
-
-def cardswitch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 async def test_cutover_writes_each_issuers_file_and_settle_shows_the_net_positions(demo, tmp_path, log_file,

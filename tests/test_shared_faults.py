@@ -13,7 +13,6 @@ import itertools
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psycopg
 import trio

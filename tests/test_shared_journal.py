@@ -6,17 +6,14 @@ tests/test_shared_faults.py (real processes)."""
 from __future__ import annotations
 
 
-import subprocess
-import sys
-from pathlib import Path
 
 import attrs
 import psycopg
 import pytest
 import trio
 
-from conftest import read_events, write_config
-from processes import demo_serving
+from conftest import write_config
+from processes import cardswitch, demo_serving
 from tools.load.processes import free_port, wait_for_events
 
 from emulators.issuer import load_issuer_file, serve_issuer
@@ -166,11 +163,6 @@ async def test_an_instance_with_another_data_key_is_refused(tmp_path, postgres_u
     with pytest.raises(ConfigError, match="data key") as refused:
         Switch(attrs.evolve(network_config, data_dir=tmp_path / "two"))  # a data key of its own
     assert "every instance needs the same CARDSWITCH_DATA_KEY" in str(refused.value)
-
-
-def cardswitch(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "switch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**__import__("os").environ, **env})
 
 
 def test_serve_refuses_a_journal_it_cannot_use(tmp_path, postgres_url):

@@ -23,7 +23,14 @@ class BusinessDay:
         never goes back, even across a restart)."""
         self.cutover = cutover
         self._shift = (DAY - datetime.timedelta(hours=cutover.hour, minutes=cutover.minute)) % DAY
-        self.date = max(self.scheduled(now), known or datetime.date.min)
+        self._set(max(self.scheduled(now), known or datetime.date.min))
+
+    def _set(self, date: datetime.date) -> None:
+        """The date, and what every transaction reads of it, made once per day rather than per
+        transaction: `iso` (journal rows) and `field15` (responses, MMDD)."""
+        self.date = date
+        self.iso = date.isoformat()
+        self.field15 = f"{date.month:02d}{date.day:02d}"
 
     def scheduled(self, now: datetime.datetime) -> datetime.date:
         """The business date the cutover time alone gives at `now`."""
@@ -35,15 +42,10 @@ class BusinessDay:
         later = max(self.scheduled(now), known or self.date)
         if later <= self.date:
             return False
-        self.date = later
+        self._set(later)
         return True
 
     def cut_over(self) -> datetime.date:
         """An early cutover: the next business date starts now."""
-        self.date += DAY
+        self._set(self.date + DAY)
         return self.date
-
-    @property
-    def field15(self) -> str:
-        """Field 15, settlement date: MMDD."""
-        return f"{self.date.month:02d}{self.date.day:02d}"
