@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import trio
 
 from switch import logs
+from switch.wire.masking import mask_pan_like
 
 DB_FILE = "journal.db"
 BATCH_INTERVAL = 0.005  # seconds between the writer's looks at the queue when nobody waits
@@ -497,7 +498,7 @@ class Journal(BatchedJournal):
                 except Exception as exc:  # a constraint, or a bug in an operation: that item's own error
                     if isinstance(item, _Awaited):
                         item.error = exc
-                    logs.warning("journal_write_failed", error=f"{type(exc).__name__}: {exc}")
+                    logs.warning("journal_write_failed", error=mask_pan_like(f"{type(exc).__name__}: {exc}"))
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             logs.warning("journal_batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(batch))

@@ -25,6 +25,7 @@ import psycopg
 from switch import logs
 from switch.journal import BATCH_INTERVAL, MIGRATIONS, BatchedJournal, _Awaited, apply_item
 from switch.stores import display_url
+from switch.wire.masking import mask_pan_like
 
 TRACE_BLOCK = 1_000_000  # trace numbers an instance takes from the journal at a time
 MIGRATION_LOCK = 8583  # advisory lock ids: one instance migrates while the others wait, ...
@@ -176,7 +177,7 @@ class PostgresJournal(BatchedJournal):
             try:
                 failed = _apply_once(items, connection)
             except psycopg.Error as exc:
-                logs.warning("journal_batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(items))
+                logs.warning("journal_batch_failed", error=mask_pan_like(f"{type(exc).__name__}: {exc}"), rows=len(items))
                 _rollback(connection)
                 for item in items:
                     if isinstance(item, _Awaited):
@@ -185,7 +186,7 @@ class PostgresJournal(BatchedJournal):
             if failed is None:
                 break
             position, error = failed
-            logs.warning("journal_write_failed", error=f"{type(error).__name__}: {error}")
+            logs.warning("journal_write_failed", error=mask_pan_like(f"{type(error).__name__}: {error}"))
             item = items.pop(position)
             if isinstance(item, _Awaited):
                 item.error = error
