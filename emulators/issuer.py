@@ -38,11 +38,10 @@ from switch.streams import Connection
 from switch.tls import TlsConfig, TlsEndpoint
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
-from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.framing import Frame, FramingError
 from switch.wire.message import Message, is_response
 
 SEND_QUEUE = 4096  # answers waiting for the socket; a switch that reads nothing loses the connection
-DEFAULT_TPDU = b"\x60\x00\x00\x00\x00"  # on the issuer's own requests, where its dialect has a TPDU
 HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to complete its TLS handshake
 
 
@@ -135,11 +134,11 @@ async def _connection(config: IssuerHostConfig, bank: Bank,
         return decide(request) if refusal is None else bank._reply(request, refusal)
 
     def reply(request: Message, frame: Frame, refusal: str | None = None) -> None:
-        connection.send_nowait(dialect.frame(answer(request, refusal), reply_tpdu(frame.tpdu)))
+        connection.send_nowait(dialect.frame(answer(request, refusal), dialect.framing.reply_header(frame.header)))
 
     async def reply_with_mac(macs: IssuerMacs, request: Message, frame: Frame, refusal: str | None) -> None:
         payload = await macs.seal(answer(request, refusal), dialect)
-        connection.send_nowait(dialect.framing.frame(payload, reply_tpdu(frame.tpdu)))
+        connection.send_nowait(dialect.framing.frame(payload, dialect.framing.reply_header(frame.header)))
 
     async def refusal(request: Message, frame: Frame) -> str | None:
         """63 for a request whose MAC fails, else the PIN check's verdict."""
@@ -168,7 +167,7 @@ async def _connection(config: IssuerHostConfig, bank: Bank,
             await reply_with_mac(config.macs, request, frame, refused)
 
     def send(message: Message) -> None:  # the issuer's own requests (a key change)
-        connection.send_nowait(dialect.frame(message, DEFAULT_TPDU))
+        connection.send_nowait(dialect.frame(message, dialect.framing.header.default))
 
     try:
         async with trio.open_nursery() as nursery:

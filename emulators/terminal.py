@@ -35,7 +35,6 @@ from switch.wire.message import Message
 
 DEFAULT_TID = "T0000001"
 DEFAULT_MID = "M00000000000001"
-DEFAULT_TPDU = b"\x60\x00\x01\x00\x00"
 
 
 class TerminalError(NoAnswer):
@@ -77,14 +76,14 @@ class _Pending:
 
 class Terminal:
     def __init__(self, connection: Connection | None, dialect: Dialect, tid: str, mid: str,
-                 timeout: float, tpdu: bytes, capture: Capture | None = None, pin_key: PinKey | None = None,
+                 timeout: float, header: bytes, capture: Capture | None = None, pin_key: PinKey | None = None,
                  first_stan: int = 1, mac_key: str | None = None):
         self.connection = connection  # None: builds requests only (the codec benchmark)
         self.dialect = dialect
         self.tid = tid
         self.mid = mid
         self.timeout = timeout
-        self.tpdu = tpdu
+        self.header = header
         self.pin_key = pin_key
         self._mac_key = Key.tdes(bytes.fromhex(mac_key)) if mac_key is not None else None
         self._last_stan = first_stan - 1
@@ -185,7 +184,7 @@ class Terminal:
         pending = _Pending()
         key = self._waiting.park(message, pending)
         try:
-            data = self.dialect.framing.frame(self.encode(message), self.tpdu)
+            data = self.dialect.framing.frame(self.encode(message), self.header)
             self._record("in", data)
             await self.send_raw(data)
             with trio.move_on_after(self.timeout if timeout is None else timeout):
@@ -248,7 +247,7 @@ class Terminal:
         try:
             while data := await connection.receive():
                 for frame in framer.feed(data):
-                    self._record("out", self.dialect.framing.frame(frame.payload, frame.tpdu))
+                    self._record("out", self.dialect.framing.frame(frame.payload, frame.header))
                     response = self.dialect.decode(frame.payload)
                     self._dispatch(response, self._mac_failure(response, frame.payload))
         except (trio.ClosedResourceError, OSError, FramingError, MessageDecodeError):
@@ -275,14 +274,15 @@ class Terminal:
 @asynccontextmanager
 async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87-binary",
                         tid: str = DEFAULT_TID, mid: str = DEFAULT_MID, timeout: float = 30.0,
-                        tpdu: bytes = DEFAULT_TPDU, capture: Capture | None = None,
+                        header: bytes | None = None, capture: Capture | None = None,
                         pin_key: PinKey | None = None, first_stan: int = 1,
                         mac_key: str | None = None, tls: TlsEndpoint | None = None) -> AsyncIterator[Terminal]:
     """A connected terminal (over TLS with `tls`: the handshake within `timeout`); the
     connection closes when the block ends.
 
     A real terminal keeps counting its STAN across sessions; one-shot users (the CLI) pass a
-    `first_stan` of their own so two quick runs are not taken for a retransmission. `mac_key`
+    `first_stan` of their own so two quick runs are not taken for a retransmission. `header`: the
+    network header of its requests (a TPDU...), the dialect's default when None. `mac_key`
     (the clear TAK in hex, 32 digits) makes it MAC its requests and check its answers' MACs."""
     if isinstance(dialect, str):
         dialect = load_dialect(dialect)
@@ -297,7 +297,8 @@ async def open_terminal(host: str, port: int, *, dialect: str | Dialect = "iso87
     connection = Connection.adopt(secured, max_queued=1_000_000)
     try:
         async with trio.open_nursery() as nursery:
-            terminal = Terminal(connection, dialect, tid, mid, timeout, tpdu, capture, pin_key, first_stan, mac_key)
+            terminal = Terminal(connection, dialect, tid, mid, timeout,
+                                header if header is not None else dialect.framing.header.default, capture, pin_key, first_stan, mac_key)
             nursery.start_soon(terminal._writer)
             nursery.start_soon(terminal._reader)
             try:

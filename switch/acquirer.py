@@ -36,7 +36,7 @@ from switch.core.terminals import ConnectionInfo
 from switch.streams import Connection
 from switch.tls import TlsEndpoint, peer_subject
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
-from switch.wire.framing import Frame, FramingError, reply_tpdu
+from switch.wire.framing import Frame, FramingError
 from switch.wire.masking import mask_pan_like
 from switch.wire.message import Message
 
@@ -304,7 +304,7 @@ class TerminalConnection:
                 if self._full():
                     await self._wait_for_a_slot()
                 if self.capture is not None:
-                    self._record("in", self.dialect.framing.frame(frame.payload, frame.tpdu))
+                    self._record("in", self.dialect.framing.frame(frame.payload, frame.header))
                 self.in_flight += 1
                 self.requests += 1
                 self.terminals.transactions.start_soon(self._process, frame, name=REQUEST_TASK)
@@ -329,7 +329,7 @@ class TerminalConnection:
         try:
             response = await self._answer(frame)
             if response is not None:
-                self._send(self._encode(response, frame.tpdu), response)
+                self._send(self._encode(response, self.dialect.framing.reply_header(frame.header)), response)
         except Exception as exc:
             logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(exc).__name__)
         finally:
@@ -362,22 +362,21 @@ class TerminalConnection:
                          stan=_shown(request.get("11")), error=type(exc).__name__)
             return respond(request, RC.SYSTEM_ERROR)
 
-    def _encode(self, response: Message, tpdu: bytes) -> bytes:
-        tpdu = reply_tpdu(tpdu)
+    def _encode(self, response: Message, header: bytes) -> bytes:
         try:
-            return self.dialect.frame(response, tpdu)
+            return self.dialect.frame(response, header)
         except (MessageEncodeError, FramingError) as exc:
             fitted = self._fit_reason(response)
             if fitted is not None:  # a 30's reason (field 44) this dialect has no room for
-                return self._encode(fitted, tpdu)
+                return self._encode(fitted, header)
             logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
                          stan=_shown(response.get("11")), reason=mask_pan_like(str(exc)))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
             fallback["39"] = RC.SYSTEM_ERROR
             try:
-                return self.dialect.frame(fallback, tpdu)
+                return self.dialect.frame(fallback, header)
             except (MessageEncodeError, FramingError):  # even 11/41 do not fit: 39 alone
-                return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), tpdu)
+                return self.dialect.frame(Message(response.mti, {"39": RC.SYSTEM_ERROR}), header)
 
     def _fit_reason(self, response: Message) -> Message | None:
         """A 30 with its field 44 cut to what this dialect holds (or without it, when the dialect

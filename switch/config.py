@@ -29,7 +29,7 @@ from switch.stores import is_postgres_url
 from switch.tls import CLIENT_CERTS, MIN_VERSIONS, TlsConfig, TlsError, client_context, server_context
 from switch.tomlfile import Table, read_toml
 from switch.wire.dialect import Dialect, load_dialect
-from switch.wire.framing import DEFAULT_MAX_FRAME, TPDU_LENGTH
+from switch.wire.framing import DEFAULT_MAX_FRAME, FramingError
 from switch.wire.macs import check_dialect
 
 DEFAULT_TIMEOUT_MS = 5000
@@ -131,7 +131,7 @@ class IssuerConfig:
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     match_key: tuple[str, ...] = DEFAULT_MATCH_KEY
     assign_stan: bool = True
-    tpdu: bytes = b"\x60\x00\x00\x00\x00"
+    header: bytes = b""  # the network header of the switch's requests (switch.wire.headers)
     reconnect_min: float = 0.1
     reconnect_max: float = 10.0
     max_frame: int = DEFAULT_MAX_FRAME
@@ -464,23 +464,43 @@ def parse_stand_in(table: Table) -> StandInLimits | None:
     return limits
 
 
+def _network_header(table: Table, dialect: Dialect) -> bytes:
+    """`header`: the network header (hex) the switch's requests to this issuer start with, for
+    dialects that have one (`tpdu` is its older spelling); the dialect's default when absent."""
+    kind = dialect.framing.header
+    name = "tpdu" if "tpdu" in table.data and "header" not in table.data else "header"
+    expected = f"hex digits: a {kind.kind} header for dialect {dialect.name}" if kind.default else \
+        f"nothing: dialect {dialect.name} has no network header"
+    value = table.get(name, str, kind.default.hex(), expected, _is_hex)
+    try:
+        kind.complete(bytes.fromhex(value), 0)
+    except FramingError as exc:
+        raise table.error(name, f"{expected} ({exc})") from None
+    if bool(value) != bool(kind.default):
+        raise table.error(name, expected)
+    return bytes.fromhex(value)
+
+
+def _is_hex(value: str) -> bool:
+    return len(value) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
 def _issuer(table: Table, base: Path, hsm: HsmConfig | None) -> IssuerConfig:
     match_key = table.get("match_key", list, list(DEFAULT_MATCH_KEY),
                           f"an array of: {', '.join(MATCH_KEY_PARTS)}",
                           lambda v: bool(v) and all(part in MATCH_KEY_PARTS for part in v))
     mac = table.get("mac", bool, False)
-    tpdu = table.get("tpdu", str, "6000000000", f"{TPDU_LENGTH * 2} hex digits",
-                     lambda v: len(v) == TPDU_LENGTH * 2 and all(c in "0123456789abcdefABCDEF" for c in v))
+    dialect = _dialect(table)
     issuer = IssuerConfig(
         name=table.get("name", str, expected="the issuer's name", check=bool),
         host=table.get("host", str, "127.0.0.1"),
         port=table.get("port", int, expected="a port number from 1 to 65535", check=lambda v: _port(v) and v > 0),
-        dialect=_dialect(table),
+        dialect=dialect,
         timeout=table.get("timeout_ms", int, DEFAULT_TIMEOUT_MS, "milliseconds, at least 1",
                           lambda v: v >= 1) / 1000,
         match_key=tuple(match_key),
         assign_stan=table.get("assign_stan", bool, True),
-        tpdu=bytes.fromhex(tpdu),
+        header=_network_header(table, dialect),
         reconnect_min=table.get("reconnect_min_ms", int, 100, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
         reconnect_max=table.get("reconnect_max_ms", int, 10000, "milliseconds, at least 1", lambda v: v >= 1) / 1000,
         max_frame=table.get("max_frame", int, DEFAULT_MAX_FRAME, "bytes, from 64 to 65535",

@@ -32,3 +32,8 @@ class ConfigError(CardswitchError):
         self.file = str(file)
         self.key = key
         self.expected = expected
+
+
+class FramingError(CardswitchError):
+    """The byte stream cannot be split into frames (a bad length, header or trailer); the
+    connection must be closed."""

@@ -38,7 +38,7 @@ from switch.macs import Macs
 from switch.streams import Connection
 from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
-from switch.wire.framing import FramingError, reply_tpdu
+from switch.wire.framing import FramingError
 from switch.wire.message import Message, is_response
 
 # Frames waiting for the socket before requests are refused as "link down". Terminals bound
@@ -164,9 +164,9 @@ class IssuerLink:
         key = matcher.park(sent, waiter, trio.current_time())
         try:
             if payload is None:
-                connection.send_nowait(self._dialect.frame(sent, self.config.tpdu))
+                connection.send_nowait(self._dialect.frame(sent, self.config.header))
             else:
-                connection.send_nowait(self._dialect.framing.frame(payload, self.config.tpdu))
+                connection.send_nowait(self._dialect.framing.frame(payload, self.config.header))
         except (trio.WouldBlock, trio.ClosedResourceError):
             matcher.forget(key, waiter)
             raise LinkUnavailable(self.name) from None
@@ -342,9 +342,9 @@ class IssuerLink:
                     self._deliver(message, frame.payload)
                 elif is_key_change(message):  # before what follows: that may be under the new key
                     code = await self._keys.change(self.config, message) if self._keys else RC.NOT_SUPPORTED
-                    self._answer_issuer_request(message, frame.tpdu, code)
+                    self._answer_issuer_request(message, frame.header, code)
                 else:
-                    self._answer_issuer_request(message, frame.tpdu)
+                    self._answer_issuer_request(message, frame.header)
 
     def _deliver(self, response: Message, raw: bytes) -> None:
         key, waiter = self.matcher.match(response)
@@ -358,7 +358,7 @@ class IssuerLink:
         waiter.raw = raw
         waiter.wake(outcome.Value(response))
 
-    def _answer_issuer_request(self, request: Message, tpdu: bytes, code: str = RC.APPROVED) -> None:
+    def _answer_issuer_request(self, request: Message, header: bytes, code: str = RC.APPROVED) -> None:
         """Issuers send echo, sign-on and key changes too; the switch answers those (with `code`)
         and logs the rest."""
         if request.mti != "0800" or self._connection is None:
@@ -367,7 +367,7 @@ class IssuerLink:
         fields = {f: request[f] for f in ("7", "11", "70") if f in request}
         fields["39"] = code
         try:
-            self._connection.send_nowait(self._dialect.frame(Message("0810", fields), reply_tpdu(tpdu)))
+            self._connection.send_nowait(self._dialect.frame(Message("0810", fields), self._dialect.framing.reply_header(header)))
         except (trio.WouldBlock, trio.ClosedResourceError, MessageEncodeError, FramingError) as exc:
             logs.warning("issuer_request_unanswered", issuer=self.name, reason=type(exc).__name__)
 

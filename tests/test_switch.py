@@ -149,7 +149,7 @@ async def test_pos_tpdu_listener_swaps_nii_on_the_reply(demo):
         frames = []
         while not frames:
             frames = framer.feed(await stream.receive_some(4096))
-    assert frames[0].tpdu == b"\x60\x00\x09\x00\x07"
+    assert frames[0].header == b"\x60\x00\x09\x00\x07"
     assert dialect.decode(frames[0].payload)["39"] == "00"
 
 

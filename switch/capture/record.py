@@ -42,4 +42,4 @@ def unframe(dialect: Dialect, data: bytes) -> Frame:
 
 def reframe(dialect: Dialect, frame: Frame) -> bytes:
     """The wire bytes of a frame split off by a Framer (framing is deterministic)."""
-    return dialect.framing.frame(frame.payload, frame.tpdu)
+    return dialect.framing.frame(frame.payload, frame.header)

@@ -74,10 +74,10 @@ class Sanitizer:
         return clean
 
     def frame(self, dialect: Dialect, data: bytes) -> bytes | None:
-        """A wire frame sanitized and re-framed (TPDU kept); None when it cannot be read, since
+        """A wire frame sanitized and re-framed (network header kept); None when it cannot be read, since
         an unreadable frame cannot be shown to be free of card data."""
         try:
             frame = unframe(dialect, data)
-            return dialect.frame(self.message(dialect.decode(frame.payload), dialect.field48), frame.tpdu)
+            return dialect.frame(self.message(dialect.decode(frame.payload), dialect.field48), frame.header)
         except (CaptureFormatError, FramingError, MessageDecodeError, MessageEncodeError):
             return None

@@ -73,26 +73,27 @@ def read_input(argument: str) -> bytes:
 
 
 def split(dialect: Dialect, data: bytes) -> tuple[bytes, bytes]:
-    """(tpdu, payload): a framed message is unframed, anything else is taken as a bare message."""
+    """(network header, payload): a framed message is unframed, anything else is taken as a bare
+    message."""
     try:
         frame = unframe(dialect, data)
     except (CaptureFormatError, FramingError):
         return b"", data
-    return frame.tpdu, frame.payload
+    return frame.header, frame.payload
 
 
 def run(args) -> int:
     dialect = load_dialect(args.dialect)
-    tpdu, payload = split(dialect, read_input(args.message))
+    header, payload = split(dialect, read_input(args.message))
     message = dialect.decode(payload)
     shown = {field: value if args.unmask else masked_value(field, value, dialect.field48)
              for field, value in sorted(message.fields.items(), key=lambda item: int(item[0]))}
     if args.json:
-        print(json.dumps({"mti": message.mti, **({"tpdu": tpdu.hex()} if tpdu else {}),
+        print(json.dumps({"mti": message.mti, **({dialect.framing.header.kind: header.hex()} if header else {}),
                           "fields": [{"field": f, "name": dialect.describe(f), "value": v} for f, v in shown.items()]}))
         return 0
-    if tpdu:
-        print(f"TPDU {tpdu.hex()}")
+    if header:
+        print(f"{dialect.framing.header.kind.upper():<4} {header.hex()}")
     print(f"MTI  {message.mti}")
     for field, value in shown.items():
         print(f"{field:>4} {dialect.describe(field):<40} {value}")

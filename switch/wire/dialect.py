@@ -19,7 +19,8 @@ import iso8583
 from switch.errors import CardswitchError, ConfigError
 from switch.wire.fastcodec import CompiledSpec, compile_spec
 from switch.wire.field48 import Layout
-from switch.wire.framing import DEFAULT_MAX_FRAME, Framer, FramingProfile
+from switch.wire.framing import DEFAULT_MAX_FRAME, LENGTH_KINDS, Framer, FramingProfile
+from switch.wire.headers import HEADER_KINDS, Base24Header
 from switch.wire.message import Message
 
 DIALECTS_DIR = Path(__file__).resolve().parents[2] / "specs" / "dialects"
@@ -110,9 +111,9 @@ class Dialect:
             raise MessageEncodeError(f"cannot encode field {exc.field}: {exc.msg}") from None
         return bytes(encoded)
 
-    def frame(self, message: Message, tpdu: bytes = b"") -> bytes:
-        """Encoded and framed, ready for the socket."""
-        return self.framing.frame(self.encode(message), tpdu)
+    def frame(self, message: Message, header: bytes = b"") -> bytes:
+        """Encoded and framed behind its network header, ready for the socket."""
+        return self.framing.frame(self.encode(message), header)
 
     def framer(self, max_frame: int = DEFAULT_MAX_FRAME) -> Framer:
         return Framer(self.framing, max_frame)
@@ -163,6 +164,28 @@ def _field48_layout(path: Path, data: dict[str, Any], inherited: Layout) -> Layo
                                                               for layout in Layout)) from None
 
 
+def _framing(path: Path, table: Any) -> FramingProfile:
+    """`[framing]`: length, header (tpdu = true is the older spelling of header = "tpdu"), etx,
+    and BASE24's responder code."""
+    expected = ('keys length ("' + '", "'.join(LENGTH_KINDS) + '"), header ("' + '", "'.join(HEADER_KINDS)
+                + '"), etx (bool), responder (one digit, base24 only)')
+    if not isinstance(table, dict) or set(table) - {"length", "header", "tpdu", "etx", "responder"}:
+        raise ConfigError(path, "framing", expected)
+    kind = table.get("header", "tpdu" if table.get("tpdu") is True else "none")
+    if kind not in HEADER_KINDS or ("tpdu" in table and not isinstance(table["tpdu"], bool)):
+        raise ConfigError(path, "framing.header", "one of " + ", ".join(f'"{name}"' for name in HEADER_KINDS))
+    if "responder" in table and kind != Base24Header.kind:
+        raise ConfigError(path, "framing.responder", 'nothing unless header = "base24"')
+    try:
+        header = HEADER_KINDS[kind](**({"responder": table["responder"]} if "responder" in table else {}))
+    except ValueError:
+        raise ConfigError(path, "framing.responder", "one digit (BASE24's responder code)") from None
+    try:
+        return FramingProfile(length=table.get("length", "binary2"), header=header, etx=table.get("etx", False))
+    except (TypeError, ValueError):
+        raise ConfigError(path, "framing", expected) from None
+
+
 def _resolve(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml" or candidate.exists():
@@ -189,13 +212,7 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
     for required in ("h", "t", "p"):
         if required not in spec:
             raise ConfigError(path, f"fields.{required}", "a definition (or `extends` a dialect that has one)")
-    framing = data.get("framing", {})
-    try:
-        profile = FramingProfile(**framing)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            path, "framing", 'keys length ("binary2" or "ascii4"), tpdu (bool), etx (bool)'
-        ) from None
+    profile = _framing(path, data.get("framing", {}))
     track2 = data.get("track2", {})
     if not isinstance(track2, dict) or set(track2) - {"bcd"} or not isinstance(track2.get("bcd", False), bool):
         raise ConfigError(path, "track2", "a table with the key bcd (true or false)")

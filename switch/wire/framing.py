@@ -10,74 +10,69 @@ from __future__ import annotations
 
 import attrs
 
-from switch.errors import CardswitchError
+from switch.errors import FramingError
+from switch.wire.headers import NetworkHeader
 
 DEFAULT_MAX_FRAME = 8192
-TPDU_LENGTH = 5
 ETX = b"\x03"
-LENGTH_KINDS = ("binary2", "ascii4")
-
-
-class FramingError(CardswitchError):
-    """The byte stream cannot be split into frames; the connection must be closed."""
+# "binary2": 2-byte big-endian; "ascii4": 4 ASCII digits; "vap": 2-byte big-endian and two zero
+# bytes (Visa's VAP channels). The length never counts itself.
+LENGTH_KINDS = ("binary2", "ascii4", "vap")
+__all__ = ["FramingError", "Frame", "FramingProfile", "Framer", "DEFAULT_MAX_FRAME"]
 
 
 @attrs.frozen
 class Frame:
-    """One message as it travelled: an optional TPDU header and the ISO 8583 payload."""
+    """One message as it travelled: the network header in front of it (switch.wire.headers;
+    empty when the dialect has none) and the ISO 8583 payload."""
 
     payload: bytes
-    tpdu: bytes = b""
-
-
-def reply_tpdu(tpdu: bytes) -> bytes:
-    """The TPDU of a reply: same id, destination and source NII swapped (NACChannel)."""
-    if len(tpdu) != TPDU_LENGTH:
-        return tpdu
-    return tpdu[:1] + tpdu[3:5] + tpdu[1:3]
+    header: bytes = b""
 
 
 @attrs.frozen
 class FramingProfile:
     """How a dialect frames messages on the wire.
 
-    length: "binary2" (2-byte big-endian) or "ascii4" (4 ASCII digits); the length never counts
-    itself. tpdu: a 5-byte TPDU follows the length. etx: BASE24 style, a trailing 0x03 that the
-    length counts.
+    length: one of LENGTH_KINDS. header: the network header between the length and the message
+    (a TPDU, Visa's or BASE24's). etx: BASE24 style, a trailing 0x03 that the length counts.
     """
 
     length: str = attrs.field(default="binary2", validator=attrs.validators.in_(LENGTH_KINDS))
-    tpdu: bool = False
+    header: NetworkHeader = NetworkHeader()
     etx: bool = False
 
     @property
     def header_size(self) -> int:
+        """Bytes of the length prefix."""
         return 2 if self.length == "binary2" else 4
 
     def encode_length(self, size: int) -> bytes:
-        if self.length == "binary2":
-            if size > 0xFFFF:
-                raise FramingError(f"frame of {size} bytes does not fit a 2-byte length header")
-            return size.to_bytes(2, "big")
-        if size > 9999:
-            raise FramingError(f"frame of {size} bytes does not fit a 4-digit length header")
-        return b"%04d" % size
+        if self.length == "ascii4":
+            if size > 9999:
+                raise FramingError(f"frame of {size} bytes does not fit a 4-digit length header")
+            return b"%04d" % size
+        if size > 0xFFFF:
+            raise FramingError(f"frame of {size} bytes does not fit a 2-byte length header")
+        return size.to_bytes(2, "big") + (b"\x00\x00" if self.length == "vap" else b"")
 
-    def decode_length(self, header: bytes) -> int:
-        if self.length == "binary2":
-            return int.from_bytes(header, "big")
-        if not header.isdigit():
-            raise FramingError("length header is not 4 ASCII digits")
-        return int(header)
+    def decode_length(self, prefix: bytes) -> int:
+        if self.length == "ascii4":
+            if not prefix.isdigit():
+                raise FramingError("length header is not 4 ASCII digits")
+            return int(prefix)
+        if self.length == "vap" and prefix[2:] != b"\x00\x00":
+            raise FramingError("VAP length header's last two bytes are not zero")
+        return int.from_bytes(prefix[:2], "big")
 
-    def frame(self, payload: bytes, tpdu: bytes = b"") -> bytes:
-        """Bytes to write for one message."""
-        if self.tpdu:
-            if len(tpdu) != TPDU_LENGTH:
-                raise FramingError(f"TPDU must be {TPDU_LENGTH} bytes, got {len(tpdu)}")
-        else:
-            tpdu = b""
-        body = tpdu + payload + (ETX if self.etx else b"")
+    def reply_header(self, request_header: bytes) -> bytes:
+        """The network header of the answer to a message that came with `request_header`."""
+        return self.header.for_reply(request_header)
+
+    def frame(self, payload: bytes, header: bytes = b"") -> bytes:
+        """Bytes to write for one message; `header` is completed for it (Visa's carries the
+        message's length)."""
+        body = self.header.complete(header, len(payload)) + payload + (ETX if self.etx else b"")
         return self.encode_length(len(body)) + body
 
 
@@ -92,7 +87,7 @@ class Framer:
         self.profile = profile
         self.max_frame = max_frame
         self._buffer = bytearray()
-        self._min_body = (TPDU_LENGTH if profile.tpdu else 0) + (1 if profile.etx else 0)
+        self._min_body = profile.header.min_size + (1 if profile.etx else 0)
 
     @property
     def buffered(self) -> int:
@@ -125,6 +120,5 @@ class Framer:
             if body[-1:] != ETX:
                 raise FramingError("frame does not end with ETX (0x03)")
             body = body[:-1]
-        if self.profile.tpdu:
-            return Frame(payload=body[TPDU_LENGTH:], tpdu=body[:TPDU_LENGTH])
-        return Frame(payload=body)
+        header, payload = self.profile.header.split(body)
+        return Frame(payload=payload, header=header)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from emulators.issuer import load_issuer_file
-from emulators.terminal import DEFAULT_MID, DEFAULT_TPDU, Terminal
+from emulators.terminal import DEFAULT_MID, Terminal
 from switch.config import load_config
 from switch.core.messages import respond
 from switch.wire.dialect import Dialect
@@ -30,7 +30,7 @@ def samples(mix: Mix, switch_config: Path, issuer_files: dict[str, Path], count:
     dialects = {issuer.name: issuer.dialect for issuer in config.issuers}
     banks = {name: load_issuer_file(path)[1] for name, path in issuer_files.items()}
     pin = {"pin_key": pin_key} if pin_key is not None else {}
-    terminal = Terminal(None, listener.dialect, "C0000001", DEFAULT_MID, 1.0, DEFAULT_TPDU, **pin)
+    terminal = Terminal(None, listener.dialect, "C0000001", DEFAULT_MID, 1.0, listener.dialect.framing.header.default, **pin)
     prepared = []
     for _ in range(count):
         operation = mix.next()

@@ -150,7 +150,7 @@ async def _send(connection: _Connection, exchange: Exchange, options: ReplayOpti
     send, receive = trio.open_memory_channel[Message](1)
     sent_at = trio.current_time()
     try:
-        data = connection.dialect.frame(request, exchange.tpdu)
+        data = connection.dialect.frame(request, exchange.header)
     except (MessageEncodeError, FramingError) as exc:
         return finish(Result(exchange, UNANSWERED, note=f"not sent: {exc}"))
     if connection.lost:

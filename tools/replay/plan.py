@@ -23,7 +23,7 @@ class Exchange:
     time: float
     dialect: Dialect
     request: Message
-    tpdu: bytes
+    header: bytes  # the network header it came with (switch.wire.headers)
     expected: Message | None = None
     expected_time: float | None = None
     waits_for: tuple[int, ...] = ()
@@ -48,7 +48,7 @@ def _decode(record: CapturedFrame) -> tuple[Message, bytes] | None:
     try:
         dialect = load_dialect(record.dialect)
         frame = unframe(dialect, record.data)
-        return dialect.decode(frame.payload), frame.tpdu
+        return dialect.decode(frame.payload), frame.header
     except (CaptureFormatError, FramingError, MessageDecodeError):
         return None
 
@@ -63,11 +63,11 @@ def build_plan(records: list[CapturedFrame]) -> Plan:
         if decoded is None:
             skipped += 1
             continue
-        message, tpdu = decoded
+        message, header = decoded
         if record.direction == "in" and not is_response(message.mti):
             number += 1
             exchange = Exchange(number, record.connection, record.time, load_dialect(record.dialect),
-                                message, tpdu)
+                                message, header)
             conversation = conversations.setdefault(record.connection, [])
             exchange.waits_for = tuple(e.number for e in conversation
                                        if e.expected_time is not None and e.expected_time <= record.time)
