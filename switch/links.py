@@ -333,6 +333,10 @@ class IssuerLink:
             except FramingError as exc:
                 return f"framing error: {exc}"
             for frame in frames:
+                rejected = self._dialect.framing.header.rejection(frame.header)
+                if rejected is not None:  # the network refused one of ours: it times out as unanswered
+                    logs.warning("network_reject", issuer=self.name, reject_code=rejected)
+                    continue
                 try:
                     message = self._dialect.decode(frame.payload)
                 except MessageDecodeError as exc:

@@ -9,11 +9,12 @@ emulator in the dialect. A new file in specs/dialects is tested here without a l
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 import trio
 
-from conftest import make_bank, write_config
+from conftest import make_bank, read_events, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.terminal import open_terminal
 from switch.capture.record import unframe
@@ -155,3 +156,29 @@ def test_an_issuer_link_sends_its_configured_network_header(tmp_path):
                           routes=[{"prefix": "4", "issuer": "bank"}])
     [issuer] = load_config(config, data_dir=tmp_path / "data").issuers
     assert issuer.header[5:11] == bytes.fromhex("000123000456")
+
+
+async def test_a_visa_reject_header_is_logged_and_the_request_ends_as_unanswered(nursery, tmp_path, log_file):
+    """A network that sends one of our requests back under a reject header: logged with its reject
+    code, and the request is treated as unanswered (91, reversed through SAF), never as answered."""
+    dialect = load_dialect("visa-base1")
+
+    async def rejecting_network(stream: trio.SocketStream) -> None:
+        framer = dialect.framer()
+        while data := await stream.receive_some(4096):
+            for frame in framer.feed(data):
+                reject = bytes([26]) + frame.header[1:22] + bytes.fromhex("8000" "0012")
+                await stream.send_all(dialect.framing.frame(frame.payload, reject))
+
+    listener = (await nursery.start(partial(trio.serve_tcp, rejecting_network, 0, host="127.0.0.1")))[0]
+    config = write_config(tmp_path / "switch.toml",
+                          issuers=[{"name": "visa", "port": listener.socket.getsockname()[1],
+                                    "dialect": "visa-base1", "timeout_ms": 300}],
+                          routes=[{"prefix": "4", "issuer": "visa"}])
+    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
+    ports = await nursery.start(switch.run)
+    await switch.wait_links_up()
+    async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
+        answer = await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)
+    assert answer["39"] == "91"
+    assert [e["reject_code"] for e in read_events(log_file) if e["event"] == "network_reject"][:1] == ["0012"]

@@ -104,6 +104,8 @@ def test_visa_reject_header_is_read_whole_and_answered_with_22_bytes():
     [frame] = Framer(profile).feed(data)
     assert frame.header == reject and frame.payload == b"0110abcd"
     assert len(profile.reply_header(frame.header)) == 22
+    assert VisaHeader().rejection(frame.header) == "0012"
+    assert VisaHeader().rejection(HEADERS["visa"]) is None
 
 
 @pytest.mark.parametrize("length_byte", [0, 21, 200])

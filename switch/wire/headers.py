@@ -48,6 +48,11 @@ class NetworkHeader:
         """`header` as sent in front of a message of `message_size` bytes."""
         return b""
 
+    def rejection(self, header: bytes) -> str | None:
+        """The network's reject code when `header` says the message after it is one of ours sent
+        back unprocessed; None for an ordinary message."""
+        return None
+
 
 @attrs.frozen
 class Tpdu(NetworkHeader):
@@ -95,6 +100,13 @@ class VisaHeader(NetworkHeader):
         header[0] = self.size
         header[self._DESTINATION], header[self._SOURCE] = request_header[self._SOURCE], request_header[self._DESTINATION]
         return bytes(header)
+
+    def rejection(self, header: bytes) -> str | None:
+        """A reject header: 26 bytes or more, its bitmap's (bytes 22-23) first bit set, the reject
+        code in BCD at bytes 24-25."""
+        if len(header) < self.size + 4 or not header[self.size] & 0x80:
+            return None
+        return header[self.size + 2:self.size + 4].hex()
 
     def complete(self, header: bytes, message_size: int) -> bytes:
         if len(header) < self.size or header[0] != len(header):
