@@ -28,8 +28,8 @@ DEFAULT_DIALECT = "iso87-binary"
 FIELD_KEYS = ("data_enc", "len_enc", "len_type", "max_len", "desc", "len_count", "left_pad", "right_pad")
 # Field data: ASCII, binary ("b": packed BCD for numerics counted in nibbles, else raw bytes), or
 # EBCDIC; length prefixes: ASCII digits, binary, packed BCD or EBCDIC digits. pyiso8583 reads and
-# writes them all; the fast codec (switch.wire.fastcodec) covers ASCII and binary data with ASCII
-# lengths and leaves the rest to pyiso8583, with the same results.
+# writes them all; the fast codec (switch.wire.fastcodec) covers all but EBCDIC length prefixes
+# and leaves anything it declines to pyiso8583, with the same results.
 DATA_ENCODINGS = ("ascii", "b", "cp037", "cp500")
 LENGTH_ENCODINGS = ("ascii", "b", "bcd", "cp037", "cp500")
 # Fields read back from a partly decoded message to address an error answer.
@@ -73,7 +73,15 @@ class Dialect:
     def decode(self, payload: bytes) -> Message:
         decoded = self.fast.decode(payload) if self.fast is not None else None
         if decoded is not None and len(decoded[0]) == 4 and decoded[0].isdigit():
-            return Message(*decoded)
+            mti, fields = decoded
+        else:
+            mti, fields = self._decode_reference(payload)
+        if self.track2_bcd and "35" in fields:
+            fields["35"] = fields["35"].replace("D", "=")
+        return Message(mti, fields)
+
+    def _decode_reference(self, payload: bytes) -> tuple[str, dict[str, str]]:
+        """pyiso8583's reading, and its exact error for what the fast codec declined."""
         try:
             fields, _ = iso8583.decode(payload, self.spec)
         except iso8583.DecodeError as exc:
@@ -89,24 +97,21 @@ class Dialect:
         mti = fields.pop("t")
         if not (len(mti) == 4 and mti.isdigit()):
             raise MessageDecodeError("MTI is not 4 digits", "t", None, {})
-        if self.track2_bcd and "35" in fields:
-            fields["35"] = fields["35"].replace("D", "=")
         fields.pop("p", None)
         fields.pop("1", None)
         fields.pop("h", None)
-        return Message(mti, fields)
+        return mti, fields
 
     def encode(self, message: Message) -> bytes:
+        fields = message.fields
+        if self.track2_bcd and "35" in fields:
+            fields = {**fields, "35": fields["35"].replace("=", "D")}
         if self.fast is not None:
-            data = self.fast.encode(message.mti, message.fields)
+            data = self.fast.encode(message.mti, fields)
             if data is not None:
                 return data
-        document = dict(message.fields)
-        document["t"] = message.mti
-        if self.track2_bcd and "35" in document:
-            document["35"] = document["35"].replace("=", "D")
         try:
-            encoded, _ = iso8583.encode(document, self.spec)
+            encoded, _ = iso8583.encode({**fields, "t": message.mti}, self.spec)
         except iso8583.EncodeError as exc:
             raise MessageEncodeError(f"cannot encode field {exc.field}: {exc.msg}") from None
         return bytes(encoded)

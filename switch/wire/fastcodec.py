@@ -2,12 +2,13 @@
 
 pyiso8583 interprets the spec field by field on every call and builds bitmaps bit by bit; on the
 switch's path that costs more than everything else it does (docs/performance.md). This module
-compiles a spec into per-field plans (length-prefix width, maximum length, binary or ASCII) and
-reads and writes bitmaps as integers. It handles only the subset our dialect files use — ASCII
-length prefixes, ASCII or binary data, a fixed-width MTI, binary or hex bitmaps — and answers
-None for anything unusual (a bad length, non-ASCII data, a tertiary bitmap, trailing bytes ...),
-so the caller falls back to pyiso8583, which stays the reference and produces the exact error.
-Whenever this module does answer, the result is identical to pyiso8583's (differential tests).
+compiles a spec into per-field plans and reads and writes bitmaps as integers. It covers what our
+dialect files use: field data in ASCII, binary, packed BCD (digits counted in nibbles, odd counts
+padded left or right) or an EBCDIC code page; length prefixes in ASCII digits, binary or BCD; an
+MTI in ASCII, BCD or EBCDIC; binary or hex bitmaps. It answers None for anything unusual (a bad
+length, a wrong pad, undecodable text, a tertiary bitmap, trailing bytes ...), so the caller falls
+back to pyiso8583, which stays the reference and produces the exact error. Whenever this module
+does answer, the result is identical to pyiso8583's (differential tests).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ _SECONDARY = 1 << 127  # field 1's bit in the 128-bit bitmap
 # The same, as field keys, without field 1 (the secondary bitmap's bit, which the codec sets itself).
 _KEYS_IN_BYTE = [[tuple(str(number) for number in numbers if number != 1) for numbers in by_value]
                  for by_value in _FIELDS_IN_BYTE]
+# How a field's data is written: ASCII text, raw bytes (a hex string in the message), packed BCD
+# digits (counted in nibbles), or text in another code page (EBCDIC).
+ASCII, HEX, BCD, CODEPAGE = range(4)
+CODEPAGES = ("cp037", "cp500")
+# How a length prefix is written: ASCII digits, a big-endian binary number, BCD digits.
+LENGTH_KINDS = {"ascii": 0, "b": 1, "bcd": 2}
+ASCII_LENGTH, BINARY_LENGTH, BCD_LENGTH = range(3)
 
 
 def _fixed_ascii(field: dict[str, Any] | None) -> bool:
@@ -40,29 +48,59 @@ def _bitmap_format(field: dict[str, Any] | None) -> bool | None:
     return None
 
 
+def _data_kind(field: dict[str, Any]) -> int | None:
+    nibbles = field.get("len_count", "bytes") == "nibbles"
+    if field["data_enc"] == "b":
+        return BCD if nibbles else HEX
+    if nibbles:
+        return None  # text counted in nibbles: pyiso8583 alone
+    return ASCII if field["data_enc"] == "ascii" else CODEPAGE if field["data_enc"] in CODEPAGES else None
+
+
+def _extra(field: dict[str, Any], kind: int) -> Any:
+    """BCD: its (left, right) pad characters; a code page field: the codec's name."""
+    if kind == BCD:
+        return field.get("left_pad", "")[:1], field.get("right_pad", "")[:1]
+    return field["data_enc"] if kind == CODEPAGE else None
+
+
+def _longest_prefix(len_kind: int, len_type: int) -> int:
+    """The largest length a prefix of `len_type` bytes can express."""
+    if len_kind == BINARY_LENGTH:
+        return 256 ** len_type - 1
+    return 10 ** (len_type * (2 if len_kind == BCD_LENGTH else 1)) - 1
+
+
 class CompiledSpec:
     """A spec compiled for speed: per bitmap byte, the plans of the fields it announces; per
     field key, the plan to write it. Built once per dialect, so a message costs a loop over its
-    fields and nothing else."""
+    fields and nothing else.
+
+    A plan is (key, prefix width, longest length, data kind, length kind, extra): lengths count
+    characters, bytes or nibbles as the field's data does; extra is BCD's pads or the code page."""
 
     def __init__(self, spec: dict[str, dict[str, Any]], binary_bitmap: bool, secondary: bool):
-        self.mti_len = spec["t"]["max_len"]
+        mti = spec["t"]
+        self.mti_kind = _data_kind({**mti, "len_count": "bytes"})
+        self.mti_codec = mti["data_enc"] if self.mti_kind == CODEPAGE else "latin-1"
+        self.mti_len = 2 if self.mti_kind == HEX else 4 if self.mti_kind == CODEPAGE else mti["max_len"]
         self.binary_bitmap = binary_bitmap
         self.secondary = secondary
-        plans: dict[int, tuple[str, int, int, bool]] = {}
+        plans: dict[int, tuple[str, int, int, int, int, Any]] = {}
         for key, field in spec.items():
             if key.isdigit() and 2 <= int(key) <= 128 and int(key) != 65:
-                plans[int(key)] = (str(int(key)), field["len_type"], field["max_len"], field["data_enc"] == "b")
+                kind = _data_kind(field)
+                assert kind is not None  # compile_spec checked
+                len_type, len_kind = field["len_type"], LENGTH_KINDS[field["len_enc"]]
+                longest = min(field["max_len"], _longest_prefix(len_kind, len_type)) if len_type else field["max_len"]
+                plans[int(key)] = (str(int(key)), len_type, longest, kind, len_kind, _extra(field, kind))
         # Bitmap byte i with value v announces these fields; None when one has no plan.
         self._reading = [[self._read_plans(plans, fields) for fields in by_value] for by_value in _FIELDS_IN_BYTE]
-        # Per key: its bitmap bit, prefix width, longest length (exact length when fixed; for a
-        # variable field also what the prefix can express) and whether it is binary.
-        self._writing = {key: (1 << (128 - number), len_type,
-                               min(max_len, 10 ** len_type - 1) if len_type else max_len, binary)
-                         for number, (key, len_type, max_len, binary) in plans.items()}
+        # Per key: its bitmap bit and its plan.
+        self._writing = {plan[0]: (1 << (128 - number), plan) for number, plan in plans.items()}
 
     @staticmethod
-    def _read_plans(plans: dict[int, tuple[str, int, int, bool]], fields: tuple[int, ...]) -> tuple | None:
+    def _read_plans(plans: dict[int, tuple[str, int, int, int, int, Any]], fields: tuple[int, ...]) -> tuple | None:
         wanted = [number for number in fields if number != 1]  # bit 1 announces the secondary bitmap
         if any(number not in plans for number in wanted):
             return None
@@ -79,12 +117,22 @@ class CompiledSpec:
             return None
         return int(chunk, 16)
 
+    def _read_mti(self, s: bytes) -> str | None:
+        mti = s[:self.mti_len]
+        if len(mti) != self.mti_len:
+            return None
+        if self.mti_kind == HEX:
+            return mti.hex().upper()
+        if self.mti_kind == ASCII and not mti.isascii():
+            return None
+        return mti.decode(self.mti_codec)
+
     def decode(self, s: bytes) -> tuple[str, dict[str, str]] | None:
         """(MTI, fields) as pyiso8583 would give them, or None to let pyiso8583 decide."""
-        pos = self.mti_len
-        mti = s[:pos]
-        if len(mti) != pos or not mti.isascii():
+        mti = self._read_mti(s)
+        if mti is None:
             return None
+        pos = self.mti_len
         width = 8 if self.binary_bitmap else 16
         bitmap = self._read_bitmap(s, pos)
         if bitmap is None:
@@ -107,53 +155,87 @@ class CompiledSpec:
             plans = reading[index][byte]
             if plans is None:
                 return None
-            for key, len_type, max_len, binary in plans:
+            for key, len_type, longest, kind, len_kind, extra in plans:
                 if len_type:
                     prefix = s[pos:pos + len_type]
-                    if len(prefix) != len_type or not prefix.isdigit():
+                    if len(prefix) != len_type:
                         return None
-                    size = int(prefix)
-                    if size > max_len:
+                    if len_kind == ASCII_LENGTH:
+                        if not prefix.isdigit():
+                            return None
+                        size = int(prefix)
+                    elif len_kind == BINARY_LENGTH:
+                        size = int.from_bytes(prefix, "big")
+                    else:
+                        digits = prefix.hex()
+                        if not digits.isdigit():
+                            return None
+                        size = int(digits)
+                    if size > longest:
                         return None
                     pos += len_type
                 else:
-                    size = max_len
-                end = pos + size
+                    size = longest
+                end = pos + ((size + 1) >> 1 if kind == BCD else size)
                 if end > end_of_message:
                     return None
-                if binary:
-                    fields[key] = s[pos:end].hex().upper()
-                else:
+                if kind == ASCII:
                     value = text[pos:end]
                     if not value.isascii():
                         return None
-                    fields[key] = value
+                elif kind == CODEPAGE:
+                    try:
+                        value = s[pos:end].decode(extra)
+                    except UnicodeDecodeError:
+                        return None
+                else:
+                    value = s[pos:end].hex().upper()
+                    if kind == BCD and size & 1:  # the pad nibble goes, as pyiso8583 takes it off
+                        left, right = extra
+                        if left and value[:1] == left:
+                            value = value[1:]
+                        elif right and value[-1:] == right:
+                            value = value[:-1]
+                        else:
+                            return None
+                fields[key] = value
                 pos = end
-        return (text[:self.mti_len], fields) if pos == end_of_message else None
+        return (mti, fields) if pos == end_of_message else None
 
     # -- encoding ------------------------------------------------------------------------
 
     def _bitmap_text(self, value: int) -> str:
         return value.to_bytes(8, "big").decode("latin-1") if self.binary_bitmap else "%016X" % value
 
+    def _mti_text(self, mti: str) -> str | None:
+        if type(mti) is not str or not mti.isascii():
+            return None
+        try:
+            data = binascii.a2b_hex(mti) if self.mti_kind == HEX else mti.encode(self.mti_codec)
+        except (binascii.Error, ValueError):
+            return None
+        return data.decode("latin-1") if len(data) == self.mti_len else None
+
     def encode(self, mti: str, fields: dict[str, str]) -> bytes | None:
         """The bytes pyiso8583 would produce, or None to let pyiso8583 decide. Built as one
-        latin-1 string (ASCII fields as they are, binary ones decoded from hex) and encoded once."""
-        if type(mti) is not str or len(mti) != self.mti_len or not mti.isascii():
+        latin-1 string (ASCII fields as they are, the others converted to their bytes) and
+        encoded once."""
+        mti_text = self._mti_text(mti)
+        if mti_text is None:
             return None
         writing = self._writing
         bitmap = 0
         for key, value in fields.items():
-            plan = writing.get(key)
-            if plan is None or type(value) is not str:
+            entry = writing.get(key)
+            if entry is None or type(value) is not str:
                 return None
-            bitmap |= plan[0]
+            bitmap |= entry[0]
         has_secondary = bitmap & 0xFFFF_FFFF_FFFF_FFFF != 0
         if has_secondary:
             if not self.secondary:
                 return None
             bitmap |= _SECONDARY
-        out = [mti, self._bitmap_text(bitmap >> 64)]
+        out = [mti_text, self._bitmap_text(bitmap >> 64)]
         if has_secondary:
             out.append(self._bitmap_text(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
         # The bitmap's set bits, byte by byte, give the fields in wire order: no sort.
@@ -161,20 +243,35 @@ class CompiledSpec:
             if not byte:
                 continue
             for key in _KEYS_IN_BYTE[index][byte]:
-                _, len_type, longest, binary = writing[key]
+                _, len_type, longest, kind, len_kind, extra = writing[key][1]
                 value = fields[key]
-                if binary:
+                size = len(value)
+                if kind == ASCII:
+                    if not value.isascii():
+                        return None
+                else:
                     try:
-                        value = binascii.a2b_hex(value).decode("latin-1")
+                        if kind == CODEPAGE:
+                            value = value.encode(extra).decode("latin-1")
+                            size = len(value)
+                        else:
+                            if kind == BCD and size & 1:
+                                left, right = extra
+                                value = left + value if left else value + right if right else value
+                            value = binascii.a2b_hex(value).decode("latin-1")
+                            if kind == HEX:
+                                size = len(value)
                     except (binascii.Error, ValueError):
                         return None
-                elif not value.isascii():
-                    return None
-                size = len(value)
                 if len_type:
                     if size > longest:
                         return None
-                    out.append("%0*d" % (len_type, size))
+                    if len_kind == ASCII_LENGTH:
+                        out.append("%0*d" % (len_type, size))
+                    elif len_kind == BINARY_LENGTH:
+                        out.append(size.to_bytes(len_type, "big").decode("latin-1"))
+                    else:
+                        out.append(binascii.a2b_hex("%0*d" % (len_type * 2, size)).decode("latin-1"))
                 elif size != longest:
                     return None
                 out.append(value)
@@ -186,15 +283,18 @@ def compile_spec(spec: dict[str, dict[str, Any]]) -> CompiledSpec | None:
     header = spec.get("h")
     if header is not None and not (_fixed_ascii(header) and header["max_len"] == 0):
         return None
-    if not _fixed_ascii(spec.get("t")):
+    mti = spec.get("t")
+    if mti is None or mti["len_type"] != 0 or _data_kind({**mti, "len_count": "bytes"}) is None:
+        return None
+    if mti["data_enc"] == "ascii" and mti["max_len"] != 4:
         return None
     primary = _bitmap_format(spec.get("p"))
     if primary is None:
         return None
     for key, field in spec.items():
-        if set(field) - {"data_enc", "len_enc", "len_type", "max_len", "desc"}:
+        if set(field) - {"data_enc", "len_enc", "len_type", "max_len", "desc", "len_count", "left_pad", "right_pad"}:
             return None
-        if key.isdigit() and (field["len_enc"] != "ascii" or field["data_enc"] not in ("ascii", "b")
+        if key.isdigit() and (field["len_enc"] not in LENGTH_KINDS or _data_kind(field) is None
                               or field["len_type"] not in (0, 1, 2, 3, 4)):
             return None
     return CompiledSpec(spec, primary, _bitmap_format(spec.get("1")) == primary)
