@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import iso8583
@@ -19,6 +19,7 @@ import iso8583
 from switch.errors import CardswitchError, ConfigError
 from switch.wire.fastcodec import CompiledSpec, compile_spec
 from switch.wire.field48 import Layout
+from switch.wire import iso93
 from switch.wire.framing import DEFAULT_MAX_FRAME, LENGTH_KINDS, Framer, FramingProfile
 from switch.wire.headers import HEADER_KINDS, Base24Header
 from switch.wire.message import Message
@@ -58,6 +59,7 @@ class MessageEncodeError(CardswitchError):
 
 @attrs.frozen
 class Dialect:
+    iso: ClassVar[int] = 1987  # the ISO 8583 version on the wire; messages in memory are 1987's
     name: str
     spec: dict[str, dict[str, Any]] = attrs.field(repr=False)
     framing: FramingProfile
@@ -125,6 +127,51 @@ class Dialect:
 
     def describe(self, field: str) -> str:
         return self.spec.get(field, {}).get("desc", "")
+
+    def decode_wire(self, payload: bytes) -> Message:
+        """The message as the wire has it: what `decode` gives, but in the wire's ISO version."""
+        return Dialect.decode(self, payload)
+
+    def encode_wire(self, message: Message) -> bytes:
+        """`message` written as it is, in the wire's ISO version (`encode` takes 1987's)."""
+        return Dialect.encode(self, message)
+
+
+@attrs.frozen
+class Iso93Dialect(Dialect):
+    """ISO 8583:1993 on the wire (`iso = 1993` in the dialect file), ISO 8583:1987 in memory:
+    `decode` maps what it read to 1987, `encode` maps to 1993 what it writes (switch.wire.iso93),
+    so every user of a dialect speaks 1993 without knowing it. A 1993 message the mapping cannot
+    read is a MessageDecodeError like any undecodable one: answered 30 when its MTI maps to 1987."""
+
+    iso: ClassVar[int] = 1993
+
+    def decode(self, payload: bytes) -> Message:
+        try:
+            wire = Dialect.decode(self, payload)
+        except MessageDecodeError as exc:
+            exc.mti = _mti_1987(exc.mti)  # the answer is built in 1987 terms, then mapped back
+            raise
+        try:
+            return iso93.from_1993(wire)
+        except iso93.MappingError as exc:
+            echo = {f: wire.fields[f] for f in ECHO_ON_ERROR if wire.fields.get(f)}
+            raise MessageDecodeError(f"not mappable to ISO 8583:1987 ({exc})", exc.field, exc.mti, echo) from None
+
+    def encode(self, message: Message) -> bytes:
+        try:
+            mapped = iso93.to_1993(message)
+        except iso93.MappingError as exc:
+            raise MessageEncodeError(f"cannot write as ISO 8583:1993: {exc}") from None
+        return Dialect.encode(self, mapped)
+
+
+def _mti_1987(mti: str | None) -> str | None:
+    """The 1987 MTI an undecodable 1993 message is answered under (None: not answerable)."""
+    try:
+        return iso93.mti_from_1993(mti) if mti is not None else None
+    except iso93.MappingError:
+        return None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -207,22 +254,26 @@ def load_dialect(name_or_path: str = DEFAULT_DIALECT) -> Dialect:
         raise ConfigError(path, "dialect", f"a dialect file; known dialects: {known}")
     data = _read_toml(path)
     spec: dict[str, dict[str, Any]] = {}
-    field48, track2_bcd = Layout.PLAIN, False
+    field48, track2_bcd, iso = Layout.PLAIN, False, Dialect.iso
     if "extends" in data:
         parent = load_dialect(str(data["extends"]))
         spec = {k: dict(v) for k, v in parent.spec.items()}
-        field48, track2_bcd = parent.field48, parent.track2_bcd
+        field48, track2_bcd, iso = parent.field48, parent.track2_bcd, parent.iso
     for key, field in data.get("fields", {}).items():
         spec[key] = _check_field(path, key, field)
     for required in ("h", "t", "p"):
         if required not in spec:
             raise ConfigError(path, f"fields.{required}", "a definition (or `extends` a dialect that has one)")
     profile = _framing(path, data.get("framing", {}))
+    iso = data.get("iso", iso)
+    if iso not in (1987, 1993):
+        raise ConfigError(path, "iso", "1987 or 1993 (the ISO 8583 version on the wire)")
     track2 = data.get("track2", {})
     if not isinstance(track2, dict) or set(track2) - {"bcd"} or not isinstance(track2.get("bcd", False), bool):
         raise ConfigError(path, "track2", "a table with the key bcd (true or false)")
     track2_bcd = track2.get("bcd", track2_bcd)
     if track2_bcd and spec.get("35", {}).get("data_enc") != "b":
         raise ConfigError(path, "track2.bcd", 'field 35 in packed BCD (data_enc = "b", len_count = "nibbles")')
-    return Dialect(name=str(data.get("name", path.stem)), spec=spec, framing=profile,
+    kind = Iso93Dialect if iso == 1993 else Dialect
+    return kind(name=str(data.get("name", path.stem)), spec=spec, framing=profile,
                    field48=_field48_layout(path, data, field48), track2_bcd=track2_bcd)
