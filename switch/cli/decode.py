@@ -2,7 +2,8 @@
 
 The input is hex (spaces and colons allowed) or a file holding hex text or raw bytes, either a
 bare ISO 8583 message or one frame with its length header (and TPDU) as the dialect frames it.
-Errors never echo the input, since it may be card data.
+Errors never echo the input, since it may be card data. An ISO 8583:1993 dialect shows the
+message as the wire has it (1993 fields and codes), then as the switch reads it (1987's).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import Any
 
 from switch.capture.record import CaptureFormatError, unframe
 from switch.errors import UsageError
-from switch.wire.dialect import Dialect, load_dialect
+from switch.wire.dialect import Dialect, MessageDecodeError, load_dialect
 from switch.wire.framing import FramingError
 from switch.wire.masking import masked_value
+from switch.wire.message import Message
 
 HEX_SEPARATORS = str.maketrans("", "", string.whitespace + ":")
 
@@ -82,19 +85,42 @@ def split(dialect: Dialect, data: bytes) -> tuple[bytes, bytes]:
     return frame.header, frame.payload
 
 
+def shown(message: Message, names: Dialect, unmask: bool) -> dict[str, Any]:
+    """`message` for display: fields in order, named by `names`' spec, masked unless asked."""
+    fields = sorted(message.fields.items(), key=lambda item: int(item[0]))
+    return {"mti": message.mti, "fields": [
+        {"field": f, "name": names.describe(f), "value": v if unmask else masked_value(f, v, names.field48)}
+        for f, v in fields]}
+
+
+def as_1987(dialect: Dialect, payload: bytes, unmask: bool) -> dict[str, Any]:
+    """What the switch reads from a 1993 message (with 1987's field names), or why it cannot."""
+    try:
+        return shown(dialect.decode(payload), load_dialect(), unmask)
+    except MessageDecodeError as exc:
+        return {"error": str(exc)}
+
+
 def run(args) -> int:
     dialect = load_dialect(args.dialect)
     header, payload = split(dialect, read_input(args.message))
-    message = dialect.decode(payload)
-    shown = {field: value if args.unmask else masked_value(field, value, dialect.field48)
-             for field, value in sorted(message.fields.items(), key=lambda item: int(item[0]))}
+    wire = shown(dialect.decode_wire(payload), dialect, args.unmask)
+    mapped = as_1987(dialect, payload, args.unmask) if dialect.iso != 1987 else None
     if args.json:
-        print(json.dumps({"mti": message.mti, **({dialect.framing.header.kind: header.hex()} if header else {}),
-                          "fields": [{"field": f, "name": dialect.describe(f), "value": v} for f, v in shown.items()]}))
+        print(json.dumps({"mti": wire["mti"], **({dialect.framing.header.kind: header.hex()} if header else {}),
+                          "fields": wire["fields"], **({"iso": dialect.iso, "as_1987": mapped} if mapped else {})}))
         return 0
     if header:
         print(f"{dialect.framing.header.kind.upper():<4} {header.hex()}")
-    print(f"MTI  {message.mti}")
-    for field, value in shown.items():
-        print(f"{field:>4} {dialect.describe(field):<40} {value}")
+    print_fields(wire)
+    if mapped is not None:
+        print("\nas ISO 8583:1987 (what the switch reads):", mapped.get("error", ""))
+        print_fields(mapped)
     return 0
+
+
+def print_fields(message: dict[str, Any]) -> None:
+    if "mti" in message:
+        print(f"MTI  {message['mti']}")
+    for field in message.get("fields", ()):
+        print(f"{field['field']:>4} {field['name']:<40} {field['value']}")
