@@ -26,8 +26,8 @@ What the mapping does (README, "ISO 8583:1993"):
 - Fields with the same number and meaning in both versions pass as they are (SAME_FIELDS); every
   other field is dropped, in either direction.
 
-1987 has no year where 1993 has one (12, 15, 56): the year is the one that puts the month and
-day nearest to `today` (December's messages read on 1 January stay in the old year).
+1987 has no year where 1993 has one (12, 15, 56): the year is the one that puts the month
+nearest to `today`'s (December's messages written on 1 January stay in the old year).
 
 What is lost, in the 1987 -> 1993 -> 1987 round trip: 02 and 90 entry modes both become 90 (1993
 has one magnetic-stripe code); 1987 fields without a 1993 counterpart (24 NII, 25 POS condition,
@@ -209,16 +209,12 @@ def _utc_today() -> datetime.date:
 
 
 def _year(mmdd: str, today: datetime.date) -> str:
-    """YY for month and day `mmdd`: of last, this or next year, whichever is nearest `today`
-    (this year's when `mmdd` is no date)."""
-    candidates = []
-    for year in (today.year - 1, today.year, today.year + 1):
-        try:
-            candidates.append(datetime.date(year, int(mmdd[:2]), int(mmdd[2:4])))
-        except ValueError:
-            continue
-    nearest = min(candidates, key=lambda day: abs(day - today), default=today)
-    return f"{nearest.year % 100:02d}"
+    """YY for month `mmdd[:2]`: last year's when that month is more than six months after
+    today's, next year's when more than six before, else this year's (also when it is no month).
+    Months, not days: it runs for every message, and a month either side is never in doubt."""
+    month = int(mmdd[:2]) if mmdd[:2].isdigit() else today.month
+    year = today.year - (month - today.month > 6) + (today.month - month > 6)
+    return f"{year % 100:02d}"
 
 
 def _local_time_1993(source: dict[str, str], today: datetime.date) -> str:
