@@ -91,3 +91,25 @@ def test_a_long_bad_argument_is_one_line_without_its_contents():
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("cardswitch: error: HEX:") and PAN not in result.stderr
+
+
+def test_an_iso93_message_is_shown_as_the_wire_has_it_then_as_the_switch_reads_it():
+    reply = Message("0210", {"2": PAN, "11": "000042", "12": "130000", "13": "1201", "39": "51", "41": "T0000001"})
+    frame = load_dialect("iso93-binary").frame(reply).hex()
+    text = decode(frame, "--dialect", "iso93-binary")
+    assert text.returncode == 0, text.stderr
+    wire, _, as_1987 = text.stdout.partition("as ISO 8583:1987")
+    assert "MTI  1210" in wire and "Action Code" in wire and " 116" in wire and "Function Code" in wire
+    assert "MTI  0210" in as_1987 and "Response Code" in as_1987 and " 51" in as_1987
+    assert PAN not in text.stdout
+    shown = json.loads(decode(frame, "--dialect", "iso93-binary", "--json").stdout)
+    assert (shown["mti"], shown["iso"], shown["as_1987"]["mti"]) == ("1210", 1993, "0210")
+    assert {"field": "39", "name": "Response Code", "value": "51"} in shown["as_1987"]["fields"]
+
+
+def test_an_iso93_message_the_switch_cannot_map_is_still_shown_with_why():
+    unmappable = load_dialect("iso93-binary").encode_wire(Message("1804", {"11": "000001", "24": "899"}))
+    result = decode(unmappable.hex(), "--dialect", "iso93-binary")
+    assert result.returncode == 0, result.stderr
+    assert "MTI  1804" in result.stdout
+    assert "as ISO 8583:1987 (what the switch reads): undecodable message: field 24:" in result.stdout
