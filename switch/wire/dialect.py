@@ -156,7 +156,8 @@ class Iso93Dialect(Dialect):
             return iso93.from_1993(wire)
         except iso93.MappingError as exc:
             echo = {f: wire.fields[f] for f in ECHO_ON_ERROR if wire.fields.get(f)}
-            raise MessageDecodeError(f"not mappable to ISO 8583:1987 ({exc})", exc.field, exc.mti, echo) from None
+            raise MessageDecodeError(f"{exc.expected} expected (ISO 8583:1993 to 1987)", exc.field, exc.mti,
+                                     echo) from None
 
     def encode(self, message: Message) -> bytes:
         try:

@@ -54,11 +54,12 @@ from switch.wire.message import Message, is_response
 
 class MappingError(CardswitchError):
     """A message the other version cannot express (an MTI of another version, a malformed field
-    the mapping must read). `field` names it ("t" for the MTI); `mti` is the 1987 MTI when known,
-    so that a request can still be answered."""
+    the mapping must read). `expected` says what the mapping needed in `field` ("t" for the MTI);
+    `mti` is the 1987 MTI when known, so that a request can still be answered."""
 
-    def __init__(self, reason: str, field: str, mti: str | None = None):
-        super().__init__(f"field {field}: {reason}")
+    def __init__(self, expected: str, field: str, mti: str | None = None):
+        super().__init__(f"field {field}: {expected} expected")
+        self.expected = expected
         self.field = field
         self.mti = mti
 
@@ -161,11 +162,11 @@ def from_1993(message: Message) -> Message:
     if "12" in source:
         local = source["12"]
         if len(local) != 12 or not local.isdigit():
-            raise MappingError("date and time YYMMDDhhmmss (n12) expected", "12", mti)
+            raise MappingError("date and time YYMMDDhhmmss (n12)", "12", mti)
         fields["13"], fields["12"] = local[2:6], local[6:12]
     if "15" in source:
         if len(source["15"]) != 6:
-            raise MappingError("a date YYMMDD (n6) expected", "15", mti)
+            raise MappingError("a date YYMMDD (n6)", "15", mti)
         fields["15"] = source["15"][2:]
     if "26" in source or "18" in source:
         fields["18"] = source.get("26") or source["18"]
@@ -254,7 +255,7 @@ def _original_data_1993(value: str, today: datetime.date) -> str:
     """Field 56 from field 90: MTI (1993), STAN, date and time (field 7 with its year), and the
     acquirer id as an LLVAR without leading zeros. The forwarder id has no place."""
     if len(value) != 42 or not value.isdigit():
-        raise MappingError("original data elements (n42) expected", "90")
+        raise MappingError("original data elements (n42)", "90")
     acquirer = value[20:31].lstrip("0")
     return (_mti_to_1993(value[0:4]) + value[4:10] + _year(value[10:14], today) + value[10:20]
             + f"{len(acquirer):02d}" + acquirer)
@@ -265,12 +266,12 @@ def _original_data_1987(value: str, mti: str) -> str:
     acquirer = value[24:]
     if (not value.isdigit() or len(value) < 24 or int(value[22:24] or 0) != len(acquirer)
             or len(acquirer) > 11):
-        raise MappingError("original data elements (MTI, STAN, YYMMDDhhmmss, LL acquirer id) expected",
+        raise MappingError("original data elements (MTI, STAN, YYMMDDhhmmss, LL acquirer id)",
                            "56", mti)
     try:
         original = mti_from_1993(value[0:4])
     except MappingError:
-        raise MappingError("original data elements with an ISO 8583:1993 MTI expected", "56", mti) from None
+        raise MappingError("original data elements with an ISO 8583:1993 MTI", "56", mti) from None
     return original + value[4:10] + value[12:22] + acquirer.zfill(11) + "0" * 11
 
 
@@ -303,7 +304,7 @@ def _reversal_from_1993(message: Message, mti: str, fields: dict[str, str]) -> s
     original = source.get("30", "")
     if original:
         if len(original) != 24 or not original.isdigit():
-            raise MappingError("original amounts (n24) expected", "30", mti)
+            raise MappingError("original amounts (n24)", "30", mti)
         fields["95"] = source.get("4", "0" * 12) + "0" * 30
         fields["4"] = original[:12]
     return mti
