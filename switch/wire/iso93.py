@@ -99,7 +99,7 @@ RC_TO_ACTION = {
     "55": "117", "56": "118", "57": "119", "58": "120", "59": "102", "61": "121", "62": "104",
     "63": "916", "65": "123", "70": "112", "75": "106", "82": "129", "91": "911", "94": "913",
     "95": "501", "96": "909",
-    "N7": "180",  # CVV2 failed: 1993 has no code; one of the 18x-19x block left to private use
+    "N7": "180",  # CVV2 failed: 1993 has none; 180 is of the 1xx codes left to private use (bilateral)
 }
 ACTION_TO_RC = {action: code for code, action in RC_TO_ACTION.items()} | {
     "300": "00", "400": "00", "500": "00", "600": "00", "700": "00", "800": "00", "900": "00",
@@ -109,9 +109,9 @@ ACTION_CLASS_RC = {"0": "00", "1": "05", "2": "04"}  # an action code without an
 UNMAPPED_RC_ACTION = "100"  # a response code without an entry: do not honour
 
 # Field 22. 1987: PAN entry mode (2 digits) + PIN entry capability (1 digit). 1993: the POS data
-# code (an12); the mapping reads and writes positions 1 and 7 (card data input capability and
-# mode: 2 magnetic stripe, 5 ICC, 6 key entered, A contactless magnetic stripe, M contactless ICC)
-# and 2 (cardholder authentication capability: 0 none, 1 PIN, 5 inoperative, 9 unknown).
+# code (an12). Written whole (_pos_data_code); read back from position 7 (card data input mode:
+# 2 magnetic stripe, 5 ICC, 6 key entered, A contactless magnetic stripe, M contactless ICC) and
+# 2 (cardholder authentication capability: 0 none, 1 PIN, 5 inoperative, 9 unknown).
 ENTRY_TO_INPUT = {"01": "6", "02": "2", "05": "5", "07": "M", "90": "2", "91": "A"}
 INPUT_TO_ENTRY = {"6": "01", "2": "90", "5": "05", "M": "07", "A": "91"}
 PIN_TO_AUTH = {"0": "9", "1": "1", "2": "0", "8": "5"}
@@ -179,8 +179,8 @@ def from_1993(message: Message) -> Message:
     if mti[1] == "4":
         mti = _reversal_from_1993(message, mti, fields)
     elif mti[1] == "8":
-        function = source.get("24")
-        if function is not None and function in NETWORK_CODE:
+        function = source.get("24", "")
+        if function in NETWORK_CODE:
             fields["70"] = NETWORK_CODE[function]
         elif not is_response(mti):
             raise MappingError("a network management function code (801, 802, 811, 831)", "24", mti)
@@ -231,7 +231,7 @@ def _pos_data_code(entry: str, pin_block: bool) -> str:
     present = data_input in CARD_PRESENT_INPUTS
     authentication = PIN_TO_AUTH.get(entry[2:3], "9")
     return "".join((
-        data_input,  # 1 card data input capability (as used)
+        data_input,  # 1 card data input capability: at least what was used
         authentication,  # 2 cardholder authentication capability
         "0",  # 3 card capture capability: none
         "1",  # 4 operating environment: on the card acceptor's premises, attended
