@@ -238,6 +238,17 @@ def test_a_dialect_file_with_another_iso_version_is_refused_naming_the_key(tmp_p
         load_dialect(str(path))
 
 
+def test_a_dialect_that_extends_a_1993_one_speaks_1993_unless_it_says_otherwise(tmp_path):
+    framed = tmp_path / "ascii-framed.toml"
+    framed.write_text('name = "ascii-framed"\nextends = "iso93-binary"\n\n[framing]\nlength = "ascii4"\n')
+    dialect = load_dialect(str(framed))
+    assert dialect.iso == 1993
+    assert dialect.frame(Message("0810", {"11": "000001", "39": "00", "70": "301"}))[4:8] == b"1814"
+    back = tmp_path / "back-to-1987.toml"
+    back.write_text('name = "back"\nextends = "iso93-binary"\niso = 1987\n')
+    assert load_dialect(str(back)).encode(Message("0810", {"11": "000001"})).startswith(b"0810")
+
+
 # -- end to end over loopback TCP --------------------------------------------------------
 
 async def start_issuer_93(nursery, bank, name: str = "bank93") -> int:
