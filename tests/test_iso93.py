@@ -15,6 +15,7 @@ from conftest import make_bank, read_events, start_issuer, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import DEMO_DIR, start_network, terminal_pin_key
 from emulators.terminal import open_terminal
+from switch.capture.sanitize import Sanitizer
 from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
@@ -247,6 +248,19 @@ def test_a_dialect_that_extends_a_1993_one_speaks_1993_unless_it_says_otherwise(
     back = tmp_path / "back-to-1987.toml"
     back.write_text('name = "back"\nextends = "iso93-binary"\niso = 1987\n')
     assert load_dialect(str(back)).encode(Message("0810", {"11": "000001"})).startswith(b"0810")
+
+
+def test_a_sanitized_1993_capture_keeps_its_1993_fields_and_loses_its_card_data():
+    dialect = load_dialect(ISO93)
+    wire = Message("1200", {"2": APPROVE, "11": "000001", "12": "261201130000", "13": "2601", "22": "C10101654140",
+                            "24": "200", "35": f"{APPROVE}={EXPIRY}1011234500000", "46": "FEES", "52": "0123456789ABCDEF"})
+    clean = Sanitizer(key=b"k" * 32).frame(dialect, dialect.framing.frame(dialect.encode_wire(wire)))
+    assert clean is not None
+    read = dialect.decode_wire(dialect.framer().feed(clean)[0].payload)
+    assert {f: read.fields[f] for f in ("12", "13", "22", "24", "46")} == {
+        "12": "261201130000", "13": "2601", "22": "C10101654140", "24": "200", "46": "FEES"}
+    assert read.fields["2"][:6] == APPROVE[:6] and read.fields["2"] != APPROVE
+    assert "35" not in read.fields and "52" not in read.fields
 
 
 # -- end to end over loopback TCP --------------------------------------------------------

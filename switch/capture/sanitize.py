@@ -75,9 +75,12 @@ class Sanitizer:
 
     def frame(self, dialect: Dialect, data: bytes) -> bytes | None:
         """A wire frame sanitized and re-framed (network header kept); None when it cannot be read, since
-        an unreadable frame cannot be shown to be free of card data."""
+        an unreadable frame cannot be shown to be free of card data. Sanitized as the wire has it
+        (the card data fields have the same numbers in ISO 8583:1993), so a 1993 capture keeps the
+        fields and codes the switch's 1987 view would drop."""
         try:
             frame = unframe(dialect, data)
-            return dialect.frame(self.message(dialect.decode(frame.payload), dialect.field48), frame.header)
+            clean = self.message(dialect.decode_wire(frame.payload), dialect.field48)
+            return dialect.framing.frame(dialect.encode_wire(clean), frame.header)
         except (CaptureFormatError, FramingError, MessageDecodeError, MessageEncodeError):
             return None
