@@ -20,7 +20,7 @@ What the mapping does (README, "ISO 8583:1993"):
   without an entry maps by its class; a response code without one becomes 100 (do not honour):
   neither direction ever turns an unknown code into an approval.
 - Fields 12 + 13 (hhmmss, MMDD) <-> 12 (YYMMDDhhmmss); 15 MMDD <-> YYMMDD; 18 (MCC) <-> 26
-  (card acceptor business code); 22 (entry mode) <-> 22 (POS data code, POS_DATA);
+  (card acceptor business code); 22 (entry mode) <-> 22 (POS data code, ENTRY_TO_INPUT);
   90 (n42) <-> 56 (LLVAR n..35); 95 (replacement amounts) <-> 4 and 30 of a partial reversal;
   the MAC (64/128) moves to the field the other version's bitmap calls for.
 - Fields with the same number and meaning in both versions pass as they are (SAME_FIELDS); every
@@ -29,8 +29,8 @@ What the mapping does (README, "ISO 8583:1993"):
 1987 has no year where 1993 has one (12, 15, 56): the year is the one that puts the month
 nearest to `today`'s (December's messages written on 1 January stay in the old year).
 
-What is lost, in the 1987 -> 1993 -> 1987 round trip: 02 and 90 entry modes both become 90 (1993
-has one magnetic-stripe code); 1987 fields without a 1993 counterpart (24 NII, 25 POS condition,
+What is lost, in the 1987 -> 1993 -> 1987 round trip: 02 and 90 entry modes both become 90 (both
+are written as the POS data code's magnetic stripe); 1987 fields without a 1993 counterpart (24 NII, 25 POS condition,
 26 PIN capture, 28-31 fees, 46, 56-59, 65, 66, 70 outside 08xx, 71, 72, 82-85, 91-96 but 95,
 105-110); field 90's forwarding institution (56 has none; it comes back as zeros); field 95's
 settlement amount and fees (zeros); a reversal advice's reason beyond 68 (late response); a
@@ -40,7 +40,8 @@ reversals, the POS data code's positions other than 2 and 7, 28-31, 46, 57-59, 6
 its local time as ISO 8583:1993 defines it: a 1993 peer that matches reversals on its own field
 12 must match on field 11 and 7 instead.
 
-Pure: no I/O. Errors name fields and expectations, never values (a value may be card data).
+Pure: no I/O (`to_1993` reads the clock for the year unless given `today`). Errors name fields
+and expectations, never values (a value may be card data).
 """
 
 from __future__ import annotations
