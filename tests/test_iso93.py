@@ -11,7 +11,7 @@ import pytest
 import trio
 from hypothesis import given, strategies as st
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, start_issuer, until, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import DEMO_DIR, start_network, terminal_pin_key
 from emulators.terminal import open_terminal
@@ -313,6 +313,22 @@ async def test_a_1987_terminal_through_the_switch_to_a_1993_issuer(nursery, tmp_
     events = [event["event"] for event in read_events(log_file)]
     assert "link_echo_missed" not in events and "issuer_message_undecodable" not in events
     assert "issuer_emulator_undecodable" not in events
+
+
+async def test_a_purchase_the_1993_issuer_answered_too_late_is_reversed_by_a_1420_it_acknowledges(nursery, tmp_path):
+    """The money path across versions: no answer in time -> 91, the switch's 0420 goes out as
+    1420 (reason 4021), the issuer credits it back, and its 1430 completes the SAF item (0430)."""
+    bank = make_bank({"pan": APPROVE, "balance": 10000, "latency_ms": 300})
+    bank.keep_ledger()
+    issuer_port = await start_issuer_93(nursery, bank)
+    switch, port = await start_switch(nursery, tmp_path, issuer_port, issuer_dialect=ISO93,
+                                      listener_dialect="iso87-binary", timeout_ms=100)
+    async with open_terminal("127.0.0.1", port) as terminal:
+        assert (await terminal.purchase(pan=APPROVE, amount=2500, expiry=EXPIRY))["39"] == "91"
+    await until(lambda: not switch.saf.pending("bank"), timeout=5)
+    await until(lambda: any(entry["kind"] == "debit" for entry in bank.ledger or []))  # the late original
+    assert bank.accounts[APPROVE].balance == 10000
+    assert [entry["kind"] for entry in bank.ledger or []].count("reversal") == 1
 
 
 async def test_a_1993_terminal_through_the_switch_to_a_1987_issuer(nursery, tmp_path):
