@@ -31,9 +31,16 @@ APPROVE = "4761730000000011"
 BANK_B_CARD, BANK_B_PIN = "5200000000000015", "9753"  # bank_b verifies PINs itself (IBM offset)
 EXPIRY = "3012"
 
-digits = lambda n: st.text("0123456789", min_size=n, max_size=n)  # noqa: E731
-text = lambda n: st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", min_size=n, max_size=n)  # noqa: E731
-# A response code the mapping carries both ways (00 aside, which each class writes its own way).
+
+def digits(n: int) -> st.SearchStrategy[str]:
+    return st.text("0123456789", min_size=n, max_size=n)
+
+
+def text(n: int) -> st.SearchStrategy[str]:
+    return st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", min_size=n, max_size=n)
+
+
+# Response codes the mapping carries both ways (00 as each message class writes its approval).
 MAPPED_CODES = st.sampled_from(sorted(set(iso93.RC_TO_ACTION)))
 ENTRY_MODES = st.builds(lambda mode, pin: mode + pin, st.sampled_from(["01", "05", "07", "90", "91"]),
                         st.sampled_from(["0", "1", "2", "8"]))
