@@ -70,3 +70,25 @@ def test_every_field_shown_is_masked_for_pans():
     assert masked_value("43", "SHOP 4761730000000011 CITY") == "SHOP 476173******0011 CITY"
     assert masked_value("42", "X12345678901234") == "X12345678901234"  # no Luhn-valid window
     assert masked_value("37", "476173000000") == "476173000000"  # 12 characters cannot hold a PAN
+
+
+def textbook_check_digit(partial: str) -> str:
+    """ISO/IEC 7812-1 as written: from the right, double every other digit, add the digits."""
+    total = 0
+    for position, char in enumerate(reversed(partial)):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit // 10 + digit % 10
+    return str((10 - total % 10) % 10)
+
+
+@given(st.text(DIGITS, min_size=1, max_size=40))
+def test_the_luhn_check_digit_is_the_textbook_one(partial):
+    assert luhn_check_digit(partial) == textbook_check_digit(partial)
+    assert luhn_valid(partial + textbook_check_digit(partial))
+    assert not luhn_valid(partial + str((int(textbook_check_digit(partial)) + 1) % 10))
+
+
+def test_published_card_numbers_pass_luhn():
+    for pan in ("4111111111111111", "5500005555555559", "378282246310005", "6011000990139424"):
+        assert luhn_valid(pan)
+    assert not luhn_valid("4111111111111112") and not luhn_valid("41111a1111111111") and not luhn_valid("4")

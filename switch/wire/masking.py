@@ -12,7 +12,7 @@ from typing import Mapping
 
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, ICC_FIELDS, PAN_FIELDS
 from switch.wire.field48 import Layout, read as read_field48
-from switch.wire.luhn import luhn_valid
+from switch.wire.luhn import valid_windows
 
 __all__ = ["CVV2_TAG", "HIDDEN_FIELDS", "mask_pan", "mask_pan_like", "masked_value", "masked_fields",
            "pan_from_track2"]
@@ -34,8 +34,9 @@ def mask_pan_like(text: str) -> str:
     A misaligned or garbled frame puts card data where no one expects it (a track 2 tail in
     the RRN or merchant id), so a value's field says nothing: any 13 to 19 consecutive digits
     that pass the Luhn check, alone or inside a longer run of digits, keep their first 6 and
-    last 4 digits and lose the rest to '*'. Repeated until no such window is left, since
-    masking one may leave digits around it that form another. The length never changes; digit
+    last 4 digits and lose the rest to '*'. One pass over the runs is enough: masking only turns
+    digits into '*', so every run of digits left was part of a run already checked window by
+    window, and a valid window among them had its middle masked. The length never changes; digit
     runs that hold no Luhn-valid window of 13 to 19 digits stay as they are. Cheap for the
     common case: a value shorter than 13 characters, or without 13 digits in a row, is
     returned as it is (a long all-digit value, such as field 90, may lose digits: better masked
@@ -44,24 +45,15 @@ def mask_pan_like(text: str) -> str:
     if len(text) < PAN_SHORTEST or _DIGIT_RUN.search(text) is None:
         return text
     chars = list(text)
-    while True:
-        masked = False
-        for run in _DIGIT_RUN.finditer("".join(chars)):
-            masked |= _mask_run(chars, run.start(), run.group())
-        if not masked:
-            return "".join(chars)
+    for run in _DIGIT_RUN.finditer(text):
+        _mask_run(chars, run.start(), run.group())
+    return "".join(chars)
 
 
-def _mask_run(chars: list[str], start: int, run: str) -> bool:
+def _mask_run(chars: list[str], start: int, run: str) -> None:
     """Mask, in `chars`, the middle of each Luhn-valid window of `run` (found at `start`)."""
-    masked = False
-    for length in range(PAN_SHORTEST, min(PAN_LONGEST, len(run)) + 1):
-        for offset in range(len(run) - length + 1):
-            if luhn_valid(run[offset:offset + length]):
-                for position in range(start + offset + 6, start + offset + length - 4):
-                    chars[position] = "*"
-                masked = True
-    return masked
+    for offset, length in valid_windows(run, PAN_SHORTEST, PAN_LONGEST):
+        chars[start + offset + 6:start + offset + length - 4] = "*" * (length - 10)
 
 
 def pan_from_track2(track2: str) -> str | None:
