@@ -23,8 +23,8 @@ from tools.cli.bench import options_from, register
 from tools.load.processes import free_port, toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "mac_us_per_txn",
-              "lost", "tls", "scaling"}
+BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "floor_us_per_txn",
+              "ratio_to_floor", "mac_us_per_txn", "lost", "tls", "scaling"}
 SCALING_KEYS = {"store", "workers", "tps_max", "switch_cpu_us_per_txn", "p99_ms", "db_cpu_us_per_txn"}
 
 
@@ -62,7 +62,10 @@ def test_bench_smoke_reports_every_key_with_two_workers(tmp_path, postgres_serve
     assert rows[0]["switch_cpu_us_per_txn"] == figures["switch_cpu_us_per_txn"]
     assert figures["lost"] == 0 and figures["tps_max"] > 0 and figures["codec_us_per_txn"] > 0
     assert figures["mac_us_per_txn"] > 0
-    assert "switch_cpu_us_per_txn" in done.stdout and "postgresql" in done.stdout
+    # the I/O floor ran in the same bench (its requests are in `lost` too), and the ratio is taken to it
+    assert figures["floor_us_per_txn"] > 0
+    assert abs(figures["ratio_to_floor"] - figures["switch_cpu_us_per_txn"] / figures["floor_us_per_txn"]) < 0.1
+    assert "switch_cpu_us_per_txn" in done.stdout and "ratio_to_floor" in done.stdout and "postgresql" in done.stdout
     assert bench_databases(postgres_server) == []  # each configuration's database dropped after it
 
 

@@ -128,12 +128,12 @@ def _secure(listener: dict[str, Any], scratch: Path) -> Path:
     return scratch / "ca.pem"
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`cardswitch ARGS` as a child process, its output to `log`; `env` replaces the environment
-    (how a secret such as a journal URL with a password reaches it: not on the command line,
-    which every user of the host can read)."""
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, module: str = "switch.cli") -> subprocess.Popen:
+    """`cardswitch ARGS` (or `python -m MODULE ARGS`) as a child process, its output to `log`;
+    `env` replaces the environment (how a secret such as a journal URL with a password reaches
+    it: not on the command line, which every user of the host can read)."""
     with log.open("ab") as output:
-        return subprocess.Popen([sys.executable, "-m", "switch.cli", *args], stdout=output,
+        return subprocess.Popen([sys.executable, "-m", module, *args], stdout=output,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
