@@ -153,6 +153,11 @@ def _secure(listener: dict[str, Any], scratch: Path) -> Path:
     return scratch / "ca.pem"
 
 
+def issuer_settings(issuer_file: Path) -> dict[str, Any]:
+    """The `[issuer]` table of a generated issuer file (its name, port and dialect)."""
+    return tomllib.loads(issuer_file.read_text())["issuer"]
+
+
 def spawn(args: list[str], log: Path, env: dict[str, str] | None = None, module: str = "switch.cli") -> subprocess.Popen:
     """`cardswitch ARGS` (or `python -m MODULE ARGS`) as a child process, its output to `log`;
     `env` replaces the environment (how a secret such as a journal URL with a password reaches
