@@ -3,8 +3,9 @@
 It moves bytes the way the switch does (switch.streams.Connection: non-blocking sockets under
 Trio, one reader and one coalescing writer per socket) and does nothing else: no framing,
 decoding, routing, HSM or journal. Its CPU per transaction is therefore the least the switch's
-I/O layer can cost on a machine. Run an issuer, this pump in front of it, and a load against
-the pump; read the pump's CPU time:
+I/O layer can cost on a machine. `cardswitch bench` measures it in every run
+(`floor_us_per_txn`, `ratio_to_floor`: docs/performance.md). By hand: run an issuer, this pump
+in front of it, and a load against the pump; read the pump's CPU time:
 
     cardswitch issuer --config specs/demo/issuers/bank_a.toml &
     python -m tools.io_floor --port 8583 --issuer 127.0.0.1:9101 & PUMP=$!

@@ -2,9 +2,12 @@
 
 Issuer emulators (`cardswitch issuer`) and the switch (`cardswitch serve [--workers N]`) run as
 their own processes, so the switch's CPU time is its own; the load generator runs in this
-process. Phases: warm-up, closed loop for `tps_max` (and the switch's CPU per transaction),
-open loop at each fixed offered load for latency, then the codec alone and the MACs alone on the
-same mix.
+process. Phases: the I/O floor (tools.io_floor, a byte pump on the switch's own socket layer, in
+front of the same issuer emulator, warm-up and the same closed loop), then for the switch
+warm-up, closed loop for `tps_max` (and the switch's CPU per transaction), open loop at each
+fixed offered load for latency, then the codec alone and the MACs alone on the same mix. The
+floor runs in the same session as the switch so that `ratio_to_floor` compares two figures taken
+a minute apart on one machine, which absolute microseconds on a shared host never are.
 
 The switch is measured on its embedded SQLite journal with one worker (the figures at the top
 level, and the open loops), then, with `postgres` (`auto` or a server's URL, tools.load.pgserver),
@@ -75,14 +78,51 @@ class Bench:
         self.mix_notes = mix.notes
         return mix
 
-    def _load(self, seed: int, pin_key, **settings) -> Results:
-        ca = self.network.ca
+    def _load(self, seed: int, pin_key, mix: Mix | None = None, port: int | None = None, **settings) -> Results:
+        """One load run against the switch (or, given `port` and `mix`, against the I/O floor,
+        which is plain TCP even when the switch's terminals use TLS: it has no TLS to measure)."""
+        ca = self.network.ca if port is None else None
         tls = TlsEndpoint(TlsConfig(ca=ca), server_side=False) if ca is not None else None
-        load = LoadSettings("127.0.0.1", self.network.listener_port, connections=self.options.connections,
+        load = LoadSettings("127.0.0.1", port or self.network.listener_port, connections=self.options.connections,
                             pin_key=pin_key, tls=tls, **settings)
-        results = trio.run(LoadRun(load, self._mix(seed)).run)
+        results = trio.run(LoadRun(load, mix if mix is not None else self._mix(seed)).run)
         self.lost += results.lost
         return results
+
+    def _floor(self, pin_key) -> float | None:
+        """The I/O floor's CPU per transaction: tools.io_floor between the load generator and the
+        demo issuer that speaks the terminals' dialect (a byte pump cannot re-encode for the
+        others), the same closed loop and mix with that issuer's cards, warm-up first as for the
+        switch. Measured like the switch: the pump process's CPU over the closed loop, divided by
+        the requests answered. Timeouts are left out of its mix (through a pump nobody answers
+        them: they would count as lost, where the switch answers 91); None for a mix of nothing
+        else."""
+        weights = {kind: weight for kind, weight in parse_weights(self.options.mix).items() if kind != "timeout"}
+        if not any(weights.values()):
+            return None
+        terminals = processes.tomllib.loads(self.network.switch_config.read_text())["listeners"]
+        dialect = next(l.get("dialect", "iso87-binary") for l in terminals if l["port"] == self.network.listener_port)
+        issuer = next((settings for settings in map(processes.issuer_settings, self.network.issuer_files.values())
+                       if settings.get("dialect", "iso87-binary") == dialect), None)
+        if issuer is None:
+            raise processes.BenchError(f"no demo issuer speaks {dialect}, the terminals' dialect: no I/O floor")
+        cards = cards_by_kind([self.network.issuer_files[issuer["name"]]])
+        port = processes.free_port()
+        pump = processes.spawn(["--port", str(port), "--issuer", f"127.0.0.1:{issuer['port']}"],
+                               self.network.log_dir / "io_floor.log", module="tools.io_floor")
+        try:
+            processes.wait_for_port(port, pump, "the I/O floor (tools.io_floor)")
+            self.say("I/O floor: warming up")
+            self._load(1, pin_key, Mix(weights, cards, 1), port, duration=self.options.warmup_seconds,
+                       in_flight=self.options.in_flight)
+            self.say("I/O floor: closed loop")
+            before = processes.tree_cpu_seconds(pump.pid)
+            results = self._load(2, pin_key, Mix(weights, cards, 2), port, duration=self.options.phase_seconds,
+                                 in_flight=self.options.in_flight)
+            cpu = processes.tree_cpu_seconds(pump.pid) - before
+        finally:
+            processes.stop(pump)
+        return cpu / max(results.answered, 1) * 1e6
 
     def configurations(self) -> list[tuple[str, int]]:
         """(store, workers) in the order measured: SQLite with one worker (the figures at the
@@ -102,8 +142,7 @@ class Bench:
                        for name, path in self.files.issuer_files.items()]
             try:
                 for process, path in zip(issuers, self.files.issuer_files.values()):
-                    port = processes.tomllib.loads(path.read_text())["issuer"]["port"]
-                    processes.wait_for_port(port, process, f"issuer {path.stem}")
+                    processes.wait_for_port(processes.issuer_settings(path)["port"], process, f"issuer {path.stem}")
                 return self._measure(server)
             finally:
                 for process in issuers:
@@ -113,6 +152,7 @@ class Bench:
         pin_key = terminal_pin_key() if parse_weights(self.options.mix).get("pin") else None
         scaling: list[dict[str, Any]] = []
         latency: dict[str, dict[str, float]] = {}
+        floor_us = self._floor(pin_key)
         for store, workers in self.configurations():
             with contextlib.ExitStack() as stack:
                 journal = None
@@ -164,6 +204,9 @@ class Bench:
             "switch_cpu_us_per_txn": first["switch_cpu_us_per_txn"],
             "codec_us_per_txn": round(codec_us, 1),
             "ratio": round(first["switch_cpu_us_per_txn"] / codec_us, 2),
+            "floor_us_per_txn": round(floor_us, 1) if floor_us is not None else None,
+            # null when there was no floor, or its CPU was below one clock tick (a phase far too short)
+            "ratio_to_floor": round(first["switch_cpu_us_per_txn"] / floor_us, 2) if floor_us else None,
             "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
             "tls": self.options.tls,
@@ -214,6 +257,10 @@ def switch_latency(log: Path, since: float, until: float) -> tuple[Histogram, Hi
     return inside, added
 
 
+def _figure(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def table(figures: dict) -> str:
     lines = [f"{'terminals over':<28}{'TLS' if figures.get('tls') else 'plain TCP':>12}",
              f"{'tps_max':<28}{figures['tps_max']:>12.1f}"]
@@ -225,6 +272,8 @@ def table(figures: dict) -> str:
     lines += [f"{'switch_cpu_us_per_txn':<28}{figures['switch_cpu_us_per_txn']:>12.1f}",
               f"{'codec_us_per_txn':<28}{figures['codec_us_per_txn']:>12.1f}",
               f"{'ratio':<28}{figures['ratio']:>12.2f}",
+              f"{'floor_us_per_txn':<28}{_figure(figures['floor_us_per_txn'], '.1f'):>12}",
+              f"{'ratio_to_floor':<28}{_figure(figures['ratio_to_floor'], '.2f'):>12}",
               f"{'mac_us_per_txn':<28}{figures['mac_us_per_txn']:>12.1f}",
               f"{'lost':<28}{figures['lost']:>12d}"]
     rows = figures.get("scaling", [])
@@ -232,7 +281,7 @@ def table(figures: dict) -> str:
         lines.append("")
         lines.append(f"{'store':<12}{'workers':>8}{'tps_max':>10}{'switch us/txn':>15}{'db us/txn':>11}{'p99 ms':>9}")
         for row in rows:
-            db = "-" if row["db_cpu_us_per_txn"] is None else f"{row['db_cpu_us_per_txn']:.1f}"
+            db = _figure(row["db_cpu_us_per_txn"], ".1f")
             lines.append(f"{row['store']:<12}{row['workers']:>8d}{row['tps_max']:>10.1f}"
                          f"{row['switch_cpu_us_per_txn']:>15.1f}{db:>11}{row['p99_ms']:>9.3f}")
     return "\n".join(lines)
