@@ -1,0 +1,51 @@
+"""The vault's sealed payloads: AES-GCM under the data key, nonces that never repeat under it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from switch.vault import NONCE_SIZE, Nonces, Vault
+
+SECRET = bytes(range(32))
+
+
+def test_a_sealed_reversal_opens_again_and_hides_its_fields():
+    vault = Vault(SECRET)
+    fields = {"2": "4761730000000011", "4": "000000001500", "11": "000001"}
+    sealed = vault.seal(fields)
+    assert b"4761730000000011" not in sealed
+    assert vault.open(sealed) == fields
+    with pytest.raises(InvalidTag):
+        Vault(bytes(32)).open(sealed)  # another data key
+
+
+def test_nonces_never_repeat_and_a_wrapped_counter_draws_a_new_field():
+    nonces = Nonces()
+    nonces.COUNTER_LIMIT = 4
+    drawn = [nonces.next() for _ in range(12)]
+    assert len(set(drawn)) == 12 and all(len(nonce) == NONCE_SIZE for nonce in drawn)
+    assert len({nonce[:-4] for nonce in drawn}) == 3  # a fixed field per 4 invocations
+    assert [int.from_bytes(nonce[-4:], "big") for nonce in drawn[:4]] == [0, 1, 2, 3]
+
+
+def test_every_seal_has_its_own_nonce():
+    vault = Vault(SECRET)
+    assert len({vault.seal({"11": "000001"})[:NONCE_SIZE] for _ in range(1000)}) == 1000
+
+
+def test_a_forked_child_draws_its_own_fixed_field():
+    """A worker forked from a process that already sealed must not reuse its nonces."""
+    nonces = Nonces()
+    parent = nonces.next()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, nonces.next())
+        os._exit(0)
+    os.close(write)
+    in_child = os.read(read, NONCE_SIZE)
+    os.waitpid(child, 0)
+    assert len(in_child) == NONCE_SIZE and in_child[:-4] != parent[:-4]
