@@ -15,7 +15,7 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Callable, Hashable, Iterable
+from typing import Callable, Hashable, Iterable, Protocol
 
 import attrs
 
@@ -62,17 +62,22 @@ class Alert:
     cooldown: float
 
 
-@attrs.define(slots=True)
 class Assessment:
-    """What `assess()` found for one request, and what `settle()` must confirm or undo."""
+    """What `assess()` found for one request, and what `settle()` must confirm or undo.
 
-    facts: Facts
-    decline: Hit | None = None
-    flags: list[Hit] = attrs.Factory(list)
-    reserved: list[tuple[VelocityJudge, Hashable, Event]] = attrs.Factory(list)
-    testing: list[CardTestingJudge] = attrs.Factory(list)  # card-testing rules in scope
-    travel: list[TravelJudge] = attrs.Factory(list)  # travel rules in scope
-    counted: list[str] = attrs.Factory(list)  # rules whose memory this request is in (journaled)
+    A plain class with slots, not attrs: one is made per request, and attrs' generated
+    __init__ (a factory call per list) costs twice this one."""
+
+    __slots__ = ("facts", "decline", "flags", "reserved", "testing", "travel", "counted")
+
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
+        self.decline: Hit | None = None
+        self.flags: list[Hit] = []
+        self.reserved: list[tuple[VelocityJudge, Hashable, Event]] = []
+        self.testing: list[CardTestingJudge] = []  # card-testing rules in scope
+        self.travel: list[TravelJudge] = []  # travel rules in scope
+        self.counted: list[str] = []  # rules whose memory this request is in (journaled)
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
@@ -99,12 +104,21 @@ def _seconds(span: float) -> str:
     return f"{span:g} s"
 
 
+class Memory(Protocol):
+    """A rule's memory (switch.core.risk.windows): keys held, and what has passed dropped."""
+
+    def __len__(self) -> int: ...
+
+    def forget(self, now: float) -> None: ...
+
+
 # -- one judge per rule kind ----------------------------------------------------------------
 
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self.memories: tuple[Memory, ...] = (self.totals,)
         self.key_of = _KEY_OF[rule.per]
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
@@ -130,12 +144,6 @@ class VelocityJudge:
             found.counted.append(rule.name)
         return hit
 
-    def held(self) -> int:
-        return len(self.totals)
-
-    def forget(self, now: float) -> None:
-        self.totals.forget(now)
-
     def replay(self, facts: Facts, now: float) -> None:
         key = self.key_of(facts)
         if key is not None:
@@ -147,14 +155,8 @@ class CardTestingJudge:
         self.rule = rule
         self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
         self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+        self.memories: tuple[Memory, ...] = (self.declined, self.barred)
         self.key_of = _KEY_OF[rule.per]
-
-    def held(self) -> int:
-        return len(self.declined) + len(self.barred)
-
-    def forget(self, now: float) -> None:
-        self.declined.forget(now)
-        self.barred.forget(now)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
@@ -181,15 +183,9 @@ class CardTestingJudge:
         return Alert(rule.name, rule.per, str(key), cards, rule.window, rule.cooldown if rule.action == DECLINE else 0)
 
 
-class _Memoryless:
-    def held(self) -> int:
-        return 0
+class CountryJudge:
+    memories: tuple[Memory, ...] = ()
 
-    def forget(self, now: float) -> None:
-        pass
-
-
-class CountryJudge(_Memoryless):
     def __init__(self, rule: Country) -> None:
         self.rule = rule
 
@@ -206,12 +202,7 @@ class TravelJudge:
     def __init__(self, rule: Travel) -> None:
         self.rule = rule
         self.last: LastSeen[Hashable] = LastSeen(rule.min_interval)
-
-    def held(self) -> int:
-        return len(self.last)
-
-    def forget(self, now: float) -> None:
-        self.last.forget(now)
+        self.memories: tuple[Memory, ...] = (self.last,)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         if facts.channel != PRESENT or facts.pan_hash is None or facts.country is None:
@@ -228,7 +219,9 @@ class TravelJudge:
         self.last.note(facts.pan_hash, facts.country, now)
 
 
-class AmountJudge(_Memoryless):
+class AmountJudge:
+    memories: tuple[Memory, ...] = ()
+
     def __init__(self, rule: AmountLimit) -> None:
         self.rule = rule
 
@@ -245,13 +238,8 @@ class RateJudge:
     def __init__(self, rule: RateLimit) -> None:
         self.rule = rule
         self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+        self.memories: tuple[Memory, ...] = (self.buckets,)
         self.key_of = _KEY_OF[rule.per]
-
-    def held(self) -> int:
-        return len(self.buckets)
-
-    def forget(self, now: float) -> None:
-        self.buckets.forget(now)
 
     def throttle(self, facts: Facts, now: float) -> Hit | None:
         rule = self.rule
@@ -289,19 +277,22 @@ class RiskEngine:
         self.assessing = bool(self._assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
+        # Every structure that remembers, for the sweep: the memoryless rules are not in it.
+        self._memories = [memory for judge in self.judges for memory in judge.memories]
         self._next_sweep = -float("inf")
 
     def _sweep(self, now: float) -> None:
-        """Once a second at most: every rule's memory drops what has passed, also for keys and
-        rules no request touches any more."""
-        if now >= self._next_sweep:
-            self._next_sweep = now + SWEEP_INTERVAL
-            for judge in self.judges:
-                judge.forget(now)
+        """Every rule's memory drops what has passed, also for keys and rules no request touches
+        any more. Once a second at most: its callers test `_next_sweep` themselves (a call per
+        moment of every request saved)."""
+        self._next_sweep = now + SWEEP_INTERVAL
+        for memory in self._memories:
+            memory.forget(now)
 
     def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
         """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         flags: list[Hit] = []
         for throttle, matches in self._rate:
             if matches is None or matches(facts):
@@ -313,7 +304,8 @@ class RiskEngine:
         return None, flags
 
     def assess(self, facts: Facts, now: float) -> Assessment:
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         found = Assessment(facts)
         for judge, matches in self._assessing:  # each judge's bound assess()
             if matches is not None and not matches(facts):
@@ -380,7 +372,7 @@ class RiskEngine:
 
     def held(self) -> int:
         """Keys held across every rule's memory (bounded by the traffic within the windows)."""
-        return sum(judge.held() for judge in self.judges)
+        return sum(len(memory) for memory in self._memories)
 
 
 def _memory(rule: Rule) -> float:
