@@ -132,11 +132,14 @@ class DistinctWindow(Generic[K]):
 
     def forget(self, now: float) -> None:
         horizon = now - self.span
-        while self._keys:
-            key, (seen, _) = next(iter(self._keys.items()))
+        keys = self._keys
+        while keys:
+            for key in keys:  # the least recently added
+                break
+            seen = keys[key][0]
             if seen and seen[-1][0] > horizon:
                 return
-            del self._keys[key]
+            del keys[key]
 
 
 class Cooldowns(Generic[K]):
@@ -157,15 +160,18 @@ class Cooldowns(Generic[K]):
         return until
 
     def forget(self, now: float) -> None:
-        while self._until:
-            key, until = next(iter(self._until.items()))
-            if until > now:
+        until = self._until
+        while until:
+            for key in until:  # the first, without building an iterator of items
+                break
+            if until[key] > now:
                 return
-            del self._until[key]
+            del until[key]
 
     def active(self, key: K, now: float) -> float | None:
         """When `key`'s cool-down ends, if it is cooling down at `now`."""
-        self.forget(now)
+        if self._until:  # mostly none: no call to forget
+            self.forget(now)
         until = self._until.get(key)
         return until if until is not None and until > now else None
 
@@ -195,7 +201,8 @@ class TokenBuckets(Generic[K]):
             tokens = bucket[0] + (now - bucket[1]) * self.rate
             bucket[0] = tokens if tokens < self.burst else self.burst
             bucket[1] = now
-        self.forget(now)
+        if now - self._oldest >= self._full_after:  # else no bucket can be full yet: no call
+            self.forget(now)
         if bucket[0] < 1:
             return False
         bucket[0] -= 1
@@ -222,6 +229,7 @@ class LastSeen(Generic[K]):
     def __init__(self, span: float) -> None:
         self.span = span
         self._last: OrderedDict[K, tuple[str, float]] = OrderedDict()  # by when noted
+        self._oldest = float("-inf")  # when the least recently noted key was noted, when last looked at
 
     def __len__(self) -> int:
         return len(self._last)
@@ -236,8 +244,14 @@ class LastSeen(Generic[K]):
         self.forget(now)
 
     def forget(self, now: float) -> None:
-        while self._last:
-            key, (_, at) = next(iter(self._last.items()))
+        if now - self._oldest < self.span:  # no key can have passed yet (keys only get newer)
+            return
+        last = self._last
+        while last:
+            for key in last:  # the least recently noted
+                break
+            at = last[key][1]
             if now - at < self.span:
+                self._oldest = at
                 return
-            del self._last[key]
+            del last[key]
