@@ -14,6 +14,7 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 
 from __future__ import annotations
 
+import math
 from operator import attrgetter
 from typing import Callable, Hashable, Iterable, Protocol
 
@@ -25,7 +26,7 @@ from switch.core.risk.rules import (
     DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
 )
 from switch.core.risk.windows import (
-    Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets, totals_before,
+    TOTALS, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
 )
 
 
@@ -120,29 +121,34 @@ class VelocityJudge:
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
         self.memories: tuple[Memory, ...] = (self.totals,)
         self.key_of = _KEY_OF[rule.per]
+        # The limits as numbers, an absent one infinite: one comparison each on the way through.
+        self.max_count = math.inf if rule.max_count is None else rule.max_count
+        self.max_amount = math.inf if rule.max_amount is None else rule.max_amount
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         key = self.key_of(facts)
         if key is None:
             return None
-        # Counted first (one look-up of the key), taken back when this rule declines it: the
-        # totals before this request are the owner's less this event.
+        # Counted first (one look-up of the key), taken back when this rule declines it: with
+        # this request counted, a total beyond its limit makes this request the one too many.
         event = self.totals.add(key, now, facts.amount)
-        count, amount = totals_before(event)
-        rule = self.rule
-        hit: Hit | None = None
-        if rule.max_count is not None and count >= rule.max_count:
-            hit = _hit(rule, f"{count} approvals per {rule.per} within {_seconds(rule.window)} "
-                             f"(limit {rule.max_count})")
-        elif rule.max_amount is not None and amount + facts.amount > rule.max_amount:
-            hit = _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
-                             f"{rule.max_amount}", rule.amount_code)
+        count, amount = event[TOTALS]
+        hit = None if count <= self.max_count and amount <= self.max_amount else self._beyond(count - 1)
         if hit is not None and hit.declines:
             self.totals.retract(key, event)
         else:
             found.reserved.append((self, key, event))
-            found.counted.append(rule.name)
+            found.counted.append(self.rule.name)
         return hit
+
+    def _beyond(self, before: int) -> Hit:
+        """The hit of a request beyond a limit, `before` approvals being in the window already."""
+        rule = self.rule
+        if before >= self.max_count:
+            return _hit(rule, f"{before} approvals per {rule.per} within {_seconds(rule.window)} "
+                              f"(limit {rule.max_count})")
+        return _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
+                          f"{rule.max_amount}", rule.amount_code)
 
     def replay(self, facts: Facts, now: float) -> None:
         key = self.key_of(facts)

@@ -17,18 +17,12 @@ K = TypeVar("K", bound=Hashable)
 
 
 # One counted request: [at, amount, totals, key]. `totals` is its key's [count, amount] while the
-# event counts in them, None once it has expired or been retracted (declined). A list, not a
-# class: one is made for every velocity rule a request is counted in, and a list costs a sixth
-# as much.
+# event counts in them, None once it has expired or been retracted (declined): right after `add`,
+# `event[TOTALS]` is the key's totals with this event counted (a caller that adds first and
+# decides after looks the key up once). A list, not a class: one is made for every velocity rule
+# a request is counted in, and a list costs a sixth as much.
 Event = list
-_AT, _AMOUNT, _OWNER, _KEY = 0, 1, 2, 3
-
-
-def totals_before(event: Event) -> tuple[int, int]:
-    """The count and amount of an event's key just before it was added: for a caller that adds
-    first and decides after, with one look-up of the key (right after `add`)."""
-    count, amount = event[_OWNER]
-    return count - 1, amount - event[_AMOUNT]
+_AT, _AMOUNT, TOTALS, _KEY = 0, 1, 2, 3
 
 
 class SlidingTotals(Generic[K]):
@@ -74,10 +68,10 @@ class SlidingTotals(Generic[K]):
             self._expire(now - self.span)
 
     def retract(self, key: K, event: Event) -> None:
-        totals: list[int] | None = event[_OWNER]
+        totals: list[int] | None = event[TOTALS]
         if totals is None:
             return
-        event[_OWNER] = None
+        event[TOTALS] = None
         totals[0] -= 1
         totals[1] -= event[_AMOUNT]
         if not totals[0]:
@@ -89,9 +83,9 @@ class SlidingTotals(Generic[K]):
         events, keys = self._events, self._keys
         while events and events[0][_AT] <= horizon:
             event = events.popleft()
-            totals = event[_OWNER]
+            totals = event[TOTALS]
             if totals is not None:
-                event[_OWNER] = None
+                event[TOTALS] = None
                 totals[0] -= 1
                 totals[1] -= event[_AMOUNT]
                 if not totals[0]:
