@@ -23,7 +23,7 @@ import attrs
 from switch.core.codes import RC
 from switch.core.risk.facts import Facts
 from switch.core.risk.rules import (
-    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
+    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
 )
 from switch.core.risk.windows import (
     TOTALS, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
@@ -90,11 +90,6 @@ _KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
     "card": attrgetter("pan_hash"), "terminal": attrgetter("terminal"), "merchant": attrgetter("merchant"),
     "connection": attrgetter("connection"),
 }
-
-
-def _matcher(scope: Scope) -> Callable[[Facts], bool] | None:
-    """The scope's test, or None when every request is in it (nothing to call per request)."""
-    return None if scope.unrestricted else scope.matches
 
 
 def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
@@ -276,9 +271,9 @@ class RiskEngine:
             old = kept.get(rule.name)
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
         # Each moment's judges as (bound method, scope test or None): what runs per request.
-        self._rate = [(j.throttle, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, RateJudge)]
-        self._assessing = [(j.assess, _matcher(j.rule.scope)) for j in self.judges if not isinstance(j, RateJudge)]
-        self._testers = [(j, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, CardTestingJudge)]
+        self._rate = [(j.throttle, j.rule.scope.test) for j in self.judges if isinstance(j, RateJudge)]
+        self._assessing = [(j.assess, j.rule.scope.test) for j in self.judges if not isinstance(j, RateJudge)]
+        self._testers = [(j, j.rule.scope.test) for j in self.judges if isinstance(j, CardTestingJudge)]
         self.rate_limited = bool(self._rate)
         self.assessing = bool(self._assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
