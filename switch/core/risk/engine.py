@@ -31,6 +31,7 @@ from switch.core.risk.windows import (
 
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of every rule's memory
+APPROVED = RC.APPROVED  # compared on every request: an enum member's look-up costs as much as the compare
 
 
 @attrs.frozen
@@ -324,7 +325,7 @@ class RiskEngine:
     def settle(self, found: Assessment, code: str, now: float) -> list[Alert]:
         """The request's outcome (its response code): approvals keep what was reserved, anything
         else frees it; declines that card testing counts may start a cool-down."""
-        if code == RC.APPROVED:
+        if code == APPROVED:
             for judge in found.travel:
                 judge.approved(found.facts, now)
                 found.counted.append(judge.rule.name)
@@ -358,11 +359,11 @@ class RiskEngine:
         for judge in self.judges:
             if judge.rule.name not in names:
                 continue
-            if isinstance(judge, VelocityJudge) and code == RC.APPROVED:
+            if isinstance(judge, VelocityJudge) and code == APPROVED:
                 judge.replay(facts, at)
             elif isinstance(judge, CardTestingJudge) and code in judge.rule.codes:
                 judge.declined_for(facts, at)
-            elif isinstance(judge, TravelJudge) and code == RC.APPROVED and facts.pan_hash and facts.country:
+            elif isinstance(judge, TravelJudge) and code == APPROVED and facts.pan_hash and facts.country:
                 judge.last.note(facts.pan_hash, facts.country, at)
 
     def _release(self, found: Assessment) -> None:
