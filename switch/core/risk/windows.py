@@ -49,7 +49,7 @@ class SlidingTotals(Generic[K]):
 
     def add(self, key: K, now: float, amount: int) -> Event:
         events = self._events
-        if events and events[0][_AT] <= now - self.span:
+        if events and events[0][_AT] <= now - self.span:  # forget(now), without the call
             self._expire(now - self.span)
         totals = self._keys.get(key)
         if totals is None:
