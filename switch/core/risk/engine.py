@@ -14,22 +14,24 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 
 from __future__ import annotations
 
+import math
 from operator import attrgetter
-from typing import Callable, Hashable, Iterable
+from typing import Callable, Hashable, Iterable, Protocol
 
 import attrs
 
 from switch.core.codes import RC
 from switch.core.risk.facts import Facts
 from switch.core.risk.rules import (
-    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Scope, Travel, Velocity,
+    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
 )
 from switch.core.risk.windows import (
-    Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets, totals_before,
+    TOTALS, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
 )
 
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps of every rule's memory
+APPROVED = RC.APPROVED  # compared on every request: an enum member's look-up costs as much as the compare
 
 
 @attrs.frozen
@@ -62,17 +64,22 @@ class Alert:
     cooldown: float
 
 
-@attrs.define(slots=True)
 class Assessment:
-    """What `assess()` found for one request, and what `settle()` must confirm or undo."""
+    """What `assess()` found for one request, and what `settle()` must confirm or undo.
 
-    facts: Facts
-    decline: Hit | None = None
-    flags: list[Hit] = attrs.Factory(list)
-    reserved: list[tuple[VelocityJudge, Hashable, Event]] = attrs.Factory(list)
-    testing: list[CardTestingJudge] = attrs.Factory(list)  # card-testing rules in scope
-    travel: list[TravelJudge] = attrs.Factory(list)  # travel rules in scope
-    counted: list[str] = attrs.Factory(list)  # rules whose memory this request is in (journaled)
+    A plain class with slots, not attrs: one is made per request, and attrs' generated
+    __init__ (a factory call per list) costs twice this one."""
+
+    __slots__ = ("facts", "decline", "flags", "reserved", "testing", "travel", "counted")
+
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
+        self.decline: Hit | None = None
+        self.flags: list[Hit] = []
+        self.reserved: list[tuple[VelocityJudge, Hashable, Event]] = []
+        self.testing: list[CardTestingJudge] = []  # card-testing rules in scope
+        self.travel: list[TravelJudge] = []  # travel rules in scope
+        self.counted: list[str] = []  # rules whose memory this request is in (journaled)
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
@@ -86,11 +93,6 @@ _KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
 }
 
 
-def _matcher(scope: Scope) -> Callable[[Facts], bool] | None:
-    """The scope's test, or None when every request is in it (nothing to call per request)."""
-    return None if scope.unrestricted else scope.matches
-
-
 def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
     return Hit(rule.name, rule.action, code or rule.code, reason)
 
@@ -99,42 +101,50 @@ def _seconds(span: float) -> str:
     return f"{span:g} s"
 
 
+class Memory(Protocol):
+    """A rule's memory (switch.core.risk.windows): keys held, and what has passed dropped."""
+
+    def __len__(self) -> int: ...
+
+    def forget(self, now: float) -> None: ...
+
+
 # -- one judge per rule kind ----------------------------------------------------------------
 
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
         self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self.memories: tuple[Memory, ...] = (self.totals,)
         self.key_of = _KEY_OF[rule.per]
+        # The limits as numbers, an absent one infinite: one comparison each on the way through.
+        self.max_count = math.inf if rule.max_count is None else rule.max_count
+        self.max_amount = math.inf if rule.max_amount is None else rule.max_amount
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         key = self.key_of(facts)
         if key is None:
             return None
-        # Counted first (one look-up of the key), taken back when this rule declines it: the
-        # totals before this request are the owner's less this event.
+        # Counted first (one look-up of the key), taken back when this rule declines it: with
+        # this request counted, a total beyond its limit makes this request the one too many.
         event = self.totals.add(key, now, facts.amount)
-        count, amount = totals_before(event)
-        rule = self.rule
-        hit: Hit | None = None
-        if rule.max_count is not None and count >= rule.max_count:
-            hit = _hit(rule, f"{count} approvals per {rule.per} within {_seconds(rule.window)} "
-                             f"(limit {rule.max_count})")
-        elif rule.max_amount is not None and amount + facts.amount > rule.max_amount:
-            hit = _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
-                             f"{rule.max_amount}", rule.amount_code)
+        count, amount = event[TOTALS]
+        hit = None if count <= self.max_count and amount <= self.max_amount else self._beyond(count - 1)
         if hit is not None and hit.declines:
             self.totals.retract(key, event)
         else:
             found.reserved.append((self, key, event))
-            found.counted.append(rule.name)
+            found.counted.append(self.rule.name)
         return hit
 
-    def held(self) -> int:
-        return len(self.totals)
-
-    def forget(self, now: float) -> None:
-        self.totals.forget(now)
+    def _beyond(self, before: int) -> Hit:
+        """The hit of a request beyond a limit, `before` approvals being in the window already."""
+        rule = self.rule
+        if before >= self.max_count:
+            return _hit(rule, f"{before} approvals per {rule.per} within {_seconds(rule.window)} "
+                              f"(limit {rule.max_count})")
+        return _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
+                          f"{rule.max_amount}", rule.amount_code)
 
     def replay(self, facts: Facts, now: float) -> None:
         key = self.key_of(facts)
@@ -147,14 +157,8 @@ class CardTestingJudge:
         self.rule = rule
         self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
         self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+        self.memories: tuple[Memory, ...] = (self.declined, self.barred)
         self.key_of = _KEY_OF[rule.per]
-
-    def held(self) -> int:
-        return len(self.declined) + len(self.barred)
-
-    def forget(self, now: float) -> None:
-        self.declined.forget(now)
-        self.barred.forget(now)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         rule = self.rule
@@ -181,15 +185,9 @@ class CardTestingJudge:
         return Alert(rule.name, rule.per, str(key), cards, rule.window, rule.cooldown if rule.action == DECLINE else 0)
 
 
-class _Memoryless:
-    def held(self) -> int:
-        return 0
+class CountryJudge:
+    memories: tuple[Memory, ...] = ()
 
-    def forget(self, now: float) -> None:
-        pass
-
-
-class CountryJudge(_Memoryless):
     def __init__(self, rule: Country) -> None:
         self.rule = rule
 
@@ -206,12 +204,7 @@ class TravelJudge:
     def __init__(self, rule: Travel) -> None:
         self.rule = rule
         self.last: LastSeen[Hashable] = LastSeen(rule.min_interval)
-
-    def held(self) -> int:
-        return len(self.last)
-
-    def forget(self, now: float) -> None:
-        self.last.forget(now)
+        self.memories: tuple[Memory, ...] = (self.last,)
 
     def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
         if facts.channel != PRESENT or facts.pan_hash is None or facts.country is None:
@@ -228,7 +221,9 @@ class TravelJudge:
         self.last.note(facts.pan_hash, facts.country, now)
 
 
-class AmountJudge(_Memoryless):
+class AmountJudge:
+    memories: tuple[Memory, ...] = ()
+
     def __init__(self, rule: AmountLimit) -> None:
         self.rule = rule
 
@@ -245,13 +240,8 @@ class RateJudge:
     def __init__(self, rule: RateLimit) -> None:
         self.rule = rule
         self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+        self.memories: tuple[Memory, ...] = (self.buckets,)
         self.key_of = _KEY_OF[rule.per]
-
-    def held(self) -> int:
-        return len(self.buckets)
-
-    def forget(self, now: float) -> None:
-        self.buckets.forget(now)
 
     def throttle(self, facts: Facts, now: float) -> Hit | None:
         rule = self.rule
@@ -282,26 +272,29 @@ class RiskEngine:
             old = kept.get(rule.name)
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
         # Each moment's judges as (bound method, scope test or None): what runs per request.
-        self._rate = [(j.throttle, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, RateJudge)]
-        self._assessing = [(j.assess, _matcher(j.rule.scope)) for j in self.judges if not isinstance(j, RateJudge)]
-        self._testers = [(j, _matcher(j.rule.scope)) for j in self.judges if isinstance(j, CardTestingJudge)]
+        self._rate = [(j.throttle, j.rule.scope.test) for j in self.judges if isinstance(j, RateJudge)]
+        self._assessing = [(j.assess, j.rule.scope.test) for j in self.judges if not isinstance(j, RateJudge)]
+        self._testers = [(j, j.rule.scope.test) for j in self.judges if isinstance(j, CardTestingJudge)]
         self.rate_limited = bool(self._rate)
         self.assessing = bool(self._assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
+        # Every structure that remembers, for the sweep: the memoryless rules are not in it.
+        self._memories = [memory for judge in self.judges for memory in judge.memories]
         self._next_sweep = -float("inf")
 
     def _sweep(self, now: float) -> None:
-        """Once a second at most: every rule's memory drops what has passed, also for keys and
-        rules no request touches any more."""
-        if now >= self._next_sweep:
-            self._next_sweep = now + SWEEP_INTERVAL
-            for judge in self.judges:
-                judge.forget(now)
+        """Every rule's memory drops what has passed, also for keys and rules no request touches
+        any more. Once a second at most: its callers test `_next_sweep` themselves (a call per
+        moment of every request saved)."""
+        self._next_sweep = now + SWEEP_INTERVAL
+        for memory in self._memories:
+            memory.forget(now)
 
     def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
         """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         flags: list[Hit] = []
         for throttle, matches in self._rate:
             if matches is None or matches(facts):
@@ -313,7 +306,8 @@ class RiskEngine:
         return None, flags
 
     def assess(self, facts: Facts, now: float) -> Assessment:
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         found = Assessment(facts)
         for judge, matches in self._assessing:  # each judge's bound assess()
             if matches is not None and not matches(facts):
@@ -331,7 +325,7 @@ class RiskEngine:
     def settle(self, found: Assessment, code: str, now: float) -> list[Alert]:
         """The request's outcome (its response code): approvals keep what was reserved, anything
         else frees it; declines that card testing counts may start a cool-down."""
-        if code == RC.APPROVED:
+        if code == APPROVED:
             for judge in found.travel:
                 judge.approved(found.facts, now)
                 found.counted.append(judge.rule.name)
@@ -365,11 +359,11 @@ class RiskEngine:
         for judge in self.judges:
             if judge.rule.name not in names:
                 continue
-            if isinstance(judge, VelocityJudge) and code == RC.APPROVED:
+            if isinstance(judge, VelocityJudge) and code == APPROVED:
                 judge.replay(facts, at)
             elif isinstance(judge, CardTestingJudge) and code in judge.rule.codes:
                 judge.declined_for(facts, at)
-            elif isinstance(judge, TravelJudge) and code == RC.APPROVED and facts.pan_hash and facts.country:
+            elif isinstance(judge, TravelJudge) and code == APPROVED and facts.pan_hash and facts.country:
                 judge.last.note(facts.pan_hash, facts.country, at)
 
     def _release(self, found: Assessment) -> None:
@@ -380,7 +374,7 @@ class RiskEngine:
 
     def held(self) -> int:
         """Keys held across every rule's memory (bounded by the traffic within the windows)."""
-        return sum(judge.held() for judge in self.judges)
+        return sum(len(memory) for memory in self._memories)
 
 
 def _memory(rule: Rule) -> float:

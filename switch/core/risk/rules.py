@@ -7,7 +7,8 @@ switch.risk.file; this module only says what a rule is.
 
 from __future__ import annotations
 
-from typing import Union
+from operator import attrgetter
+from typing import Callable, Union
 
 import attrs
 
@@ -48,6 +49,35 @@ SET_DIMENSIONS = {"issuers": "issuer", "terminals": "terminal", "acquirers": "ac
                   "merchants": "merchant", "mccs": "mcc", "countries": "country"}
 
 
+def _in_bins(ranges: tuple[tuple[str, int, str], ...]) -> Callable[[Facts], bool]:
+    """A request whose PAN lies in one of the ranges, each as (low, digits compared, high)."""
+    def test(facts: Facts) -> bool:
+        pan = facts.pan
+        if pan:
+            for low, digits, high in ranges:
+                if low <= pan[:digits] <= high:
+                    return True
+        return False
+    return test
+
+
+def _member(value_of: Callable[[Facts], str | None], allowed: frozenset[str]) -> Callable[[Facts], bool]:
+    return lambda facts: value_of(facts) in allowed
+
+
+def _channel_is(channel: str) -> Callable[[Facts], bool]:
+    return lambda facts: facts.channel == channel
+
+
+def _every(checks: tuple[Callable[[Facts], bool], ...]) -> Callable[[Facts], bool]:
+    def test(facts: Facts) -> bool:
+        for check in checks:
+            if not check(facts):
+                return False
+        return True
+    return test
+
+
 @attrs.frozen
 class Scope:
     """Where a rule applies: every dimension given must hold (an empty one holds for all).
@@ -69,30 +99,34 @@ class Scope:
     # rule on every request).
     _restricted: tuple[tuple[str, frozenset[str]], ...] = attrs.field(init=False, eq=False, repr=False)
 
+    # The scope's test, built once from the dimensions it restricts: None when every request is
+    # in it (nothing to call), else one small function per restricted dimension, or one that
+    # runs them in turn. The engine calls it for every scoped rule on every request, where a
+    # generic walk over the dimensions costs half as much again.
+    test: Callable[[Facts], bool] | None = attrs.field(init=False, eq=False, repr=False)
+
     @_restricted.default
     def _restricted_dimensions(self) -> tuple[tuple[str, frozenset[str]], ...]:
         return tuple((attribute, getattr(self, dimension)) for dimension, attribute in SET_DIMENSIONS.items()
                      if getattr(self, dimension))
 
+    @test.default
+    def _build_test(self) -> Callable[[Facts], bool] | None:
+        checks = [_in_bins(tuple((bins.low, len(bins.low), bins.high) for bins in self.bins))] if self.bins else []
+        checks += [_member(attrgetter(attribute), allowed) for attribute, allowed in self._restricted]
+        if self.channel is not None:
+            checks.append(_channel_is(self.channel))
+        if len(checks) > 1:
+            return _every(tuple(checks))
+        return checks[0] if checks else None
+
     @property
     def unrestricted(self) -> bool:
         """Every request is in scope."""
-        return not (self.bins or self._restricted or self.channel)
+        return self.test is None
 
     def matches(self, facts: Facts) -> bool:
-        if self.bins:
-            pan = facts.pan
-            if not pan:
-                return False
-            for bins in self.bins:
-                if bins.low <= pan[:len(bins.low)] <= bins.high:
-                    break
-            else:
-                return False
-        for attribute, allowed in self._restricted:
-            if getattr(facts, attribute) not in allowed:
-                return False
-        return self.channel is None or facts.channel == self.channel
+        return self.test is None or self.test(facts)
 
     def covers(self, other: Scope) -> bool:
         """Every request in `other`'s scope is in this one's (for dead-rule findings)."""

@@ -16,107 +16,80 @@ from typing import Generic, Hashable, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-# One counted request: [at, amount, owner]. The owner is the key's _Totals while the event
-# counts in them, None once it has expired or been retracted (declined). A list, not a class:
-# one is made for every velocity rule a request is counted in, and a list costs a sixth as much.
+# One counted request: [at, amount, totals, key]. `totals` is its key's [count, amount] while the
+# event counts in them, None once it has expired or been retracted (declined): right after `add`,
+# `event[TOTALS]` is the key's totals with this event counted (a caller that adds first and
+# decides after looks the key up once). A list, not a class: one is made for every velocity rule
+# a request is counted in, and a list costs a sixth as much.
 Event = list
-_AT, _AMOUNT, _OWNER = 0, 1, 2
-
-
-def totals_before(event: Event) -> tuple[int, int]:
-    """The count and amount of an event's key just before it was added: for a caller that adds
-    first and decides after, with one look-up of the key (right after `add`)."""
-    owner: _Totals = event[_OWNER]
-    return owner.count - 1, owner.amount - event[_AMOUNT]
-
-
-class _Totals:
-    __slots__ = ("events", "count", "amount")
-
-    def __init__(self) -> None:
-        self.events: deque[Event] = deque()
-        self.count = 0
-        self.amount = 0
+_AT, _AMOUNT, TOTALS, _KEY = 0, 1, 2, 3
 
 
 class SlidingTotals(Generic[K]):
-    """Per key: how many events, and their amounts, within the last `span` seconds."""
+    """Per key: how many events, and their amounts, within the last `span` seconds.
+
+    Every key's events sit in one queue, oldest first: one span for all of them, so the order
+    they are added in is the order they leave the window, and expiring walks only the front of
+    that queue. A key is a plain [count, amount] pair, dropped when its last event leaves: no
+    queue per key, no order of keys to keep (a key per request is what this structure mostly
+    sees: a card twice an hour against windows of minutes)."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self._keys: OrderedDict[K, _Totals] = OrderedDict()  # least recently added first
-        # No key can be forgotten while the horizon is before this: the newest event of the
-        # least recently added key, when last looked at (keys only get newer after that).
-        self._oldest = float("-inf")
+        self._keys: dict[K, list[int]] = {}  # key -> [count, amount] of its events in the window
+        self._events: deque[Event] = deque()  # every key's events, by when they were added
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def totals(self, key: K, now: float) -> tuple[int, int]:
+        self.forget(now)
         totals = self._keys.get(key)
-        if totals is None:
-            return 0, 0
-        events = totals.events
-        if events and events[0][_AT] <= now - self.span:
-            self._expire(totals, now - self.span)
-        return totals.count, totals.amount
+        return (totals[0], totals[1]) if totals is not None else (0, 0)
 
     def add(self, key: K, now: float, amount: int) -> Event:
-        keys = self._keys
-        totals = keys.get(key)
-        horizon = now - self.span
+        events = self._events
+        if events and events[0][_AT] <= now - self.span:  # forget(now), without the call
+            self._expire(now - self.span)
+        totals = self._keys.get(key)
         if totals is None:
-            totals = keys[key] = _Totals()
+            totals = self._keys[key] = [1, amount]
         else:
-            keys.move_to_end(key)
-            events = totals.events
-            if events and events[0][_AT] <= horizon:
-                self._expire(totals, horizon)
-        event = [now, amount, totals]
-        totals.events.append(event)
-        totals.count += 1
-        totals.amount += amount
-        if horizon >= self._oldest:  # else no key can have left the window yet
-            self._forget(horizon)
+            totals[0] += 1
+            totals[1] += amount
+        event = [now, amount, totals, key]
+        events.append(event)
         return event
 
     def forget(self, now: float) -> None:
         """Drop what has left the window, also when no key is added (the engine's sweep)."""
-        horizon = now - self.span
-        if horizon >= self._oldest:
-            self._forget(horizon)
+        events = self._events
+        if events and events[0][_AT] <= now - self.span:
+            self._expire(now - self.span)
 
     def retract(self, key: K, event: Event) -> None:
-        owner: _Totals | None = event[_OWNER]
-        if owner is not None and self._keys.get(key) is owner:
-            event[_OWNER] = None
-            owner.count -= 1
-            owner.amount -= event[_AMOUNT]
-            if owner.events[-1] is event:  # taken back at once (a decline): nothing to keep
-                owner.events.pop()
+        totals: list[int] | None = event[TOTALS]
+        if totals is None:
+            return
+        event[TOTALS] = None
+        totals[0] -= 1
+        totals[1] -= event[_AMOUNT]
+        if not totals[0]:
+            del self._keys[key]
+        if self._events[-1] is event:  # taken back at once (a decline): nothing to keep
+            self._events.pop()
 
-    @staticmethod
-    def _expire(totals: _Totals, horizon: float) -> None:
-        events = totals.events
+    def _expire(self, horizon: float) -> None:
+        events, keys = self._events, self._keys
         while events and events[0][_AT] <= horizon:
             event = events.popleft()
-            if event[_OWNER] is not None:
-                event[_OWNER] = None
-                totals.count -= 1
-                totals.amount -= event[_AMOUNT]
-
-    def _forget(self, horizon: float) -> None:
-        """Drop keys whose newest event has left the window (the least recently added first)."""
-        keys = self._keys
-        while keys:
-            for key in keys:  # the first, without building an iterator of items
-                break
-            events = keys[key].events
-            if events and events[-1][_AT] > horizon:
-                self._oldest = events[-1][_AT]
-                return
-            del keys[key]
-            events.clear()  # its events point at their owner: no cycle left for the collector
+            totals = event[TOTALS]
+            if totals is not None:
+                event[TOTALS] = None
+                totals[0] -= 1
+                totals[1] -= event[_AMOUNT]
+                if not totals[0]:
+                    del keys[event[_KEY]]
 
 
 class DistinctWindow(Generic[K]):
@@ -153,11 +126,14 @@ class DistinctWindow(Generic[K]):
 
     def forget(self, now: float) -> None:
         horizon = now - self.span
-        while self._keys:
-            key, (seen, _) = next(iter(self._keys.items()))
+        keys = self._keys
+        while keys:
+            for key in keys:  # the least recently added
+                break
+            seen = keys[key][0]
             if seen and seen[-1][0] > horizon:
                 return
-            del self._keys[key]
+            del keys[key]
 
 
 class Cooldowns(Generic[K]):
@@ -178,15 +154,18 @@ class Cooldowns(Generic[K]):
         return until
 
     def forget(self, now: float) -> None:
-        while self._until:
-            key, until = next(iter(self._until.items()))
-            if until > now:
+        until = self._until
+        while until:
+            for key in until:  # the first, without building an iterator of items
+                break
+            if until[key] > now:
                 return
-            del self._until[key]
+            del until[key]
 
     def active(self, key: K, now: float) -> float | None:
         """When `key`'s cool-down ends, if it is cooling down at `now`."""
-        self.forget(now)
+        if self._until:  # mostly none: no call to forget
+            self.forget(now)
         until = self._until.get(key)
         return until if until is not None and until > now else None
 
@@ -216,7 +195,8 @@ class TokenBuckets(Generic[K]):
             tokens = bucket[0] + (now - bucket[1]) * self.rate
             bucket[0] = tokens if tokens < self.burst else self.burst
             bucket[1] = now
-        self.forget(now)
+        if now - self._oldest >= self._full_after:  # else no bucket can be full yet: no call
+            self.forget(now)
         if bucket[0] < 1:
             return False
         bucket[0] -= 1
@@ -243,6 +223,7 @@ class LastSeen(Generic[K]):
     def __init__(self, span: float) -> None:
         self.span = span
         self._last: OrderedDict[K, tuple[str, float]] = OrderedDict()  # by when noted
+        self._oldest = float("-inf")  # when the least recently noted key was noted, when last looked at
 
     def __len__(self) -> int:
         return len(self._last)
@@ -257,8 +238,14 @@ class LastSeen(Generic[K]):
         self.forget(now)
 
     def forget(self, now: float) -> None:
-        while self._last:
-            key, (_, at) = next(iter(self._last.items()))
+        if now - self._oldest < self.span:  # no key can have passed yet (keys only get newer)
+            return
+        last = self._last
+        while last:
+            for key in last:  # the least recently noted
+                break
+            at = last[key][1]
             if now - at < self.span:
+                self._oldest = at
                 return
-            del self._last[key]
+            del last[key]
