@@ -404,7 +404,8 @@ class Switch:
         started = trio.current_time()
         pan = card_pan(request)
         txn = self._new_txn(request, pan, started)
-        self.records.open(txn, request, listener.name, pan, listener.acquirer_id)
+        opened_on = self.business.iso
+        self.records.open(txn, request, listener.name, pan, listener.acquirer_id, opened_on)
         ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
                       listener=listener, raw=raw)
         try:
@@ -416,10 +417,10 @@ class Switch:
             else:
                 why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
                 state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
-                self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started)
+                self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
             raise
         self.in_flight -= 1
-        response = self._conclude(ctx, verdict, listener, started)
+        response = self._conclude(ctx, verdict, listener, started, opened_on)
         # Money may have moved: never an answer the journal could lose. On a shared journal, no
         # answer before its row is there for every instance (a reversal or retransmission sent
         # to another one finds it).
@@ -450,7 +451,8 @@ class Switch:
                 return done.value
             result = await self._perform(effect, ctx, listener)
 
-    def _conclude(self, ctx: Context, verdict: Answer | None, listener: ListenerConfig, started: float) -> Message:
+    def _conclude(self, ctx: Context, verdict: Answer | None, listener: ListenerConfig, started: float,
+                  opened_on: str) -> Message:
         """The terminal's response from the verdict, journaled and logged; a pipeline that ended
         without one (a bug) still gives the row a final state and the terminal a 96."""
         if verdict is None:
@@ -467,7 +469,7 @@ class Switch:
         risk, counted = self._settle_risk(ctx)
         latency_ms = round((trio.current_time() - started) * 1000, 3)
         self.records.close(txn, latency_ms, verdict.reason, ctx.original_trace, risk, counted,
-                           self.business.iso)
+                           self.business.iso, opened_on)
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
         _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason, risk)

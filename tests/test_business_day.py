@@ -8,7 +8,7 @@ import datetime
 import pytest
 import trio
 
-from conftest import write_config
+from conftest import make_bank, start_issuer, write_config
 from emulators.network import start_network
 from emulators.terminal import open_terminal
 from switch.admin import answer
@@ -129,3 +129,29 @@ async def test_a_cutover_under_load_splits_the_traffic_without_a_pause(demo):
         assert reply["15"] == f"{date:%m%d}"
         dates.add(date)
     assert len(dates) == 2
+
+
+async def test_a_request_in_flight_across_the_cutover_settles_on_the_day_it_was_decided(nursery, tmp_path):
+    """Its row is opened on one date and decided on the next: the answer's 15 and the row agree
+    on the second (the row's date is written again only in that case)."""
+    bank = make_bank({"pan": APPROVE, "latency_ms": 300})
+    issuer_port = await start_issuer(nursery, bank)
+    config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
+                          routes=[{"prefix": "4", "issuer": "bank"}])
+    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
+    ports = await nursery.start(switch.run)
+    await switch.wait_links_up()
+    today = switch.business.date
+    async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
+        async with trio.open_nursery() as buying:
+            replies = []
+
+            async def buy() -> None:
+                replies.append(await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))
+            buying.start_soon(buy)
+            await trio.sleep(0.1)  # the request is at the issuer
+            tomorrow = switch.cut_over()
+    await switch.journal.flush()
+    [row] = switch.journal.read("SELECT state, business_date FROM transactions")
+    assert tomorrow == today + datetime.timedelta(days=1)
+    assert tuple(row) == ("approved", tomorrow.isoformat()) and replies[0]["15"] == f"{tomorrow:%m%d}"
