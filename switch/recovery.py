@@ -116,5 +116,5 @@ def last_stans(connection: Connection, issuers: list[str], low: int, high: int) 
             " AND substr(sent_as, 5, 6) BETWEEN ? AND ? ORDER BY created_at DESC LIMIT 1",
             (issuer, f"{low:06d}", f"{high:06d}")).fetchone()
         stan = row["sent_as"][4:10] if row is not None else ""
-        stans[issuer] = low + (int(stan) - low + STAN_MARGIN) % (high - low + 1) if stan.isdigit() else low - 1
+        stans[issuer] = low + (int(stan) - low + STAN_MARGIN) % (high - low + 1) if stan.isascii() and stan.isdigit() else low - 1
     return stans

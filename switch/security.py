@@ -191,7 +191,7 @@ class CardSecurity:
         if not found:
             return None  # no CVV2 to check
         cvv2, expiry = found[0], request.get("14") or (track2.expiry if track2 else "")
-        if not (cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
+        if not (cvv2.isascii() and cvv2.isdigit() and len(cvv2) == 3 and len(expiry) == 4) or not await self.hsm.verify_cvv(
                 cvk, pan, expiry, CVV2_SERVICE_CODE, cvv2):
             return Decline(RC.CVV2_FAILED, "CVV2 failed")
         return None

@@ -516,7 +516,7 @@ class Switch:
         amount = fields.get("4", "")
         return Txn(trace=next(self._trace), mti=message_class(request.mti), tid=fields.get("41", ""),
                    stan=fields.get("11", ""), transmitted=fields.get("7", ""), rrn=fields.get("37"),
-                   amount=int(amount) if amount.isdigit() else 0,
+                   amount=int(amount) if amount.isascii() and amount.isdigit() else 0,
                    pan_hash=self.vault.pan_hash(pan) if pan else None, created=time.time(), seen=now)
 
     # -- the effects participants ask for ----------------------------------------------

@@ -14,7 +14,8 @@ from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
-from switch.wire.dialect import DIALECTS_DIR, load_dialect
+from switch.core.messages import replacement_amount
+from switch.wire.dialect import DIALECTS_DIR, MessageDecodeError, load_dialect
 from switch.wire.message import Message
 from tools.load.processes import free_port, wait_for_port
 
@@ -97,3 +98,16 @@ def test_the_demo_serves_terminals_in_a_dialect_of_their_choice(tmp_path):
     assert "dialect iso87-bcd-tpdu" in demo.out
     refused = cardswitch("demo", "--dialect", "iso87-bcd")
     assert refused.returncode == 2 and "--dialect: only with --serve" in refused.stderr
+
+
+def test_an_ebcdic_byte_that_reads_as_a_superscript_digit_is_not_a_digit():
+    """cp500 decodes 0xEA as "²", which `str.isdigit` takes: an MTI (or amount) made of it is
+    undecodable, not a request whose every later step would raise."""
+    dialect = load_dialect("iso87-ebcdic")
+    good = dialect.encode(Message("0200", {"3": "000000", "4": "000000001500", "11": "000001", "41": "T0000001",
+                                           "49": "978"}))
+    bad = bytearray(good)
+    bad[2] = 0xEA
+    with pytest.raises(MessageDecodeError, match="MTI is not 4 digits"):
+        dialect.decode(bytes(bad))
+    assert replacement_amount(Message("0400", {"95": "²00000000500" + "0" * 30})) is None

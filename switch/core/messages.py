@@ -229,7 +229,7 @@ class OriginalData:
 def replacement_amount(request: Message) -> int | None:
     """Field 95's actual transaction amount for a partial reversal, or None for a full one."""
     value = request.get("95")
-    if not value or not value[:12].isdigit() or int(value[:12]) == 0:
+    if not value or not (value[:12].isascii() and value[:12].isdigit()) or int(value[:12]) == 0:
         return None
     return int(value[:12])
 

@@ -74,7 +74,7 @@ class Dialect:
 
     def decode(self, payload: bytes) -> Message:
         decoded = self.fast.decode(payload) if self.fast is not None else None
-        if decoded is not None and len(decoded[0]) == 4 and decoded[0].isdigit():
+        if decoded is not None and _is_mti(decoded[0]):
             mti, fields = decoded
         else:
             mti, fields = self._decode_reference(payload)
@@ -89,7 +89,7 @@ class Dialect:
         except iso8583.DecodeError as exc:
             partial = exc.doc_dec
             mti = partial.get("t")
-            readable = mti if mti and len(mti) == 4 and mti.isdigit() else None
+            readable = mti if mti and _is_mti(mti) else None
             # pyiso8583 enters the field it fails on as "" before decoding it: only fields it
             # finished are echoed (an empty field 11 cannot be encoded, and the answer was lost).
             echo = {f: partial[f] for f in ECHO_ON_ERROR if partial.get(f) and f != exc.field}
@@ -97,7 +97,7 @@ class Dialect:
         except Exception as exc:  # pyiso8583 has other failure modes (e.g. a tertiary bitmap)
             raise MessageDecodeError(f"unsupported layout ({type(exc).__name__})", None, None, {}) from None
         mti = fields.pop("t")
-        if not (len(mti) == 4 and mti.isdigit()):
+        if not _is_mti(mti):
             raise MessageDecodeError("MTI is not 4 digits", "t", None, {})
         fields.pop("p", None)
         fields.pop("1", None)
@@ -173,6 +173,11 @@ def _mti_1987(mti: str | None) -> str | None:
         return iso93.mti_from_1993(mti) if mti is not None else None
     except iso93.MappingError:
         return None
+
+
+def _is_mti(text: str) -> bool:
+    """Four ASCII digits (`str.isdigit` alone takes "²", an EBCDIC byte's reading)."""
+    return len(text) == 4 and text.isascii() and text.isdigit()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

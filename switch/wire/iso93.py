@@ -53,6 +53,11 @@ from switch.wire.macs import MAC_FIELDS, mac_field
 from switch.wire.message import Message, is_response
 
 
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes "²", which an EBCDIC byte (0xEA) decodes to."""
+    return text.isascii() and text.isdigit()
+
 class MappingError(CardswitchError):
     """A message the other version cannot express (an MTI of another version, a malformed field
     the mapping must read). `expected` says what the mapping needed in `field` ("t" for the MTI);
@@ -155,14 +160,14 @@ def from_1993(message: Message) -> Message:
     mti = mti_from_1993(message.mti)
     source = message.fields
     fields = {f: v for f, v in source.items() if f in SAME_FIELDS}
-    if "53" in fields and not (len(fields["53"]) == 16 and fields["53"].isdigit()):
+    if "53" in fields and not (len(fields["53"]) == 16 and _digits(fields["53"])):
         del fields["53"]  # 1987's is n16
     for field, width in WIDTH_1987.items():
         if field in fields:
             fields[field] = fields[field][:width].ljust(width) if field == "43" else fields[field][:width]
     if "12" in source:
         local = source["12"]
-        if len(local) != 12 or not local.isdigit():
+        if len(local) != 12 or not _digits(local):
             raise MappingError("date and time YYMMDDhhmmss (n12)", "12", mti)
         fields["13"], fields["12"] = local[2:6], local[6:12]
     if "15" in source:
@@ -193,7 +198,7 @@ def mti_from_1993(mti: str) -> str:
     """The 1987 MTI of a 1993 one. MappingError for an MTI of another version."""
     if mti in MTI_FROM_1993:
         return MTI_FROM_1993[mti]
-    if len(mti) != 4 or not mti.isdigit() or mti[0] != "1":
+    if len(mti) != 4 or not _digits(mti) or mti[0] != "1":
         raise MappingError("an ISO 8583:1993 MTI (version digit 1)", "t")
     return "0" + mti[1:]
 
@@ -201,7 +206,7 @@ def mti_from_1993(mti: str) -> str:
 def _mti_to_1993(mti: str) -> str:
     if mti in MTI_TO_1993:
         return MTI_TO_1993[mti]
-    if len(mti) != 4 or not mti.isdigit() or mti[0] != "0":
+    if len(mti) != 4 or not _digits(mti) or mti[0] != "0":
         raise MappingError("an ISO 8583:1987 MTI (version digit 0)", "t")
     return "1" + mti[1:]
 
@@ -214,7 +219,7 @@ def _year(mmdd: str, today: datetime.date) -> str:
     """YY for month `mmdd[:2]`: last year's when that month is more than six months after
     today's, next year's when more than six before, else this year's (also when it is no month).
     Months, not days: it runs for every message, and a month either side is never in doubt."""
-    month = int(mmdd[:2]) if mmdd[:2].isdigit() else today.month
+    month = int(mmdd[:2]) if _digits(mmdd[:2]) else today.month
     year = today.year - (month - today.month > 6) + (today.month - month > 6)
     return f"{year % 100:02d}"
 
@@ -255,7 +260,7 @@ def _entry_mode(code: str) -> str:
 def _original_data_1993(value: str, today: datetime.date) -> str:
     """Field 56 from field 90: MTI (1993), STAN, date and time (field 7 with its year), and the
     acquirer id as an LLVAR without leading zeros. The forwarder id has no place."""
-    if len(value) != 42 or not value.isdigit():
+    if len(value) != 42 or not _digits(value):
         raise MappingError("original data elements (n42)", "90")
     acquirer = value[20:31].lstrip("0")
     return (_mti_to_1993(value[0:4]) + value[4:10] + _year(value[10:14], today) + value[10:20]
@@ -265,7 +270,7 @@ def _original_data_1993(value: str, today: datetime.date) -> str:
 def _original_data_1987(value: str, mti: str) -> str:
     """Field 90 from field 56 (MTI, STAN, YYMMDDhhmmss, LL acquirer id)."""
     acquirer = value[24:]
-    if (not value.isdigit() or len(value) < 24 or int(value[22:24] or 0) != len(acquirer)
+    if (not _digits(value) or len(value) < 24 or int(value[22:24] or 0) != len(acquirer)
             or len(acquirer) > 11):
         raise MappingError("original data elements (MTI, STAN, YYMMDDhhmmss, LL acquirer id)",
                            "56", mti)
@@ -285,7 +290,7 @@ def _reversal_to_1993(message: Message, fields: dict[str, str]) -> None:
     elif not is_response(message.mti):
         fields["25"] = LATE_RESPONSE if source.get("39") == "68" else TIMEOUT
     replacement = source.get("95", "")[:12]
-    if replacement.isdigit() and int(replacement) and "4" in source:
+    if _digits(replacement) and int(replacement) and "4" in source:
         fields["30"] = source["4"] + source.get("5", "0" * 12)
         fields["4"] = replacement
         fields["24"] = PARTIAL_REVERSAL
@@ -304,7 +309,7 @@ def _reversal_from_1993(message: Message, mti: str, fields: dict[str, str]) -> s
         fields["39"] = "68"
     original = source.get("30", "")
     if original:
-        if len(original) != 24 or not original.isdigit():
+        if len(original) != 24 or not _digits(original):
             raise MappingError("original amounts (n24)", "30", mti)
         fields["95"] = source.get("4", "0" * 12) + "0" * 30
         fields["4"] = original[:12]
@@ -329,7 +334,7 @@ def _action_code(code: str, message_class: str) -> str:
 def _response_code(action: str) -> str:
     if action in ACTION_TO_RC:
         return ACTION_TO_RC[action]
-    if len(action) == 3 and action.isdigit():
+    if len(action) == 3 and _digits(action):
         return ACTION_CLASS_RC.get(action[0], "96")
     return "96"
 
