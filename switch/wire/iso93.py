@@ -16,9 +16,10 @@ What the mapping does (README, "ISO 8583:1993"):
 - Field 24 (function code) is set from the MTI (100, 200, 400 or 401 for a partial reversal, 500,
   and for 18xx field 70's code: 001/002/101/301 <-> 801/802/811/831), and read back only for 18xx.
 - Field 39: the 2-character response codes <-> 3-digit action codes (RC_TO_ACTION); an approval
-  is 400 on reversals, 500 on reconciliations, 800 on network management, else 000. An action code
-  without an entry maps by its class; a response code without one becomes 100 (do not honour):
-  neither direction ever turns an unknown code into an approval.
+  is 400 on reversals, 500 on reconciliations, 800 on network management, else 000; read back, a
+  code approves only the kind of message it accepts (ACCEPTED_BY_CLASS: 900 on a 1210 is no
+  approval). A refusal without an entry maps by its class; a response code without one becomes
+  100 (do not honour): neither direction ever turns an unknown code into an approval.
 - Fields 12 + 13 (hhmmss, MMDD) <-> 12 (YYMMDDhhmmss); 15 MMDD <-> YYMMDD; 18 (MCC) <-> 26
   (card acceptor business code); 22 (entry mode) <-> 22 (POS data code, ENTRY_TO_INPUT);
   90 (n42) <-> 56 (LLVAR n..35); 95 (replacement amounts) <-> 4 and 30 of a partial reversal;
@@ -108,10 +109,18 @@ RC_TO_ACTION = {
     "N7": "180",  # CVV2 failed: 1993 has none; 180 is of the 1xx codes left to private use (bilateral)
 }
 ACTION_TO_RC = {action: code for code, action in RC_TO_ACTION.items()} | {
-    "300": "00", "400": "00", "500": "00", "600": "00", "700": "00", "800": "00", "900": "00",
-    "901": "00", "006": "10", "907": "91", "910": "91", "912": "91", "502": "95", "504": "95"}
+    "006": "10", "907": "91", "910": "91", "912": "91", "502": "95", "504": "95"}
 APPROVAL_BY_CLASS = {"4": "400", "5": "500", "8": "800"}  # else 000
-ACTION_CLASS_RC = {"0": "00", "1": "05", "2": "04"}  # an action code without an entry; else 96
+# What accepts a message of each 1987 class (the MTI's second digit) in ISO 8583:1993: the 0xx
+# codes for authorisations and financial messages; 400 a reversal, 500 a reconciliation, 800
+# network management (and 000, which some hosts send for those); 900/901 (advice acknowledged)
+# any advice's response (x130, x230, x430). Any other code is no approval of that message: 400
+# on a 1210 is not one, nor is 900 on a 1210.
+ACCEPTED_BY_CLASS = {"4": frozenset({"400", "000"}), "5": frozenset({"500", "000"}),
+                     "8": frozenset({"800", "000"})}
+ADVICE_ACKNOWLEDGED = frozenset({"900", "901"})
+APPROVING_RCS = frozenset({"00", "08", "10", "11"})  # 1987's approved (partly, with ID, VIP)
+ACTION_CLASS_RC = {"1": "05", "2": "04"}  # a refusal without an entry; else 96
 UNMAPPED_RC_ACTION = "100"  # a response code without an entry: do not honour
 
 # Field 22. 1987: PAN entry mode (2 digits) + PIN entry capability (1 digit). 1993: the POS data
@@ -180,8 +189,6 @@ def from_1993(message: Message) -> Message:
         fields["22"] = _entry_mode(source["22"])
     if "56" in source:
         fields["90"] = _original_data_1987(source["56"], mti)
-    if "39" in source:
-        fields["39"] = _response_code(source["39"])
     if mti[1] == "4":
         mti = _reversal_from_1993(message, mti, fields)
     elif mti[1] == "8":
@@ -190,6 +197,8 @@ def from_1993(message: Message) -> Message:
             fields["70"] = NETWORK_CODE[function]
         elif not is_response(mti):
             raise MappingError("a network management function code (801, 802, 811, 831)", "24", mti)
+    if "39" in source and "39" not in fields:  # a late reversal advice's 68 stays
+        fields["39"] = _response_code(source["39"], mti)
     _move_mac(source, fields)
     return Message(mti, fields)
 
@@ -331,12 +340,19 @@ def _action_code(code: str, message_class: str) -> str:
     return RC_TO_ACTION.get(code, UNMAPPED_RC_ACTION)
 
 
-def _response_code(action: str) -> str:
-    if action in ACTION_TO_RC:
-        return ACTION_TO_RC[action]
-    if len(action) == 3 and _digits(action):
-        return ACTION_CLASS_RC.get(action[0], "96")
-    return "96"
+def _response_code(action: str, mti: str) -> str:
+    """The 1987 response code of `action` on a response of MTI `mti` (1987's): an approval only
+    where the action code accepts that kind of message (ACCEPTED_BY_CLASS), never by default."""
+    if not (len(action) == 3 and _digits(action)):
+        return "96"
+    accepting = ACCEPTED_BY_CLASS.get(mti[1])
+    acknowledged = action in ADVICE_ACKNOWLEDGED and mti[2] == "3"
+    if acknowledged or (action in accepting if accepting is not None else action[0] == "0"):
+        return ACTION_TO_RC.get(action, "00") if accepting is None and not acknowledged else "00"
+    code = ACTION_TO_RC.get(action)
+    if code is not None and code not in APPROVING_RCS:
+        return code
+    return ACTION_CLASS_RC.get(action[0], "96")
 
 
 def _move_mac(source: dict[str, str], fields: dict[str, str]) -> None:
