@@ -84,3 +84,14 @@ def test_every_waiter_leaves_exactly_once(operations):
                 out.append(waiter)
         assert len(matcher) == len({w for _, w in parked} - set(out))
     assert len(out) == len(set(out))
+
+
+@pytest.mark.parametrize("request_mti, answer_mti", [("0400", "0430"), ("0420", "0410"), ("0400", "0410"),
+                                                     ("0420", "0430")])
+def test_a_reversal_is_answered_by_either_reversal_response(request_mti, answer_mti):
+    """A 1993 issuer's 1430 reads as 0410 or 0430 by whether it echoed field 25: either ends the
+    wait of the reversal it answers, request or advice."""
+    matcher: Matcher[str] = Matcher(timeout=5.0)
+    sent = matcher.outgoing(request(mti=request_mti))
+    matcher.park(sent, "reversal", now=0.0)
+    assert matcher.match(Message(answer_mti, {"11": sent["11"], "41": sent["41"], "39": "00"}))[1] == "reversal"

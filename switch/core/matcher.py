@@ -24,6 +24,11 @@ from switch.wire.message import Message, response_mti
 W = TypeVar("W")
 
 DEFAULT_MATCH_KEY = ("mti", "11", "41")
+# Response MTIs that answer the same request and are matched as one: ISO 8583:1993 has one
+# answer (1430) to a reversal request and to a reversal advice, and which of 0410 and 0430 the
+# 1987 side reads depends on the issuer echoing field 25; an 0400's answer read as an 0430 must
+# still end its wait (else the terminal gets 91 and the issuer a second reversal).
+SAME_ANSWER = {"0430": "0410"}
 LAST_STAN = 999_999
 
 
@@ -63,6 +68,7 @@ class Matcher(Generic[W]):
 
     def key(self, mti: str, message: Message) -> Key:
         fields = message.fields
+        mti = SAME_ANSWER.get(mti, mti)
         return tuple([mti if part == "mti" else fields.get(part, "") for part in self.match_key])
 
     def request_key(self, request: Message) -> Key:
