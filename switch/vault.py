@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import secrets
+import threading
 import weakref
 from pathlib import Path
 
@@ -45,30 +46,42 @@ class Nonces:
     a 4-byte counter, NIST SP 800-38D's deterministic construction. Every request that may reach
     an issuer seals its reversal, so the `getrandom` per seal this replaces was one system call
     a transaction. Two processes (workers, instances on one journal, restarts) repeat a nonce
-    only if they draw the same 64-bit field: about 2^-64 a pair."""
+    only if they draw the same 64-bit field: about 2^-64 a pair. The field and its counter are
+    one pair, replaced whole under a lock, so two threads at the counter's end cannot both
+    start a new field's count and take the same nonce."""
 
     COUNTER_LIMIT = 2 ** 32
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._fresh_field()
-        alive = weakref.ref(self)  # the fork hook must not keep every Nonces ever made
-
-        def in_child() -> None:
-            nonces = alive()
-            if nonces is not None:
-                nonces._fresh_field()
-        os.register_at_fork(after_in_child=in_child)
+        _LIVE.add(self)
 
     def _fresh_field(self) -> None:
-        self._field = secrets.token_bytes(NONCE_SIZE - 4)
-        self._counter = itertools.count()
+        self._current = (secrets.token_bytes(NONCE_SIZE - 4), itertools.count())
 
     def next(self) -> bytes:
-        invocation = next(self._counter)
+        field, counter = self._current
+        invocation = next(counter)
         if invocation >= self.COUNTER_LIMIT:
-            self._fresh_field()
-            invocation = next(self._counter)
-        return self._field + invocation.to_bytes(4, "big")
+            with self._lock:
+                if self._current[0] == field:
+                    self._fresh_field()
+                field, counter = self._current
+                invocation = next(counter)
+        return field + invocation.to_bytes(4, "big")
+
+
+# One fork hook for every Nonces alive: a forked child must not go on with its parent's count.
+_LIVE: weakref.WeakSet[Nonces] = weakref.WeakSet()
+
+
+def _fresh_fields_in_child() -> None:
+    for nonces in list(_LIVE):
+        nonces._fresh_field()
+
+
+os.register_at_fork(after_in_child=_fresh_fields_in_child)
 
 
 class Vault:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -49,3 +50,18 @@ def test_a_forked_child_draws_its_own_fixed_field():
     in_child = os.read(read, NONCE_SIZE)
     os.waitpid(child, 0)
     assert len(in_child) == NONCE_SIZE and in_child[:-4] != parent[:-4]
+
+
+def test_threads_at_the_counters_end_never_share_a_nonce():
+    nonces = Nonces()
+    nonces.COUNTER_LIMIT = 3
+    drawn: list[bytes] = []
+
+    def draw() -> None:
+        drawn.extend(nonces.next() for _ in range(2000))
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(drawn) == 8000 and len(set(drawn)) == 8000
