@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.core.risk.windows import Cooldowns, DistinctWindow, LastSeen, SlidingTotals, TokenBuckets
+from switch.core.risk.windows import TOTALS, Cooldowns, DistinctWindow, LastSeen, SlidingTotals, TokenBuckets
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
 STEPS = st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0, 3.0, 10.0])  # time between operations; 0 often
@@ -128,3 +128,13 @@ def test_last_seen_answers_within_its_span_only(span: float, operations: list) -
         else:
             expected = noted.get(key)
             assert last.get(key, now) == (expected if expected and now - expected[1] < span else None)
+
+
+def test_a_count_replayed_at_its_own_time_leaves_the_window_on_time():
+    """Another instance's counts arrive up to seconds late, replayed at the times they happened:
+    behind newer events, they must still expire when their own window ends."""
+    window: SlidingTotals[str] = SlidingTotals(60.0)
+    window.add("card A", 100.0, 500)
+    window.add("card B", 45.0, 500)  # happened at 45, learned at 100
+    assert window.add("card B", 106.0, 500)[TOTALS] == [1, 500]  # the replayed one left at 105
+    assert window.add("card A", 120.0, 100)[TOTALS] == [2, 600]

@@ -10,7 +10,9 @@ the traffic within the windows, never by the number of cards ever seen. Time is 
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, OrderedDict, deque
+from operator import itemgetter
 from typing import Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -23,14 +25,16 @@ K = TypeVar("K", bound=Hashable)
 # a request is counted in, and a list costs a sixth as much.
 Event = list
 _AT, _AMOUNT, TOTALS, _KEY = 0, 1, 2, 3
+_at = itemgetter(_AT)
 
 
 class SlidingTotals(Generic[K]):
     """Per key: how many events, and their amounts, within the last `span` seconds.
 
-    Every key's events sit in one queue, oldest first: one span for all of them, so the order
-    they are added in is the order they leave the window, and expiring walks only the front of
-    that queue. A key is a plain [count, amount] pair, dropped when its last event leaves: no
+    Every key's events sit in one queue, oldest first: one span for all of them, so expiring
+    walks only the front of that queue. Events come in time order but for one case: the counts
+    another instance shares are replayed at the times they happened, behind newer ones, and go
+    to their place in the queue (a rare insertion, so that they leave the window on time). A key is a plain [count, amount] pair, dropped when its last event leaves: no
     queue per key, no order of keys to keep (a key per request is what this structure mostly
     sees: a card twice an hour against windows of minutes)."""
 
@@ -58,7 +62,10 @@ class SlidingTotals(Generic[K]):
             totals[0] += 1
             totals[1] += amount
         event = [now, amount, totals, key]
-        events.append(event)
+        if events and events[-1][_AT] > now:  # replayed from another instance: to its place
+            events.insert(bisect.bisect_right(events, now, key=_at), event)
+        else:
+            events.append(event)
         return event
 
     def forget(self, now: float) -> None:
