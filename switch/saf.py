@@ -18,6 +18,7 @@ import trio
 
 from switch import logs
 from switch.config import SafConfig
+from switch.core.codes import RC
 from switch.core.messages import REPEAT_MTI
 from switch.journal import BatchedJournal
 from switch.core.matcher import KeyInUse
@@ -163,11 +164,21 @@ class StoreAndForward:
                 item.next_attempt = trio.current_time() + delay
             self._save(item, error=error)
             return
+        except Exception as exc:  # a bug in building or sending this item: it is parked, never the switch
+            item.attempts += 1
+            item.status = "parked"
+            logs.warning("saf_parked", issuer=item.issuer, saf_id=item.id, attempts=item.attempts,
+                         error=f"internal error ({type(exc).__name__})")
+            self._save(item, error=f"internal error ({type(exc).__name__})")
+            return
         item.attempts += 1
         item.status = "acknowledged"
         self._save(item, response_code=response.get("39"))
         logs.event("saf_acknowledged", issuer=item.issuer, saf_id=item.id, kind=item.kind,
                    mti=message.mti, rc=response.get("39"), attempts=item.attempts)
+        if response.get("39") == RC.ORIGINAL_NOT_FOUND:  # nothing reversed: say so, for recon to check
+            logs.warning("saf_original_unknown_at_issuer", issuer=item.issuer, saf_id=item.id, kind=item.kind,
+                         trace=item.trace)
 
     def _save(self, item: SafItem, error: str | None = None, response_code: str | None = None) -> None:
         wall_next = time.time() + max(0.0, item.next_attempt - trio.current_time())

@@ -158,12 +158,17 @@ class Iso93Dialect(Dialect):
             echo = {f: wire.fields[f] for f in ECHO_ON_ERROR if wire.fields.get(f)}
             raise MessageDecodeError(f"{exc.expected} expected (ISO 8583:1993 to 1987)", exc.field, exc.mti,
                                      echo) from None
+        except (ValueError, KeyError, IndexError) as exc:  # a value the mapping missed: undecodable, never a crash
+            raise MessageDecodeError(f"not mappable to ISO 8583:1987 ({type(exc).__name__})", None,
+                                     _mti_1987(wire.mti), {}) from None
 
     def encode(self, message: Message) -> bytes:
         try:
             mapped = iso93.to_1993(message)
         except iso93.MappingError as exc:
             raise MessageEncodeError(f"cannot write as ISO 8583:1993: {exc}") from None
+        except (ValueError, KeyError, IndexError) as exc:  # a value the mapping missed: unencodable
+            raise MessageEncodeError(f"cannot write as ISO 8583:1993 ({type(exc).__name__})") from None
         return Dialect.encode(self, mapped)
 
 
