@@ -131,7 +131,8 @@ class IssuerConfig:
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     match_key: tuple[str, ...] = DEFAULT_MATCH_KEY
     assign_stan: bool = True
-    header: bytes = b""  # the network header of the switch's requests (switch.wire.headers)
+    # The network header of the switch's requests (switch.wire.headers): the dialect's own default.
+    header: bytes = attrs.field(default=attrs.Factory(lambda self: self.dialect.framing.header.default, takes_self=True))
     reconnect_min: float = 0.1
     reconnect_max: float = 10.0
     max_frame: int = DEFAULT_MAX_FRAME

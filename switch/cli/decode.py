@@ -85,18 +85,20 @@ def split(dialect: Dialect, data: bytes) -> tuple[bytes, bytes]:
     return frame.header, frame.payload
 
 
-def shown(message: Message, names: Dialect, unmask: bool) -> dict[str, Any]:
-    """`message` for display: fields in order, named by `names`' spec, masked unless asked."""
+def shown(message: Message, names: Dialect, unmask: bool, dialect: Dialect | None = None) -> dict[str, Any]:
+    """`message` for display: fields in order, named by `names`' spec, masked unless asked, field
+    48 read in the layout of the `dialect` it came in (`names`' by default)."""
+    layout = (dialect or names).field48
     fields = sorted(message.fields.items(), key=lambda item: int(item[0]))
     return {"mti": message.mti, "fields": [
-        {"field": f, "name": names.describe(f), "value": v if unmask else masked_value(f, v, names.field48)}
+        {"field": f, "name": names.describe(f), "value": v if unmask else masked_value(f, v, layout)}
         for f, v in fields]}
 
 
 def as_1987(dialect: Dialect, payload: bytes, unmask: bool) -> dict[str, Any]:
     """What the switch reads from a 1993 message (with 1987's field names), or why it cannot."""
     try:
-        return shown(dialect.decode(payload), load_dialect(), unmask)
+        return shown(dialect.decode(payload), load_dialect(), unmask, dialect)
     except MessageDecodeError as exc:
         return {"error": str(exc)}
 

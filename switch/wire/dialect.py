@@ -243,6 +243,8 @@ def _framing(path: Path, table: Any) -> FramingProfile:
         header = HEADER_KINDS[kind](**({"responder": table["responder"]} if "responder" in table else {}))
     except ValueError:
         raise ConfigError(path, "framing.responder", "one digit (BASE24's responder code)") from None
+    if not isinstance(table.get("etx", False), bool):
+        raise ConfigError(path, "framing.etx", "true or false")
     try:
         return FramingProfile(length=table.get("length", "binary2"), header=header, etx=table.get("etx", False))
     except (TypeError, ValueError):

@@ -43,8 +43,8 @@ class FramingProfile:
     etx: bool = False
 
     @property
-    def header_size(self) -> int:
-        """Bytes of the length prefix."""
+    def prefix_size(self) -> int:
+        """Bytes of the length prefix (the network header, if any, comes after it)."""
         return 2 if self.length == "binary2" else 4
 
     def encode_length(self, size: int) -> bytes:
@@ -97,19 +97,19 @@ class Framer:
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
         frames: list[Frame] = []
-        header_size = self.profile.header_size
+        prefix_size = self.profile.prefix_size
         buffer = self._buffer
         start = 0
-        while len(buffer) - start >= header_size:
-            size = self.profile.decode_length(bytes(buffer[start : start + header_size]))
+        while len(buffer) - start >= prefix_size:
+            size = self.profile.decode_length(bytes(buffer[start : start + prefix_size]))
             if size > self.max_frame:
                 raise FramingError(f"frame of {size} bytes exceeds the maximum of {self.max_frame}")
             if size <= self._min_body:
                 raise FramingError(f"frame of {size} bytes is too short to hold a message")
-            end = start + header_size + size
+            end = start + prefix_size + size
             if len(buffer) < end:
                 break
-            frames.append(self._split(bytes(buffer[start + header_size : end])))
+            frames.append(self._split(bytes(buffer[start + prefix_size : end])))
             start = end
         if start:
             del buffer[:start]

@@ -129,9 +129,12 @@ class Base24Header(NetworkHeader):
 
     def split(self, body: bytes) -> tuple[bytes, bytes]:
         header = body[:self.size]
-        if not header.startswith(self.LITERAL) or not header[3:].isdigit():
-            raise FramingError('BASE24 header is not "ISO" and 9 digits')
+        self._check(header)
         return header, body[self.size:]
+
+    def _check(self, header: bytes) -> None:
+        if len(header) != self.size or not header.startswith(self.LITERAL) or not header[3:].isdigit():
+            raise FramingError('BASE24 header is not "ISO" and 9 digits')
 
     def for_reply(self, request_header: bytes) -> bytes:
         if len(request_header) != self.size:
@@ -139,8 +142,7 @@ class Base24Header(NetworkHeader):
         return request_header[:-1] + self.responder.encode()
 
     def complete(self, header: bytes, message_size: int) -> bytes:
-        if len(header) != self.size or not header.startswith(self.LITERAL):
-            raise FramingError(f'BASE24 header must be {self.size} characters starting with "ISO"')
+        self._check(header)  # what this side sends, its peer must be able to read
         return header
 
 

@@ -34,7 +34,9 @@ def valid_windows(run: str, shortest: int, longest: int) -> list[tuple[int, int]
 
 
 def luhn_check_digit(partial: str) -> str:
-    """The digit that makes `partial` + digit pass the Luhn check."""
+    """The digit that makes `partial` + digit pass the Luhn check (ValueError unless digits)."""
+    if partial.strip("0123456789"):
+        raise ValueError("a Luhn check digit is made for digits only")
     return str(-_sum(partial.encode("ascii"), doubled_first=True) % 10)
 
 
