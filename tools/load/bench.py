@@ -86,7 +86,8 @@ class Bench:
         load = LoadSettings("127.0.0.1", port or self.network.listener_port, connections=self.options.connections,
                             pin_key=pin_key, tls=tls, **settings)
         results = trio.run(LoadRun(load, mix if mix is not None else self._mix(seed)).run)
-        self.lost += results.lost
+        if port is None:  # `lost` is the switch's: what a byte pump drops says nothing of it
+            self.lost += results.lost
         return results
 
     def _floor(self, pin_key) -> float | None:
@@ -101,7 +102,10 @@ class Bench:
         if not any(weights.values()):
             return None
         terminals = processes.tomllib.loads(self.network.switch_config.read_text())["listeners"]
-        dialect = next(l.get("dialect", "iso87-binary") for l in terminals if l["port"] == self.network.listener_port)
+        dialect = next((l.get("dialect", "iso87-binary") for l in terminals if l["port"] == self.network.listener_port),
+                       None)
+        if dialect is None:
+            raise processes.BenchError("no listener of the generated config has the terminals' port: no I/O floor")
         issuer = next((settings for settings in map(processes.issuer_settings, self.network.issuer_files.values())
                        if settings.get("dialect", "iso87-binary") == dialect), None)
         if issuer is None:
@@ -122,7 +126,8 @@ class Bench:
             cpu = processes.tree_cpu_seconds(pump.pid) - before
         finally:
             processes.stop(pump)
-        return cpu / max(results.answered, 1) * 1e6
+        # None when the pump's CPU was below one clock tick (a phase far too short to read)
+        return cpu / results.answered * 1e6 if cpu > 0 and results.answered else None
 
     def configurations(self) -> list[tuple[str, int]]:
         """(store, workers) in the order measured: SQLite with one worker (the figures at the
@@ -204,8 +209,8 @@ class Bench:
             "switch_cpu_us_per_txn": first["switch_cpu_us_per_txn"],
             "codec_us_per_txn": round(codec_us, 1),
             "ratio": round(first["switch_cpu_us_per_txn"] / codec_us, 2),
-            "floor_us_per_txn": round(floor_us, 1) if floor_us is not None else None,
             # null when there was no floor, or its CPU was below one clock tick (a phase far too short)
+            "floor_us_per_txn": round(floor_us, 1) if floor_us is not None else None,
             "ratio_to_floor": round(first["switch_cpu_us_per_txn"] / floor_us, 2) if floor_us else None,
             "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
