@@ -470,6 +470,9 @@ def _network_header(table: Table, dialect: Dialect) -> bytes:
     dialects that have one (`tpdu` is its older spelling); the dialect's default when absent."""
     kind = dialect.framing.header
     name = "tpdu" if "tpdu" in table.data and "header" not in table.data else "header"
+    if name == "tpdu" and not kind.default:  # as before `header`: a TPDU for links that have none, unused
+        table.get("tpdu", str, expected="10 hex digits", check=lambda v: len(v) == 10 and _is_hex(v))
+        return b""
     expected = f"hex digits: a {kind.kind} header for dialect {dialect.name}" if kind.default else \
         f"nothing: dialect {dialect.name} has no network header"
     value = table.get(name, str, kind.default.hex(), expected, _is_hex)

@@ -150,6 +150,15 @@ def test_an_issuers_network_header_that_its_dialect_cannot_send_is_one_line(tmp_
     assert expected in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_an_older_config_with_a_tpdu_on_a_link_without_one_still_loads(tmp_path):
+    """`tpdu` was read on every link and used where the dialect had a TPDU (the README's example
+    set it on an iso87-binary link): it stays harmless there."""
+    config = write_config(tmp_path / "switch.toml",
+                          issuers=[{"name": "bank", "port": 9, "dialect": "iso87-binary", "tpdu": "6000000000"}],
+                          routes=[{"prefix": "4", "issuer": "bank"}])
+    assert load_config(config, data_dir=tmp_path / "data").issuers[0].header == b""
+
+
 def test_an_issuer_link_sends_its_configured_network_header(tmp_path):
     config = write_config(tmp_path / "switch.toml",
                           issuers=[{"name": "bank", "port": 9, "dialect": "visa-base1",
