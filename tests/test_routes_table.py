@@ -71,7 +71,7 @@ contexts = st.none() | st.builds(
     processing_code=st.sampled_from(["000000", "010000", "200000"]), currency=st.sampled_from(["840", "978", "036"]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(entries_strategy(), max_size=25), st.lists(st.text("0123456789", min_size=1, max_size=19), min_size=1, max_size=20), contexts)
 def test_lookup_agrees_with_brute_force(entries, pans, context):
     table = RoutingTable(entries)
