@@ -211,17 +211,8 @@ class TokenBuckets(Generic[K]):
 
     def forget(self, now: float) -> None:
         """Drop the buckets that have filled up since their last use."""
-        if now - self._oldest < self._full_after:  # no bucket can be full yet
-            return
-        buckets = self._buckets
-        while buckets:
-            for key in buckets:  # the least recently used
-                break
-            updated = buckets[key][1]
-            if now - updated < self._full_after:
-                self._oldest = updated
-                return
-            del buckets[key]
+        if now - self._oldest >= self._full_after:  # else no bucket can be full yet
+            self._oldest = _drop_older(self._buckets, now, self._full_after)
 
 
 class LastSeen(Generic[K]):
@@ -245,14 +236,18 @@ class LastSeen(Generic[K]):
         self.forget(now)
 
     def forget(self, now: float) -> None:
-        if now - self._oldest < self.span:  # no key can have passed yet (keys only get newer)
-            return
-        last = self._last
-        while last:
-            for key in last:  # the least recently noted
-                break
-            at = last[key][1]
-            if now - at < self.span:
-                self._oldest = at
-                return
-            del last[key]
+        if now - self._oldest >= self.span:  # else no key can have passed yet (keys only get newer)
+            self._oldest = _drop_older(self._last, now, self.span)
+
+
+def _drop_older(entries: OrderedDict, now: float, span: float) -> float:
+    """Drop, least recently touched first, the entries (values whose [1] is when) `span` or more
+    old; returns when the oldest one left was touched (-inf when none is)."""
+    while entries:
+        for key in entries:  # the least recently touched, without an iterator object kept
+            break
+        at = entries[key][1]
+        if now - at < span:
+            return at
+        del entries[key]
+    return float("-inf")
