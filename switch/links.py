@@ -39,7 +39,7 @@ from switch.streams import Connection
 from switch.tls import HandshakeFailed, TlsEndpoint
 from switch.wire.dialect import MessageDecodeError, MessageEncodeError
 from switch.wire.framing import FramingError
-from switch.wire.message import Message, is_response
+from switch.wire.message import Message, is_response, response_mti
 
 # Frames waiting for the socket before requests are refused as "link down". Terminals bound
 # their own requests in flight, so this is reached only when the issuer stops reading.
@@ -56,6 +56,11 @@ class LinkDropped(Exception):
 
 class LinkTimeout(Exception):
     """The issuer did not answer within its timeout."""
+
+
+class LinkRejected(LinkTimeout):
+    """The network sent the request back under a reject header (Visa): no answer will come, so
+    it ends now as one that timed out would (91 or stand-in, its reversal through SAF)."""
 
 
 class LinkMacFailed(LinkDropped):
@@ -334,8 +339,8 @@ class IssuerLink:
                 return f"framing error: {exc}"
             for frame in frames:
                 rejected = self._dialect.framing.header.rejection(frame.header)
-                if rejected is not None:  # the network refused one of ours: it times out as unanswered
-                    logs.warning("network_reject", issuer=self.name, reject_code=rejected)
+                if rejected is not None:
+                    self._rejected(frame.payload, rejected)
                     continue
                 try:
                     message = self._dialect.decode(frame.payload)
@@ -349,6 +354,18 @@ class IssuerLink:
                     self._answer_issuer_request(message, frame.header, code)
                 else:
                     self._answer_issuer_request(message, frame.header)
+
+    def _rejected(self, payload: bytes, code: str) -> None:
+        """The network refused one of ours and sent it back: its wait ends at once, as unanswered
+        (one it cannot read waits out its timeout)."""
+        logs.warning("network_reject", issuer=self.name, reject_code=code)
+        try:
+            request = self._dialect.decode(payload)
+        except MessageDecodeError:
+            return
+        _, waiter = self.matcher.match(Message(response_mti(request.mti), request.fields))
+        if waiter is not None:
+            waiter.wake(outcome.Error(LinkRejected(self.name)))
 
     def _deliver(self, response: Message, raw: bytes) -> None:
         key, waiter = self.matcher.match(response)
