@@ -14,7 +14,7 @@ from functools import partial
 import pytest
 import trio
 
-from conftest import make_bank, read_events, write_config
+from conftest import log_text, make_bank, read_events, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.terminal import open_terminal
 from switch.capture.record import unframe
@@ -51,7 +51,9 @@ async def start_network(nursery, tmp_path, dialect: str):
 
 
 @pytest.mark.parametrize("name", DIALECTS)
-async def test_the_dialect_carries_a_day_of_traffic_and_every_tool_reads_it(nursery, tmp_path, capsys, name):
+async def test_the_dialect_carries_a_day_of_traffic_and_every_tool_reads_it(nursery, tmp_path, log_file, capsys,
+                                                                            name):
+    # (log_file before capsys: the log must go to its file, not to the stream capsys swaps in)
     dialect = load_dialect(name)
     bank, port = await start_network(nursery, tmp_path, name)
 
@@ -104,6 +106,10 @@ async def test_the_dialect_carries_a_day_of_traffic_and_every_tool_reads_it(nurs
     run = await LoadRun(LoadSettings(host="127.0.0.1", port=port, dialect=name, connections=2, duration=None,
                                      count=20, timeout=5.0, grace=1.0, tid_prefix="D"), mix).run()
     assert (run.sent, run.lost) == (run.answered, 0) and run.answered >= 20
+
+    # and in no dialect does a full card number reach the switch's log
+    assert sum(event["event"] == "txn" for event in read_events(log_file)) >= 24
+    assert APPROVE not in log_text(log_file) and DECLINE not in log_text(log_file)
 
 
 
