@@ -205,19 +205,20 @@ def from_1993(message: Message) -> Message:
 
 def mti_from_1993(mti: str) -> str:
     """The 1987 MTI of a 1993 one. MappingError for an MTI of another version."""
-    if mti in MTI_FROM_1993:
-        return MTI_FROM_1993[mti]
-    if len(mti) != 4 or not _digits(mti) or mti[0] != "1":
-        raise MappingError("an ISO 8583:1993 MTI (version digit 1)", "t")
-    return "0" + mti[1:]
+    return _other_version(mti, MTI_FROM_1993, "1", "0", "an ISO 8583:1993 MTI (version digit 1)")
 
 
 def _mti_to_1993(mti: str) -> str:
-    if mti in MTI_TO_1993:
-        return MTI_TO_1993[mti]
-    if len(mti) != 4 or not _digits(mti) or mti[0] != "0":
-        raise MappingError("an ISO 8583:1987 MTI (version digit 0)", "t")
-    return "1" + mti[1:]
+    return _other_version(mti, MTI_TO_1993, "0", "1", "an ISO 8583:1987 MTI (version digit 0)")
+
+
+def _other_version(mti: str, exceptions: dict[str, str], version: str, other: str, expected: str) -> str:
+    """`mti` in the other version: its entry in `exceptions`, else the version digit changed."""
+    if mti in exceptions:
+        return exceptions[mti]
+    if len(mti) != 4 or not _digits(mti) or mti[0] != version:
+        raise MappingError(expected, "t")
+    return other + mti[1:]
 
 
 def _utc_today() -> datetime.date:
