@@ -216,3 +216,16 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def refund_and_partial_reversal(terminal, pan: str, expiry: str, refund: int, bought: int, kept: int) -> None:
+    """A refund of `refund`, and a purchase of `bought` reversed in part down to `kept` (field 95's
+    actual amount): the movements that settlement and reconciliation must count right. Each
+    approved."""
+    credit = terminal.card_request("0200", pan=pan, amount=refund, expiry=expiry, processing_code="200000")
+    assert (await terminal.send(credit))["39"] == "00"
+    reversed_in_part = terminal.card_request("0200", pan=pan, amount=bought, expiry=expiry)
+    assert (await terminal.send(reversed_in_part))["39"] == "00"
+    partial = terminal.reversal_of(reversed_in_part)
+    partial["95"] = f"{kept:012d}" + "0" * 30
+    assert (await terminal.send(partial))["39"] == "00"

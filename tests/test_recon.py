@@ -8,7 +8,7 @@ import json
 import pytest
 import trio
 
-from conftest import make_bank, start_issuer, until, write_config
+from conftest import make_bank, refund_and_partial_reversal, start_issuer, until, write_config
 from emulators.terminal import open_terminal
 from processes import cardswitch
 from switch.config import load_config
@@ -27,13 +27,7 @@ async def test_a_lost_transaction_an_unknown_one_and_a_changed_amount_are_report
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         for amount in (1000, 2000, 3000):
             assert (await terminal.purchase(pan=APPROVE, amount=amount, expiry=EXPIRY))["39"] == "00"
-        refund = terminal.card_request("0200", pan=APPROVE, amount=500, expiry=EXPIRY, processing_code="200000")
-        assert (await terminal.send(refund))["39"] == "00"
-        reversed_in_part = terminal.card_request("0200", pan=APPROVE, amount=4000, expiry=EXPIRY)
-        assert (await terminal.send(reversed_in_part))["39"] == "00"
-        partial = terminal.reversal_of(reversed_in_part)
-        partial["95"] = f"{1000:012d}" + "0" * 30
-        assert (await terminal.send(partial))["39"] == "00"
+        await refund_and_partial_reversal(terminal, APPROVE, EXPIRY, refund=500, bought=4000, kept=1000)
     await demo.switch.journal.flush()
     day = demo.switch.business.date.isoformat()
     ledger = list(bank.ledger or ())

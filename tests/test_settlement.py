@@ -11,7 +11,7 @@ import pytest
 import trio
 from hypothesis import given, strategies as st
 
-from conftest import read_events
+from conftest import read_events, refund_and_partial_reversal
 from emulators.terminal import open_terminal
 from processes import cardswitch
 from switch.admin import answer
@@ -32,13 +32,8 @@ async def test_cutover_writes_each_issuers_file_and_settle_shows_the_net_positio
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
         for amount in (1000, 2500):
             assert (await terminal.purchase(pan=APPROVE, amount=amount, expiry=EXPIRY))["39"] == "00"
-        refund = terminal.card_request("0200", pan=APPROVE, amount=300, expiry=EXPIRY, processing_code="200000")
-        assert (await terminal.send(refund))["39"] == "00"
-        reversed_in_part = terminal.card_request("0200", pan=APPROVE, amount=4000, expiry=EXPIRY)
-        assert (await terminal.send(reversed_in_part))["39"] == "00"
-        partial = terminal.reversal_of(reversed_in_part)
-        partial["95"] = f"{1000:012d}" + "0" * 30  # 30.00 taken off
-        assert (await terminal.send(partial))["39"] == "00"
+        # 30.00 of the 40.00 purchase taken off
+        await refund_and_partial_reversal(terminal, APPROVE, EXPIRY, refund=300, bought=4000, kept=1000)
         assert (await terminal.purchase(pan=OTHER_BANK, amount=700, expiry=EXPIRY))["39"] == "00"
         assert (await terminal.authorize(pan=APPROVE, amount=9999, expiry=EXPIRY))["39"] == "00"  # moves nothing
     day = demo.switch.business.date.isoformat()
