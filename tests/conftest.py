@@ -26,6 +26,8 @@ from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import start_network
 from processes import Processes
 from switch import logs
+from switch.config import load_config
+from switch.service import Switch
 from tools import pgcluster
 from tools.load.processes import toml_text
 from switch.tomlfile import Table
@@ -229,3 +231,12 @@ async def refund_and_partial_reversal(terminal, pan: str, expiry: str, refund: i
     partial = terminal.reversal_of(reversed_in_part)
     partial["95"] = f"{kept:012d}" + "0" * 30
     assert (await terminal.send(partial))["39"] == "00"
+
+
+async def serve_switch(nursery, config: Path, data_dir: Path) -> tuple[Switch, dict[str, int]]:
+    """A switch on the config file `config`, serving in `nursery` with its issuer links up: the
+    switch and its listeners' ports."""
+    switch = Switch(load_config(config, data_dir=data_dir))
+    ports = await nursery.start(switch.run)
+    await switch.wait_links_up()
+    return switch, ports

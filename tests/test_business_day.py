@@ -8,7 +8,7 @@ import datetime
 import pytest
 import trio
 
-from conftest import make_bank, start_issuer, write_config
+from conftest import make_bank, serve_switch, start_issuer, write_config
 from emulators.network import start_network
 from emulators.terminal import open_terminal
 from switch.admin import answer
@@ -138,9 +138,7 @@ async def test_a_request_in_flight_across_the_cutover_settles_on_the_day_it_was_
     issuer_port = await start_issuer(nursery, bank)
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
                           routes=[{"prefix": "4", "issuer": "bank"}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     today = switch.business.date
     async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
         async with trio.open_nursery() as buying:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import make_bank, start_issuer, write_config
+from conftest import make_bank, serve_switch, start_issuer, write_config
 from processes import cardswitch, demo_serving
 from emulators.terminal import open_terminal
-from switch.config import load_config
 from switch.errors import ConfigError
-from switch.service import Switch
 from switch.core.messages import replacement_amount
 from switch.wire.dialect import DIALECTS_DIR, MessageDecodeError, load_dialect
 from switch.wire.message import Message
@@ -79,9 +77,7 @@ async def test_a_terminal_speaking_bcd_or_ebcdic_is_served(nursery, tmp_path, di
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
                           routes=[{"prefix": "4", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": 0, "dialect": dialect}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     async with open_terminal("127.0.0.1", ports["terminals"], dialect=load_dialect(dialect)) as terminal:
         answer = await terminal.purchase(pan=APPROVE, amount=1234, expiry=EXPIRY)
     assert (answer.mti, answer["39"], answer["4"]) == ("0210", "00", "000000001234")

@@ -14,7 +14,7 @@ from functools import partial
 import pytest
 import trio
 
-from conftest import log_text, make_bank, read_events, write_config
+from conftest import log_text, make_bank, read_events, serve_switch, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.terminal import open_terminal
 from switch.capture.record import unframe
@@ -23,7 +23,6 @@ from switch.capture.sink import open_capture
 from switch.cli import main as cardswitch_main
 from switch.config import load_config
 from switch.errors import ConfigError
-from switch.service import Switch
 from switch.wire.dialect import DIALECTS_DIR, load_dialect
 from switch.wire.message import Message
 from tools.capture.jsonl import read_jsonl
@@ -44,9 +43,7 @@ async def start_network(nursery, tmp_path, dialect: str):
                           issuers=[{"name": "bank", "port": issuer_port, "dialect": dialect, "sign_on": True}],
                           routes=[{"prefix": "4", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": 0, "dialect": dialect}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     return bank, ports["terminals"]
 
 
@@ -192,9 +189,7 @@ async def test_a_visa_reject_header_is_logged_and_the_request_ends_as_unanswered
                           issuers=[{"name": "visa", "port": listener.socket.getsockname()[1],
                                     "dialect": "visa-base1", "timeout_ms": 30000}],
                           routes=[{"prefix": "4", "issuer": "visa"}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     async with open_terminal("127.0.0.1", ports["terminals"]) as terminal:
         with trio.fail_after(5):  # well inside the issuer's 30 s
             answer = await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY)

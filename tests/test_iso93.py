@@ -11,12 +11,11 @@ import pytest
 import trio
 from hypothesis import given, strategies as st
 
-from conftest import make_bank, read_events, start_issuer, until, write_config
+from conftest import make_bank, read_events, serve_switch, start_issuer, until, write_config
 from emulators.issuer import IssuerHostConfig, serve_issuer
 from emulators.network import DEMO_DIR, start_network, terminal_pin_key
 from emulators.terminal import open_terminal
 from switch.capture.sanitize import Sanitizer
-from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
 from switch.wire import iso93
@@ -303,9 +302,7 @@ async def start_switch(nursery, tmp_path, issuer_port: int, *, issuer_dialect: s
                           issuers=[{"name": "bank", "port": issuer_port, "dialect": issuer_dialect, **link}],
                           routes=[{"prefix": "4", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": 0, "dialect": listener_dialect}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     return switch, ports["terminals"]
 
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import Pki, journal_rows, make_bank, read_events, start_issuer, write_config
+from conftest import Pki, journal_rows, make_bank, read_events, serve_switch, start_issuer, write_config
 from emulators.terminal import open_terminal
 from switch.config import load_config
 from switch.errors import ConfigError
-from switch.service import Switch
 from switch.tls import TlsConfig, TlsEndpoint
 
 APPROVE = "4761730000000011"
@@ -28,9 +27,7 @@ async def start_switch(nursery, tmp_path: Path, **listener) -> int:
     config = write_config(tmp_path / "switch.toml", issuers=[{"name": "bank", "port": issuer_port}],
                           routes=[{"prefix": "4", "issuer": "bank"}],
                           listeners=[{"name": "terminals", "port": 0, "acquirer_id": "100001", **listener}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     return ports["terminals"]
 
 

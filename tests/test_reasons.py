@@ -9,10 +9,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import make_bank, read_events, start_issuer, write_config
+from conftest import make_bank, read_events, serve_switch, start_issuer, write_config
 from emulators.cli.terminal import show
 from emulators.terminal import open_terminal
-from switch.config import load_config
 from switch.core.messages import MANDATORY, check_request
 from switch.service import Switch
 from switch.wire.dialect import load_dialect
@@ -39,9 +38,7 @@ async def start_switch(nursery, tmp_path) -> tuple[Switch, dict[str, int]]:
                           routes=[{"prefix": "4", "issuer": "bank"}],
                           listeners=[{"name": "lenient", "port": 0, "dialect": str(tmp_path / "lenient.toml")},
                                      {"name": "narrow", "port": 0, "dialect": str(tmp_path / "narrow.toml")}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     return switch, ports
 
 

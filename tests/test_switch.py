@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from conftest import make_bank, read_events, start_issuer, until, write_config
+from conftest import make_bank, read_events, serve_switch, start_issuer, until, write_config
 from tools.load.processes import free_port
 from emulators.terminal import open_terminal
 from switch.config import load_config
@@ -294,9 +294,7 @@ async def test_a_request_whose_match_key_is_already_in_flight_gets_94(nursery, t
                           issuers=[{"name": "bank", "port": issuer_port, "assign_stan": False,
                                     "match_key": ["mti", "11"]}],
                           routes=[{"prefix": "4", "issuer": "bank"}])
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     answers = {}
 
     async def purchase(tid):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from conftest import Pki, journal_rows, log_text, make_bank, read_events, start_issuer, write_config
+from conftest import Pki, journal_rows, log_text, make_bank, read_events, serve_switch, start_issuer, write_config
 from emulators.issuer import IssuerHostConfig, load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
 from emulators.terminal import TerminalError, open_terminal
@@ -214,9 +214,7 @@ async def test_the_switch_translates_pins_through_its_hsm_over_tls(nursery, tmp_
         "listeners": [{"name": "terminals", "port": 0, "tpk": "tpk.demo"}],
         "issuers": [{"name": "bank_a", "port": issuer_port, "zpk": "zpk.bank_a"}],
         "routes": [{"prefix": "476173", "issuer": "bank_a"}]}))
-    switch = Switch(load_config(config, data_dir=tmp_path / "data"))
-    ports = await nursery.start(switch.run)
-    await switch.wait_links_up()
+    switch, ports = await serve_switch(nursery, config, tmp_path / "data")
     async with open_terminal("127.0.0.1", ports["terminals"], pin_key=terminal_pin_key()) as terminal:
         assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY, pin="1234"))["39"] == "00"
         assert (await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY, pin="0000"))["39"] == "55"
