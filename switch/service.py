@@ -617,6 +617,7 @@ class Switch:
         its original in the same transaction; False when another instance's reversal had."""
         sealed = self.vault.seal(reversal.fields)
         if original is not None and amount is not None and self.journal.shared:
+            self.records.write_opened(ctx.txn)  # the operation below updates it
             taken = await self.journal.commit(
                 partial(self.records.prepare_reversal, txn=ctx.txn, reversal=sealed, original=original,
                         reversed_amount=amount))
@@ -630,6 +631,7 @@ class Switch:
     async def _claim(self, txn: Txn) -> Txn | None:
         """The journal's word on whether `txn` is the first request with its keys (shared journal)."""
         horizon = time.time() - self.config.duplicate_window
+        self.records.write_opened(txn)  # another instance's retransmission must find its row
         row = await self.journal.commit(partial(self.records.claim, txn=txn, horizon=horizon))
         if row is None:
             return None
