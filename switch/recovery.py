@@ -14,6 +14,12 @@ at start is one whose terminal got no answer (answers leave only once their row 
 - anything else never reached an issuer: `interrupted` without an answer, and a retransmission
   of it is processed as new.
 
+Advices queued for a request whose terminal got no answer are withdrawn (SAF status
+`withdrawn`), whether its row is pending or was never written (switch.records writes a request
+answered without reaching an issuer only with its answer): the advice of a stand-in approval
+no terminal saw must not reach the issuer, and an acquirer's advice that was never acknowledged
+comes again from its terminal. (One already delivered before the crash cannot be withdrawn.)
+
 Issuer links continue their STANs where the journal saw them last, past a margin for the
 messages the journal does not record one by one (SAF deliveries, echoes).
 """
@@ -40,6 +46,7 @@ class Recovered:
     completed: int  # terminals' reversals completed
     never_sent: int  # interrupted before anything reached an issuer
     instances: int = 0  # dead instances whose work this was (shared journal)
+    withdrawn: int = 0  # advices of requests never answered, not sent after all
 
 
 def recover(connection: Connection, me: int, dead: list[int] | None, business_date: str) -> Recovered:
@@ -54,6 +61,7 @@ def recover(connection: Connection, me: int, dead: list[int] | None, business_da
     rows = connection.execute(
         "SELECT trace, mti, issuer, reversal, original_trace, reversed_amount, created_at FROM transactions"
         f" WHERE {where} ORDER BY trace", params).fetchall()
+    withdrawn = _withdraw_unanswered_advices(connection, [row["trace"] for row in rows], dead)
     for row in rows:
         if row["reversal"] is not None and row["mti"] in ("0400", "0420") and row["original_trace"] is not None:
             _complete_reversal(connection, row, now, me, business_date)
@@ -68,10 +76,29 @@ def recover(connection: Connection, me: int, dead: list[int] | None, business_da
                 "UPDATE transactions SET state = ?, reason = ?, completed_at = ?, business_date = ? WHERE trace = ?",
                 (State.INTERRUPTED, "switch stopped while in flight: never sent", now, business_date, row["trace"]))
             counts["never_sent"] += 1
-    recovered = Recovered(**counts)
-    if rows:
+    recovered = Recovered(**counts, withdrawn=withdrawn)
+    if rows or withdrawn:
         logs.warning("journal_recovered", **attrs.asdict(recovered))
     return recovered
+
+
+def _withdraw_unanswered_advices(connection: Connection, pending: list[int], dead: list[int] | None) -> int:
+    """Withdraw the undelivered advices of the `pending` requests, and of the requests of the
+    `dead` instances (None: any) that have no row at all; returns how many."""
+    owners, params = "", tuple(dead or ())
+    if dead is not None:
+        owners = f" AND owner IN ({','.join('?' * len(dead))})"
+    unanswered = "NOT EXISTS (SELECT 1 FROM transactions t WHERE t.trace = saf.trace)"
+    if pending:
+        unanswered = f"({unanswered} OR trace IN ({','.join('?' * len(pending))}))"
+    return len(connection.execute(
+        f"UPDATE saf SET status = 'withdrawn', updated_at = ? WHERE kind IN {_ADVICE_KINDS}"
+        f" AND status IN {_UNDELIVERED}{owners} AND {unanswered} RETURNING id",
+        (time.time(), *params, *pending)).fetchall())
+
+
+_ADVICE_KINDS = "('stand_in_advice', 'acquirer_advice')"
+_UNDELIVERED = "('queued', 'retrying', 'parked')"
 
 
 def _complete_reversal(connection: Connection, row: Row, now: float, me: int, business_date: str) -> None:

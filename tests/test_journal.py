@@ -195,6 +195,42 @@ async def test_stand_in_approves_within_limits_and_advises_the_issuer_when_it_re
     assert invariants_hold(tmp_path / "data") == []
 
 
+async def test_advices_of_requests_no_terminal_was_answered_are_withdrawn_at_the_next_start(
+        nursery, tmp_path, log_file):
+    """A kill between an advice's durable SAF item and its request's answer row: the stand-in
+    approval no terminal saw must never reach the issuer. Two such crashes are made from real
+    stand-in approvals by undoing what the answer wrote: one row never written (a request
+    answered without reaching an issuer is written only with its answer), one left pending."""
+    port = free_port()
+    settings = "[switch.saf]\nbackoff_min_ms = 20\nbackoff_max_ms = 50\n"
+    issuer = {**stand_in_issuer(port), "stand_in": {**STAND_IN, "daily_count": 3}}
+    first, switch_port = await start_switch(nursery, tmp_path, issuer, settings=settings)
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        for amount in (1000, 2000, 3000):
+            assert (await terminal.purchase(pan=APPROVE, amount=amount, expiry=EXPIRY))["39"] == "00"
+    first.shutdown()
+    with trio.fail_after(5):
+        await first.stopped.wait()
+    data = tmp_path / "data"
+    with sqlite3.connect(data / DB_FILE) as connection:
+        traces = [row[0] for row in connection.execute("SELECT trace FROM transactions ORDER BY trace")]
+        connection.execute("DELETE FROM transactions WHERE trace = ?", (traces[0],))
+        connection.execute("UPDATE transactions SET state = 'pending', rc = NULL WHERE trace = ?", (traces[1],))
+
+    bank = make_bank({"pan": APPROVE})
+    await start_issuer(nursery, bank, port)
+    second, _ = await start_switch(nursery, tmp_path, issuer, settings=settings)
+    await until(lambda: not second.saf.pending("bank"))
+    await second.journal.flush()
+    assert bank.accounts[APPROVE].balance == 100000 - 3000  # only the advice of the answered request
+    saf = journal_rows(data, "SELECT trace, status FROM saf ORDER BY id")
+    assert [(row["trace"], row["status"]) for row in saf] == [
+        (traces[0], "withdrawn"), (traces[1], "withdrawn"), (traces[2], "acknowledged")]
+    recovered = [e for e in read_events(log_file) if e["event"] == "journal_recovered"]
+    assert [(e["withdrawn"], e["never_sent"]) for e in recovered] == [(2, 1)]
+    assert invariants_hold(data) == []
+
+
 async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nursery, tmp_path):
     """Daily stand-in limit of 2 approvals and 80.00: a reversed one no longer counts."""
     switch, switch_port = await start_switch(nursery, tmp_path, stand_in_issuer(free_port()))

@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     totals.add_argument("--since", help="ISO time or an age (15m, 2h, 1d)")
     totals.set_defaults(func=show_totals)
 
-    saf = commands.add_parser("saf", help="store-and-forward items: queued, retrying, parked")
+    saf = commands.add_parser("saf", help="store-and-forward items: queued, retrying, parked (--all: acknowledged and withdrawn too)")
     common(saf)
     saf.add_argument("--all", action="store_true", help="acknowledged items too")
     saf.set_defaults(func=show_saf)
