@@ -35,6 +35,7 @@ from switch.core.codes import RC
 from switch.core.states import NOT_TO_REVERSE, State
 from switch.journal import Connection, Row
 from switch.records import stored_response
+from switch.saf import ANSWER_ADVICES
 from switch.wire.message import response_mti
 
 STAN_MARGIN = 1000
@@ -97,7 +98,7 @@ def _withdraw_unanswered_advices(connection: Connection, pending: list[int], dea
         (time.time(), *params, *pending)).fetchall())
 
 
-_ADVICE_KINDS = "('stand_in_advice', 'acquirer_advice')"
+_ADVICE_KINDS = "(" + ", ".join(f"'{kind}'" for kind in ANSWER_ADVICES) + ")"
 _UNDELIVERED = "('queued', 'retrying', 'parked')"
 
 

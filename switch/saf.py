@@ -7,11 +7,17 @@ is due whenever the link is up: the first attempt with the advice MTI, later one
 it (0430, 0130, 0230). An item that keeps failing is parked after `retry_limit` attempts and
 reported; it never blocks the items behind it, because each item has its own next-attempt time.
 The message is sealed in the journal (see switch.vault): it carries the PAN.
+
+An advice that tells the issuer of an answer the switch gave (a stand-in approval, an acquirer's
+advice acknowledged) is held until that answer's journal row is committed (`release`): a kill
+between the two must not have told the issuer of an answer no terminal got. At the next start
+recovery withdraws the advices of requests left unanswered (switch.recovery).
 """
 
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import attrs
 import trio
@@ -29,6 +35,8 @@ from switch.wire.message import Message
 
 OPEN_STATUSES = ("queued", "retrying")
 STAND_IN_ADVICE = "stand_in_advice"
+# Advices of an answer the switch gives the terminal: held until that answer is on disk.
+ANSWER_ADVICES = (STAND_IN_ADVICE, "acquirer_advice")
 
 
 @attrs.define
@@ -41,6 +49,7 @@ class SafItem:
     status: str = "queued"
     attempts: int = 0
     next_attempt: float = 0.0
+    held: bool = False  # until its request's answer is committed (ANSWER_ADVICES)
 
 
 class StoreAndForward:
@@ -58,6 +67,7 @@ class StoreAndForward:
         self._items: dict[str, list[SafItem]] = {name: [] for name in links}
         self._wake = {name: trio.Event() for name in links}
         self._known: set[int] = set()  # ids held in memory (loaded or queued here)
+        self._held: dict[int, list[SafItem]] = {}  # request trace -> its advices not to send yet
 
     def load(self) -> int:
         """Pick up the open items this instance owns and does not hold yet: at start, what the
@@ -104,12 +114,30 @@ class StoreAndForward:
                 (issuer, trace, kind, message.mti, sealed, now, now, now, self.owner)).fetchone()[0]
 
         item = SafItem(id=await self.journal.commit(insert), issuer=issuer, trace=trace, kind=kind,
-                       message=message)
+                       message=message, held=kind in ANSWER_ADVICES and trace is not None)
         self._known.add(item.id)
         self._items[issuer].append(item)
-        self._wake[issuer].set()
+        if item.held:
+            self._held.setdefault(cast(int, trace), []).append(item)
+        else:
+            self._wake[issuer].set()
         logs.event("saf_queued", issuer=issuer, saf_id=item.id, kind=kind, mti=message.mti, trace=trace)
         return item
+
+    def release(self, trace: int) -> None:
+        """Request `trace`'s answer is committed: its advices may go."""
+        for item in self._held.pop(trace, ()):
+            item.held = False
+            self._wake[item.issuer].set()
+
+    def withdraw(self, trace: int) -> None:
+        """Request `trace` ended without the answer its advices tell of: they never go."""
+        for item in self._held.pop(trace, ()):
+            self._items[item.issuer].remove(item)
+            self._known.discard(item.id)
+            item.status = "withdrawn"
+            self._save(item)
+            logs.event("saf_withdrawn", issuer=item.issuer, saf_id=item.id, kind=item.kind, trace=trace)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -123,10 +151,10 @@ class StoreAndForward:
             if not link.up:
                 await link.connected.wait()
             now = trio.current_time()
-            due = [item for item in items if item.next_attempt <= now]
+            due = [item for item in items if item.next_attempt <= now and not item.held]
             if not due:
                 self._wake[issuer] = trio.Event()
-                wait = min((item.next_attempt for item in items), default=now + 3600) - now
+                wait = min((item.next_attempt for item in items if not item.held), default=now + 3600) - now
                 with trio.move_on_after(max(wait, 0.001)):
                     await self._wake[issuer].wait()
                 continue

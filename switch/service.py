@@ -418,6 +418,7 @@ class Switch:
                 why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
                 state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
                 self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
+                self.saf.withdraw(txn.trace)  # what they advise is not what the terminal got
             raise
         self.in_flight -= 1
         response = self._conclude(ctx, verdict, listener, started, opened_on)
@@ -426,6 +427,8 @@ class Switch:
         # to another one finds it).
         if ctx.prepared or ctx.queued or self.journal.shared:
             await self.journal.durable()
+        if ctx.queued:
+            self.saf.release(txn.trace)
         terminal = listener.terminals.get(txn.tid)
         if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
             return await self.macs.answer(response, listener.dialect, terminal.tak)

@@ -18,6 +18,7 @@ from switch import audit
 from switch.config import load_config
 from switch.journal import DB_FILE
 from switch.core.standin import StandIn, StandInLimits
+from switch.core.messages import acquirer_advice
 from switch.service import Switch, utc_today
 from switch.wire.dialect import load_dialect
 
@@ -229,6 +230,28 @@ async def test_advices_of_requests_no_terminal_was_answered_are_withdrawn_at_the
     recovered = [e for e in read_events(log_file) if e["event"] == "journal_recovered"]
     assert [(e["withdrawn"], e["never_sent"]) for e in recovered] == [(2, 1)]
     assert invariants_hold(data) == []
+
+
+async def test_an_advice_of_an_answer_waits_for_that_answer_to_be_committed(nursery, tmp_path):
+    """What an advice tells the issuer (a terminal's offline approval, a stand-in approval) goes
+    only once the terminal's answer is on disk; one whose request ended otherwise never goes."""
+    bank = make_bank({"pan": APPROVE})
+    switch, switch_port = await start_switch(nursery, tmp_path, {"port": await start_issuer(nursery, bank)})
+    await switch.wait_links_up()
+    async with open_terminal("127.0.0.1", switch_port) as terminal:
+        advices = [acquirer_advice(terminal.card_request("0220", pan=APPROVE, amount=amount, expiry=EXPIRY), None)
+                   for amount in (1500, 2500)]
+    for trace, advice in zip((900001, 900002), advices):
+        await switch.saf.enqueue("bank", trace, "acquirer_advice", advice)
+    await trio.sleep(0.3)
+    assert bank.accounts[APPROVE].balance == 100000 and switch.saf.pending("bank") == 2  # held
+    switch.saf.release(900001)
+    switch.saf.withdraw(900002)
+    await until(lambda: not switch.saf.pending("bank"))
+    await switch.journal.flush()
+    assert bank.accounts[APPROVE].balance == 100000 - 1500
+    saf = journal_rows(tmp_path / "data", "SELECT trace, status FROM saf ORDER BY id")
+    assert [(row["trace"], row["status"]) for row in saf] == [(900001, "acknowledged"), (900002, "withdrawn")]
 
 
 async def test_a_reversed_stand_in_approval_gives_the_card_its_allowance_back(nursery, tmp_path):
