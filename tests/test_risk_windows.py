@@ -28,7 +28,7 @@ def test_sliding_totals_equal_a_recount_of_live_events_in_the_window(span: float
             events.append((key, now, amount, window.add(key, now, amount)))
         elif operation == "retract" and events:
             index = pick % len(events)
-            window.retract(events[index][0], events[index][3])  # type: ignore[arg-type]
+            window.retract(events[index][3])  # type: ignore[arg-type]
             retracted.add(index)
         live = [(at, amt) for index, (k, at, amt, _) in enumerate(events)
                 if k == key and at > now - span and index not in retracted]
