@@ -70,16 +70,20 @@ class Assessment:
     A plain class with slots, not attrs: one is made per request, and attrs' generated
     __init__ (a factory call per list) costs twice this one."""
 
-    __slots__ = ("facts", "decline", "flags", "reserved", "testing", "travel", "counted")
+    __slots__ = ("facts", "decline", "flags", "reserved", "travel", "noted")
 
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
         self.decline: Hit | None = None
         self.flags: list[Hit] = []
         self.reserved: list[Event] = []  # velocity counts, kept on approval (windows.WINDOW: where)
-        self.testing: list[CardTestingJudge] = []  # card-testing rules in scope
         self.travel: list[TravelJudge] = []  # travel rules in scope
-        self.counted: list[str] = []  # rules whose memory this request is in (journaled)
+        self.noted: list[str] = []  # the travel and card-testing rules `settle` put it in
+
+    @property
+    def counted(self) -> list[str]:
+        """The rules whose memory this request is in (journaled, for `replay`)."""
+        return [event[WINDOW].name for event in self.reserved] + self.noted
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
@@ -118,7 +122,7 @@ class Memory(Protocol):
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
-        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window, rule.name)
         self.memories: tuple[Memory, ...] = (self.totals,)
         self.key = KEY_ATTRIBUTE[rule.per]
         self.max_count = math.inf if rule.max_count is None else rule.max_count  # an absent limit infinite
@@ -135,8 +139,7 @@ class VelocityJudge:
                 f"    counted = event[{TOTALS}]  # the key's [count, amount], this request in them",
                 f"    if {' or '.join(beyond)}:",
                 f"        hit = {me}.beyond(event)",
-                "    found.reserved.append(event)",
-                f"    found.counted.append({code.constant('name', self.rule.name)})"]
+                "    found.reserved.append(event)"]
 
     def beyond(self, event: Event) -> Hit:
         """The hit of a request beyond a limit, its count taken back if this rule declines it."""
@@ -170,14 +173,13 @@ class CardTestingJudge:
         self.key = KEY_ATTRIBUTE[rule.per]
 
     def lines(self, code: Code, me: str) -> list[str]:
-        # In scope with a key, the request's decline may count (`settle`); a cool-down is rare.
-        return [f"if {self.key} is not None:",
-                f"    found.testing.append({me})",
-                f"    if {me}.barred.until:",
-                f"        hit = {me}.cooling_down({self.key}, now)"]
+        # A cool-down is rare: a request's key is looked for only when some key has one. Whether
+        # the request's decline counts is for `settle` to find out, declines being rare too.
+        return [f"if {code.constant('cooling', self.barred.until)}:",
+                f"    hit = {me}.cooling_down({self.key}, now)"]
 
-    def cooling_down(self, key: Hashable, now: float) -> Hit | None:
-        if self.barred.active(key, now) is None:
+    def cooling_down(self, key: Hashable | None, now: float) -> Hit | None:
+        if key is None or self.barred.active(key, now) is None:
             return None
         rule = self.rule
         return _hit(rule, f"{rule.per} cooling down after declines for {rule.distinct_cards} cards")
@@ -225,14 +227,15 @@ class TravelJudge:
         self.memories: tuple[Memory, ...] = (self.last,)
 
     def lines(self, code: Code, me: str) -> list[str]:
+        # A card-present approval is noted at `settle` (found.travel); the country it was last
+        # approved in is read here, inline (most cards have none within the interval).
         return [f"if channel == {PRESENT!r} and pan_hash is not None and country is not None:",
-                f"    hit = {me}.seen(pan_hash, country, now, found)"]
+                f"    found.travel.append({me})",
+                f"    seen = {code.constant('last', self.last.last)}.get(pan_hash)  # (country, when)",
+                f"    if seen is not None and seen[0] != country and now - seen[1] < {self.rule.min_interval!r}:",
+                f"        hit = {me}.moved(seen, country, now)"]
 
-    def seen(self, pan_hash: str, country: str, now: float, found: Assessment) -> Hit | None:
-        found.travel.append(self)
-        seen = self.last.get(pan_hash, now)
-        if seen is None or seen[0] == country:
-            return None
+    def moved(self, seen: tuple[str, float], country: str, now: float) -> Hit:
         return _hit(self.rule, f"card present in {seen[0]} {now - seen[1]:.0f} s earlier, now in {country} "
                                f"(at least {_seconds(self.rule.min_interval)} apart)")
 
@@ -305,7 +308,7 @@ def _release(found: Assessment) -> None:
     for event in found.reserved:
         event[WINDOW].retract(event)
     found.reserved.clear()
-    found.counted.clear()
+    found.noted.clear()
 
 
 def _moment(name: str, judges: Sequence[Judge | RateJudge], sweeper: Sweeper, start: str, flag: str,
@@ -353,7 +356,9 @@ class RiskEngine:
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
         rate = [j for j in self.judges if isinstance(j, RateJudge)]
         assessing = [j for j in self.judges if not isinstance(j, RateJudge)]
-        self._testers = [(j, j.rule.scope.test) for j in self.judges if isinstance(j, CardTestingJudge)]
+        self._testers = [(j, j.rule.scope.test, position) for position, j in enumerate(self.judges)
+                         if isinstance(j, CardTestingJudge)]
+        self._position = {judge.rule.name: position for position, judge in enumerate(self.judges)}
         self.rate_limited = bool(rate)
         self.assessing = bool(assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
@@ -376,27 +381,33 @@ class RiskEngine:
         if code == APPROVED:
             for judge in found.travel:
                 judge.approved(found.facts, now)
-                found.counted.append(judge.rule.name)
+                found.noted.append(judge.rule.name)
             return []
         _release(found)
         if code not in self.testing_codes:
             return []
         alerts = []
-        for tester in found.testing:
+        for tester in self._testers_reached(found):
             if code in tester.rule.codes:
-                found.counted.append(tester.rule.name)
+                found.noted.append(tester.rule.name)
                 alert = tester.declined_for(found.facts, now)
                 if alert is not None:
                     alerts.append(alert)
         return alerts
+
+    def _testers_reached(self, found: Assessment) -> list[CardTestingJudge]:
+        """The card-testing rules whose scope the request is in, with its key, and that the
+        assessment reached: up to the rule that declined it, if one did."""
+        facts = found.facts
+        reached = self._position[found.decline.rule] if found.decline else len(self.judges)
+        return [judge for judge, matches, position in self._testers
+                if position <= reached and (matches is None or matches(facts)) and getattr(facts, judge.key) is not None]
 
     def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], list[Alert]]:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
         if code not in self.testing_codes:
             return [], []
         found = Assessment(facts)
-        found.testing = [j for j, matches in self._testers
-                         if (matches is None or matches(facts)) and getattr(facts, j.key)]
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 

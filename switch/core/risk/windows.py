@@ -39,8 +39,9 @@ class SlidingTotals(Generic[K]):
     queue per key, no order of keys to keep (a key per request is what this structure mostly
     sees: a card twice an hour against windows of minutes)."""
 
-    def __init__(self, span: float) -> None:
+    def __init__(self, span: float, name: str = "") -> None:
         self.span = span
+        self.name = name  # the rule it counts for (what a request's reservations are journaled as)
         self._keys: dict[K, list[int]] = {}  # key -> [count, amount] of its events in the window
         self._events: deque[Event] = deque()  # every key's events, by when they were added
 
@@ -187,9 +188,9 @@ class TokenBuckets(Generic[K]):
     be full again. A bucket's tokens at `now` are burst - (due - now) * rate, capped at burst,
     so it has a token when due - now <= (burst - 1) / rate, and taking one moves `due` a
     token's time (1 / rate) later. The same decisions as counting tokens, up to float
-    rounding, with no refill to compute and no pair to update. Keys are in the order of their
-    last take, and a bucket is full at most burst / rate seconds after it, so the sweep drops
-    full buckets from the front."""
+    rounding, with no refill to compute and no pair to update. A full bucket answers as an
+    absent one, so only the sweep (`forget`) drops them: keys are in the order of their last
+    take, and a bucket is full at most burst / rate seconds after it."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
@@ -197,7 +198,6 @@ class TokenBuckets(Generic[K]):
         self.interval = 1 / rate  # a token's time
         self.tolerance = (burst - 1) / rate  # how far `due` may be ahead of now for a take
         self._due: dict[K, float] = {}  # key -> when its bucket is full again, by last take
-        self._first_full = float("inf")  # when the least recently used bucket is full, when last looked at
 
     def __len__(self) -> int:
         return len(self._due)
@@ -205,67 +205,50 @@ class TokenBuckets(Generic[K]):
     def take(self, key: K, now: float) -> bool:
         """One token for `key`, if it has one."""
         dues = self._due
-        due = dues.pop(key, now)
+        due = dues.pop(key, now)  # put back last: the order of last takes
         if due < now:
             due = now  # full: as a new bucket
         if due - now > self.tolerance:
             dues[key] = due
-            granted = False
-        else:
-            dues[key] = due + self.interval
-            granted = True
-        if now >= self._first_full:
-            self.forget(now)
-        elif len(dues) == 1:
-            self._first_full = dues[key]
-        return granted
+            return False
+        dues[key] = due + self.interval
+        return True
 
     def forget(self, now: float) -> None:
-        """Drop the buckets that are full again, least recently used first."""
+        """Drop the buckets full again by `now`, least recently used first, up to one that is
+        not: those behind it were used later, so each is dropped by the first sweep after it
+        is full (burst / rate after its last take, at most)."""
         dues = self._due
         while dues:
             for key in dues:  # the least recently used, without an iterator object kept
                 break
             if dues[key] > now:
-                self._first_full = dues[key]
                 return
             del dues[key]
-        self._first_full = float("inf")
 
 
 class LastSeen(Generic[K]):
-    """Per key, the last value noted and when, for `span` seconds."""
+    """Per key, the last value noted and when (`last`), for `span` seconds: a reader takes one
+    older than that for none, so only the sweep (`forget`) drops them; keys are in the order
+    they were noted."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self._last: OrderedDict[K, tuple[str, float]] = OrderedDict()  # by when noted
-        self._oldest = float("-inf")  # when the least recently noted key was noted, when last looked at
+        self.last: dict[K, tuple[str, float]] = {}  # key -> (value, when), by when noted
 
     def __len__(self) -> int:
-        return len(self._last)
-
-    def get(self, key: K, now: float) -> tuple[str, float] | None:
-        seen = self._last.get(key)
-        return seen if seen is not None and now - seen[1] < self.span else None
+        return len(self.last)
 
     def note(self, key: K, value: str, now: float) -> None:
-        self._last.pop(key, None)
-        self._last[key] = (value, now)
-        self.forget(now)
+        last = self.last
+        last.pop(key, None)  # put back last: the order of notes
+        last[key] = (value, now)
 
     def forget(self, now: float) -> None:
-        if now - self._oldest >= self.span:  # else no key can have passed yet (keys only get newer)
-            self._oldest = _drop_older(self._last, now, self.span)
-
-
-def _drop_older(entries: OrderedDict, now: float, span: float) -> float:
-    """Drop, least recently touched first, the entries (values whose [1] is when) `span` or more
-    old; returns when the oldest one left was touched (-inf when none is)."""
-    while entries:
-        for key in entries:  # the least recently touched, without an iterator object kept
-            break
-        at = entries[key][1]
-        if now - at < span:
-            return at
-        del entries[key]
-    return float("-inf")
+        last = self.last
+        while last:
+            for key in last:  # the least recently noted, without an iterator object kept
+                break
+            if now - last[key][1] < self.span:
+                return
+            del last[key]
