@@ -239,10 +239,6 @@ class TravelJudge:
         return _hit(self.rule, f"card present in {seen[0]} {now - seen[1]:.0f} s earlier, now in {country} "
                                f"(at least {_seconds(self.rule.min_interval)} apart)")
 
-    def approved(self, facts: Facts, now: float) -> None:
-        assert facts.pan_hash is not None and facts.country is not None  # checked in assess
-        self.last.note(facts.pan_hash, facts.country, now)
-
 
 class AmountJudge:
     memories: tuple[Memory, ...] = ()
@@ -379,9 +375,11 @@ class RiskEngine:
         """The request's outcome (its response code): approvals keep what was reserved, anything
         else frees it; declines that card testing counts may start a cool-down."""
         if code == APPROVED:
-            for judge in found.travel:
-                judge.approved(found.facts, now)
-                found.noted.append(judge.rule.name)
+            if found.travel:
+                facts = found.facts  # card present, with a PAN hash and a country (`assess` checked)
+                for judge in found.travel:
+                    judge.last.note(facts.pan_hash, facts.country, now)  # type: ignore[arg-type]
+                    found.noted.append(judge.rule.name)
             return []
         _release(found)
         if code not in self.testing_codes:
