@@ -4,6 +4,8 @@ more than the burst plus the refill, and keys are forgotten once their window ha
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,3 +142,22 @@ def test_a_count_replayed_at_its_own_time_leaves_the_window_on_time():
     window.add("card B", 45.0, 500)  # happened at 45, learned at 100
     assert window.add("card B", 106.0, 500)[TOTALS] == [1, 500]  # the replayed one left at 105
     assert window.add("card A", 120.0, 100)[TOTALS] == [2, 600]
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0]), st.integers(1, 5),
+       st.lists(st.tuples(KEYS, st.sampled_from([0.0, 0.0, 0.125, 0.25, 0.5, 1.0, 3.0])), max_size=80))
+def test_token_buckets_decide_as_counted_tokens(rate: float, burst: int, takes: list) -> None:
+    """The buckets keep one time per key (when it is full again); a reference counts tokens,
+    exactly (fractions), refilled at `rate` up to `burst`. Rates and steps are powers of two, so
+    the floats are exact too and every decision must agree, at the edges included."""
+    buckets: TokenBuckets[str] = TokenBuckets(rate, burst)
+    tokens: dict[str, tuple[Fraction, Fraction]] = {}  # key -> (tokens, when)
+    now = Fraction(0)
+    for key, step in takes:
+        now += Fraction(step)
+        held, when = tokens.get(key, (Fraction(burst), now))
+        held = min(Fraction(burst), held + (now - when) * Fraction(rate))
+        granted = held >= 1
+        tokens[key] = (held - 1 if granted else held, now)
+        assert buckets.take(key, float(now)) == granted
