@@ -113,11 +113,12 @@ class Memory(Protocol):
 
 # -- one judge per rule kind ----------------------------------------------------------------
 #
-# Each judge writes its rule's part of a generated moment (`lines`): run for a request in the
-# rule's scope, the lines leave what the rule found, a Hit, in `hit`, and leave it None
-# otherwise. `me` is the judge's name there; the request's values are locals named as the Facts
-# attributes, with `now` and `found` (the Assessment). What is cheap to test is tested inline;
-# the judge's methods do what needs its memory.
+# Each judge writes its rule's part of a generated moment (`lines`), run for a request in the
+# rule's scope: a line that finds something assigns `hit` (a Hit, or None when it turns out to
+# be nothing), and what the rule's action does with a hit follows it (`_moment`). `me` is the
+# judge's name there; the request's values are locals named as the Facts attributes, with `now`
+# and `found` (the Assessment). What is cheap to test is tested inline; the judge's methods do
+# what needs its memory.
 
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
