@@ -2,9 +2,11 @@
 
 Every structure is keyed (a card's PAN hash, a terminal, a merchant, a connection) and keeps a
 key only while it has something to say: events older than the window are dropped as time
-passes, and keys with nothing left are dropped, oldest first, whenever one is touched and when
-`forget(now)` is called (the engine sweeps every structure once a second). Memory is bounded by
-the traffic within the windows, never by the number of cards ever seen. Time is the caller's
+passes, and keys with nothing left are dropped, oldest first, when `forget(now)` is called (the
+engine sweeps every structure every 10 s) and, for the windows and cool-downs, whenever one is
+touched. A token bucket that is full again, or a last-seen note past its span, answers as an
+absent key, so those wait for the sweep. Memory is bounded by the traffic within the windows
+(and the sweep's interval), never by the number of cards ever seen. Time is the caller's
 (seconds on one monotonic clock).
 """
 
