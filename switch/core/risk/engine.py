@@ -265,7 +265,8 @@ class RateJudge:
         self.hit = _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
 
     def lines(self, code: Code, me: str) -> list[str]:
-        return [f"if {self.key} is not None and not {me}.buckets.take({self.key}, now):", f"    hit = {me}.hit"]
+        take = code.constant("take", self.buckets.take)
+        return [f"if {self.key} is not None and not {take}({self.key}, now):", f"    hit = {me}.hit"]
 
 
 Judge = VelocityJudge | CardTestingJudge | CountryJudge | TravelJudge | AmountJudge
