@@ -218,3 +218,34 @@ def test_replay_rebuilds_counts(tmp_path: Path) -> None:
         risk.replay(facts(), "00", ["v"], now)
     assert send(risk, facts(), 2) == ("65", "v")
     assert RiskEngine(RuleSet()).held() == 0
+
+
+def test_card_testing_counts_declines_of_the_rules_it_reached(tmp_path: Path) -> None:
+    """A decline counts for the card-testing rules in scope up to the rule that declined (its
+    own cool-down included), not for those after it: the assessment stopped there."""
+    testing = 'kind = "card_testing"\nper = "terminal"\ndistinct_cards = 2\nwindow_s = 60\ncooldown_s = 30\ncodes = ["59"]\n'
+    risk = engine(tmp_path, f'[[rules]]\nname = "before"\n{testing}\n'
+                            '[[rules]]\nname = "no408"\nkind = "country"\ndeny = ["408"]\n\n'
+                            f'[[rules]]\nname = "after"\n{testing}')
+    counted = []
+    for now, pan in enumerate(["4761730000000011", "4761730000000029"]):
+        found = risk.assess(facts(pan=pan, country="408"), now)
+        assert found.decline is not None and found.decline.rule == "no408"
+        risk.settle(found, "59", now)
+        counted.append(found.counted)
+    assert counted == [["before"], ["before"]]
+    found = risk.assess(facts(pan="4761730000000037"), 3)  # the terminal cools down
+    assert found.decline is not None and found.decline.rule == "before"
+    risk.settle(found, "59", 3)
+    assert found.counted == ["before"]
+
+
+def test_generated_code_names_bin_scopes_and_never_writes_them(tmp_path: Path) -> None:
+    """A BIN scope may be a whole card number: the generated source, which tracebacks show,
+    refers to it by name only."""
+    risk = engine(tmp_path, '[[rules]]\nname = "one-card"\nkind = "velocity"\nper = "card"\n'
+                            'bins = ["4761730000000060"]\nwindow_s = 60\nmax_count = 1\n')
+    assert "4761730000000060" not in risk.source() and "476173" not in risk.source()
+    assert send(risk, facts(pan="4761730000000060"), 0) == ("00", None)
+    assert send(risk, facts(pan="4761730000000060"), 1) == ("65", "one-card")
+    assert send(risk, facts(pan="4761730000000011"), 2) == ("00", None)

@@ -15,22 +15,22 @@ defined the same way. `replay()` rebuilds the state from the journal at start.
 from __future__ import annotations
 
 import math
-from operator import attrgetter
-from typing import Callable, Hashable, Iterable, Protocol
+from typing import Callable, Hashable, Iterable, Protocol, Sequence
 
 import attrs
 
 from switch.core.codes import RC
 from switch.core.risk.facts import Facts
+from switch.core.risk.generated import Code
 from switch.core.risk.rules import (
-    DECLINE, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
+    DECLINE, FLAG, KIND_OF, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
 )
 from switch.core.risk.windows import (
-    TOTALS, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
+    TOTALS, WINDOW, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
 )
 
 
-SWEEP_INTERVAL = 1.0  # seconds between sweeps of every rule's memory
+SWEEP_INTERVAL = 10.0  # seconds between sweeps of every rule's memory
 APPROVED = RC.APPROVED  # compared on every request: an enum member's look-up costs as much as the compare
 
 
@@ -70,27 +70,29 @@ class Assessment:
     A plain class with slots, not attrs: one is made per request, and attrs' generated
     __init__ (a factory call per list) costs twice this one."""
 
-    __slots__ = ("facts", "decline", "flags", "reserved", "testing", "travel", "counted")
+    __slots__ = ("facts", "decline", "flags", "reserved", "travel", "noted")
 
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
         self.decline: Hit | None = None
         self.flags: list[Hit] = []
-        self.reserved: list[tuple[VelocityJudge, Hashable, Event]] = []
-        self.testing: list[CardTestingJudge] = []  # card-testing rules in scope
+        self.reserved: list[Event] = []  # velocity counts, kept on approval (windows.WINDOW: where)
         self.travel: list[TravelJudge] = []  # travel rules in scope
-        self.counted: list[str] = []  # rules whose memory this request is in (journaled)
+        self.noted: list[str] = []  # the travel and card-testing rules `settle` put it in
+
+    @property
+    def counted(self) -> list[str]:
+        """The rules whose memory this request is in (journaled, for `replay`)."""
+        return [event[WINDOW].name for event in self.reserved] + self.noted
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
         return ([self.decline] if self.decline else []) + self.flags
 
 
-# What each `per` counts by, read from the request's facts.
-_KEY_OF: dict[str, Callable[[Facts], Hashable | None]] = {
-    "card": attrgetter("pan_hash"), "terminal": attrgetter("terminal"), "merchant": attrgetter("merchant"),
-    "connection": attrgetter("connection"),
-}
+# What each `per` counts by: the Facts attribute, read as a local of the same name by the
+# generated moments (switch.core.risk.generated).
+KEY_ATTRIBUTE = {"card": "pan_hash", "terminal": "terminal", "merchant": "merchant", "connection": "connection"}
 
 
 def _hit(rule: Rule, reason: str, code: str | None = None) -> Hit:
@@ -110,31 +112,42 @@ class Memory(Protocol):
 
 
 # -- one judge per rule kind ----------------------------------------------------------------
+#
+# Each judge writes its rule's part of a generated moment (`lines`), run for a request in the
+# rule's scope: a line that finds something assigns `hit` (a Hit, or None when it turns out to
+# be nothing), and what the rule's action does with a hit follows it (`_moment`). `me` is the
+# judge's name there; the request's values are locals named as the Facts attributes, with `now`
+# and `found` (the Assessment). What is cheap to test is tested inline; the judge's methods do
+# what needs its memory.
 
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
-        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window)
+        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window, rule.name)
         self.memories: tuple[Memory, ...] = (self.totals,)
-        self.key_of = _KEY_OF[rule.per]
-        # The limits as numbers, an absent one infinite: one comparison each on the way through.
-        self.max_count = math.inf if rule.max_count is None else rule.max_count
-        self.max_amount = math.inf if rule.max_amount is None else rule.max_amount
+        self.key = KEY_ATTRIBUTE[rule.per]
+        self.max_count = math.inf if rule.max_count is None else rule.max_count  # an absent limit infinite
 
-    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
-        key = self.key_of(facts)
-        if key is None:
-            return None
+    def lines(self, code: Code, me: str) -> list[str]:
         # Counted first (one look-up of the key), taken back when this rule declines it: with
         # this request counted, a total beyond its limit makes this request the one too many.
-        event = self.totals.add(key, now, facts.amount)
-        count, amount = event[TOTALS]
-        hit = None if count <= self.max_count and amount <= self.max_amount else self._beyond(count - 1)
-        if hit is not None and hit.declines:
-            self.totals.retract(key, event)
-        else:
-            found.reserved.append((self, key, event))
-            found.counted.append(self.rule.name)
+        # Otherwise the count is reserved until `settle`.
+        key = self.key
+        beyond = [f"counted[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
+        beyond += [f"counted[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
+        return [f"if {key} is not None:",
+                f"    event = {code.constant('add', self.totals.add)}({key}, now, amount)",
+                f"    counted = event[{TOTALS}]  # the key's [count, amount], this request in them",
+                f"    if {' or '.join(beyond)}:",
+                f"        hit = {me}.beyond(event)",
+                "    found.reserved.append(event)"]
+
+    def beyond(self, event: Event) -> Hit:
+        """The hit of a request beyond a limit, its count taken back if this rule declines it."""
+        count = event[TOTALS][0]
+        hit = self._beyond(count - 1)
+        if hit.declines:
+            self.totals.retract(event)
         return hit
 
     def _beyond(self, before: int) -> Hit:
@@ -147,7 +160,7 @@ class VelocityJudge:
                           f"{rule.max_amount}", rule.amount_code)
 
     def replay(self, facts: Facts, now: float) -> None:
-        key = self.key_of(facts)
+        key = getattr(facts, self.key)
         if key is not None:
             self.totals.add(key, now, facts.amount)
 
@@ -158,22 +171,24 @@ class CardTestingJudge:
         self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
         self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
         self.memories: tuple[Memory, ...] = (self.declined, self.barred)
-        self.key_of = _KEY_OF[rule.per]
+        self.key = KEY_ATTRIBUTE[rule.per]
 
-    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
+    def lines(self, code: Code, me: str) -> list[str]:
+        # A cool-down is rare: a request's key is looked for only when some key has one. Whether
+        # the request's decline counts is for `settle` to find out, declines being rare too.
+        return [f"if {code.constant('cooling', self.barred.until)}:",
+                f"    hit = {me}.cooling_down({self.key}, now)"]
+
+    def cooling_down(self, key: Hashable | None, now: float) -> Hit | None:
+        if key is None or self.barred.active(key, now) is None:
+            return None
         rule = self.rule
-        key = self.key_of(facts)
-        if key is None:
-            return None
-        found.testing.append(self)
-        if self.barred.active(key, now) is None:
-            return None
         return _hit(rule, f"{rule.per} cooling down after declines for {rule.distinct_cards} cards")
 
     def declined_for(self, facts: Facts, now: float) -> Alert | None:
         """A decline that card testing counts: a cool-down (and an alert) when it completes the set."""
         rule = self.rule
-        key = self.key_of(facts)
+        key = getattr(facts, self.key)
         if key is None or facts.pan_hash is None:
             return None
         cards = self.declined.add(key, now, facts.pan_hash)
@@ -191,13 +206,19 @@ class CountryJudge:
     def __init__(self, rule: Country) -> None:
         self.rule = rule
 
-    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
-        rule, country = self.rule, facts.country
-        if country is not None and country in rule.deny:
-            return _hit(rule, f"acquiring country {country} is denied")
-        if rule.allow is not None and country not in rule.allow:
-            return _hit(rule, f"acquiring country {country or '(none)'} is not allowed")
-        return None
+    def lines(self, code: Code, me: str) -> list[str]:
+        lines = [f"if country is not None and country in {code.constant('deny', self.rule.deny)}:",
+                 f"    hit = {me}.denied(country)"]
+        if self.rule.allow is not None:
+            lines += [f"elif country not in {code.constant('allow', self.rule.allow)}:",
+                      f"    hit = {me}.not_allowed(country)"]
+        return lines
+
+    def denied(self, country: str) -> Hit:
+        return _hit(self.rule, f"acquiring country {country} is denied")
+
+    def not_allowed(self, country: str | None) -> Hit:
+        return _hit(self.rule, f"acquiring country {country or '(none)'} is not allowed")
 
 
 class TravelJudge:
@@ -206,19 +227,18 @@ class TravelJudge:
         self.last: LastSeen[Hashable] = LastSeen(rule.min_interval)
         self.memories: tuple[Memory, ...] = (self.last,)
 
-    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
-        if facts.channel != PRESENT or facts.pan_hash is None or facts.country is None:
-            return None
-        found.travel.append(self)
-        seen = self.last.get(facts.pan_hash, now)
-        if seen is None or seen[0] == facts.country:
-            return None
-        return _hit(self.rule, f"card present in {seen[0]} {now - seen[1]:.0f} s earlier, now in {facts.country} "
-                               f"(at least {_seconds(self.rule.min_interval)} apart)")
+    def lines(self, code: Code, me: str) -> list[str]:
+        # A card-present approval is noted at `settle` (found.travel); the country it was last
+        # approved in is read here, inline (most cards have none within the interval).
+        return [f"if channel == {PRESENT!r} and pan_hash is not None and country is not None:",
+                f"    found.travel.append({me})",
+                f"    seen = {code.constant('last', self.last.last)}.get(pan_hash)  # (country, when)",
+                f"    if seen is not None and seen[0] != country and now - seen[1] < {self.rule.min_interval!r}:",
+                f"        hit = {me}.moved(seen, country, now)"]
 
-    def approved(self, facts: Facts, now: float) -> None:
-        assert facts.pan_hash is not None and facts.country is not None  # checked in assess
-        self.last.note(facts.pan_hash, facts.country, now)
+    def moved(self, seen: tuple[str, float], country: str, now: float) -> Hit:
+        return _hit(self.rule, f"card present in {seen[0]} {now - seen[1]:.0f} s earlier, now in {country} "
+                               f"(at least {_seconds(self.rule.min_interval)} apart)")
 
 
 class AmountJudge:
@@ -226,14 +246,14 @@ class AmountJudge:
 
     def __init__(self, rule: AmountLimit) -> None:
         self.rule = rule
-
-    def assess(self, facts: Facts, now: float, found: Assessment) -> Hit | None:
-        rule = self.rule
-        if facts.amount <= rule.max_amount:
-            return None
         if rule.require_pin:
-            return None if facts.has_pin else _hit(rule, f"a PIN is required above {rule.max_amount}")
-        return _hit(rule, f"amount above {rule.max_amount}")
+            self.hit = _hit(rule, f"a PIN is required above {rule.max_amount}")
+        else:
+            self.hit = _hit(rule, f"amount above {rule.max_amount}")
+
+    def lines(self, code: Code, me: str) -> list[str]:
+        pin = " and not has_pin" if self.rule.require_pin else ""
+        return [f"if amount > {self.rule.max_amount}{pin}:", f"    hit = {me}.hit"]
 
 
 class RateJudge:
@@ -241,14 +261,12 @@ class RateJudge:
         self.rule = rule
         self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
         self.memories: tuple[Memory, ...] = (self.buckets,)
-        self.key_of = _KEY_OF[rule.per]
+        self.key = KEY_ATTRIBUTE[rule.per]
+        self.hit = _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
 
-    def throttle(self, facts: Facts, now: float) -> Hit | None:
-        rule = self.rule
-        key = self.key_of(facts)
-        if key is None or self.buckets.take(key, now):
-            return None
-        return _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")
+    def lines(self, code: Code, me: str) -> list[str]:
+        take = code.constant("take", self.buckets.take)
+        return [f"if {self.key} is not None and not {take}({self.key}, now):", f"    hit = {me}.hit"]
 
 
 Judge = VelocityJudge | CardTestingJudge | CountryJudge | TravelJudge | AmountJudge
@@ -261,8 +279,71 @@ def _same_rule(a: Rule, b: Rule) -> bool:
     return type(a) is type(b) and attrs.evolve(a, line=None) == attrs.evolve(b, line=None)
 
 
+class Sweeper:
+    """Every rule's memory drops what has passed, also for keys and rules no request touches
+    any more: every SWEEP_INTERVAL, tested by the generated moments themselves. Only memory
+    depends on it (a structure drops what has passed from a key before it answers for it), so
+    the interval is a trade of memory (what has passed is held up to that much longer) for the
+    cost of a call per structure."""
+
+    def __init__(self, memories: list[Memory]) -> None:
+        self.memories = memories  # only what remembers: the memoryless rules are not in it
+        self.due = -math.inf
+
+    def sweep(self, now: float) -> None:
+        self.due = now + SWEEP_INTERVAL
+        for memory in self.memories:
+            memory.forget(now)
+
+
+def _declined(found: Assessment, hit: Hit) -> Assessment:
+    found.decline = hit
+    _release(found)
+    return found
+
+
+def _release(found: Assessment) -> None:
+    for event in found.reserved:
+        event[WINDOW].retract(event)
+    found.reserved.clear()
+    found.noted.clear()
+
+
+def _moment(name: str, judges: Sequence[Judge | RateJudge], sweeper: Sweeper, start: str, flag: str,
+            decline: str, end: str) -> Callable[..., object]:
+    """One moment of a request as a function of (facts, now): `start`, then each judge's lines
+    in file order under its scope's test, each `hit = ...` of them followed by what the rule's
+    action does with a hit: `flag` keeps it and goes on, `decline` returns; `end` when no rule
+    declined."""
+    code = Code({"sweeper": sweeper, "Assessment": Assessment, "declined": _declined})
+    code.add("if now >= sweeper.due:", "    sweeper.sweep(now)", start)
+    for judge in judges:
+        rule = judge.rule
+        code.add(f"# {rule.name}: {KIND_OF[type(rule)]}, {rule.action}")
+        scope = rule.scope.condition(code)
+        indent = 0
+        if scope is not None:
+            code.add(f"if {scope}:")
+            indent = 1
+        handle = flag if rule.action == FLAG else decline
+        for line in judge.lines(code, code.constant("judge", judge)):
+            code.add(line, indent=indent)
+            if line.lstrip().startswith("hit = "):
+                depth = indent + (len(line) - len(line.lstrip())) // 4
+                code.add("if hit is not None:", indent=depth)
+                code.add(handle, indent=depth + 1)
+    code.add(end)
+    return code.function(name, "facts, now")
+
+
 class RiskEngine:
     """Every rule's judge, in file order, for the two moments of a request."""
+
+    # The two moments, written for this rule set (see `_moment` and `source()`).
+    throttle: Callable[[Facts, float], tuple[Hit | None, list[Hit]]]
+    """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
+    assess: Callable[[Facts, float], Assessment]
+    """The other rules, in file order: the first decline ends it, flags are collected."""
 
     def __init__(self, rules: RuleSet, previous: RiskEngine | None = None) -> None:
         self.rules = rules
@@ -271,84 +352,62 @@ class RiskEngine:
         for rule in rules.rules:
             old = kept.get(rule.name)
             self.judges.append(old if old is not None and _same_rule(old.rule, rule) else JUDGES[type(rule)](rule))
-        # Each moment's judges as (bound method, scope test or None): what runs per request.
-        self._rate = [(j.throttle, j.rule.scope.test) for j in self.judges if isinstance(j, RateJudge)]
-        self._assessing = [(j.assess, j.rule.scope.test) for j in self.judges if not isinstance(j, RateJudge)]
-        self._testers = [(j, j.rule.scope.test) for j in self.judges if isinstance(j, CardTestingJudge)]
-        self.rate_limited = bool(self._rate)
-        self.assessing = bool(self._assessing)
+        rate = [j for j in self.judges if isinstance(j, RateJudge)]
+        assessing = [j for j in self.judges if not isinstance(j, RateJudge)]
+        self._testers = [(j, j.rule.scope.test, position) for position, j in enumerate(self.judges)
+                         if isinstance(j, CardTestingJudge)]
+        self._position = {judge.rule.name: position for position, judge in enumerate(self.judges)}
+        self.rate_limited = bool(rate)
+        self.assessing = bool(assessing)
         self.testing_codes = frozenset().union(*(j.rule.codes for j in self.judges if isinstance(j, CardTestingJudge)))
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
-        # Every structure that remembers, for the sweep: the memoryless rules are not in it.
         self._memories = [memory for judge in self.judges for memory in judge.memories]
-        self._next_sweep = -float("inf")
+        sweeper = Sweeper(self._memories)
+        self.throttle = _moment("throttle", rate, sweeper, "flags = []", "flags.append(hit)",
+                                "return hit, flags", "return None, flags")  # type: ignore[assignment]
+        self.assess = _moment("assess", assessing, sweeper, "found = Assessment(facts)",
+                              "found.flags.append(hit)", "return declined(found, hit)",
+                              "return found")  # type: ignore[assignment]
 
-    def _sweep(self, now: float) -> None:
-        """Every rule's memory drops what has passed, also for keys and rules no request touches
-        any more. Once a second at most: its callers test `_next_sweep` themselves (a call per
-        moment of every request saved)."""
-        self._next_sweep = now + SWEEP_INTERVAL
-        for memory in self._memories:
-            memory.forget(now)
-
-    def throttle(self, facts: Facts, now: float) -> tuple[Hit | None, list[Hit]]:
-        """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
-        if now >= self._next_sweep:
-            self._sweep(now)
-        flags: list[Hit] = []
-        for throttle, matches in self._rate:
-            if matches is None or matches(facts):
-                hit = throttle(facts, now)
-                if hit is not None:
-                    if hit.declines:
-                        return hit, flags
-                    flags.append(hit)
-        return None, flags
-
-    def assess(self, facts: Facts, now: float) -> Assessment:
-        if now >= self._next_sweep:
-            self._sweep(now)
-        found = Assessment(facts)
-        for judge, matches in self._assessing:  # each judge's bound assess()
-            if matches is not None and not matches(facts):
-                continue
-            hit = judge(facts, now, found)
-            if hit is None:
-                continue
-            if hit.declines:
-                found.decline = hit
-                self._release(found)
-                return found
-            found.flags.append(hit)
-        return found
+    def source(self) -> str:
+        """The generated moments' source, for reading (and tracebacks)."""
+        return f"{self.throttle.__doc__}\n{self.assess.__doc__}"
 
     def settle(self, found: Assessment, code: str, now: float) -> list[Alert]:
         """The request's outcome (its response code): approvals keep what was reserved, anything
         else frees it; declines that card testing counts may start a cool-down."""
         if code == APPROVED:
-            for judge in found.travel:
-                judge.approved(found.facts, now)
-                found.counted.append(judge.rule.name)
+            if found.travel:
+                facts = found.facts  # card present, with a PAN hash and a country (`assess` checked)
+                for judge in found.travel:
+                    judge.last.note(facts.pan_hash, facts.country, now)  # type: ignore[arg-type]
+                    found.noted.append(judge.rule.name)
             return []
-        self._release(found)
+        _release(found)
         if code not in self.testing_codes:
             return []
         alerts = []
-        for tester in found.testing:
+        for tester in self._testers_reached(found):
             if code in tester.rule.codes:
-                found.counted.append(tester.rule.name)
+                found.noted.append(tester.rule.name)
                 alert = tester.declined_for(found.facts, now)
                 if alert is not None:
                     alerts.append(alert)
         return alerts
+
+    def _testers_reached(self, found: Assessment) -> list[CardTestingJudge]:
+        """The card-testing rules whose scope the request is in, with its key, and that the
+        assessment reached: up to the rule that declined it, if one did."""
+        facts = found.facts
+        reached = self._position[found.decline.rule] if found.decline else len(self.judges)
+        return [judge for judge, matches, position in self._testers
+                if position <= reached and (matches is None or matches(facts)) and getattr(facts, judge.key) is not None]
 
     def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], list[Alert]]:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
         if code not in self.testing_codes:
             return [], []
         found = Assessment(facts)
-        found.testing = [j for j, matches in self._testers
-                         if (matches is None or matches(facts)) and j.key_of(facts)]
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 
@@ -365,12 +424,6 @@ class RiskEngine:
                 judge.declined_for(facts, at)
             elif isinstance(judge, TravelJudge) and code == APPROVED and facts.pan_hash and facts.country:
                 judge.last.note(facts.pan_hash, facts.country, at)
-
-    def _release(self, found: Assessment) -> None:
-        for judge, key, event in found.reserved:
-            judge.totals.retract(key, event)
-        found.reserved.clear()
-        found.counted.clear()
 
     def held(self) -> int:
         """Keys held across every rule's memory (bounded by the traffic within the windows)."""

@@ -2,9 +2,11 @@
 
 Every structure is keyed (a card's PAN hash, a terminal, a merchant, a connection) and keeps a
 key only while it has something to say: events older than the window are dropped as time
-passes, and keys with nothing left are dropped, oldest first, whenever one is touched and when
-`forget(now)` is called (the engine sweeps every structure once a second). Memory is bounded by
-the traffic within the windows, never by the number of cards ever seen. Time is the caller's
+passes, and keys with nothing left are dropped, oldest first, when `forget(now)` is called (the
+engine sweeps every structure every 10 s) and, for the windows and cool-downs, whenever one is
+touched. A token bucket that is full again, or a last-seen note past its span, answers as an
+absent key, so those wait for the sweep. Memory is bounded by the traffic within the windows
+(and the sweep's interval), never by the number of cards ever seen. Time is the caller's
 (seconds on one monotonic clock).
 """
 
@@ -18,13 +20,14 @@ from typing import Generic, Hashable, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-# One counted request: [at, amount, totals, key]. `totals` is its key's [count, amount] while the
-# event counts in them, None once it has expired or been retracted (declined): right after `add`,
-# `event[TOTALS]` is the key's totals with this event counted (a caller that adds first and
-# decides after looks the key up once). A list, not a class: one is made for every velocity rule
-# a request is counted in, and a list costs a sixth as much.
+# One counted request: [at, amount, totals, key, window]. `totals` is its key's [count, amount]
+# while the event counts in them, None once it has expired or been retracted (declined): right
+# after `add`, `event[TOTALS]` is the key's totals with this event counted (a caller that adds
+# first and decides after looks the key up once). `window` is the SlidingTotals it is in, so
+# that a reservation is the event alone. A list, not a class: one is made for every velocity
+# rule a request is counted in, and a list costs a sixth as much.
 Event = list
-_AT, _AMOUNT, TOTALS, _KEY = 0, 1, 2, 3
+_AT, _AMOUNT, TOTALS, _KEY, WINDOW = 0, 1, 2, 3, 4
 _at = itemgetter(_AT)
 
 
@@ -38,8 +41,9 @@ class SlidingTotals(Generic[K]):
     queue per key, no order of keys to keep (a key per request is what this structure mostly
     sees: a card twice an hour against windows of minutes)."""
 
-    def __init__(self, span: float) -> None:
+    def __init__(self, span: float, name: str = "") -> None:
         self.span = span
+        self.name = name  # the rule it counts for (what a request's reservations are journaled as)
         self._keys: dict[K, list[int]] = {}  # key -> [count, amount] of its events in the window
         self._events: deque[Event] = deque()  # every key's events, by when they were added
 
@@ -61,7 +65,7 @@ class SlidingTotals(Generic[K]):
         else:
             totals[0] += 1
             totals[1] += amount
-        event = [now, amount, totals, key]
+        event = [now, amount, totals, key, self]
         if events and events[-1][_AT] > now:  # replayed from another instance: to its place
             events.insert(bisect.bisect_right(events, now, key=_at), event)
         else:
@@ -74,7 +78,8 @@ class SlidingTotals(Generic[K]):
         if events and events[0][_AT] <= now - self.span:
             self._expire(now - self.span)
 
-    def retract(self, key: K, event: Event) -> None:
+    def retract(self, event: Event) -> None:
+        """Take back an event added (a reservation freed): it counts no more."""
         totals: list[int] | None = event[TOTALS]
         if totals is None:
             return
@@ -82,7 +87,7 @@ class SlidingTotals(Generic[K]):
         totals[0] -= 1
         totals[1] -= event[_AMOUNT]
         if not totals[0]:
-            del self._keys[key]
+            del self._keys[event[_KEY]]
         if self._events[-1] is event:  # taken back at once (a decline): nothing to keep
             self._events.pop()
 
@@ -149,19 +154,19 @@ class Cooldowns(Generic[K]):
 
     def __init__(self, length: float) -> None:
         self.length = length
-        self._until: OrderedDict[K, float] = OrderedDict()
+        self.until: OrderedDict[K, float] = OrderedDict()  # key -> when its cool-down ends, empty mostly
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self.until)
 
     def start(self, key: K, now: float) -> float:
         """Bar `key` from `now`; returns when it ends."""
-        self._until.pop(key, None)
-        until = self._until[key] = now + self.length
+        self.until.pop(key, None)
+        until = self.until[key] = now + self.length
         return until
 
     def forget(self, now: float) -> None:
-        until = self._until
+        until = self.until
         while until:
             for key in until:  # the first, without building an iterator of items
                 break
@@ -171,83 +176,81 @@ class Cooldowns(Generic[K]):
 
     def active(self, key: K, now: float) -> float | None:
         """When `key`'s cool-down ends, if it is cooling down at `now`."""
-        if self._until:  # mostly none: no call to forget
+        if self.until:  # mostly none: no call to forget
             self.forget(now)
-        until = self._until.get(key)
+        until = self.until.get(key)
         return until if until is not None and until > now else None
 
 
 class TokenBuckets(Generic[K]):
     """Per key, a bucket of `burst` tokens refilled at `rate` a second; a full bucket is
-    forgotten (it is the same as a new one)."""
+    forgotten (it is the same as a new one).
+
+    Kept as one float per key (the generic cell rate algorithm): `due`, when the bucket will
+    be full again. A bucket's tokens at `now` are burst - (due - now) * rate, capped at burst,
+    so it has a token when due - now <= (burst - 1) / rate, and taking one moves `due` a
+    token's time (1 / rate) later. The same decisions as counting tokens, up to float
+    rounding, with no refill to compute and no pair to update. A full bucket answers as an
+    absent one, so only the sweep (`forget`) drops them: keys are in the order of their last
+    take, and a bucket is full at most burst / rate seconds after it."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self._full_after = burst / rate  # seconds an empty bucket takes to fill
-        self._buckets: OrderedDict[K, list[float]] = OrderedDict()  # key -> [tokens, updated], by last use
-        self._oldest = float("-inf")  # when the least recently used bucket was used, when last looked at
+        self.interval = 1 / rate  # a token's time
+        self.tolerance = (burst - 1) / rate  # how far `due` may be ahead of now for a take
+        self._due: dict[K, float] = {}  # key -> when its bucket is full again, by last take
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._due)
 
     def take(self, key: K, now: float) -> bool:
         """One token for `key`, if it has one."""
-        buckets = self._buckets
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = [float(self.burst), now]
-        else:
-            buckets.move_to_end(key)
-            tokens = bucket[0] + (now - bucket[1]) * self.rate
-            bucket[0] = tokens if tokens < self.burst else self.burst
-            bucket[1] = now
-        if now - self._oldest >= self._full_after:  # else no bucket can be full yet: no call
-            self.forget(now)
-        if bucket[0] < 1:
+        dues = self._due
+        due = dues.pop(key, now)  # put back last: the order of last takes
+        if due < now:
+            due = now  # full: as a new bucket
+        if due - now > self.tolerance:
+            dues[key] = due
             return False
-        bucket[0] -= 1
+        dues[key] = due + self.interval
         return True
 
     def forget(self, now: float) -> None:
-        """Drop the buckets that have filled up since their last use."""
-        if now - self._oldest >= self._full_after:  # else no bucket can be full yet
-            self._oldest = _drop_older(self._buckets, now, self._full_after)
+        """Drop the buckets full again by `now`, least recently used first, up to one that is
+        not: those behind it were used later, so each is dropped by the first sweep after it
+        is full (burst / rate after its last take, at most)."""
+        dues = self._due
+        while dues:
+            for key in dues:  # the least recently used, without an iterator object kept
+                break
+            if dues[key] > now:
+                return
+            del dues[key]
 
 
 class LastSeen(Generic[K]):
-    """Per key, the last value noted and when, for `span` seconds."""
+    """Per key, the last value noted and when (`last`), for `span` seconds: a reader takes one
+    older than that for none, so only the sweep (`forget`) drops them; keys are in the order
+    they were noted."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self._last: OrderedDict[K, tuple[str, float]] = OrderedDict()  # by when noted
-        self._oldest = float("-inf")  # when the least recently noted key was noted, when last looked at
+        self.last: dict[K, tuple[str, float]] = {}  # key -> (value, when), by when noted
 
     def __len__(self) -> int:
-        return len(self._last)
-
-    def get(self, key: K, now: float) -> tuple[str, float] | None:
-        seen = self._last.get(key)
-        return seen if seen is not None and now - seen[1] < self.span else None
+        return len(self.last)
 
     def note(self, key: K, value: str, now: float) -> None:
-        self._last.pop(key, None)
-        self._last[key] = (value, now)
-        self.forget(now)
+        last = self.last
+        last.pop(key, None)  # put back last: the order of notes
+        last[key] = (value, now)
 
     def forget(self, now: float) -> None:
-        if now - self._oldest >= self.span:  # else no key can have passed yet (keys only get newer)
-            self._oldest = _drop_older(self._last, now, self.span)
-
-
-def _drop_older(entries: OrderedDict, now: float, span: float) -> float:
-    """Drop, least recently touched first, the entries (values whose [1] is when) `span` or more
-    old; returns when the oldest one left was touched (-inf when none is)."""
-    while entries:
-        for key in entries:  # the least recently touched, without an iterator object kept
-            break
-        at = entries[key][1]
-        if now - at < span:
-            return at
-        del entries[key]
-    return float("-inf")
+        last = self.last
+        while last:
+            for key in last:  # the least recently noted, without an iterator object kept
+                break
+            if now - last[key][1] < self.span:
+                return
+            del last[key]
