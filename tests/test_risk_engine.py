@@ -249,3 +249,13 @@ def test_generated_code_names_bin_scopes_and_never_writes_them(tmp_path: Path) -
     assert send(risk, facts(pan="4761730000000060"), 0) == ("00", None)
     assert send(risk, facts(pan="4761730000000060"), 1) == ("65", "one-card")
     assert send(risk, facts(pan="4761730000000011"), 2) == ("00", None)
+
+
+def test_a_rule_name_is_never_code_in_the_generated_functions(tmp_path: Path) -> None:
+    """A name with line breaks (TOML escapes allow them) stays a comment: writing a rules file
+    must not be a way to run code in the switch."""
+    name = 'x\\nraise SystemExit(7)\\u2028raise SystemExit(8)\\u0085raise SystemExit(9)'
+    risk = engine(tmp_path, f'[[rules]]\nname = "{name}"\nkind = "amount"\nmax_amount = 100\n')
+    assert send(risk, facts(amount=50), 0) == ("00", None)
+    assert send(risk, facts(amount=500), 1)[0] != "00"
+    assert all(not line.lstrip().startswith("raise") for line in risk.source().splitlines())

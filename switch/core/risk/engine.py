@@ -319,7 +319,7 @@ def _moment(name: str, judges: Sequence[Judge | RateJudge], sweeper: Sweeper, st
     code.add("if now >= sweeper.due:", "    sweeper.sweep(now)", start)
     for judge in judges:
         rule = judge.rule
-        code.add(f"# {rule.name}: {KIND_OF[type(rule)]}, {rule.action}")
+        code.add(f"# {rule.name!r}: {KIND_OF[type(rule)]}, {rule.action}")  # repr: a name is never code
         scope = rule.scope.condition(code)
         indent = 0
         if scope is not None:
