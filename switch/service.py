@@ -400,39 +400,40 @@ class Switch:
 
         `raw` is the request as the terminal sent it, which its MAC covers; a terminal that
         must send MACs gets its answer MACed under its TAK."""
-        self.in_flight += 1
-        started = trio.current_time()
-        pan = card_pan(request)
-        txn = self._new_txn(request, pan, started)
-        opened_on = self.business.iso
-        self.records.open(txn, request, listener.name, pan, listener.acquirer_id, opened_on)
-        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
-                      listener=listener, raw=raw)
+        self.in_flight += 1  # until the answer is ready to send: a graceful stop waits for it
         try:
-            verdict = await self._run(ctx, listener)
-        except BaseException as exc:
+            started = trio.current_time()
+            pan = card_pan(request)
+            txn = self._new_txn(request, pan, started)
+            opened_on = self.business.iso
+            self.records.open(txn, request, listener.name, pan, listener.acquirer_id, opened_on)
+            ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
+                          listener=listener, raw=raw)
+            try:
+                verdict = await self._run(ctx, listener)
+            except BaseException as exc:
+                if ctx.prepared:
+                    logs.warning("txn_left_for_recovery", trace=txn.trace, error=type(exc).__name__)
+                else:
+                    why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
+                    state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
+                    self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
+                    self.saf.withdraw(txn.trace)  # what they advise is not what the terminal got
+                raise
+            response = self._conclude(ctx, verdict, listener, started, opened_on)
+            # Money may have moved: never an answer the journal could lose. On a shared journal, no
+            # answer before its row is there for every instance (a reversal or retransmission sent
+            # to another one finds it).
+            if ctx.prepared or ctx.queued or self.journal.shared:
+                await self.journal.durable()
+            if ctx.queued:
+                self.saf.release(txn.trace)
+            terminal = listener.terminals.get(txn.tid)
+            if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
+                return await self.macs.answer(response, listener.dialect, terminal.tak)
+            return response
+        finally:
             self.in_flight -= 1
-            if ctx.prepared:
-                logs.warning("txn_left_for_recovery", trace=txn.trace, error=type(exc).__name__)
-            else:
-                why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
-                state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
-                self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
-                self.saf.withdraw(txn.trace)  # what they advise is not what the terminal got
-            raise
-        self.in_flight -= 1
-        response = self._conclude(ctx, verdict, listener, started, opened_on)
-        # Money may have moved: never an answer the journal could lose. On a shared journal, no
-        # answer before its row is there for every instance (a reversal or retransmission sent
-        # to another one finds it).
-        if ctx.prepared or ctx.queued or self.journal.shared:
-            await self.journal.durable()
-        if ctx.queued:
-            self.saf.release(txn.trace)
-        terminal = listener.terminals.get(txn.tid)
-        if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
-            return await self.macs.answer(response, listener.dialect, terminal.tak)
-        return response
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
         for participant in pipeline_for(ctx.txn.mti):
