@@ -404,6 +404,31 @@ async def test_graceful_shutdown_finishes_in_flight_work_and_flushes_the_journal
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
 
 
+async def test_a_graceful_stop_waits_for_an_answer_held_by_its_journal_commit(demo, tmp_path, log_file):
+    """The issuer has answered, the outcome's commit waits on a journal locked by another
+    process: the request is still in flight, and a stop lets it finish and answer."""
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        async with trio.open_nursery() as nursery:
+            answers = []
+
+            async def slow_purchase():
+                answers.append(await terminal.purchase(pan="6011000000000038", amount=100, expiry=EXPIRY))
+
+            nursery.start_soon(slow_purchase)  # bank_c answers it after 0.8 s
+            await until(lambda: journal_rows(tmp_path / "data", "SELECT * FROM transactions WHERE sent_at IS NOT NULL"))
+            with sqlite3.connect(tmp_path / "data" / DB_FILE) as locker:
+                locker.execute("BEGIN IMMEDIATE")
+                await until(lambda: "journal_stalled" in [e["event"] for e in read_events(log_file)])
+                demo.switch.shutdown()
+                await until(lambda: "shutdown_draining" in [e["event"] for e in read_events(log_file)])
+                await trio.sleep(0.2)
+                assert not answers and demo.switch.in_flight == 1
+                locker.rollback()
+    assert answers[0]["39"] == "00"
+    await until(demo.switch.stopped.is_set)
+    assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
+
+
 async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     """Send, on a raw connection, a purchase bank_c answers after 0.8 s; return once it is in flight."""
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
