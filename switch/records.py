@@ -70,7 +70,7 @@ class TxnRecords:
         unwritten = self._unwritten.pop(txn.trace, None)
         if unwritten is not None:
             opened, opened_on = unwritten
-            self.journal.execute(_INSERT_OPENED, (*opened, opened_on, State.PENDING))
+            self.journal.execute(_INSERT_OPENED, (*opened, opened_on, _PENDING))
 
     def close(self, txn: Txn, latency_ms: float, reason: str | None, original_trace: int | None,
               risk: str | None, risk_counted: str | None, business_date: str, opened_on: str) -> None:
@@ -80,7 +80,8 @@ class TxnRecords:
         `open` wrote. The date is written again only when a cutover fell in between: naming an
         indexed column in the UPDATE makes SQLite rewrite its index entry even to the same value
         (a fifth of the statements' CPU, measured in docs/performance.md)."""
-        values = (time.time(), latency_ms, txn.issuer, txn.rc, txn.approval, txn.state, reason, original_trace,
+        values = (time.time(), latency_ms, txn.issuer, _text(txn.rc), txn.approval, txn.state.value, reason,
+                  original_trace,
                   stored_response(response_mti(txn.mti), txn.response) if txn.response is not None else None,
                   txn.sent_as, risk, risk_counted)
         unwritten = self._unwritten.pop(txn.trace, None)
@@ -101,7 +102,7 @@ class TxnRecords:
             self.journal.execute(*self._prepared(txn, reversal, original_trace, reversed_amount))
             return
         opened, opened_on = unwritten
-        self.journal.execute(_INSERT_PREPARED, (*opened, opened_on, State.PENDING, txn.issuer, txn.sent_as, reversal,
+        self.journal.execute(_INSERT_PREPARED, (*opened, opened_on, _PENDING, txn.issuer, txn.sent_as, reversal,
                                                 original_trace, reversed_amount or 0, time.time()))
 
     @staticmethod
@@ -183,7 +184,7 @@ class TxnRecords:
 
     def reversed(self, txn: Txn) -> None:
         self.journal.execute("UPDATE transactions SET state = ?, reversed_amount = ? WHERE trace = ?",
-                             (txn.state, txn.reversed_amount, txn.trace))
+                             (txn.state.value, txn.reversed_amount, txn.trace))
 
     def late_response(self, trace: int, rc: str | None) -> None:
         self.journal.execute("UPDATE transactions SET late_rc = ? WHERE trace = ?", (rc, trace))
@@ -242,6 +243,16 @@ _CLOSE = ("UPDATE transactions SET completed_at = ?, latency_ms = ?, issuer = ?,
           " state = ?, reason = ?, original_trace = ?, response = ?, sent_as = ?, reversal = NULL,"
           " risk = ?, risk_counted = ?{date} WHERE trace = ?")
 _CLOSE_SAME_DAY, _CLOSE_NEXT_DAY = _CLOSE.format(date=""), _CLOSE.format(date=", business_date = ?")
+
+
+# Response codes and states are str enums, which SQLite's module adapts as objects of a type of
+# their own: two failed attribute look-ups (each an AttributeError formatted and dropped) per
+# value, about 1.5 µs on this VM. The rows get their plain text.
+_PENDING = State.PENDING.value
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _masked(value: str | None) -> str | None:
