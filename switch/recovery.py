@@ -35,7 +35,7 @@ from switch.core.codes import RC
 from switch.core.states import NOT_TO_REVERSE, State
 from switch.journal import Connection, Row
 from switch.records import stored_response
-from switch.saf import ANSWER_ADVICES
+from switch.saf import ANSWER_ADVICES, OPEN_STATUSES
 from switch.wire.message import response_mti
 
 STAN_MARGIN = 1000
@@ -58,11 +58,11 @@ def recover(connection: Connection, me: int, dead: list[int] | None, business_da
     counts = {"reversed": 0, "completed": 0, "never_sent": 0}
     where, params = "state = 'pending'", tuple(dead or ())
     if dead is not None:
-        where += f" AND instance IN ({','.join('?' * len(dead))})"
+        where += f" AND instance IN ({_marks(dead)})"
     rows = connection.execute(
         "SELECT trace, mti, issuer, reversal, original_trace, reversed_amount, created_at FROM transactions"
         f" WHERE {where} ORDER BY trace", params).fetchall()
-    withdrawn = _withdraw_unanswered_advices(connection, [row["trace"] for row in rows], dead)
+    withdrawn = _withdraw_unanswered_advices(connection, dead)
     for row in rows:
         if row["reversal"] is not None and row["mti"] in ("0400", "0420") and row["original_trace"] is not None:
             _complete_reversal(connection, row, now, me, business_date)
@@ -83,23 +83,23 @@ def recover(connection: Connection, me: int, dead: list[int] | None, business_da
     return recovered
 
 
-def _withdraw_unanswered_advices(connection: Connection, pending: list[int], dead: list[int] | None) -> int:
-    """Withdraw the undelivered advices of the `pending` requests, and of the requests of the
-    `dead` instances (None: any) that have no row at all; returns how many."""
-    owners, params = "", tuple(dead or ())
+def _withdraw_unanswered_advices(connection: Connection, dead: list[int] | None) -> int:
+    """Withdraw the undelivered advices of the `dead` instances (None: of any) whose request got
+    no answer: its row still pending (run before the rows are settled) or never written. Returns
+    how many."""
+    undelivered = (*OPEN_STATUSES, "parked")
+    sql = (f"UPDATE saf SET status = 'withdrawn', updated_at = ? WHERE kind IN ({_marks(ANSWER_ADVICES)})"
+           f" AND status IN ({_marks(undelivered)}) AND NOT EXISTS (SELECT 1 FROM transactions t"
+           " WHERE t.trace = saf.trace AND t.state != 'pending')")
+    params: list[object] = [time.time(), *ANSWER_ADVICES, *undelivered]
     if dead is not None:
-        owners = f" AND owner IN ({','.join('?' * len(dead))})"
-    unanswered = "NOT EXISTS (SELECT 1 FROM transactions t WHERE t.trace = saf.trace)"
-    if pending:
-        unanswered = f"({unanswered} OR trace IN ({','.join('?' * len(pending))}))"
-    return len(connection.execute(
-        f"UPDATE saf SET status = 'withdrawn', updated_at = ? WHERE kind IN {_ADVICE_KINDS}"
-        f" AND status IN {_UNDELIVERED}{owners} AND {unanswered} RETURNING id",
-        (time.time(), *params, *pending)).fetchall())
+        sql += f" AND owner IN ({_marks(dead)})"
+        params += dead
+    return len(connection.execute(sql + " RETURNING id", params).fetchall())
 
 
-_ADVICE_KINDS = "(" + ", ".join(f"'{kind}'" for kind in ANSWER_ADVICES) + ")"
-_UNDELIVERED = "('queued', 'retrying', 'parked')"
+def _marks(values: tuple | list) -> str:
+    return ",".join("?" * len(values))
 
 
 def _complete_reversal(connection: Connection, row: Row, now: float, me: int, business_date: str) -> None:

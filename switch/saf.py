@@ -17,7 +17,6 @@ recovery withdraws the advices of requests left unanswered (switch.recovery).
 from __future__ import annotations
 
 import time
-from typing import cast
 
 import attrs
 import trio
@@ -114,11 +113,12 @@ class StoreAndForward:
                 (issuer, trace, kind, message.mti, sealed, now, now, now, self.owner)).fetchone()[0]
 
         item = SafItem(id=await self.journal.commit(insert), issuer=issuer, trace=trace, kind=kind,
-                       message=message, held=kind in ANSWER_ADVICES and trace is not None)
+                       message=message)
         self._known.add(item.id)
         self._items[issuer].append(item)
-        if item.held:
-            self._held.setdefault(cast(int, trace), []).append(item)
+        if kind in ANSWER_ADVICES and trace is not None:
+            item.held = True
+            self._held.setdefault(trace, []).append(item)
         else:
             self._wake[issuer].set()
         logs.event("saf_queued", issuer=issuer, saf_id=item.id, kind=kind, mti=message.mti, trace=trace)
