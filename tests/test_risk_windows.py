@@ -9,7 +9,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switch.core.risk.windows import TOTALS, Cooldowns, DistinctWindow, LastSeen, SlidingTotals, TokenBuckets
+from switch.core.risk.windows import Cooldowns, DistinctWindow, LastSeen, SlidingTotals, TokenBuckets
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
 STEPS = st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0, 3.0, 10.0])  # time between operations; 0 often
@@ -47,8 +47,11 @@ def test_sliding_totals_forget_keys_once_their_window_has_passed(span: float, ad
         now += step
         window.add(key, now, 1)
         newest[key] = now
+        assert len(window) >= sum(at > now - span for at in newest.values())  # until forget
+        window.forget(now)
         assert len(window) == sum(at > now - span for at in newest.values())
     window.add(last, now + span, 1)  # the only event within the window
+    window.forget(now + span)
     assert len(window) == 1
 
 
@@ -140,8 +143,10 @@ def test_a_count_replayed_at_its_own_time_leaves_the_window_on_time():
     window: SlidingTotals[str] = SlidingTotals(60.0)
     window.add("card A", 100.0, 500)
     window.add("card B", 45.0, 500)  # happened at 45, learned at 100
-    assert window.add("card B", 106.0, 500)[TOTALS] == [1, 500]  # the replayed one left at 105
-    assert window.add("card A", 120.0, 100)[TOTALS] == [2, 600]
+    window.add("card B", 106.0, 500)
+    assert window.totals("card B", 106.0) == (1, 500)  # the replayed one left at 105
+    window.add("card A", 120.0, 100)
+    assert window.totals("card A", 120.0) == (2, 600)
 
 
 @settings(max_examples=300)

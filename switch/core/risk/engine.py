@@ -131,7 +131,10 @@ class VelocityJudge:
     def lines(self, code: Code, me: str) -> list[str]:
         # Counted first (one look-up of the key), taken back when this rule declines it: with
         # this request counted, a total beyond its limit makes this request the one too many.
-        # Otherwise the count is reserved until `settle`.
+        # Otherwise the count is reserved until `settle`. The totals `add` gives may still hold
+        # events that have left the window (SlidingTotals.add), never fewer than are in it: a
+        # request within the limit by them is within it, and one beyond it is judged again on
+        # the exact totals, after what has passed is dropped.
         key = self.key
         beyond = [f"counted[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
         beyond += [f"counted[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
@@ -139,7 +142,9 @@ class VelocityJudge:
                 f"    event = {code.constant('add', self.totals.add)}({key}, now, amount)",
                 f"    counted = event[{TOTALS}]  # the key's [count, amount], this request in them",
                 f"    if {' or '.join(beyond)}:",
-                f"        hit = {me}.beyond(event)",
+                f"        {code.constant('forget', self.totals.forget)}(now)",
+                f"        if {' or '.join(beyond)}:",
+                f"            hit = {me}.beyond(event)",
                 "    found.reserved.append(event)"]
 
     def beyond(self, event: Event) -> Hit:

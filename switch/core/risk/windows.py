@@ -3,9 +3,10 @@
 Every structure is keyed (a card's PAN hash, a terminal, a merchant, a connection) and keeps a
 key only while it has something to say: events older than the window are dropped as time
 passes, and keys with nothing left are dropped, oldest first, when `forget(now)` is called (the
-engine sweeps every structure every 10 s) and, for the windows and cool-downs, whenever one is
-touched. A token bucket that is full again, or a last-seen note past its span, answers as an
-absent key, so those wait for the sweep. Memory is bounded by the traffic within the windows
+engine sweeps every structure every 10 s) and, for the distinct windows and cool-downs, whenever
+one is touched; sliding totals drop them when a key's totals reach its rule's limit. A token
+bucket that is full again, or a last-seen note past its span, answers as an absent key, so
+those wait for the sweep. Memory is bounded by the traffic within the windows
 (and the sweep's interval), never by the number of cards ever seen. Time is the caller's
 (seconds on one monotonic clock).
 """
@@ -37,9 +38,10 @@ class SlidingTotals(Generic[K]):
     Every key's events sit in one queue, oldest first: one span for all of them, so expiring
     walks only the front of that queue. Events come in time order but for one case: the counts
     another instance shares are replayed at the times they happened, behind newer ones, and go
-    to their place in the queue (a rare insertion, so that they leave the window on time). A key is a plain [count, amount] pair, dropped when its last event leaves: no
-    queue per key, no order of keys to keep (a key per request is what this structure mostly
-    sees: a card twice an hour against windows of minutes)."""
+    to their place in the queue (a rare insertion, so that they leave the window on time). A
+    key is a plain [count, amount] pair, dropped when its last event leaves: no queue per key,
+    no order of keys to keep (a key per request is what this structure mostly sees: a card
+    twice an hour against windows of minutes)."""
 
     def __init__(self, span: float, name: str = "") -> None:
         self.span = span
@@ -56,9 +58,11 @@ class SlidingTotals(Generic[K]):
         return (totals[0], totals[1]) if totals is not None else (0, 0)
 
     def add(self, key: K, now: float, amount: int) -> Event:
+        """Count an event. Its totals (`event[TOTALS]`) may still hold events of the key that
+        have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
+        caller whose limit the totals pass calls it and looks again. Most requests are within
+        their limits, and dropping in the sweep's batches costs a fraction of a look per add."""
         events = self._events
-        if events and events[0][_AT] <= now - self.span:  # forget(now), without the call
-            self._expire(now - self.span)
         totals = self._keys.get(key)
         if totals is None:
             totals = self._keys[key] = [1, amount]
@@ -73,7 +77,7 @@ class SlidingTotals(Generic[K]):
         return event
 
     def forget(self, now: float) -> None:
-        """Drop what has left the window, also when no key is added (the engine's sweep)."""
+        """Drop what has left the window: for exact totals, and in the engine's sweep."""
         events = self._events
         if events and events[0][_AT] <= now - self.span:
             self._expire(now - self.span)
