@@ -1,0 +1,63 @@
+"""The hot modules' two forms (switch/compiled.py): compiled by Cython at install where a C
+compiler is at hand, Python otherwise or when asked. The rest of the suite runs whichever form
+the install built; here the same codec, framing and masking tests run again in the Python form,
+and the choice between the forms is checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from switch import compiled
+
+ROOT = Path(__file__).resolve().parent.parent
+# The tests of what the compiled modules do (the codec against pyiso8583, framing, masking).
+FORM_TESTS = ["tests/test_fastcodec.py", "tests/test_framing.py", "tests/test_masking.py", "tests/test_field48.py",
+              "tests/test_dialects.py", "tests/test_every_dialect.py"]
+
+
+def _forms(env: dict[str, str]) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", "from switch import compiled; print(*compiled.running().values())"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_an_install_with_a_compiler_runs_every_listed_module_compiled():
+    """CI installs with gcc: a build that quietly fell back to Python would measure and test
+    the wrong thing."""
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        assert all(compiled.compiled_of(module) is None for module in compiled.MODULES)
+        return
+    assert compiled.running() == {module: "compiled" for module in compiled.MODULES}
+
+
+def test_the_python_form_is_taken_when_asked():
+    env = {**os.environ, compiled.PURE_PYTHON: "1"}
+    assert _forms(env) == {"python"}
+
+
+def test_a_build_older_than_its_source_is_not_run(tmp_path):
+    """An edit after the install runs as written, never the stale compiled form."""
+    source = tmp_path / "switch" / "wire" / "luhn.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("")
+    assert not compiled.usable("switch.wire.luhn", tmp_path)  # none built
+    built = source.with_name("luhn" + compiled.importlib.machinery.EXTENSION_SUFFIXES[0])
+    built.write_bytes(b"")
+    os.utime(source, (1_000_000, 1_000_000))
+    os.utime(built, (2_000_000, 2_000_000))
+    assert compiled.usable("switch.wire.luhn", tmp_path)
+    os.utime(source, (3_000_000, 3_000_000))  # edited since
+    assert not compiled.usable("switch.wire.luhn", tmp_path)
+
+
+def test_the_python_form_passes_the_same_tests():
+    env = {**os.environ, compiled.PURE_PYTHON: "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *FORM_TESTS],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout
