@@ -43,7 +43,10 @@ def compiled_modules() -> list:
         return []
     modules = runpy.run_path(os.path.join("switch", "compiled.py"))["MODULES"]
     sources = [module.replace(".", "/") + ".py" for module in modules]
-    return cythonize(sources, build_dir="build/cython", language_level=3, quiet=True)
+    # Annotations stay hints, as in Python: typed by them, Cython would refuse a str subclass
+    # (a response code, a StrEnum) where `str` is written, and the two forms would differ.
+    return cythonize(sources, build_dir="build/cython", language_level=3, quiet=True,
+                     compiler_directives={"annotation_typing": False})
 
 
 setup(ext_modules=compiled_modules(), cmdclass={"build_ext": OptionalBuildExt})
