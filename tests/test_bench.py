@@ -25,7 +25,7 @@ from tools.load.processes import free_port, generate, toml_text, wait_for_events
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_KEYS = {"tps_max", "latency_ms", "switch_cpu_us_per_txn", "codec_us_per_txn", "ratio", "floor_us_per_txn",
-              "ratio_to_floor", "mac_us_per_txn", "lost", "tls", "scaling"}
+              "ratio_to_floor", "mac_us_per_txn", "lost", "tls", "compiled_modules", "scaling"}
 SCALING_KEYS = {"store", "workers", "tps_max", "switch_cpu_us_per_txn", "p99_ms", "db_cpu_us_per_txn"}
 
 

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import attrs
 import trio
 
-from switch import logs
+from switch import compiled, logs
 from switch.stores import JOURNAL_ENV
 from switch.tls import TlsConfig, TlsEndpoint
 from tools.load import codec, maccost, pgserver, processes
@@ -215,6 +215,9 @@ class Bench:
             "mac_us_per_txn": round(mac_us, 1),
             "lost": self.lost,
             "tls": self.options.tls,
+            # the hot modules the switch ran compiled (switch/compiled.py): its processes decide
+            # by the same files and environment as this one
+            "compiled_modules": sum(form == "compiled" for form in compiled.running().values()),
             "scaling": scaling,
         }
 
@@ -280,7 +283,8 @@ def table(figures: dict) -> str:
               f"{'floor_us_per_txn':<28}{_figure(figures['floor_us_per_txn'], '.1f'):>12}",
               f"{'ratio_to_floor':<28}{_figure(figures['ratio_to_floor'], '.2f'):>12}",
               f"{'mac_us_per_txn':<28}{figures['mac_us_per_txn']:>12.1f}",
-              f"{'lost':<28}{figures['lost']:>12d}"]
+              f"{'lost':<28}{figures['lost']:>12d}",
+              f"{'compiled modules':<28}{figures['compiled_modules']:>6d} of {len(compiled.MODULES)}"]
     rows = figures.get("scaling", [])
     if rows:
         lines.append("")
