@@ -57,7 +57,7 @@ def test_a_build_older_than_its_source_is_not_run(tmp_path):
 
 def test_the_python_form_passes_the_same_tests():
     env = {**os.environ, compiled.PURE_PYTHON: "1"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *FORM_TESTS],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *FORM_TESTS],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout
