@@ -103,7 +103,14 @@ async def test_back_to_back_runs_on_the_same_terminals_are_not_duplicates(demo):
                                 duration=None, count=40, first_stan=first_stan)
         return LoadRun(settings, Mix(parse_weights("purchase=1"), cards_by_kind())).run()
 
-    restarted = [report.summary(await run(1)) for _ in range(2)]
+    # A retransmission is the same terminal, STAN and transmission time (field 7, in seconds):
+    # two runs restarting at STAN 1 collide only where they share a second, which a busy host
+    # can deny a pair of them. A few tries, stopping at the first collision.
+    restarted = []
+    for _ in range(6):
+        restarted.append(report.summary(await run(1)))
+        if report.problems(restarted[-1]):
+            break
     assert any(report.problems(figures) for figures in restarted), restarted
     for _ in range(2):
         figures = report.summary(await run(None))
