@@ -72,7 +72,10 @@ async def test_issuer_timeout_gives_91(demo, virtual_clock):
         started = trio.current_time()
         response = await terminal.purchase(pan="6011000000000020", amount=100, expiry=EXPIRY)
     assert response["39"] == "91"
-    assert 1.4 <= trio.current_time() - started < 3  # bank_c's configured timeout is 1.5 s
+    # bank_c's configured timeout is 1.5 s, the default 5 s; the clock runs 20 times the wall
+    # clock's speed, so a loaded host's 100 ms of real work (a PostgreSQL journal's commits)
+    # read as 2 s: the upper bound only tells the configured timeout from the default
+    assert 1.4 <= trio.current_time() - started < 4.5
 
 
 async def test_slow_issuer_does_not_hold_up_other_requests_on_the_connection(demo):
