@@ -36,6 +36,9 @@ MODULES = (
     "switch.wire.message",
 )
 PURE_PYTHON = "CARDSWITCH_PURE_PYTHON"  # set to 1: every module above runs as Python
+# A wheel's installer writes a module's source and its build in any order within the same
+# moment; an edit comes later than that.
+SAME_INSTALL = 5.0  # seconds
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,7 +61,7 @@ def usable(module: str, root: Path = ROOT) -> bool:
     if os.environ.get(PURE_PYTHON) == "1":
         return False
     built = compiled_of(module, root)
-    return built is not None and built.stat().st_mtime >= source_of(module, root).stat().st_mtime
+    return built is not None and built.stat().st_mtime + SAME_INSTALL >= source_of(module, root).stat().st_mtime
 
 
 class _SourceWhenNotUsable(importlib.abc.MetaPathFinder):
