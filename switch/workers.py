@@ -65,15 +65,18 @@ def supervise(config: SwitchConfig, count: int, log_file: str | None) -> int:
             children.append(subprocess.Popen(command + ["--worker-index", str(index)], start_new_session=True,
                                          env=environment))
         failed = 0
-        while any(child.poll() is None for child in children):
-            for index, child in enumerate(children):
-                code = child.returncode
+        while True:
+            # Every child's code is read after it ends, the last ones too: workers that all fail
+            # at once (a journal out of reach) end within one look of each other.
+            codes = [child.poll() for child in children]
+            for index, code in enumerate(codes):
                 if code not in (None, 0) and not failed and not stopping:
                     failed = code if code > 0 else 128 - code  # killed by a signal: 128 + its number
                     logs.warning("worker_exited", worker=index, code=code)
                     forward(signal.SIGTERM, None)
+            if None not in codes:
+                return failed
             time.sleep(0.1)
-        return failed
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

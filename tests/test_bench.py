@@ -168,6 +168,19 @@ def test_workers_need_fixed_ports(tmp_path):
     assert done.returncode == 2 and "fixed ports" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_workers_that_all_fail_at_start_fail_the_switch(tmp_path):
+    """Both workers end with 2 (their journal out of reach) within one look of the supervisor:
+    it exited 0, as if stopped cleanly, about one run in three."""
+    config = tmp_path / "switch.toml"
+    config.write_text(toml_text({"switch": {"data_dir": str(tmp_path / "data")},
+                                 "listeners": [{"name": "terminals", "port": free_port()}],
+                                 "issuers": [{"name": "bank", "port": 9}], "routes": [{"prefix": "4", "issuer": "bank"}]}))
+    for _ in range(3):
+        done = cardswitch("serve", "--config", str(config), "--workers", "2", "--journal", "postgresql://127.0.0.1:9/x",
+                          timeout=60)
+        assert done.returncode == 2 and "a reachable PostgreSQL database" in done.stderr, done.stderr
+
+
 def test_quick_help_promises_what_the_phases_add_up_to():
     """`--quick` said "about a minute"; it runs in about 25 s (measured: 24 s on a loaded 2-core
     VM): a 3 s warm-up, a closed loop and one open loop per --loads rate, 5 s each, plus
