@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from processes import card, one_issuer_network, serve_args
-from tools.load.processes import free_port, wait_for_port
+from tools.load.processes import free_port, free_ports, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "switch.cli"]
@@ -34,7 +34,7 @@ def read_until(stream, prefix: str, seen: list[str], timeout: float = 30) -> str
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_demo_serve_console(tmp_path, keep):
-    port = free_port()
+    port = free_ports(2)  # the demo listens on PORT and PORT+1
     options = ["--data-dir", str(tmp_path / "data")] if keep else []
     demo = subprocess.Popen([*COMMAND, "demo", "--serve", "--port", str(port), *options], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)

@@ -15,7 +15,7 @@ from switch.errors import ConfigError
 from switch.core.messages import replacement_amount
 from switch.wire.dialect import DIALECTS_DIR, MessageDecodeError, load_dialect
 from switch.wire.message import Message
-from tools.load.processes import free_port, wait_for_port
+from tools.load.processes import free_ports, wait_for_port
 
 # Every ISO 8583:1987 dialect shipped (a 1993 one maps fields on the way: tests/test_iso93.py).
 DIALECTS = tuple(sorted(path.stem for path in DIALECTS_DIR.glob("*.toml") if load_dialect(path.stem).iso == 1987))
@@ -85,7 +85,7 @@ async def test_a_terminal_speaking_bcd_or_ebcdic_is_served(nursery, tmp_path, di
 
 
 def test_the_demo_serves_terminals_in_a_dialect_of_their_choice(tmp_path):
-    port = free_port()
+    port = free_ports(2)  # the demo listens on PORT and PORT+1
     with demo_serving("--dialect", "iso87-bcd-tpdu", "--port", str(port), "--data-dir", str(tmp_path / "data")) as demo:
         wait_for_port(port, demo.process, "the demo")
         bought = cardswitch("terminal", "purchase", "--target", f"127.0.0.1:{port}", "--dialect", "iso87-bcd-tpdu",

@@ -21,7 +21,7 @@ from switch.config import load_config
 from switch.errors import ConfigError
 from switch.service import Switch
 from switch.workers import worker_config
-from tools.load.processes import free_port, toml_text
+from tools.load.processes import free_port, free_ports, toml_text
 
 APPROVE = "4761730000000011"
 DECLINE = "4761730000000029"  # balance 0.10: insufficient funds
@@ -158,7 +158,7 @@ def test_bad_metrics_port_names_file_key_and_expectation(tmp_path, value, expect
 
 def test_demo_serve_with_metrics_port(tmp_path):
     """`cardswitch demo --serve --metrics-port PORT`: the demo network, scraped over HTTP."""
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_ports(2), free_port()  # the demo listens on PORT and PORT+1
     command = [sys.executable, "-m", "switch.cli"]
     demo = subprocess.Popen([*command, "demo", "--serve", "--port", str(port), "--metrics-port", str(metrics_port),
                              "--log-file", str(tmp_path / "log")], stdout=subprocess.PIPE,

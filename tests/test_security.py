@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from conftest import log_text, read_events
-from tools.load.processes import free_port
+from tools.load.processes import free_port, free_ports
 from emulators.bank import Bank
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_DIR, DEMO_KEYS, DEMO_LMK, terminal_pin_key
@@ -365,7 +365,7 @@ async def test_terminal_tpk_overrides_the_listener(nursery, tmp_path, pin_key):
 # -- the command line ------------------------------------------------------------------------
 
 def test_terminal_command_sends_pin_and_cvv2_to_the_demo():
-    port = free_port()
+    port = free_ports(2)  # the demo listens on PORT and PORT+1
     env = {k: v for k, v in os.environ.items() if k != "CARDSWITCH_LMK"}
     command = [sys.executable, "-m", "switch.cli"]
     demo = subprocess.Popen([*command, "demo", "--serve", "--port", str(port)], stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ import trio
 
 from conftest import write_config
 from processes import cardswitch, demo_serving
-from tools.load.processes import free_port, wait_for_events
+from tools.load.processes import free_port, free_ports, wait_for_events
 
 from emulators.issuer import load_issuer_file, serve_issuer
 from emulators.network import DEMO_LMK, start_network, terminal_pin_key
@@ -244,7 +244,7 @@ def test_the_scripted_demo_runs_on_postgresql(postgres_url):
 
 
 def test_the_demo_serves_with_two_workers_on_one_journal(tmp_path, postgres_url):
-    port = free_port()
+    port = free_ports(2)  # the demo listens on PORT and PORT+1
     with demo_serving("--workers", "2", "--journal", postgres_url, "--port", str(port),
                       "--data-dir", str(tmp_path / "data")) as demo:
         wait_for_events(tmp_path / "data" / "switch.log", "listener_up", 4, demo.process)  # 2 listeners x 2 workers

@@ -21,7 +21,7 @@ from processes import APPROVE, EXPIRY, card, one_issuer_network
 from switch.hsm.client import HsmUnavailable, TcpHsm
 from switch.hsm.lmk import load_lmk
 from switch.tls import TlsConfig
-from tools.load.processes import free_port, wait_for_events, wait_for_port
+from tools.load.processes import free_port, free_ports, wait_for_events, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = [sys.executable, "-m", "switch.cli"]
@@ -44,7 +44,7 @@ def server_common_name(port: int, ca: Path) -> str:
 
 
 def test_demo_serve_tls_serves_known_terminals_over_tls_only(tmp_path):
-    port, data_dir = free_port(), tmp_path / "data"
+    port, data_dir = free_ports(2), tmp_path / "data"  # the demo listens on PORT and PORT+1
     demo = subprocess.Popen([*COMMAND, "demo", "--serve", "--tls", "--port", str(port), "--data-dir", str(data_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
     try:

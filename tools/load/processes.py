@@ -42,6 +42,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 now: `demo --serve --port P`
+    listens on P and the ports after it, and tests running side by side hold ports too."""
+    while True:
+        first = free_port()
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for offset, sock in enumerate(sockets):
+                sock.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue  # one after it is taken (or past the last port): another start
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
