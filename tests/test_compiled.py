@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from switch import compiled
@@ -27,9 +28,10 @@ def _forms(env: dict[str, str]) -> set[str]:
 
 
 def test_an_install_with_a_compiler_runs_every_listed_module_compiled():
-    """CI installs with gcc: a build that quietly fell back to Python would measure and test
-    the wrong thing."""
-    if not (shutil.which("cc") or shutil.which("gcc")):
+    """CI installs with gcc and the Python headers: a build that quietly fell back to Python
+    would measure and test the wrong thing."""
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not (shutil.which("cc") or shutil.which("gcc")) or not headers.exists():
         assert all(compiled.compiled_of(module) is None for module in compiled.MODULES)
         return
     assert compiled.running() == {module: "compiled" for module in compiled.MODULES}
