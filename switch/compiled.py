@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-# Hot modules that compile unchanged (docs/performance.md, "Compiled modules"): the wire codec
+# Hot modules that compile unchanged (docs/performance.md, "compiled modules"): the wire codec
 # and what every message passes through.
 MODULES = (
     "switch.wire.dialect",
@@ -61,7 +61,13 @@ def usable(module: str, root: Path = ROOT) -> bool:
     if os.environ.get(PURE_PYTHON) == "1":
         return False
     built = compiled_of(module, root)
-    return built is not None and built.stat().st_mtime + SAME_INSTALL >= source_of(module, root).stat().st_mtime
+    if built is None:
+        return False
+    try:
+        edited = source_of(module, root).stat().st_mtime
+    except FileNotFoundError:  # an install that shipped the compiled form alone
+        return True
+    return built.stat().st_mtime + SAME_INSTALL >= edited
 
 
 class _SourceWhenNotUsable(importlib.abc.MetaPathFinder):
