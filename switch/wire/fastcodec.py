@@ -145,7 +145,9 @@ class CompiledSpec:
                 return None
             bitmap |= secondary
             pos += width
-        text = s.decode("latin-1")  # one decode; ASCII fields are slices of it, checked below
+        # One decode; ASCII fields are slices of it, checked below. str(...) rather than
+        # s.decode(...): the compiled form then knows `text` is a str and slices it directly.
+        text = str(s, "latin-1")
         fields: dict[str, str] = {}
         reading = self._reading
         end_of_message = len(s)
