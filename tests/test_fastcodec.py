@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switch.wire.dialect import DIALECTS_DIR, load_dialect
+from switch.wire.fastcodec import LAYOUTS_KEPT, compile_spec
 
 DIALECTS = sorted(path.stem for path in DIALECTS_DIR.glob("*.toml"))
 
@@ -93,3 +94,26 @@ def test_decoding_noise_agrees_with_pyiso8583(name, noise):
     fast = dialect.fast.decode(noise)
     if fast is not None:
         assert fast == reference_decode(dialect.spec, noise)
+
+
+def test_layouts_are_kept_for_a_bounded_number_of_field_sets():
+    """The encoder keeps each field set's bitmap and wire order (its keys as the message holds
+    them) for the first LAYOUTS_KEPT sets only: a terminal choosing every combination of fields
+    cannot grow it. Every message is still encoded as pyiso8583 encodes it, kept or not, and a
+    kept layout serves new values."""
+    dialect = load_dialect("iso87-ascii")
+    codec = compile_spec(dialect.spec)
+    assert codec is not None
+    optional = ["3", "4", "7", "12", "13", "18", "22", "25", "32", "37", "41", "42", "49"]
+    sets = [[key for bit, key in enumerate(optional) if mask >> bit & 1] for mask in range(LAYOUTS_KEPT + 40)]
+    for round_ in range(2):
+        for keys in sets:
+            fields = {"11": f"{round_:06d}", **{key: field_text(dialect.spec[key], round_) for key in keys}}
+            assert codec.encode("0200", fields) == reference_encode(dialect.spec, "0200", fields)
+    assert len(codec._layouts) == LAYOUTS_KEPT
+
+
+def field_text(field: dict, seed: int) -> str:
+    """A value that fits `field` (ASCII digits: every bundled ASCII spec takes them)."""
+    size = field["max_len"] if field["len_type"] == 0 else min(field["max_len"], 3 + seed)
+    return str(seed) * size

@@ -31,6 +31,7 @@ CODEPAGES = ("cp037", "cp500")
 # How a length prefix is written: ASCII digits, a big-endian binary number, BCD digits.
 LENGTH_KINDS = {"ascii": 0, "b": 1, "bcd": 2}
 ASCII_LENGTH, BINARY_LENGTH, BCD_LENGTH = range(3)
+LAYOUTS_KEPT = 256  # field sets whose encoding layout a codec keeps (CompiledSpec._layout)
 
 
 def _fixed_ascii(field: dict[str, Any] | None) -> bool:
@@ -98,6 +99,8 @@ class CompiledSpec:
         self._reading = [[self._read_plans(plans, fields) for fields in by_value] for by_value in _FIELDS_IN_BYTE]
         # Per key: its bitmap bit and its plan.
         self._writing = {plan[0]: (1 << (128 - number), plan) for number, plan in plans.items()}
+        # Per field set (its keys in the order the message holds them): what `_layout` found.
+        self._layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple]] = {}
 
     @staticmethod
     def _read_plans(plans: dict[int, tuple[str, int, int, int, int, Any]], fields: tuple[int, ...]) -> tuple | None:
@@ -218,18 +221,19 @@ class CompiledSpec:
             return None
         return data.decode("latin-1") if len(data) == self.mti_len else None
 
-    def encode(self, mti: str, fields: dict[str, str]) -> bytes | None:
-        """The bytes pyiso8583 would produce, or None to let pyiso8583 decide. Built as one
-        latin-1 string (ASCII fields as they are, the others converted to their bytes) and
-        encoded once."""
-        mti_text = self._mti_text(mti)
-        if mti_text is None:
-            return None
+    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple] | None:
+        """For a message with these field keys: its bitmap text(s), and the fields' plans in
+        wire order; None when a key has no plan or needs a secondary bitmap the spec lacks.
+        Kept for the first LAYOUTS_KEPT field sets: the switch's own messages come in a handful
+        of shapes, and a terminal that sends every combination of fields must not grow it."""
+        layout = self._layouts.get(keys)
+        if layout is not None:
+            return layout
         writing = self._writing
         bitmap = 0
-        for key, value in fields.items():
+        for key in keys:
             entry = writing.get(key)
-            if entry is None or type(value) is not str:
+            if entry is None:
                 return None
             bitmap |= entry[0]
         has_secondary = bitmap & 0xFFFF_FFFF_FFFF_FFFF != 0
@@ -237,46 +241,63 @@ class CompiledSpec:
             if not self.secondary:
                 return None
             bitmap |= _SECONDARY
-        out = [mti_text, self._bitmap_text(bitmap >> 64)]
+        bitmaps = [self._bitmap_text(bitmap >> 64)]
         if has_secondary:
-            out.append(self._bitmap_text(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
+            bitmaps.append(self._bitmap_text(bitmap & 0xFFFF_FFFF_FFFF_FFFF))
         # The bitmap's set bits, byte by byte, give the fields in wire order: no sort.
-        for index, byte in enumerate(bitmap.to_bytes(16, "big")):
-            if not byte:
-                continue
-            for key in _KEYS_IN_BYTE[index][byte]:
-                _, len_type, longest, kind, len_kind, extra = writing[key][1]
-                value = fields[key]
-                size = len(value)
-                if kind == ASCII:
-                    if not value.isascii():
-                        return None
-                else:
-                    try:
-                        if kind == CODEPAGE:
-                            value = value.encode(extra).decode("latin-1")
-                            size = len(value)
-                        else:
-                            if kind == BCD and size & 1:
-                                left, right = extra
-                                value = left + value if left else value + right if right else value
-                            value = binascii.a2b_hex(value).decode("latin-1")
-                            if kind == HEX:
-                                size = len(value)
-                    except (binascii.Error, ValueError):
-                        return None
-                if len_type:
-                    if size > longest:
-                        return None
-                    if len_kind == ASCII_LENGTH:
-                        out.append("%0*d" % (len_type, size))
-                    elif len_kind == BINARY_LENGTH:
-                        out.append(size.to_bytes(len_type, "big").decode("latin-1"))
-                    else:
-                        out.append(binascii.a2b_hex("%0*d" % (len_type * 2, size)).decode("latin-1"))
-                elif size != longest:
+        plans = tuple(writing[key][1] for index, byte in enumerate(bitmap.to_bytes(16, "big")) if byte
+                      for key in _KEYS_IN_BYTE[index][byte])
+        layout = (tuple(bitmaps), plans)
+        if len(self._layouts) < LAYOUTS_KEPT:
+            self._layouts[keys] = layout
+        return layout
+
+    def encode(self, mti: str, fields: dict[str, str]) -> bytes | None:
+        """The bytes pyiso8583 would produce, or None to let pyiso8583 decide. Built as one
+        latin-1 string (ASCII fields as they are, the others converted to their bytes) and
+        encoded once."""
+        mti_text = self._mti_text(mti)
+        if mti_text is None:
+            return None
+        layout = self._layout(tuple(fields))
+        if layout is None:
+            return None
+        bitmaps, plans = layout
+        out = [mti_text, *bitmaps]
+        for key, len_type, longest, kind, len_kind, extra in plans:
+            value = fields[key]
+            if type(value) is not str:
+                return None
+            size = len(value)
+            if kind == ASCII:
+                if not value.isascii():
                     return None
-                out.append(value)
+            else:
+                try:
+                    if kind == CODEPAGE:
+                        value = value.encode(extra).decode("latin-1")
+                        size = len(value)
+                    else:
+                        if kind == BCD and size & 1:
+                            left, right = extra
+                            value = left + value if left else value + right if right else value
+                        value = binascii.a2b_hex(value).decode("latin-1")
+                        if kind == HEX:
+                            size = len(value)
+                except (binascii.Error, ValueError):
+                    return None
+            if len_type:
+                if size > longest:
+                    return None
+                if len_kind == ASCII_LENGTH:
+                    out.append("%0*d" % (len_type, size))
+                elif len_kind == BINARY_LENGTH:
+                    out.append(size.to_bytes(len_type, "big").decode("latin-1"))
+                else:
+                    out.append(binascii.a2b_hex("%0*d" % (len_type * 2, size)).decode("latin-1"))
+            elif size != longest:
+                return None
+            out.append(value)
         return "".join(out).encode("latin-1")
 
 
