@@ -5,6 +5,7 @@ and the choice between the forms is checked."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ def test_a_build_older_than_its_source_is_not_run(tmp_path):
     source.parent.mkdir(parents=True)
     source.write_text("")
     assert not compiled.usable("switch.wire.luhn", tmp_path)  # none built
-    built = source.with_name("luhn" + compiled.importlib.machinery.EXTENSION_SUFFIXES[0])
+    built = source.with_name("luhn" + importlib.machinery.EXTENSION_SUFFIXES[0])
     built.write_bytes(b"")
     os.utime(source, (1_000_000, 1_000_000))
     os.utime(built, (2_000_000, 2_000_000))

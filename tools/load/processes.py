@@ -52,8 +52,8 @@ def free_ports(count: int) -> int:
             for offset, sock in enumerate(sockets):
                 sock.bind(("127.0.0.1", first + offset))
             return first
-        except OSError:
-            continue  # one after it is taken (or past the last port): another start
+        except (OSError, OverflowError):  # one after it is taken, or past port 65535
+            continue
         finally:
             for sock in sockets:
                 sock.close()
