@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from switch.core.codes import RC
 from switch.wire.dialect import DIALECTS_DIR, load_dialect
 from switch.wire.fastcodec import LAYOUTS_KEPT, compile_spec
 
@@ -111,6 +112,21 @@ def test_layouts_are_kept_for_a_bounded_number_of_field_sets():
             fields = {"11": f"{round_:06d}", **{key: field_text(dialect.spec[key], round_) for key in keys}}
             assert codec.encode("0200", fields) == reference_encode(dialect.spec, "0200", fields)
     assert len(codec._layouts) == LAYOUTS_KEPT
+
+
+def test_text_enums_are_encoded_by_the_fast_path():
+    """A response code is a str enum where the switch sets field 39 itself (declines, stand-in,
+    0430s): encoded as its text by the fast path, as pyiso8583 encodes it, not left to pyiso8583."""
+    fields = {"3": "000000", "11": "000123", "39": RC.DO_NOT_HONOUR, "41": "TERM0001"}
+    encoded = 0
+    for name in DIALECTS:
+        dialect = load_dialect(name)
+        as_text = dialect.fast.encode("0210", {**fields, "39": "05"})
+        if as_text is None:  # not a 1987 message shape (the 1993 dialects' field 39 has 3 digits)
+            continue
+        assert dialect.fast.encode("0210", fields) == as_text == reference_encode(dialect.spec, "0210", fields)
+        encoded += 1
+    assert encoded >= 5
 
 
 def field_text(field: dict, seed: int) -> str:

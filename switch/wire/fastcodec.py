@@ -266,7 +266,7 @@ class CompiledSpec:
         out = [mti_text, *bitmaps]
         for key, len_type, longest, kind, len_kind, extra in plans:
             value = fields[key]
-            if type(value) is not str:
+            if not isinstance(value, str):  # a str enum (a response code in field 39) is text
                 return None
             size = len(value)
             if kind == ASCII:
