@@ -14,8 +14,6 @@ import datetime
 import time
 from collections import OrderedDict
 from functools import partial
-from types import GeneratorType
-from typing import cast
 
 import trio
 
@@ -438,10 +436,11 @@ class Switch:
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
         for participant in pipeline_for(ctx.txn.mti):
             decided = participant(ctx)
-            if type(decided) is GeneratorType:  # a participant with effects to perform
-                verdict = await self._drive(cast(Step, decided), ctx, listener)
-            else:
-                verdict = cast("Answer | None", decided)
+            if decided is None:
+                continue
+            if isinstance(decided, Answer):
+                return decided
+            verdict = await self._drive(decided, ctx, listener)  # a participant with effects to perform
             if verdict is not None:
                 return verdict
         return None
