@@ -45,7 +45,20 @@ def configure(log_file: str | None = None) -> None:
 
 
 def event(name: str, **fields: object) -> None:
-    line = _ENCODER.encode({"ts": round(time.time(), 3), "event": name, **fields})
+    write_line(_ENCODER.encode({"ts": round(time.time(), 3), "event": name, **fields}))
+
+
+def json_text(value: str | None) -> str:
+    """`value` as a JSON string (null for None), as `event` writes it: for a line written as its
+    JSON text directly (the one every transaction writes, switch.service)."""
+    return "null" if value is None else _quoted(value)
+
+
+_quoted = json.encoder.encode_basestring_ascii
+
+
+def write_line(line: str) -> None:
+    """Write one event's JSON text (no newline), batched like every event."""
     with _lock:  # the journal's writer thread logs too
         if _held is None:
             _write(line + "\n")

@@ -24,7 +24,7 @@ from switch.admintoken import ensure_token
 from switch.capture.sink import Capture
 from switch.config import ListenerConfig, SwitchConfig, load_config
 from switch.core.business import BusinessDay
-from switch.core.codes import RC, meaning
+from switch.core.codes import RC
 from switch.core.context import (
     Answer, CheckCard, Claim, Context, JournalTotals, Effect, Enqueue, Exchange, FindByRrn, FindOriginal, JournalReversed,
     LinkFailure, Prepare, ReleaseStandIn, ReserveStandIn, Shed, VerifyMac, WaitFor, Warn,
@@ -52,13 +52,14 @@ from switch.pintries import pin_tries_for
 from switch.records import TxnRecords, txn_from_row
 from switch.recovery import last_stans
 from switch.stores import open_journal
+from switch.txnline import log_txn
 from switch.routing import RoutingTable
 from switch.saf import StoreAndForward
 from switch.security import CardSecurity, open_hsm
 from switch.settlement import movements, totals_of, write_settlement_files
 from switch.tls import TlsEndpoint, reload_endpoints
 from switch.vault import open_vault
-from switch.wire.masking import mask_pan, mask_pan_like
+from switch.wire.masking import mask_pan_like
 from switch.wire.message import Message
 
 AUTHORISATIONS = frozenset({"0100", "0200"})  # the message classes risk rules judge
@@ -475,7 +476,7 @@ class Switch:
                            self.business.iso, opened_on)
         txn.forwarded = None  # what advices needed was built while the request ran
         self._finish(txn)
-        _log_txn(listener, request, txn, ctx.pan, latency_ms, verdict.reason, risk)
+        log_txn(listener.name, request.mti, txn, ctx.pan, latency_ms, verdict.reason, risk)
         if self.metrics is not None:
             self.metrics.observe(txn, listener.name, latency_ms)
         return response
@@ -720,15 +721,3 @@ class Switch:
             await self.saf.enqueue(issuer, trace, "unknown_approval_reversal", advice)
         except Exception as exc:
             logs.warning("unknown_approval_reversal_not_queued", issuer=issuer, trace=trace, error=type(exc).__name__)
-
-
-def _log_txn(listener: ListenerConfig, request: Message, txn: Txn, pan: str | None, latency_ms: float,
-             reason: str | None, risk: str | None) -> None:
-    """The one log line of every transaction (the card masked), with the journal's reason: for a
-    request refused by the format checks (12, 30) it names the field and the check, never its
-    value. stan and tid come as the terminal sent them (a misaligned frame may put card data
-    there)."""
-    logs.event("txn", listener=listener.name, trace=txn.trace, mti=mask_pan_like(request.mti),
-               pan=mask_pan(pan) if pan else None, stan=mask_pan_like(txn.stan), tid=mask_pan_like(txn.tid),
-               issuer=txn.issuer, rc=txn.rc, meaning=meaning(txn.rc), state=txn.state, latency_ms=latency_ms,
-               issuer_ms=txn.issuer_ms, reason=reason, risk=risk)
