@@ -9,6 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from switch.wire.luhn import luhn_check_digit, luhn_valid
+from switch.wire import masking
 from switch.wire.masking import mask_pan_like, masked_value
 
 DIGITS = "0123456789"
@@ -58,6 +59,23 @@ def test_digit_runs_that_hold_no_pan_stay(run, around):
 def test_text_without_13_digits_in_a_row_stays(text):
     assume(re.search(r"[0-9]{13}", text) is None)
     assert mask_pan_like(text) is text or mask_pan_like(text) == text
+
+
+@given(st.text(DIGITS, min_size=13, max_size=19), pans())
+def test_what_is_remembered_as_unmasked_never_holds_a_pan(run, pan):
+    """Texts checked and found clean are remembered (a merchant id comes with every request);
+    one that held a PAN is never among them, and is masked again each time it comes."""
+    for text in (f"M{run}", f"M{pan}", f"M{run}", f"M{pan}"):
+        masked = mask_pan_like(text)
+        assert pan_like_runs(masked) == []
+    assert all(pan_like_runs(text) == [] for text in masking._UNMASKED)
+
+
+def test_the_remembered_texts_are_bounded():
+    for number in range(masking.UNMASKED_KEPT + 50):
+        text = f"M{number:014d}"
+        assert mask_pan_like(text) == mask_pan_like(text)
+        assert len(masking._UNMASKED) <= masking.UNMASKED_KEPT
 
 
 def test_the_first_six_and_last_four_stay():

@@ -40,20 +40,37 @@ def mask_pan_like(text: str) -> str:
     runs that hold no Luhn-valid window of 13 to 19 digits stay as they are. Cheap for the
     common case: a value shorter than 13 characters, or without 13 digits in a row, is
     returned as it is (a long all-digit value, such as field 90, may lose digits: better masked
-    than leaked).
+    than leaked). A text with long digit runs and nothing to mask is remembered (`_UNMASKED`):
+    a merchant id such as `M00000000000001` comes with every request of its merchant, and
+    checking its windows took 30,000 instructions, about 2 % of a transaction.
     """
-    if len(text) < PAN_SHORTEST or _DIGIT_RUN.search(text) is None:
+    if len(text) < PAN_SHORTEST or text in _UNMASKED or _DIGIT_RUN.search(text) is None:
         return text
     chars = list(text)
+    masked = False
     for run in _DIGIT_RUN.finditer(text):
-        _mask_run(chars, run.start(), run.group())
-    return "".join(chars)
+        masked = _mask_run(chars, run.start(), run.group()) or masked
+    if masked:
+        return "".join(chars)
+    if len(_UNMASKED) >= UNMASKED_KEPT:
+        _UNMASKED.clear()
+    _UNMASKED[text] = None
+    return text
 
 
-def _mask_run(chars: list[str], start: int, run: str) -> None:
-    """Mask, in `chars`, the middle of each Luhn-valid window of `run` (found at `start`)."""
-    for offset, length in valid_windows(run, PAN_SHORTEST, PAN_LONGEST):
+# Texts found with nothing to mask (never one that held a PAN-like run: those are not kept), up
+# to UNMASKED_KEPT; then forgotten all at once, so a client sending ever new ones cannot grow it.
+UNMASKED_KEPT = 4096
+_UNMASKED: dict[str, None] = {}
+
+
+def _mask_run(chars: list[str], start: int, run: str) -> bool:
+    """Mask, in `chars`, the middle of each Luhn-valid window of `run` (found at `start`); True
+    when there was one."""
+    windows = valid_windows(run, PAN_SHORTEST, PAN_LONGEST)
+    for offset, length in windows:
         chars[start + offset + 6:start + offset + length - 4] = "*" * (length - 10)
+    return bool(windows)
 
 
 def pan_from_track2(track2: str) -> str | None:
