@@ -8,7 +8,7 @@ import re
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from switch.wire.luhn import luhn_check_digit, luhn_valid
+from switch.wire.luhn import luhn_check_digit, luhn_valid, valid_windows
 from switch.wire import masking
 from switch.wire.masking import mask_pan_like, masked_value
 
@@ -76,6 +76,13 @@ def test_the_remembered_texts_are_bounded():
         text = f"M{number:014d}"
         assert mask_pan_like(text) == mask_pan_like(text)
         assert len(masking._UNMASKED) <= masking.UNMASKED_KEPT
+
+
+@given(st.text(DIGITS, max_size=45))
+def test_the_windows_found_are_exactly_the_luhn_valid_ones(run):
+    assert valid_windows(run, 13, 19) == [(offset, length) for length in range(13, min(19, len(run)) + 1)
+                                          for offset in range(len(run) - length + 1)
+                                          if luhn_valid(run[offset:offset + length])]
 
 
 def test_the_first_six_and_last_four_stay():
