@@ -27,7 +27,8 @@ TDES_LENGTHS = (16, 24)
 AES_LENGTHS = (16, 24, 32)
 
 
-@attrs.frozen(repr=False)
+# Hashed by the caches of decrypted keys on every PIN command: the hash is kept, not recomputed.
+@attrs.frozen(repr=False, cache_hash=True)
 class Key:
     """A clear key. Lives only in memory inside the HSM package."""
 

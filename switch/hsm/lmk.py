@@ -62,7 +62,8 @@ class KeyParityError(ValueError):
     """A TDES key decrypted from under the LMK fails the parity check: wrong type or corrupt."""
 
 
-@attrs.frozen(repr=False)
+# Hashed by the caches of decrypted keys on every PIN command: the hash is kept, not recomputed.
+@attrs.frozen(repr=False, cache_hash=True)
 class Lmk:
     """The local master key: a TDES key held in memory only. repr() shows its check value."""
 
