@@ -20,6 +20,10 @@ from typing import Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+# ONE_WALK: a plain dict whose oldest keys are dropped (token buckets, last-seen notes) finds
+# them in one walk from its front, then deletes them. A dict's iteration starts by stepping
+# over every slot that deleted keys left in front of its first live key, so reading the first
+# key afresh for each key dropped (a `for ... break` per key) walked those slots once per key.
 
 # One counted request: [at, amount, totals, key, window]. `totals` is its key's [count, amount]
 # while the event counts in them, None once it has expired or been retracted (declined): right
@@ -225,11 +229,12 @@ class TokenBuckets(Generic[K]):
         not: those behind it were used later, so each is dropped by the first sweep after it
         is full (burst / rate after its last take, at most)."""
         dues = self._due
-        while dues:
-            for key in dues:  # the least recently used, without an iterator object kept
+        full = []
+        for key, due in dues.items():  # one walk, then the deletions (ONE_WALK)
+            if due > now:
                 break
-            if dues[key] > now:
-                return
+            full.append(key)
+        for key in full:
             del dues[key]
 
 
@@ -251,10 +256,11 @@ class LastSeen(Generic[K]):
         last[key] = (value, now)
 
     def forget(self, now: float) -> None:
-        last = self.last
-        while last:
-            for key in last:  # the least recently noted, without an iterator object kept
+        last, span = self.last, self.span
+        passed = []
+        for key, (_, when) in last.items():  # one walk, then the deletions (ONE_WALK)
+            if now - when < span:
                 break
-            if now - last[key][1] < self.span:
-                return
+            passed.append(key)
+        for key in passed:
             del last[key]
