@@ -68,26 +68,29 @@ class Assessment:
     """What `assess()` found for one request, and what `settle()` must confirm or undo.
 
     A plain class with slots, not attrs: one is made per request, and attrs' generated
-    __init__ (a factory call per list) costs twice this one."""
+    __init__ (a factory call per list) costs twice this one. Flags, travel rules and notes
+    are tuples, the empty one (shared: nothing made) until one is added with `+=`, which most
+    requests never do. Reservations stay a list: a request mostly has several, and a tuple
+    grown by one per velocity rule cost more than the appends."""
 
     __slots__ = ("facts", "decline", "flags", "reserved", "travel", "noted")
 
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
         self.decline: Hit | None = None
-        self.flags: list[Hit] = []
+        self.flags: tuple[Hit, ...] = ()
         self.reserved: list[Event] = []  # velocity counts, kept on approval (windows.WINDOW: where)
-        self.travel: list[TravelJudge] = []  # travel rules in scope
-        self.noted: list[str] = []  # the travel and card-testing rules `settle` put it in
+        self.travel: tuple[TravelJudge, ...] = ()  # travel rules in scope
+        self.noted: tuple[str, ...] = ()  # the travel and card-testing rules `settle` put it in
 
     @property
     def counted(self) -> list[str]:
         """The rules whose memory this request is in (journaled, for `replay`)."""
-        return [event[WINDOW].name for event in self.reserved] + self.noted
+        return [*(event[WINDOW].name for event in self.reserved), *self.noted]
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
-        return ([self.decline] if self.decline else []) + self.flags
+        return [self.decline, *self.flags] if self.decline else list(self.flags)
 
 
 # What each `per` counts by: the Facts attribute, read as a local of the same name by the
@@ -236,7 +239,7 @@ class TravelJudge:
         # A card-present approval is noted at `settle` (found.travel); the country it was last
         # approved in is read here, inline (most cards have none within the interval).
         return [f"if channel == {PRESENT!r} and pan_hash is not None and country is not None:",
-                f"    found.travel.append({me})",
+                f"    found.travel += {code.constant('travel', (self,))}",  # () + it: it, nothing made
                 f"    seen = {code.constant('last', self.last.last)}.get(pan_hash)  # (country, when)",
                 f"    if seen is not None and seen[0] != country and now - seen[1] < {self.rule.min_interval!r}:",
                 f"        hit = {me}.moved(seen, country, now)"]
@@ -311,7 +314,7 @@ def _release(found: Assessment) -> None:
     for event in found.reserved:
         event[WINDOW].retract(event)
     found.reserved.clear()
-    found.noted.clear()
+    found.noted = ()
 
 
 def _moment(name: str, judges: Sequence[Judge | RateJudge], sweeper: Sweeper, start: str, flag: str,
@@ -371,7 +374,7 @@ class RiskEngine:
         self.throttle = _moment("throttle", rate, sweeper, "flags = []", "flags.append(hit)",
                                 "return hit, flags", "return None, flags")  # type: ignore[assignment]
         self.assess = _moment("assess", assessing, sweeper, "found = Assessment(facts)",
-                              "found.flags.append(hit)", "return declined(found, hit)",
+                              "found.flags += (hit,)", "return declined(found, hit)",
                               "return found")  # type: ignore[assignment]
 
     def source(self) -> str:
@@ -386,7 +389,7 @@ class RiskEngine:
                 facts = found.facts  # card present, with a PAN hash and a country (`assess` checked)
                 for judge in found.travel:
                     judge.last.note(facts.pan_hash, facts.country, now)  # type: ignore[arg-type]
-                    found.noted.append(judge.rule.name)
+                    found.noted += (judge.rule.name,)
             return []
         _release(found)
         if code not in self.testing_codes:
@@ -394,7 +397,7 @@ class RiskEngine:
         alerts = []
         for tester in self._testers_reached(found):
             if code in tester.rule.codes:
-                found.noted.append(tester.rule.name)
+                found.noted += (tester.rule.name,)
                 alert = tester.declined_for(found.facts, now)
                 if alert is not None:
                     alerts.append(alert)
