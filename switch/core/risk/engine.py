@@ -67,21 +67,21 @@ class Alert:
 class Assessment:
     """What `assess()` found for one request, and what `settle()` must confirm or undo.
 
-    A plain class with slots, not attrs: one is made per request, and attrs' generated
-    __init__ (a factory call per list) costs twice this one. Flags, travel rules and notes
-    are tuples, the empty one (shared: nothing made) until one is added with `+=`, which most
-    requests never do. Reservations stay a list: a request mostly has several, and a tuple
-    grown by one per velocity rule cost more than the appends."""
+    A plain class with slots and no __init__ (MAKE_ASSESSMENT makes one): one is made per
+    request, and a class call that runs an __init__ written in Python (attrs' or by hand) costs
+    half as much again as the object itself, in Python 3.11 a second run of the interpreter
+    loop. Flags, travel rules and notes are tuples, the empty one (shared: nothing made) until
+    one is added with `+=`, which most requests never do. Reservations stay a list: a request
+    mostly has several, and a tuple grown by one per velocity rule cost more than the appends."""
 
     __slots__ = ("facts", "decline", "flags", "reserved", "travel", "noted")
 
-    def __init__(self, facts: Facts) -> None:
-        self.facts = facts
-        self.decline: Hit | None = None
-        self.flags: tuple[Hit, ...] = ()
-        self.reserved: list[Event] = []  # velocity counts, kept on approval (windows.WINDOW: where)
-        self.travel: tuple[TravelJudge, ...] = ()  # travel rules in scope
-        self.noted: tuple[str, ...] = ()  # the travel and card-testing rules `settle` put it in
+    facts: Facts
+    decline: Hit | None
+    flags: tuple[Hit, ...]
+    reserved: list[Event]  # velocity counts, kept on approval (windows.WINDOW: where)
+    travel: tuple[TravelJudge, ...]  # travel rules in scope
+    noted: tuple[str, ...]  # the travel and card-testing rules `settle` put it in
 
     @property
     def counted(self) -> list[str]:
@@ -91,6 +91,22 @@ class Assessment:
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
         return [self.decline, *self.flags] if self.decline else list(self.flags)
+
+
+# An Assessment of `facts`, nothing found yet, as `found`: lines the generated `assess` starts
+# with, and the body of `new_assessment` for the rest.
+MAKE_ASSESSMENT = ("found = Assessment()", "found.facts = facts", "found.decline = None",
+                   "found.flags = found.travel = found.noted = ()", "found.reserved = []")
+
+
+def _assessment_maker() -> Callable[[Facts], Assessment]:
+    code = Code({"Assessment": Assessment})
+    code.add(*MAKE_ASSESSMENT, "return found")
+    maker: Callable[[Facts], Assessment] = code.function("new_assessment", "facts")
+    return maker
+
+
+new_assessment = _assessment_maker()
 
 
 # What each `per` counts by: the Facts attribute, read as a local of the same name by the
@@ -373,7 +389,7 @@ class RiskEngine:
         sweeper = Sweeper(self._memories)
         self.throttle = _moment("throttle", rate, sweeper, "flags = []", "flags.append(hit)",
                                 "return hit, flags", "return None, flags")  # type: ignore[assignment]
-        self.assess = _moment("assess", assessing, sweeper, "found = Assessment(facts)",
+        self.assess = _moment("assess", assessing, sweeper, "\n".join(MAKE_ASSESSMENT),
                               "found.flags += (hit,)", "return declined(found, hit)",
                               "return found")  # type: ignore[assignment]
 
@@ -415,7 +431,7 @@ class RiskEngine:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
         if code not in self.testing_codes:
             return [], []
-        found = Assessment(facts)
+        found = new_assessment(facts)
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 
