@@ -155,11 +155,10 @@ class VelocityJudge:
         # request within the limit by them is within it, and one beyond it is judged again on
         # the exact totals, after what has passed is dropped.
         key = self.key
-        beyond = [f"counted[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
-        beyond += [f"counted[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
+        beyond = [f"totals[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
+        beyond += [f"totals[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
         return [f"if {key} is not None:",
-                f"    event = {code.constant('add', self.totals.add)}({key}, now, amount)",
-                f"    counted = event[{TOTALS}]  # the key's [count, amount], this request in them",
+                *(f"    {line}" for line in self.totals.count_lines(code, key)),
                 f"    if {' or '.join(beyond)}:",
                 f"        {code.constant('forget', self.totals.forget)}(now)",
                 f"        if {' or '.join(beyond)}:",
