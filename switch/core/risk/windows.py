@@ -14,6 +14,7 @@ those wait for the sweep. Memory is bounded by the traffic within the windows
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter, OrderedDict, deque
 from operator import itemgetter
 from typing import Any, Callable, Generic, Hashable, TypeVar
@@ -55,6 +56,7 @@ class SlidingTotals(Generic[K]):
         # Never rebound: the engine's generated moments hold them (`count_lines`).
         self._keys: dict[K, list[int]] = {}  # key -> [count, amount] of its events in the window
         self._events: deque[Event] = deque()  # every key's events, by when they were added
+        self.latest = -math.inf  # the newest time an event was queued at (never lowered)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -118,7 +120,9 @@ class SlidingTotals(Generic[K]):
 def _count_lines(keys: str, events: str, window: str, key: str) -> list[str]:
     """How an event is counted, over the names given for a SlidingTotals' dict of totals, its
     queue, the window itself and the key, and `now` and `amount`: the event is left in `event`,
-    its key's totals, this event counted, in `totals`. Written once, run twice: as `add`, and
+    its key's totals, this event counted, in `totals`. An event older than the newest ever queued
+    goes to its place (`place`, which appends it when nothing left in the queue is newer: so
+    `latest` need not come down with retractions and expiry, and the queue is not read). Written once, run twice: as `add`, and
     inline in the engine's generated moments, once per velocity rule (a call for each rule in
     scope cost about a twentieth of a request with 20 rules)."""
     return [f"totals = {keys}.get({key})",
@@ -128,10 +132,11 @@ def _count_lines(keys: str, events: str, window: str, key: str) -> list[str]:
             "    totals[0] += 1",
             "    totals[1] += amount",
             f"event = [now, amount, totals, {key}, {window}]  # Event: at, amount, totals, key, window",
-            f"if {events} and {events}[-1][{_AT}] > now:  # a count shared from another instance",
+            f"if now < {window}.latest:  # a count shared from another instance, behind newer ones",
             f"    {window}.place(event)",
             "else:",
-            f"    {events}.append(event)"]
+            f"    {events}.append(event)",
+            f"    {window}.latest = now"]
 
 
 def _add_function() -> Callable[[SlidingTotals[Any], Any, float, int], Event]:
