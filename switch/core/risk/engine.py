@@ -67,27 +67,46 @@ class Alert:
 class Assessment:
     """What `assess()` found for one request, and what `settle()` must confirm or undo.
 
-    A plain class with slots, not attrs: one is made per request, and attrs' generated
-    __init__ (a factory call per list) costs twice this one."""
+    A plain class with slots and no __init__ (MAKE_ASSESSMENT makes one): one is made per
+    request, and a class call that runs an __init__ written in Python (attrs' or by hand) costs
+    half as much again as the object itself, in Python 3.11 a second run of the interpreter
+    loop. Flags, travel rules and notes are tuples, the empty one (shared: nothing made) until
+    one is added with `+=`, which most requests never do. Reservations stay a list: a request
+    mostly has several, and a tuple grown by one per velocity rule cost more than the appends."""
 
     __slots__ = ("facts", "decline", "flags", "reserved", "travel", "noted")
 
-    def __init__(self, facts: Facts) -> None:
-        self.facts = facts
-        self.decline: Hit | None = None
-        self.flags: list[Hit] = []
-        self.reserved: list[Event] = []  # velocity counts, kept on approval (windows.WINDOW: where)
-        self.travel: list[TravelJudge] = []  # travel rules in scope
-        self.noted: list[str] = []  # the travel and card-testing rules `settle` put it in
+    facts: Facts
+    decline: Hit | None
+    flags: tuple[Hit, ...]
+    reserved: list[Event]  # velocity counts, kept on approval (windows.WINDOW: where)
+    travel: tuple[TravelJudge, ...]  # travel rules in scope
+    noted: tuple[str, ...]  # the travel and card-testing rules `settle` put it in
 
     @property
     def counted(self) -> list[str]:
         """The rules whose memory this request is in (journaled, for `replay`)."""
-        return [event[WINDOW].name for event in self.reserved] + self.noted
+        return [*(event[WINDOW].name for event in self.reserved), *self.noted]
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
-        return ([self.decline] if self.decline else []) + self.flags
+        return [self.decline, *self.flags] if self.decline else list(self.flags)
+
+
+# An Assessment of `facts`, nothing found yet, as `found`: lines the generated `assess` starts
+# with, and the body of `new_assessment` for the rest.
+MAKE_ASSESSMENT = ("found = Assessment()", "found.facts = facts", "found.decline = None",
+                   "found.flags = found.travel = found.noted = ()", "found.reserved = []")
+
+
+def _assessment_maker() -> Callable[[Facts], Assessment]:
+    code = Code({"Assessment": Assessment})
+    code.add(*MAKE_ASSESSMENT, "return found")
+    maker: Callable[[Facts], Assessment] = code.function("new_assessment", "facts")
+    return maker
+
+
+new_assessment = _assessment_maker()
 
 
 # What each `per` counts by: the Facts attribute, read as a local of the same name by the
@@ -136,11 +155,10 @@ class VelocityJudge:
         # request within the limit by them is within it, and one beyond it is judged again on
         # the exact totals, after what has passed is dropped.
         key = self.key
-        beyond = [f"counted[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
-        beyond += [f"counted[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
+        beyond = [f"totals[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
+        beyond += [f"totals[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
         return [f"if {key} is not None:",
-                f"    event = {code.constant('add', self.totals.add)}({key}, now, amount)",
-                f"    counted = event[{TOTALS}]  # the key's [count, amount], this request in them",
+                *(f"    {line}" for line in self.totals.count_lines(code, key)),
                 f"    if {' or '.join(beyond)}:",
                 f"        {code.constant('forget', self.totals.forget)}(now)",
                 f"        if {' or '.join(beyond)}:",
@@ -236,7 +254,7 @@ class TravelJudge:
         # A card-present approval is noted at `settle` (found.travel); the country it was last
         # approved in is read here, inline (most cards have none within the interval).
         return [f"if channel == {PRESENT!r} and pan_hash is not None and country is not None:",
-                f"    found.travel.append({me})",
+                f"    found.travel += {code.constant('travel', (self,))}",  # () + it: it, nothing made
                 f"    seen = {code.constant('last', self.last.last)}.get(pan_hash)  # (country, when)",
                 f"    if seen is not None and seen[0] != country and now - seen[1] < {self.rule.min_interval!r}:",
                 f"        hit = {me}.moved(seen, country, now)"]
@@ -311,7 +329,7 @@ def _release(found: Assessment) -> None:
     for event in found.reserved:
         event[WINDOW].retract(event)
     found.reserved.clear()
-    found.noted.clear()
+    found.noted = ()
 
 
 def _moment(name: str, judges: Sequence[Judge | RateJudge], sweeper: Sweeper, start: str, flag: str,
@@ -370,8 +388,8 @@ class RiskEngine:
         sweeper = Sweeper(self._memories)
         self.throttle = _moment("throttle", rate, sweeper, "flags = []", "flags.append(hit)",
                                 "return hit, flags", "return None, flags")  # type: ignore[assignment]
-        self.assess = _moment("assess", assessing, sweeper, "found = Assessment(facts)",
-                              "found.flags.append(hit)", "return declined(found, hit)",
+        self.assess = _moment("assess", assessing, sweeper, "\n".join(MAKE_ASSESSMENT),
+                              "found.flags += (hit,)", "return declined(found, hit)",
                               "return found")  # type: ignore[assignment]
 
     def source(self) -> str:
@@ -386,7 +404,7 @@ class RiskEngine:
                 facts = found.facts  # card present, with a PAN hash and a country (`assess` checked)
                 for judge in found.travel:
                     judge.last.note(facts.pan_hash, facts.country, now)  # type: ignore[arg-type]
-                    found.noted.append(judge.rule.name)
+                    found.noted += (judge.rule.name,)
             return []
         _release(found)
         if code not in self.testing_codes:
@@ -394,7 +412,7 @@ class RiskEngine:
         alerts = []
         for tester in self._testers_reached(found):
             if code in tester.rule.codes:
-                found.noted.append(tester.rule.name)
+                found.noted += (tester.rule.name,)
                 alert = tester.declined_for(found.facts, now)
                 if alert is not None:
                     alerts.append(alert)
@@ -412,7 +430,7 @@ class RiskEngine:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
         if code not in self.testing_codes:
             return [], []
-        found = Assessment(facts)
+        found = new_assessment(facts)
         alerts = self.settle(found, code, now)
         return found.counted, alerts
 

@@ -39,8 +39,9 @@ class Code:
         self.lines.extend("    " * indent + line for text in lines for line in text.splitlines())
 
     def function(self, name: str, parameters: str) -> Callable[..., Any]:
-        """The function, with the request's values it reads as locals (`country = facts.country`)."""
-        read = sorted(FACT_NAMES & _names(self.lines))
+        """The function, with the request's values it reads as locals (`country = facts.country`),
+        but for those that are its parameters."""
+        read = sorted(FACT_NAMES & _names(self.lines) - {name.strip() for name in parameters.split(",")})
         body = [f"{fact} = facts.{fact}" for fact in read] + self.lines
         source = f"def {name}({parameters}):\n" + "".join(f"    {line}\n" for line in body or ["pass"])
         filename = f"<risk {name} {hashlib.sha256(source.encode()).hexdigest()[:12]}>"
