@@ -48,10 +48,13 @@ def event(name: str, **fields: object) -> None:
     write_line(_ENCODER.encode({"ts": round(time.time(), 3), "event": name, **fields}))
 
 
-def json_text(value: str | None) -> str:
+def json_text(value: object) -> str:
     """`value` as a JSON string (null for None), as `event` writes it: for a line written as its
-    JSON text directly (the one every transaction writes, switch.service)."""
-    return "null" if value is None else _quoted(value)
+    JSON text directly (the one every transaction writes, switch.txnline). Anything but a string
+    is written as its str(), as `event` does: a log line never fails the transaction it tells of."""
+    if value is None:
+        return "null"
+    return _quoted(value if isinstance(value, str) else str(value))
 
 
 _quoted = json.encoder.encode_basestring_ascii

@@ -55,3 +55,12 @@ def test_a_card_number_is_masked_wherever_it_comes():
     line = txn_line("acq", "4761739001010119", txn, "4761739001010119", 1.0, None, None, 1.8e9)
     assert "4761739001010119" not in line
     assert json.loads(line)["pan"] == "476173******0119"
+
+
+def test_a_value_of_another_type_is_written_as_its_text():
+    """What `logs.event` does with its `default=str`: the line never fails its transaction."""
+    txn = Txn(trace=7, mti="0200", tid="T1", stan="000001", transmitted="1201000000", rrn=None, amount=0,
+              pan_hash=None, created=0.0, seen=0.0)
+    txn.issuer = 42
+    line = txn_line("acq", "0200", txn, None, 1.0, None, None, 1.8e9)
+    assert json.loads(line)["issuer"] == "42"
