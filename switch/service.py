@@ -583,7 +583,7 @@ class Switch:
         link: IssuerLink = effect.link
         sent, txn = effect.message, ctx.txn
         if effect.own:
-            txn.sent_as = OriginalData.of(sent).encode()  # a stand-in's reversal needs a name too
+            txn.sent_as = OriginalData.text_of(sent)  # a stand-in's reversal needs a name too
             txn.forwarded = sent  # advices are built from it (without its card data)
             bound = link.config.max_in_flight
             if bound is not None and link.in_flight >= bound:

@@ -47,5 +47,5 @@ def _stand_in(ctx: Context, failure: LinkFailure) -> Generator[Effect, object, A
     txn.stood_in = True
     # The issuer learns of this approval from the advice: a reversal names the advice, not the
     # request that may have reached the issuer too (and has a reversal of its own).
-    txn.sent_as = OriginalData.of(advice).encode()
+    txn.sent_as = OriginalData.text_of(advice)
     return Answer(RC.APPROVED, State.STOOD_IN, f"{why}; {decision.reason}", extra={"38": decision.approval})
