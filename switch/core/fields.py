@@ -72,3 +72,14 @@ ICC_FIELDS = _where(lambda s: s.shown is Shown.ICC_MASKED)
 NEVER_RETURNED = _where(lambda s: not s.to_terminal)
 NOT_IN_ADVICES = _where(lambda s: not s.in_advices)
 NOT_JOURNALED = _where(lambda s: not s.journaled)
+
+
+def without(fields: dict[str, str], dropped: frozenset[str]) -> dict[str, str]:
+    """A copy of `fields` without the keys in `dropped`, in the same order. A copy and the few
+    deletions, found by a set intersection, all in C: for a message's twenty fields a third of
+    what a dict comprehension testing each key costs (every forwarded request's reversal and every
+    answer the duplicate window keeps go through here)."""
+    kept = fields.copy()
+    for field in dropped & kept.keys():
+        del kept[field]
+    return kept

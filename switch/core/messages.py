@@ -10,7 +10,7 @@ import attrs
 
 from switch.core.codes import RC
 from switch.core.reconciliation import net_field_valid, settlement_date_valid
-from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES
+from switch.core.fields import CVV2_TAG, NEVER_RETURNED, NOT_IN_ADVICES, without
 from switch.wire.dialect import MessageDecodeError
 from switch.wire.emv import TlvError, parse_tlv
 from switch.wire.field48 import without_tag
@@ -194,7 +194,7 @@ def retained_response(response: Message) -> dict[str, str]:
     takes the MTI from the request). A few fields instead of the whole message, in a plain dict
     of strings, which the cycle collector does not track: the window holds hundreds of thousands.
     (The journal keeps less: no field it may not hold, see switch.records.)"""
-    return {f: v for f, v in response.fields.items() if f not in NOT_RETAINED}
+    return without(response.fields, NOT_RETAINED)
 
 
 @attrs.frozen
@@ -237,7 +237,7 @@ def _card_not_present(message: Message) -> dict[str, str]:
     there: card-present secrets and the CVV2 dropped, the PAN in field 2 when it came in track 2.
     Field 48 goes without its CVV2 subelement, and not at all when nothing else is left or when
     it does not read in exactly one layout (the listener's dialect is not known here)."""
-    fields = {f: v for f, v in message.fields.items() if f not in NOT_IN_ADVICES}
+    fields = without(message.fields, NOT_IN_ADVICES)
     pan = card_pan(message)
     if "2" not in fields and pan:
         fields["2"] = pan
