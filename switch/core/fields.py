@@ -75,10 +75,11 @@ NOT_JOURNALED = _where(lambda s: not s.journaled)
 
 
 def without(fields: dict[str, str], dropped: frozenset[str]) -> dict[str, str]:
-    """A copy of `fields` without the keys in `dropped`, in the same order. A copy and the few
-    deletions, found by a set intersection, all in C: for a message's twenty fields a third of
-    what a dict comprehension testing each key costs (every forwarded request's reversal and every
-    answer the duplicate window keeps go through here)."""
+    """A copy of `fields` without the keys in `dropped`, in the same order: a copy and the few
+    deletions, found by a set intersection, all in C. For a message that loses a few of its
+    twenty fields (every forwarded request's reversal) it costs 6k instructions where a dict
+    comprehension testing each key cost 15k; where most go (what the duplicate window keeps of an
+    answer), the deletions cost more than the comprehension, which stays there."""
     kept = fields.copy()
     for field in dropped & kept.keys():
         del kept[field]
