@@ -22,6 +22,7 @@ finishes and is journaled; only its response has nowhere to go, and that is logg
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from typing import Awaitable, Callable
 
 import trio
@@ -47,8 +48,9 @@ MAX_IN_FLIGHT_PER_CONNECTION = 256
 REQUEST_TASK = "terminal request"  # named once: trio would otherwise format a name per task
 REFUSED_LOG_INTERVAL = 1.0  # seconds: at most one connection_refused line per listener this often
 
-# request, listener, connection, the request as sent (what its MAC covers)
-Handler = Callable[[Message, ListenerConfig, ConnectionInfo, bytes], Awaitable[Message]]
+# request, listener, connection, the request as sent (what its MAC covers), and what takes its
+# answer: called once, at once or later (switch.service.Switch.handle), unless the handler raises
+Handler = Callable[[Message, ListenerConfig, ConnectionInfo, bytes, Callable[[Message], None]], Awaitable[None]]
 _CONNECTION_NUMBERS = itertools.count(1)  # names a connection for rate limits per connection
 
 
@@ -324,12 +326,38 @@ class TerminalConnection:
                 await self._answered.park()
 
     async def _process(self, frame: Frame) -> None:
-        """One request, from bytes to bytes queued for the terminal. Never raises: it runs in the
+        """One request, from bytes to its answer handed to `_deliver`: at once, or once the
+        journal holds what it says, after this task has ended. Never raises: it runs in the
         switch's nursery, where an exception would stop every connection."""
+        deliver = partial(self._deliver, frame.header)
         try:
-            response = await self._answer(frame)
+            request = self.dialect.decode(frame.payload)
+        except MessageDecodeError as exc:
+            answer = answer_undecodable(exc)
+            logs.warning("terminal_message_undecodable", listener=self.listener.name, peer=self.peer,
+                         reason=mask_pan_like(str(exc)), answered=answer is not None)
+            if answer is None:
+                self._reject(mask_pan_like(str(exc)))
+            return deliver(answer)
+        except Exception as exc:
+            logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(exc).__name__)
+            return deliver(None)
+        try:
+            await self.handler(request, self.listener, self.info, frame.payload, deliver)
+        except Exception as exc:  # not handed over: answer 96 rather than leave the terminal waiting
+            logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
+                         stan=_shown(request.get("11")), error=type(exc).__name__)
+            deliver(respond(request, RC.SYSTEM_ERROR))
+        except BaseException:  # cancelled at a stop whose grace ran out: no answer, the slot freed
+            deliver(None)
+            raise
+
+    def _deliver(self, header: bytes, response: Message | None) -> None:
+        """Queue `response` (None: none) for the terminal, and free the request's slot. Called
+        once per request, maybe by the journal's committer: never raises."""
+        try:
             if response is not None:
-                self._send(self._encode(response, self.dialect.framing.reply_header(frame.header)), response)
+                self._send(self._encode(response, self.dialect.framing.reply_header(header)), response)
         except Exception as exc:
             logs.warning("internal_error", listener=self.listener.name, peer=self.peer, error=type(exc).__name__)
         finally:
@@ -344,23 +372,6 @@ class TerminalConnection:
         except (trio.ClosedResourceError, trio.WouldBlock):
             logs.warning("response_undelivered", listener=self.listener.name, peer=self.peer,
                          mti=response.mti, stan=_shown(response.get("11")), reason="terminal connection closed")
-
-    async def _answer(self, frame: Frame) -> Message | None:
-        try:
-            request = self.dialect.decode(frame.payload)
-        except MessageDecodeError as exc:
-            answer = answer_undecodable(exc)
-            logs.warning("terminal_message_undecodable", listener=self.listener.name, peer=self.peer,
-                         reason=mask_pan_like(str(exc)), answered=answer is not None)
-            if answer is None:
-                self._reject(mask_pan_like(str(exc)))
-            return answer
-        try:
-            return await self.handler(request, self.listener, self.info, frame.payload)
-        except Exception as exc:  # answer 96 rather than leave the terminal waiting
-            logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
-                         stan=_shown(request.get("11")), error=type(exc).__name__)
-            return respond(request, RC.SYSTEM_ERROR)
 
     def _encode(self, response: Message, header: bytes) -> bytes:
         try:

@@ -4,9 +4,10 @@ batching here (`BatchedJournal`): `Journal`, an embedded SQLite database (WAL) f
 and switch.pgjournal's PostgreSQL journal, shared by several instances (switch.stores chooses).
 
 The hot path only enqueues writes. Code that must know its writes are durable before it goes on
-(a request before it leaves for the issuer, an answer before it leaves for the terminal) awaits
-`durable()`: everything queued in that moment is committed as one batch (group commit), one event
-per batch shared by every transaction in it (see `Journal` for where it is committed). What
+(a request before it leaves for the issuer) awaits `durable()`, or hands what comes next to
+`after_durable()` (an answer before it leaves for the terminal): everything queued in that moment
+is committed as one batch (group commit), one event per batch shared by every transaction in it
+(see `Journal` for where it is committed). What
 nobody waits for, a writer thread commits every few milliseconds. With WAL and
 synchronous=NORMAL a committed write survives the process being killed (kill -9), which is the
 failure the switch is built for; a power loss may lose the last moments.
@@ -226,6 +227,28 @@ class _Awaited:
 _STOP = object()
 
 
+class _Committed:
+    """What a batch's commit releases: the tasks waiting on it (`durable()`) and the callbacks
+    queued for it (`after_durable()`), run on the event loop in the order they were queued."""
+
+    __slots__ = ("_event", "callbacks")
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self.callbacks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        self._event.set()
+        for callback in self.callbacks:
+            try:
+                callback()
+            except Exception as exc:  # one answer's bug must not stop the committer, nor the rest
+                logs.warning("internal_error", where="after_durable", error=type(exc).__name__)
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 class BatchedJournal:
     """What every journal store shares: writes queued by the event loop and committed in
     batches, in order, with group commit for whoever waits on durability (`durable()`), and a
@@ -242,9 +265,9 @@ class BatchedJournal:
         # Set once the batch that takes what is queued now has committed. Swapped, with taking the
         # queue, under the lock: a write queued before an event was handed out is in its batch.
         self._lock = threading.Lock()
-        self._next_batch = trio.Event()
+        self._next_batch = _Committed()
         self._committing = threading.Lock()  # held while a batch is applied: batches commit in order
-        self._handoff: collections.deque[tuple[list[object], trio.Event]] = collections.deque()
+        self._handoff: collections.deque[tuple[list[object], _Committed]] = collections.deque()
         self._inline: Any = None  # the loop's connection, while running (a store that has one)
         self._commit_soon = trio.lowlevel.ParkingLot()
         self._commit_requested = False
@@ -315,14 +338,27 @@ class BatchedJournal:
     async def durable(self) -> None:
         """Wait until everything queued so far is committed."""
         with self._lock:
-            event = self._next_batch
+            batch = self._next_batch
+        self._commit_promptly()
+        await batch.wait()
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the event loop once everything queued so far is committed, never
+        before and never for a batch given up at a stop: what follows `durable()` without a
+        task parked on it (a task's wake-up is about a twentieth of a request's CPU,
+        docs/performance.md). A callback that raises is logged; it must not await."""
+        with self._lock:
+            self._next_batch.callbacks.append(callback)
+        self._commit_promptly()
+
+    def _commit_promptly(self) -> None:
+        """Have the batch being gathered committed as soon as the loop has queued what is ready."""
         if self._inline is not None and not self.stalled:
             if not self._commit_requested:
                 self._commit_requested = True
                 self._commit_soon.unpark()
         else:
             self._wake.set()
-        await event.wait()
 
     async def commit(self, operation: Operation) -> Any:
         """Run `operation(connection)` in the next batch and wait until that batch committed."""
@@ -381,12 +417,12 @@ class BatchedJournal:
             finally:
                 self._committing.release()
 
-    def _take(self) -> tuple[list[object], trio.Event]:
-        """Everything queued, and the event its waiters wait on."""
+    def _take(self) -> tuple[list[object], _Committed]:
+        """Everything queued, and what its commit releases."""
         with self._lock:
             batch = list(self._queue)
             self._queue.clear()
-            done, self._next_batch = self._next_batch, trio.Event()
+            done, self._next_batch = self._next_batch, _Committed()
         return batch, done
 
     def _write_forever(self) -> None:
@@ -402,18 +438,18 @@ class BatchedJournal:
             with self._committing:
                 batch, done = self._handoff.popleft() if self._handoff else self._take()
                 stop = _STOP in batch
-                if batch:
-                    self._apply_until_committed([item for item in batch if item is not _STOP])
-                self._wake_waiters([done])
+                if not batch or self._apply_until_committed([item for item in batch if item is not _STOP]):
+                    self._wake_waiters([done])
             if stop:
                 return
 
-    def _apply_until_committed(self, batch: list[object]) -> None:
+    def _apply_until_committed(self, batch: list[object]) -> bool:
+        """True once committed; False when given up at a stop (what waits on it is not released)."""
         pause = RETRY_MIN
         while not self._apply_in_writer(batch):
             if self._abandon.is_set():
                 logs.warning("journal_abandoned", rows=len(batch), reason="stopping while the journal is stalled")
-                return
+                return False
             if not self.stalled:
                 self.stalled = True
                 logs.warning("journal_stalled", rows=len(batch), retry_s=pause)
@@ -422,6 +458,7 @@ class BatchedJournal:
         if self.stalled:
             self.stalled = False
             logs.event("journal_resumed", rows=len(batch))
+        return True
 
     def _committed(self, batch: list[object]) -> None:
         """A batch is committed: count it and wake whoever waits on one of its operations."""
@@ -429,7 +466,7 @@ class BatchedJournal:
         self._last_commit = time.monotonic()
         self._wake_waiters([item.done for item in batch if isinstance(item, _Awaited)])
 
-    def _wake_waiters(self, events: list[trio.Event]) -> None:
+    def _wake_waiters(self, events: list[trio.Event] | list[_Committed]) -> None:
         token = self._token
         if token is None:
             return

@@ -14,6 +14,7 @@ import datetime
 import time
 from collections import OrderedDict
 from functools import partial
+from typing import Callable
 
 import trio
 
@@ -386,12 +387,14 @@ class Switch:
 
     # -- one transaction ---------------------------------------------------------------
 
-    async def handle(self, request: Message, listener: ListenerConfig,
-                     connection: ConnectionInfo | None = None, raw: bytes | None = None) -> Message:
+    async def handle(self, request: Message, listener: ListenerConfig, connection: ConnectionInfo,
+                     raw: bytes, deliver: Callable[[Message], None]) -> None:
         """Walk `request` through its pipeline (switch.core.pipeline), performing the effects
-        its participants ask for, and return the terminal's response. Requests run in the
-        switch's nursery (switch.acquirer), so only a shutdown whose grace has run out cancels
-        one; a terminal hanging up does not.
+        its participants ask for, and hand the terminal's response to `deliver`, once: at once,
+        or, when money may have moved, from the journal's committer once the outcome is
+        committed (`_deliver`). Raises, without calling `deliver`, only for a bug or a
+        cancellation. Requests run in the switch's nursery (switch.acquirer), so only a shutdown
+        whose grace has run out cancels one; a terminal hanging up does not.
 
         A request that may already be at an issuer (its reversal journaled) and is cut short,
         by that shutdown or by a bug, keeps its `pending` row and its reversal: the next start
@@ -399,40 +402,54 @@ class Switch:
 
         `raw` is the request as the terminal sent it, which its MAC covers; a terminal that
         must send MACs gets its answer MACed under its TAK."""
-        self.in_flight += 1  # until the answer is ready to send: a graceful stop waits for it
+        self.in_flight += 1  # until the answer is handed over: a graceful stop waits for it
         try:
-            started = trio.current_time()
-            pan = card_pan(request)
-            txn = self._new_txn(request, pan, started)
-            opened_on = self.business.iso
-            self.records.open(txn, request, listener.name, pan, listener.acquirer_id, opened_on)
-            ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
-                          listener=listener, raw=raw)
-            try:
-                verdict = await self._run(ctx, listener)
-            except BaseException as exc:
-                if ctx.prepared:
-                    logs.warning("txn_left_for_recovery", trace=txn.trace, error=type(exc).__name__)
-                else:
-                    why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
-                    state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
-                    self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
-                    self.saf.withdraw(txn.trace)  # what they advise is not what the terminal got
-                raise
-            response = self._conclude(ctx, verdict, listener, started, opened_on)
-            # Money may have moved: never an answer the journal could lose. On a shared journal, no
-            # answer before its row is there for every instance (a reversal or retransmission sent
-            # to another one finds it).
-            if ctx.prepared or ctx.queued or self.journal.shared:
-                await self.journal.durable()
-            if ctx.queued:
-                self.saf.release(txn.trace)
-            terminal = listener.terminals.get(txn.tid)
-            if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
-                return await self.macs.answer(response, listener.dialect, terminal.tak)
-            return response
-        finally:
+            response, ctx = await self._respond(request, listener, connection, raw)
+        except BaseException:
             self.in_flight -= 1
+            raise
+        queued = ctx.txn.trace if ctx.queued else None
+        # Money may have moved: never an answer the journal could lose. On a shared journal, no
+        # answer before its row is there for every instance (a reversal or retransmission sent
+        # to another one finds it).
+        if ctx.prepared or ctx.queued or self.journal.shared:
+            self.journal.after_durable(partial(self._deliver, response, deliver, queued))
+        else:
+            self._deliver(response, deliver, queued)
+
+    def _deliver(self, response: Message, deliver: Callable[[Message], None], queued: int | None) -> None:
+        """The answer goes to the terminal; the advices it queued (`queued`: its trace) may go."""
+        self.in_flight -= 1
+        if queued is not None:
+            self.saf.release(queued)
+        deliver(response)
+
+    async def _respond(self, request: Message, listener: ListenerConfig, connection: ConnectionInfo,
+                       raw: bytes) -> tuple[Message, Context]:
+        """The terminal's response, its outcome journaled (queued, not yet committed)."""
+        started = trio.current_time()
+        pan = card_pan(request)
+        txn = self._new_txn(request, pan, started)
+        opened_on = self.business.iso
+        self.records.open(txn, request, listener.name, pan, listener.acquirer_id, opened_on)
+        ctx = Context(request, txn, pan, listener.acquirer_id, self, connection, listener.known,
+                      listener=listener, raw=raw)
+        try:
+            verdict = await self._run(ctx, listener)
+        except BaseException as exc:
+            if ctx.prepared:
+                logs.warning("txn_left_for_recovery", trace=txn.trace, error=type(exc).__name__)
+            else:
+                why = "switch stopped while in flight" if isinstance(exc, trio.Cancelled) else "internal error"
+                state = State.INTERRUPTED if isinstance(exc, trio.Cancelled) else State.FAILED
+                self._conclude(ctx, Answer(RC.SYSTEM_ERROR, state, why), listener, started, opened_on)
+                self.saf.withdraw(txn.trace)  # what they advise is not what the terminal got
+            raise
+        response = self._conclude(ctx, verdict, listener, started, opened_on)
+        terminal = listener.terminals.get(txn.tid)
+        if terminal is not None and terminal.mac and terminal.tak is not None and self.macs is not None:
+            response = await self.macs.answer(response, listener.dialect, terminal.tak)
+        return response, ctx
 
     async def _run(self, ctx: Context, listener: ListenerConfig) -> Answer | None:
         for participant in pipeline_for(ctx.txn.mti):
