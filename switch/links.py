@@ -68,13 +68,15 @@ class LinkMacFailed(LinkDropped):
 
 
 class _Waiter:
-    """One in-flight request: the task parked on it, until it is answered, failed or expired."""
+    """One request of the link: the task parked on it, until it is answered, failed or expired
+    (or, before it is sent, cancelled: then it never is)."""
 
-    __slots__ = ("task", "raw")
+    __slots__ = ("task", "raw", "key")
 
     def __init__(self, task: trio.lowlevel.Task):
         self.task: trio.lowlevel.Task | None = task
         self.raw = b""  # the answer as it came (its MAC covers it)
+        self.key: tuple[str, ...] | None = None  # its match key, once sent
 
     def wake(self, result: outcome.Outcome) -> None:
         if self.task is not None:
@@ -83,6 +85,9 @@ class _Waiter:
 
 
 UnmatchedHandler = Callable[[str, tuple[str, ...], Message], None]
+# What a request's sending waits for: called with the sending, it runs it later, never at once
+# (switch.journal's `after_durable`: once the request's reversal is committed).
+Gate = Callable[[Callable[[], None]], None]
 
 
 def _log_unmatched(issuer: str, key: tuple[str, ...], response: Message) -> None:
@@ -129,29 +134,27 @@ class IssuerLink:
         """`exchange(outgoing(message))`, for a caller that need not know what was sent."""
         return await self.exchange(self.outgoing(message))
 
-    async def exchange(self, sent: Message) -> Message:
-        """Send `sent` (from `outgoing()`) and wait for its matched response. Raises
-        LinkUnavailable (not sent), LinkDropped (sent, then the connection went), LinkTimeout,
-        or KeyInUse (another request with the same key in flight).
-        Parking on the task itself (no Event, no cancel scope per request) keeps the per-request
-        cost of waiting to a dict entry and a deque entry."""
+    async def exchange(self, sent: Message, after: Gate | None = None) -> Message:
+        """Send `sent` (from `outgoing()`) and wait for its matched response. With `after`, the
+        sending waits for it (the journal holding the request's reversal) while this task is
+        already parked for the answer: one wake-up a request, not two. Raises LinkUnavailable
+        (not sent, the link down then), LinkDropped (sent, then the connection went),
+        LinkTimeout (counted from the sending), or KeyInUse (another request with the same key
+        in flight). Parking on the task itself (no Event, no cancel scope per request) keeps
+        the per-request cost of waiting to a dict entry and a deque entry."""
         if self._macs is not None and self.config.mac:
-            return await self._exchange_with_macs(self._macs, sent)
-        connection = self._connection
-        if not self._up or connection is None:
-            raise LinkUnavailable(self.name)
-        return await self._exchange(connection, sent)
+            return await self._exchange_with_macs(self._macs, sent, after)
+        return await self._exchange(sent, None, _Waiter(trio.lowlevel.current_task()), after)
 
-    async def _exchange_with_macs(self, macs: Macs, sent: Message) -> Message:
+    async def _exchange_with_macs(self, macs: Macs, sent: Message, after: Gate | None) -> Message:
         """`exchange()` with the request MACed under the issuer's ZAK and the answer checked."""
         zak = self.config.zak
         assert zak is not None  # the config requires one with mac = true
         sealed = await macs.seal(sent, self._dialect, zak)
-        connection = self._connection
-        if sealed is None or not self._up or connection is None:  # the HSM failed (logged), or the link went
+        if sealed is None:  # the HSM failed (logged)
             raise LinkUnavailable(self.name)
         waiter = _Waiter(trio.lowlevel.current_task())
-        response = await self._exchange(connection, sealed[0], sealed[1], waiter)
+        response = await self._exchange(sealed[0], sealed[1], waiter, after)
         failure = await macs.check(response, waiter.raw, self._dialect, zak)
         if failure is not None:
             logs.warning("issuer_response_mac_failed", issuer=self.name, mti=response.mti,
@@ -159,31 +162,55 @@ class IssuerLink:
             raise LinkMacFailed(self.name)
         return response
 
-    async def _exchange(self, connection: Connection, sent: Message, payload: bytes | None = None,
-                        waiter: _Waiter | None = None) -> Message:
-        """Send `sent` (as `payload` when it is already encoded) and park until its answer."""
-        if waiter is None:
-            waiter = _Waiter(trio.lowlevel.current_task())
+    async def _exchange(self, sent: Message, payload: bytes | None, waiter: _Waiter, after: Gate | None,
+                        network: bool = False) -> Message:
+        """Send `sent` (as `payload` when it is already encoded), at once or when `after` runs
+        it, and park until its answer. `network`: a sign-on or echo, which goes whenever the
+        link is connected, not only once it is open to requests."""
+        if after is None:
+            self._send(sent, payload, waiter, network)
+        else:
+            after(lambda: self._send_parked(sent, payload, waiter))
+        matcher = self.matcher
+
+        def abort(_raise_cancel) -> trio.lowlevel.Abort:
+            waiter.task = None  # not sent yet: never will be
+            if waiter.key is not None:
+                matcher.forget(waiter.key, waiter)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _send(self, sent: Message, payload: bytes | None, waiter: _Waiter, network: bool = False) -> None:
+        """Queue `sent` on the connection with `waiter` in the matcher, its deadline from now.
+        Raises LinkUnavailable (nothing sent) or KeyInUse."""
+        connection = self._connection
+        if connection is None or not (self._up or network):
+            raise LinkUnavailable(self.name)
+        if payload is None:
+            data = self._dialect.frame(sent, self.config.header)
+        else:
+            data = self._dialect.framing.frame(payload, self.config.header)
         matcher = self.matcher
         was_idle = matcher.next_deadline() is None
-        key = matcher.park(sent, waiter, trio.current_time())
+        waiter.key = key = matcher.park(sent, waiter, trio.current_time())
         try:
-            if payload is None:
-                connection.send_nowait(self._dialect.frame(sent, self.config.header))
-            else:
-                connection.send_nowait(self._dialect.framing.frame(payload, self.config.header))
+            connection.send_nowait(data)
         except (trio.WouldBlock, trio.ClosedResourceError):
             matcher.forget(key, waiter)
+            waiter.key = None
             raise LinkUnavailable(self.name) from None
         if was_idle:
             self._expirer_idle.unpark()
 
-        def abort(_raise_cancel) -> trio.lowlevel.Abort:
-            waiter.task = None
-            matcher.forget(key, waiter)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        return await trio.lowlevel.wait_task_rescheduled(abort)
+    def _send_parked(self, sent: Message, payload: bytes | None, waiter: _Waiter) -> None:
+        """`_send`, run by a gate while the request's task is parked: what fails it wakes it."""
+        if waiter.task is None:
+            return  # cancelled while it waited for the gate: never sent
+        try:
+            self._send(sent, payload, waiter)
+        except Exception as exc:
+            waiter.wake(outcome.Error(exc))
 
     async def _expire_forever(self) -> None:
         """Fail requests whose timeout has passed with LinkTimeout, oldest first."""
@@ -276,12 +303,10 @@ class IssuerLink:
 
     async def _network_exchange(self, code: str) -> Message:
         """Sign-on or echo (field 70 `code`): sent while the link is not yet open to requests."""
-        connection = self._connection
-        if connection is None:
-            raise LinkUnavailable(self.name)
         now = datetime.datetime.now(datetime.timezone.utc)
         request = Message("0800", {"7": now.strftime("%m%d%H%M%S"), "11": "000000", "70": code})
-        return await self._exchange(connection, self.matcher.outgoing(request))
+        return await self._exchange(self.matcher.outgoing(request), None, _Waiter(trio.lowlevel.current_task()),
+                                    None, network=True)
 
     async def _sign_on(self) -> bool:
         try:

@@ -596,7 +596,8 @@ class Switch:
     async def _exchange(self, effect: Exchange, ctx: Context) -> Message | LinkFailure:
         """Send on the issuer's link, unless it is down or already holds its issuer's
         `max_in_flight` requests (saturated). The reversal that undoes the request is journaled
-        before it leaves (see `_prepare`)."""
+        before it leaves (see `_prepare`): the link sends it from the journal's committer once
+        that is committed, while this task waits for the answer."""
         link: IssuerLink = effect.link
         sent, txn = effect.message, ctx.txn
         if effect.own:
@@ -608,11 +609,13 @@ class Switch:
                 return LinkFailure.SATURATED
         if not link.up:
             return LinkFailure.UNAVAILABLE
+        after = None
         if effect.reversal is not None:
-            await self._prepare(ctx, effect.reversal)
-        asked = trio.current_time()
+            self._journal_reversal(ctx, self.vault.seal(effect.reversal.fields))
+            after = partial(self._send_when_durable, ctx)
+        ctx.asked = trio.current_time()
         try:
-            return await link.exchange(sent)
+            return await link.exchange(sent, after)
         except LinkUnavailable:
             # Not sent; but once journaled as on its way it is reversed all the same, so that
             # the journal's word (sent_at) is the one recovery and `journal check` go by.
@@ -628,7 +631,15 @@ class Switch:
             return LinkFailure.KEY_IN_USE
         finally:
             if effect.own:
-                txn.issuer_ms = round((trio.current_time() - asked) * 1000, 3)
+                txn.issuer_ms = round((trio.current_time() - ctx.asked) * 1000, 3)
+
+    def _send_when_durable(self, ctx: Context, send: Callable[[], None]) -> None:
+        """The link's sending of a request once its reversal is committed; the issuer's time
+        (`issuer_ms`) counts from then."""
+        def sending() -> None:
+            ctx.asked = trio.current_time()
+            send()
+        self.journal.after_durable(sending)
 
     async def _prepare(self, ctx: Context, reversal: Message, original: Txn | None = None,
                        amount: int | None = None) -> bool:
@@ -644,10 +655,15 @@ class Switch:
                         reversed_amount=amount))
             ctx.prepared = taken
             return taken
-        ctx.prepared = True
-        self.records.prepared(ctx.txn, sealed, original.trace if original else None, amount)
+        self._journal_reversal(ctx, sealed, original, amount)
         await self.journal.durable()
         return True
+
+    def _journal_reversal(self, ctx: Context, sealed: bytes, original: Txn | None = None,
+                          amount: int | None = None) -> None:
+        """Queue the request's row with its sealed reversal (what `_prepare` waits for)."""
+        ctx.prepared = True
+        self.records.prepared(ctx.txn, sealed, original.trace if original else None, amount)
 
     async def _claim(self, txn: Txn) -> Txn | None:
         """The journal's word on whether `txn` is the first request with its keys (shared journal)."""

@@ -429,6 +429,31 @@ async def test_a_graceful_stop_waits_for_an_answer_held_by_its_journal_commit(de
     assert [r["state"] for r in journal_rows(tmp_path / "data")] == ["approved"]
 
 
+async def test_a_request_reaches_its_issuer_only_once_its_reversal_is_committed(demo, tmp_path, log_file):
+    """The journal is locked by another process when a purchase comes: its row and reversal
+    cannot be committed, so the issuer must not see it (its books stay as they were) until
+    they are; then it goes, and is answered."""
+    bank = demo.issuers["bank_a"][1]
+    balance = bank.accounts[APPROVE].balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        async with trio.open_nursery() as nursery:
+            answers = []
+
+            async def purchase():
+                answers.append(await terminal.purchase(pan=APPROVE, amount=100, expiry=EXPIRY))
+
+            with sqlite3.connect(tmp_path / "data" / DB_FILE) as locker:
+                locker.execute("BEGIN IMMEDIATE")
+                nursery.start_soon(purchase)
+                await until(lambda: "journal_stalled" in [e["event"] for e in read_events(log_file)])
+                await trio.sleep(0.3)
+                assert not answers and bank.accounts[APPROVE].balance == balance
+                locker.rollback()
+    assert answers[0]["39"] == "00" and bank.accounts[APPROVE].balance == balance - 100
+    await demo.switch.journal.flush()
+    assert [(r["state"], r["reversal"]) for r in journal_rows(tmp_path / "data")] == [("approved", None)]
+
+
 async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     """Send, on a raw connection, a purchase bank_c answers after 0.8 s; return once it is in flight."""
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:

@@ -118,6 +118,7 @@ class Context:
     reversal: Message | None = None  # the 0420 that undoes what was sent
     prepared: bool = False  # that 0420 is in the journal: the request may be at an issuer from now on
     queued: bool = False  # something was queued for an issuer (SAF): money may move on this answer
+    asked: float = 0.0  # when the request went to its issuer (trio's clock): its `issuer_ms` counts from then
     issuer_response: Message | None = None
     failure: LinkFailure | None = None  # why there is no issuer response
     reason: str | None = None  # for the journal, when the answer needs explaining
