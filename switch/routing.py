@@ -45,12 +45,14 @@ def _first_two(value: str | None) -> str | None:
     return None if value is None else value[:2]
 
 
-@attrs.frozen
+@attrs.define
 class RouteContext:
     """What the switch knows about a transaction besides the PAN; any part may be unknown (None).
 
     `processing_code` accepts the whole field 3 and keeps only the transaction type (its first
     two digits), which is what routes; `mti_class` is the MTI's first two digits ("01", "02"...).
+    Never changed once made; not attrs.frozen, which costs twice as much to make (one a
+    transaction, switch.core.context).
     """
 
     mti: str | None = None

@@ -21,10 +21,11 @@ LENGTH_KINDS = ("binary2", "ascii4", "vap")
 __all__ = ["FramingError", "Frame", "FramingProfile", "Framer", "DEFAULT_MAX_FRAME"]
 
 
-@attrs.frozen
+@attrs.define
 class Frame:
     """One message as it travelled: the network header in front of it (switch.wire.headers;
-    empty when the dialect has none) and the ISO 8583 payload."""
+    empty when the dialect has none) and the ISO 8583 payload. Never changed once made; not
+    attrs.frozen, which costs twice as much to make (two a transaction, switch.core.context)."""
 
     payload: bytes
     header: bytes = b""
