@@ -1,7 +1,8 @@
 """What the journal runs once a batch is committed (`after_durable`): the terminal's answer
 where money may have moved. Never before the writes queued ahead of it are committed, whoever
 commits them (the loop's committer, or the writer thread while the database is locked), and one
-callback that fails costs nothing to the others."""
+callback that fails costs nothing to the others. An issuer link's request waits on it (a gate)
+for its reversal's commit: one whose task is cancelled before then is never sent."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlite3
 import trio
 
 from conftest import journal_rows, read_events, until
+from emulators.terminal import open_terminal
 from switch.journal import DB_FILE, Journal
 
 INSERT = "INSERT INTO request_keys (tid, stan, transmitted, trace, claimed_at) VALUES (?, '000001', '1201120000', ?, 0)"
@@ -62,3 +64,33 @@ async def test_a_callback_waits_while_the_database_is_locked_and_runs_after_the_
         await until(lambda: ran)
         nursery.cancel_scope.cancel()
     assert ran == [[7]]
+
+
+async def test_a_request_cancelled_while_its_gate_is_shut_is_never_sent_and_one_let_through_is_answered(demo):
+    link = demo.switch.links["bank_a"]
+    bank = demo.issuers["bank_a"][1]
+    pan = "4761730000000011"
+    balance = bank.accounts[pan].balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        request = terminal.card_request("0200", pan=pan, amount=100, expiry="3012")
+    gates: list = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.exchange, link.outgoing(request), gates.append)
+        await until(lambda: gates)
+        nursery.cancel_scope.cancel()  # a stop's grace ran out before the commit
+    gates.pop()()  # the commit comes after all
+    await trio.sleep(0.3)
+    assert bank.accounts[pan].balance == balance and link.in_flight == 0
+
+    answers = []
+
+    async def exchange() -> None:
+        answers.append(await link.exchange(link.outgoing(request), gates.append))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(exchange)
+        await until(lambda: gates)
+        await trio.sleep(0.1)
+        assert bank.accounts[pan].balance == balance, "nothing goes before the gate opens"
+        gates.pop()()
+    assert answers[0]["39"] == "00" and bank.accounts[pan].balance == balance - 100
