@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import threading
 
+import json
+
 import pytest
 from cryptography.exceptions import InvalidTag
+from hypothesis import given, strategies as st
 
 from switch.vault import NONCE_SIZE, Nonces, Vault
 
@@ -21,6 +24,23 @@ def test_a_sealed_reversal_opens_again_and_hides_its_fields():
     assert vault.open(sealed) == fields
     with pytest.raises(InvalidTag):
         Vault(bytes(32)).open(sealed)  # another data key
+
+
+@given(st.dictionaries(st.text(max_size=4), st.text(max_size=30), max_size=25))
+def test_any_fields_open_as_they_were_sealed(fields):
+    """Whatever a terminal put in them: NULs (the separator of the joined form), a "{" first,
+    non-ASCII, empty keys or values."""
+    vault = Vault(SECRET)
+    assert vault.open(vault.seal(fields)) == fields
+
+
+def test_a_payload_sealed_as_json_before_the_joined_form_still_opens():
+    """Rows and SAF items written by an earlier version: recovery and SAF must still read them."""
+    vault = Vault(SECRET)
+    fields = {"2": "4761730000000011", "4": "000000001500", "90": "0200000001120112000000000100001" + "0" * 11}
+    nonce = bytes(NONCE_SIZE)
+    sealed = nonce + vault._aead.encrypt(nonce, json.dumps(fields, separators=(",", ":")).encode(), None)
+    assert vault.open(sealed) == fields
 
 
 def test_nonces_never_repeat_and_a_wrapped_counter_draws_a_new_field():
