@@ -4,15 +4,17 @@ an issuer, which is what recovery after a crash goes by."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import trio
+from hypothesis import given, strategies as st
 
 from conftest import journal_rows
 from switch.core.states import State
 from switch.core.txn import Txn
 from switch.journal import Journal
-from switch.records import TxnRecords
+from switch.records import NOT_STORED, TxnRecords, loaded_response, stored_response
 from switch.wire.message import Message
 
 PAN = "4761739001010010"
@@ -62,3 +64,17 @@ async def test_each_way_a_request_goes_leaves_one_complete_row(tmp_path):
     assert opened[0][OPENED_COLUMNS.index("pan_masked")] == "476173******0010"
     assert opened[0][OPENED_COLUMNS.index("instance")] == 3
     assert all(PAN not in str(tuple(row)) for row in rows)
+
+
+@given(st.text(max_size=4), st.dictionaries(st.sampled_from(["38", "39", "44", "54", "55", "64", "2", "15"]) | st.text(max_size=3),
+                                            st.text(max_size=20), max_size=8))
+def test_a_stored_response_is_the_json_the_encoder_writes_and_reads_back(mti, fields):
+    """Written as text on every transaction, read by json (a retransmission after a restart)."""
+    kept = {field: value for field, value in fields.items() if field not in NOT_STORED}
+    text = stored_response(mti, fields)
+    assert text == json.dumps({"mti": mti, "fields": kept}, separators=(",", ":"))
+    assert loaded_response(text) == kept
+
+
+def test_a_stored_response_value_that_is_not_text_is_written_as_its_text():
+    assert loaded_response(stored_response("0210", {"39": "00", "38": 123456})) == {"39": "00", "38": "123456"}
