@@ -4,9 +4,9 @@ batching here (`BatchedJournal`): `Journal`, an embedded SQLite database (WAL) f
 and switch.pgjournal's PostgreSQL journal, shared by several instances (switch.stores chooses).
 
 The hot path only enqueues writes. Code that must know its writes are durable before it goes on
-(a request before it leaves for the issuer) awaits `durable()`, or hands what comes next to
-`after_durable()` (an answer before it leaves for the terminal): everything queued in that moment
-is committed as one batch (group commit), one event per batch shared by every transaction in it
+awaits `durable()`, or hands what comes next to `after_durable()` (a request before it leaves for
+its issuer, an answer before it leaves for its terminal): everything queued in that moment is
+committed as one batch (group commit), one event per batch shared by every transaction in it
 (see `Journal` for where it is committed). What
 nobody waits for, a writer thread commits every few milliseconds. With WAL and
 synchronous=NORMAL a committed write survives the process being killed (kill -9), which is the

@@ -661,7 +661,8 @@ class Switch:
 
     def _journal_reversal(self, ctx: Context, sealed: bytes, original: Txn | None = None,
                           amount: int | None = None) -> None:
-        """Queue the request's row with its sealed reversal (what `_prepare` waits for)."""
+        """Queue the request's row with its sealed reversal: what `_prepare` waits for, and what
+        the link's sending waits for (`_send_when_durable`)."""
         ctx.prepared = True
         self.records.prepared(ctx.txn, sealed, original.trace if original else None, amount)
 
