@@ -346,7 +346,7 @@ class TerminalConnection:
             await self.handler(request, self.listener, self.info, frame.payload, deliver)
         except Exception as exc:  # not handed over: answer 96 rather than leave the terminal waiting
             logs.warning("internal_error", listener=self.listener.name, mti=request.mti,
-                         stan=_shown(request.get("11")), error=type(exc).__name__)
+                         stan=mask_pan_like(request.get("11")), error=type(exc).__name__)
             deliver(respond(request, RC.SYSTEM_ERROR))
         except BaseException:  # cancelled at a stop whose grace ran out: no answer, the slot freed
             deliver(None)
@@ -371,7 +371,7 @@ class TerminalConnection:
             self.connection.send_nowait(data)
         except (trio.ClosedResourceError, trio.WouldBlock):
             logs.warning("response_undelivered", listener=self.listener.name, peer=self.peer,
-                         mti=response.mti, stan=_shown(response.get("11")), reason="terminal connection closed")
+                         mti=response.mti, stan=mask_pan_like(response.get("11")), reason="terminal connection closed")
 
     def _encode(self, response: Message, header: bytes) -> bytes:
         try:
@@ -381,7 +381,7 @@ class TerminalConnection:
             if fitted is not None:  # a 30's reason (field 44) this dialect has no room for
                 return self._encode(fitted, header)
             logs.warning("response_unencodable", listener=self.listener.name, mti=response.mti,
-                         stan=_shown(response.get("11")), reason=mask_pan_like(str(exc)))
+                         stan=mask_pan_like(response.get("11")), reason=mask_pan_like(str(exc)))
             fallback = Message(response.mti, {f: response[f] for f in ("11", "41") if f in response})
             fallback["39"] = RC.SYSTEM_ERROR
             try:
@@ -405,8 +405,3 @@ class TerminalConnection:
         elif "44" in fields:
             del fields["44"]
         return Message(response.mti, fields)
-
-
-def _shown(value: str | None) -> str | None:
-    """A request's value as a log line may carry it: whatever the field, no PAN-like digits."""
-    return mask_pan_like(value) if value else value

@@ -69,11 +69,12 @@ class TxnRecords:
         arrived on; written with what comes next (`prepared`, `close`, `write_opened`). Every
         value from the request is masked for PAN-like digit runs (switch.wire.masking.mask_pan_like):
         a misaligned frame puts card data in any field, and validation has not looked at it yet."""
+        masked = mask_pan_like
         self._unwritten[txn.trace] = (
-            (txn.trace, txn.created, listener, _masked(txn.mti), _masked(request.get("3")), txn.amount,
-             _masked(request.get("49")), _masked(txn.tid), _masked(request.get("42")), _masked(txn.stan),
-             _masked(txn.transmitted), _masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash,
-             _masked(request.get("19")), self.instance, _masked(request.get("32") or acquirer)), business_date)
+            (txn.trace, txn.created, listener, masked(txn.mti), masked(request.get("3")), txn.amount,
+             masked(request.get("49")), masked(txn.tid), masked(request.get("42")), masked(txn.stan),
+             masked(txn.transmitted), masked(txn.rrn), mask_pan(pan) if pan else None, txn.pan_hash,
+             masked(request.get("19")), self.instance, masked(request.get("32") or acquirer)), business_date)
 
     def write_opened(self, txn: Txn) -> None:
         """Queue the row as it stands at arrival (pending), unless it is written already: for
@@ -264,10 +265,6 @@ _PENDING = State.PENDING.value
 
 def _text(value: str | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _masked(value: str | None) -> str | None:
-    return mask_pan_like(value) if value else value
 
 
 _NOT_ORIGINALS = ", ".join(f"'{state}'" for state in sorted(NOT_AN_ORIGINAL))

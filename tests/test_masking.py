@@ -86,6 +86,7 @@ def test_the_windows_found_are_exactly_the_luhn_valid_ones(run):
 
 
 def test_the_first_six_and_last_four_stay():
+    assert mask_pan_like(None) is None and mask_pan_like("") == ""  # an absent field stays absent
     assert mask_pan_like("4761730000000011") == "476173******0011"
     assert mask_pan_like("RRN 4761730000000011=3012101") == "RRN 476173******0011=3012101"
     assert mask_pan_like("1234567890123") == "1234567890123"  # Luhn-invalid

@@ -8,7 +8,7 @@ errors, the terminal emulator and `decode` all go through here.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from typing import Mapping, overload
 
 from switch.core.fields import CVV2_TAG, HIDDEN_FIELDS, ICC_FIELDS, PAN_FIELDS
 from switch.wire.field48 import Layout, read as read_field48
@@ -28,8 +28,15 @@ def mask_pan(pan: str) -> str:
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
-def mask_pan_like(text: str) -> str:
-    """`text` with every digit run that may be a PAN masked, whatever field it came in.
+@overload
+def mask_pan_like(text: str) -> str: ...
+@overload
+def mask_pan_like(text: None) -> None: ...
+
+
+def mask_pan_like(text: str | None) -> str | None:
+    """`text` with every digit run that may be a PAN masked, whatever field it came in (None,
+    an absent field, as it is).
 
     A misaligned or garbled frame puts card data where no one expects it (a track 2 tail in
     the RRN or merchant id), so a value's field says nothing: any 13 to 19 consecutive digits
@@ -45,7 +52,7 @@ def mask_pan_like(text: str) -> str:
     request of its merchant, and checking its six windows took 46,000 instructions, about 4 % of
     a transaction.
     """
-    if len(text) < PAN_SHORTEST or text in _UNMASKED:
+    if text is None or len(text) < PAN_SHORTEST or text in _UNMASKED:
         return text
     run = _DIGIT_RUN.search(text)
     if run is None:
