@@ -613,6 +613,8 @@ class Switch:
         if effect.reversal is not None:
             self._journal_reversal(ctx, self.vault.seal(effect.reversal.fields))
             after = partial(self._send_when_durable, ctx)
+        elif ctx.prepared and not self.journal.shared:  # a reversal's 0400: its Prepare only queued
+            after = partial(self._send_when_durable, ctx)
         ctx.asked = trio.current_time()
         try:
             return await link.exchange(sent, after)
@@ -643,10 +645,12 @@ class Switch:
 
     async def _prepare(self, ctx: Context, reversal: Message, original: Txn | None = None,
                        amount: int | None = None) -> bool:
-        """Journal, durably, the 0420 that undoes what is about to reach an issuer (sealed), and
-        for a reversal its original and amount: recovery after a crash reverses or completes
-        whatever still has one (switch.recovery). On a shared journal a reversal first takes
-        its original in the same transaction; False when another instance's reversal had."""
+        """Journal the 0420 that undoes what is about to reach an issuer (sealed), and for a
+        reversal its original and amount: recovery after a crash reverses or completes whatever
+        still has one (switch.recovery). On a shared journal a reversal first takes its original
+        in the same transaction, committed before this returns; False when another instance's
+        reversal had. On SQLite it is only queued: what may then reach an issuer waits for its
+        commit (an exchange's gate, a SAF item's own commit), and so does the answer."""
         sealed = self.vault.seal(reversal.fields)
         if original is not None and amount is not None and self.journal.shared:
             self.records.write_opened(ctx.txn)  # the operation below updates it
@@ -656,7 +660,6 @@ class Switch:
             ctx.prepared = taken
             return taken
         self._journal_reversal(ctx, sealed, original, amount)
-        await self.journal.durable()
         return True
 
     def _journal_reversal(self, ctx: Context, sealed: bytes, original: Txn | None = None,

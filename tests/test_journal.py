@@ -454,6 +454,31 @@ async def test_a_request_reaches_its_issuer_only_once_its_reversal_is_committed(
     assert [(r["state"], r["reversal"]) for r in journal_rows(tmp_path / "data")] == [("approved", None)]
 
 
+async def test_a_reversal_reaches_its_issuer_only_once_its_own_row_is_committed(demo, tmp_path, log_file):
+    """The same for a terminal's 0400: its row (what it reverses, by how much, and its sealed
+    0420) is queued, not waited for, so its 0400 must wait at the link until it is committed."""
+    bank = demo.issuers["bank_a"][1]
+    balance = bank.accounts[APPROVE].balance
+    async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:
+        purchase = terminal.card_request("0200", pan=APPROVE, amount=100, expiry=EXPIRY)
+        assert (await terminal.send(purchase))["39"] == "00"
+        async with trio.open_nursery() as nursery:
+            answers = []
+
+            async def reverse():
+                answers.append(await terminal.reverse(purchase))
+
+            with sqlite3.connect(tmp_path / "data" / DB_FILE) as locker:
+                locker.execute("BEGIN IMMEDIATE")
+                nursery.start_soon(reverse)
+                await until(lambda: "journal_stalled" in [e["event"] for e in read_events(log_file)])
+                await trio.sleep(0.3)
+                assert not answers and bank.accounts[APPROVE].balance == balance - 100 and not bank.reversals
+                locker.rollback()
+    assert answers[0]["39"] == "00" and bank.accounts[APPROVE].balance == balance
+    assert invariants_hold(tmp_path / "data") == []
+
+
 async def start_slow_purchase(demo, stream: trio.SocketStream) -> None:
     """Send, on a raw connection, a purchase bank_c answers after 0.8 s; return once it is in flight."""
     async with open_terminal("127.0.0.1", demo.ports["terminals"]) as terminal:

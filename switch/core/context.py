@@ -297,8 +297,9 @@ class Exchange:
 @attrs.define
 class Prepare:
     """Journal, before anything reaches an issuer, the 0420 that undoes it (sealed), with the
-    original a reversal reverses and the amount it takes off. -> True once durable; False (on a
-    shared journal) when another instance's reversal of the original got there first"""
+    original a reversal reverses and the amount it takes off: nothing that follows reaches an
+    issuer or the terminal before it is durable. -> True; False (on a shared journal) when
+    another instance's reversal of the original got there first"""
 
     reversal: Message
     original: Txn | None = None
