@@ -23,6 +23,7 @@ from switch.core.standin import AMOUNT_REACHED, COUNT_REACHED, Decision, StandIn
 from switch.core.states import NOT_AN_ORIGINAL, NOT_TO_REVERSE, State
 from switch.core.txn import Txn
 from switch.journal import BatchedJournal, Connection, Row
+from switch.logs import quoted
 from switch.core.fields import NOT_JOURNALED
 from switch.wire.masking import mask_pan, mask_pan_like
 from switch.wire.message import Message, response_mti
@@ -33,8 +34,6 @@ from switch.wire.message import Message, response_mti
 NOT_STORED = NOT_RETAINED | NOT_JOURNALED
 
 
-_quoted = json.encoder.encode_basestring_ascii
-
 
 def stored_response(mti: str, fields: dict[str, str]) -> str:
     """What the issuer added to the answer (38, 39, 54 ...), enough to answer a retransmission:
@@ -43,11 +42,11 @@ def stored_response(mti: str, fields: dict[str, str]) -> str:
     writes one, and the encoder took 30k instructions for these few keys, most of it making the
     encoder for each call (14k so)."""
     try:
-        kept = ",".join([f"{_quoted(field)}:{_quoted(value)}" for field, value in fields.items()
+        kept = ",".join([f"{quoted(field)}:{quoted(value)}" for field, value in fields.items()
                          if field not in NOT_STORED])
     except TypeError:  # a value that is not text (a message's never is): written as its text
         return stored_response(mti, {str(field): str(value) for field, value in fields.items()})
-    return f'{{"mti":{_quoted(mti)},"fields":{{{kept}}}}}'
+    return f'{{"mti":{quoted(mti)},"fields":{{{kept}}}}}'
 
 
 def loaded_response(text: str | None) -> dict[str, str] | None:

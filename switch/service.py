@@ -609,12 +609,12 @@ class Switch:
                 return LinkFailure.SATURATED
         if not link.up:
             return LinkFailure.UNAVAILABLE
-        after = None
         if effect.reversal is not None:
             self._journal_reversal(ctx, self.vault.seal(effect.reversal.fields))
-            after = partial(self._send_when_durable, ctx)
-        elif ctx.prepared and not self.journal.shared:  # a reversal's 0400: its Prepare only queued
-            after = partial(self._send_when_durable, ctx)
+        # A reversal row queued and not yet committed (this request's, or a 0400's from its
+        # Prepare; a shared journal's Prepare commits before it returns): the sending waits for it.
+        queued_row = effect.reversal is not None or (ctx.prepared and not self.journal.shared)
+        after = partial(self._send_when_durable, ctx) if queued_row else None
         ctx.asked = trio.current_time()
         try:
             return await link.exchange(sent, after)
