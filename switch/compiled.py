@@ -24,8 +24,10 @@ from pathlib import Path
 from types import ModuleType
 
 # Hot modules that compile unchanged (docs/performance.md, "compiled modules"): the wire codec
-# and what every message passes through.
+# and what every message passes through, and the risk rules' memory (with the C types of its
+# structures in windows.pxd beside it).
 MODULES = (
+    "switch.core.risk.windows",
     "switch.wire.dialect",
     "switch.wire.fastcodec",
     "switch.wire.field48",
@@ -57,16 +59,21 @@ def compiled_of(module: str, root: Path = ROOT) -> Path | None:
 
 
 def usable(module: str, root: Path = ROOT) -> bool:
-    """Whether `module` runs compiled: built, not older than its source, and not ruled out."""
+    """Whether `module` runs compiled: built, not older than its source (or the .pxd that types
+    it, where there is one), and not ruled out."""
     if os.environ.get(PURE_PYTHON) == "1":
         return False
     built = compiled_of(module, root)
     if built is None:
         return False
+    source = source_of(module, root)
     try:
-        edited = source_of(module, root).stat().st_mtime
+        edited = source.stat().st_mtime
     except FileNotFoundError:  # an install that shipped the compiled form alone
         return True
+    types = source.with_suffix(".pxd")
+    if types.exists():
+        edited = max(edited, types.stat().st_mtime)
     return built.stat().st_mtime + SAME_INSTALL >= edited
 
 

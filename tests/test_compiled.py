@@ -16,9 +16,11 @@ from pathlib import Path
 from switch import compiled
 
 ROOT = Path(__file__).resolve().parent.parent
-# The tests of what the compiled modules do (the codec against pyiso8583, framing, masking).
+# The tests of what the compiled modules do (the codec against pyiso8583, framing, masking, the
+# risk rules' windows against recounts and the engine's decisions).
 FORM_TESTS = ["tests/test_fastcodec.py", "tests/test_framing.py", "tests/test_masking.py", "tests/test_field48.py",
-              "tests/test_dialects.py", "tests/test_every_dialect.py"]
+              "tests/test_dialects.py", "tests/test_every_dialect.py", "tests/test_risk_windows.py",
+              "tests/test_risk_velocity.py", "tests/test_risk_engine.py"]
 
 
 def _forms(env: dict[str, str]) -> set[str]:
@@ -58,6 +60,22 @@ def test_a_build_older_than_its_source_is_not_run(tmp_path):
     assert not compiled.usable("switch.wire.luhn", tmp_path)
     source.unlink()  # shipped compiled alone: nothing else to run
     assert compiled.usable("switch.wire.luhn", tmp_path)
+
+
+def test_a_build_older_than_the_types_beside_its_source_is_not_run(tmp_path):
+    """A module typed by a .pxd (the risk windows) is stale when either file was edited since."""
+    source = tmp_path / "switch" / "core" / "risk" / "windows.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("")
+    types = source.with_suffix(".pxd")
+    types.write_text("")
+    built = source.with_name("windows" + importlib.machinery.EXTENSION_SUFFIXES[0])
+    built.write_bytes(b"")
+    for path, moment in ((source, 1_000_000), (types, 1_000_000), (built, 2_000_000)):
+        os.utime(path, (moment, moment))
+    assert compiled.usable("switch.core.risk.windows", tmp_path)
+    os.utime(types, (3_000_000, 3_000_000))  # the types edited, not the source
+    assert not compiled.usable("switch.core.risk.windows", tmp_path)
 
 
 def test_the_python_form_passes_the_same_tests():

@@ -93,10 +93,10 @@ class Assessment:
         return [self.decline, *self.flags] if self.decline else list(self.flags)
 
 
-# An Assessment of `facts`, nothing found yet, as `found`: lines the generated `assess` starts
+# An Assessment of `facts`, nothing found yet, as `found` (its reservations as `reserved`): lines the generated `assess` starts
 # with, and the body of `new_assessment` for the rest.
 MAKE_ASSESSMENT = ("found = Assessment()", "found.facts = facts", "found.decline = None",
-                   "found.flags = found.travel = found.noted = ()", "found.reserved = []")
+                   "found.flags = found.travel = found.noted = ()", "found.reserved = reserved = []")
 
 
 def _assessment_maker() -> Callable[[Facts], Assessment]:
@@ -142,28 +142,19 @@ class Memory(Protocol):
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
-        self.totals: SlidingTotals[Hashable] = SlidingTotals(rule.window, rule.name)
+        self.max_count = math.inf if rule.max_count is None else rule.max_count  # an absent limit infinite
+        max_amount = math.inf if rule.max_amount is None else rule.max_amount
+        self.totals = SlidingTotals(rule.window, rule.name, self.max_count, max_amount)
         self.memories: tuple[Memory, ...] = (self.totals,)
         self.key = KEY_ATTRIBUTE[rule.per]
-        self.max_count = math.inf if rule.max_count is None else rule.max_count  # an absent limit infinite
 
     def lines(self, code: Code, me: str) -> list[str]:
-        # Counted first (one look-up of the key), taken back when this rule declines it: with
-        # this request counted, a total beyond its limit makes this request the one too many.
-        # Otherwise the count is reserved until `settle`. The totals `add` gives may still hold
-        # events that have left the window (SlidingTotals.add), never fewer than are in it: a
-        # request within the limit by them is within it, and one beyond it is judged again on
-        # the exact totals, after what has passed is dropped.
-        key = self.key
-        beyond = [f"totals[0] > {self.rule.max_count}"] if self.rule.max_count is not None else []
-        beyond += [f"totals[1] > {self.rule.max_amount}"] if self.rule.max_amount is not None else []
-        return [f"if {key} is not None:",
-                *(f"    {line}" for line in self.totals.count_lines(code, key)),
-                f"    if {' or '.join(beyond)}:",
-                f"        {code.constant('forget', self.totals.forget)}(now)",
-                f"        if {' or '.join(beyond)}:",
-                f"            hit = {me}.beyond(event)",
-                "    found.reserved.append(event)"]
+        # Counted and reserved in one call (SlidingTotals.count); an event comes back only
+        # when this request is beyond a limit, and is taken back if this rule declines it.
+        return [f"if {self.key} is not None:",
+                f"    beyond = {code.constant('count', self.totals.count)}({self.key}, now, amount, reserved)",
+                "    if beyond is not None:",
+                f"        hit = {me}.beyond(beyond)"]
 
     def beyond(self, event: Event) -> Hit:
         """The hit of a request beyond a limit, its count taken back if this rule declines it."""
@@ -191,8 +182,8 @@ class VelocityJudge:
 class CardTestingJudge:
     def __init__(self, rule: CardTesting) -> None:
         self.rule = rule
-        self.declined: DistinctWindow[Hashable] = DistinctWindow(rule.window)
-        self.barred: Cooldowns[Hashable] = Cooldowns(rule.cooldown)
+        self.declined: DistinctWindow = DistinctWindow(rule.window)
+        self.barred: Cooldowns = Cooldowns(rule.cooldown)
         self.memories: tuple[Memory, ...] = (self.declined, self.barred)
         self.key = KEY_ATTRIBUTE[rule.per]
 
@@ -247,7 +238,7 @@ class CountryJudge:
 class TravelJudge:
     def __init__(self, rule: Travel) -> None:
         self.rule = rule
-        self.last: LastSeen[Hashable] = LastSeen(rule.min_interval)
+        self.last: LastSeen = LastSeen(rule.min_interval)
         self.memories: tuple[Memory, ...] = (self.last,)
 
     def lines(self, code: Code, me: str) -> list[str]:
@@ -282,7 +273,7 @@ class AmountJudge:
 class RateJudge:
     def __init__(self, rule: RateLimit) -> None:
         self.rule = rule
-        self.buckets: TokenBuckets[Hashable] = TokenBuckets(rule.rate, rule.burst)
+        self.buckets: TokenBuckets = TokenBuckets(rule.rate, rule.burst)
         self.memories: tuple[Memory, ...] = (self.buckets,)
         self.key = KEY_ATTRIBUTE[rule.per]
         self.hit = _hit(rule, f"more than {rule.rate:g} requests a second per {rule.per} (burst {rule.burst})")

@@ -17,11 +17,8 @@ import bisect
 import math
 from collections import Counter, OrderedDict, deque
 from operator import itemgetter
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Hashable
 
-from switch.core.risk.generated import Code
-
-K = TypeVar("K", bound=Hashable)
 
 # ONE_WALK: a plain dict whose oldest keys are dropped (token buckets, last-seen notes) finds
 # them in one walk from its front, then deletes them. A dict's iteration starts by stepping
@@ -33,133 +30,137 @@ K = TypeVar("K", bound=Hashable)
 # after `add`, `event[TOTALS]` is the key's totals with this event counted (a caller that adds
 # first and decides after looks the key up once). `window` is the SlidingTotals it is in, so
 # that a reservation is the event alone. A list, not a class: one is made for every velocity
-# rule a request is counted in, and a list costs a sixth as much.
+# rule a request is counted in, and a list costs a sixth as much. The positions are C integers
+# where this module is compiled (windows.pxd), so the engine reads them under public names.
 Event = list
-_AT, _AMOUNT, TOTALS, _KEY, WINDOW = 0, 1, 2, 3, 4
+_AT, _AMOUNT, _TOTALS, _KEY, _WINDOW = 0, 1, 2, 3, 4
+TOTALS, WINDOW = _TOTALS, _WINDOW
 _at = itemgetter(_AT)
 
 
-class SlidingTotals(Generic[K]):
+class SlidingTotals:
     """Per key: how many events, and their amounts, within the last `span` seconds.
 
     Every key's events sit in one queue, oldest first: one span for all of them, so expiring
-    walks only the front of that queue. Events come in time order but for one case: the counts
+    walks only the front of that queue (a list read from `_head`, its expired front cut off
+    once it is the larger part). Events come in time order but for one case: the counts
     another instance shares are replayed at the times they happened, behind newer ones, and go
     to their place in the queue (a rare insertion, so that they leave the window on time). A
     key is a plain [count, amount] pair, dropped when its last event leaves: no queue per key,
     no order of keys to keep (a key per request is what this structure mostly sees: a card
-    twice an hour against windows of minutes)."""
+    twice an hour against windows of minutes). A velocity rule's limits (`max_count`,
+    `max_amount`, infinite when the rule has none) are the window's, so that a request is
+    counted and judged in one call (`count`)."""
 
-    def __init__(self, span: float, name: str = "") -> None:
+    def __init__(self, span: float, name: str = "", max_count: float = math.inf, max_amount: float = math.inf) -> None:
         self.span = span
         self.name = name  # the rule it counts for (what a request's reservations are journaled as)
-        # Never rebound: the engine's generated moments hold them (`count_lines`).
-        self._keys: dict[K, list[int]] = {}  # key -> [count, amount] of its events in the window
-        self._events: deque[Event] = deque()  # every key's events, by when they were added
-        self.latest = -math.inf  # the newest time an event was queued at (never lowered)
+        self.max_count = max_count
+        self.max_amount = max_amount
+        self._keys: dict[Hashable, list[int]] = {}  # key -> [count, amount] of its events in the window
+        self._events: list[Event] = []  # every key's events, by when they were added, from `_head`
+        self._head = 0
+        self.latest: float = -math.inf  # the newest time an event was queued at (never lowered)
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def totals(self, key: K, now: float) -> tuple[int, int]:
+    def totals(self, key: Hashable, now: float) -> tuple[int, int]:
         self.forget(now)
         totals = self._keys.get(key)
         return (totals[0], totals[1]) if totals is not None else (0, 0)
 
-    def add(self, key: K, now: float, amount: int) -> Event:
-        """Count an event. Its totals (`event[TOTALS]`) may still hold events of the key that
+    def add(self, key: Hashable, now: float, amount: int) -> Event:
+        """Count an event. Its totals (`event[_TOTALS]`) may still hold events of the key that
         have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
-        caller whose limit the totals pass calls it and looks again. Most requests are within
-        their limits, and dropping in the sweep's batches costs a fraction of a look per add."""
-        return _add(self, key, now, amount)
+        caller whose limit the totals pass calls it and looks again (`count`). Most requests
+        are within their limits, and dropping in the sweep's batches costs a fraction of a look
+        per add. An event older than the newest ever queued goes to its place (`place`)."""
+        keys = self._keys
+        totals = keys.get(key)
+        if totals is None:
+            totals = keys[key] = [1, amount]
+        else:
+            totals[0] += 1
+            totals[1] += amount
+        event = [now, amount, totals, key, self]
+        if now < self.latest:  # a count shared from another instance, behind newer ones
+            self.place(event)
+        else:
+            self._events.append(event)
+            self.latest = now
+        return event
 
-    def count_lines(self, code: Code, key: str) -> list[str]:
-        """What `add` does, as lines of a generated function that counts the event of the key
-        named `key` (`_count_lines`), this window's parts named in `code`."""
-        return _count_lines(code.constant("keys", self._keys), code.constant("events", self._events),
-                            code.constant("window", self), key)
+    def count(self, key: Hashable, now: float, amount: int, reserved: list[Event]) -> Event | None:
+        """Count a request's event and reserve it (appended to `reserved`, kept or taken back
+        at settle). With it counted, the key's totals beyond a limit make this request the one
+        too many: then its event is returned, once the exact totals (what has passed dropped)
+        are beyond it too; None otherwise, as for most requests."""
+        event = self.add(key, now, amount)
+        reserved.append(event)
+        totals = event[_TOTALS]
+        if totals[0] > self.max_count or totals[1] > self.max_amount:
+            self.forget(now)
+            if totals[0] > self.max_count or totals[1] > self.max_amount:
+                return event
+        return None
 
     def place(self, event: Event) -> None:
         """Queue an event behind newer ones (a count another instance shares, replayed at the
         time it happened) in its place, so that it leaves the window on time."""
         events = self._events
-        events.insert(bisect.bisect_right(events, event[_AT], key=_at), event)
+        events.insert(bisect.bisect_right(events, event[_AT], self._head, key=_at), event)
 
     def forget(self, now: float) -> None:
         """Drop what has left the window: for exact totals, and in the engine's sweep."""
         events = self._events
-        if events and events[0][_AT] <= now - self.span:
+        if self._head < len(events) and events[self._head][_AT] <= now - self.span:
             self._expire(now - self.span)
 
     def retract(self, event: Event) -> None:
         """Take back an event added (a reservation freed): it counts no more."""
-        totals: list[int] | None = event[TOTALS]
+        totals: list[int] | None = event[_TOTALS]
         if totals is None:
             return
-        event[TOTALS] = None
+        event[_TOTALS] = None
         totals[0] -= 1
         totals[1] -= event[_AMOUNT]
         if not totals[0]:
             del self._keys[event[_KEY]]
-        if self._events[-1] is event:  # taken back at once (a decline): nothing to keep
-            self._events.pop()
+        events = self._events
+        if len(events) > self._head and events[-1] is event:  # taken back at once (a decline): nothing to keep
+            events.pop()
 
     def _expire(self, horizon: float) -> None:
         events, keys = self._events, self._keys
-        while events and events[0][_AT] <= horizon:
-            event = events.popleft()
-            totals = event[TOTALS]
+        head, end = self._head, len(events)
+        while head < end and events[head][_AT] <= horizon:
+            event = events[head]
+            head += 1
+            totals = event[_TOTALS]
             if totals is not None:
-                event[TOTALS] = None
+                event[_TOTALS] = None
                 totals[0] -= 1
                 totals[1] -= event[_AMOUNT]
                 if not totals[0]:
                     del keys[event[_KEY]]
+        if head * 2 > end:  # what has expired is the larger part: cut it off (amortised, one move)
+            del events[:head]
+            head = 0
+        self._head = head
 
 
-def _count_lines(keys: str, events: str, window: str, key: str) -> list[str]:
-    """How an event is counted, over the names given for a SlidingTotals' dict of totals, its
-    queue, the window itself and the key, and `now` and `amount`: the event is left in `event`,
-    its key's totals, this event counted, in `totals`. An event older than the newest ever queued
-    goes to its place (`place`, which appends it when nothing left in the queue is newer: so
-    `latest` need not come down with retractions and expiry, and the queue is not read). Written once, run twice: as `add`, and
-    inline in the engine's generated moments, once per velocity rule (a call for each rule in
-    scope cost about a twentieth of a request with 20 rules)."""
-    return [f"totals = {keys}.get({key})",
-            "if totals is None:",
-            f"    totals = {keys}[{key}] = [1, amount]",
-            "else:",
-            "    totals[0] += 1",
-            "    totals[1] += amount",
-            f"event = [now, amount, totals, {key}, {window}]  # Event: at, amount, totals, key, window",
-            f"if now < {window}.latest:  # a count shared from another instance, behind newer ones",
-            f"    {window}.place(event)",
-            "else:",
-            f"    {events}.append(event)",
-            f"    {window}.latest = now"]
-
-
-def _add_function() -> Callable[[SlidingTotals[Any], Any, float, int], Event]:
-    code = Code()
-    code.add(*_count_lines("window._keys", "window._events", "window", "key"), "return event")
-    add: Callable[[SlidingTotals[Any], Any, float, int], Event] = code.function("add", "window, key, now, amount")
-    return add
-
-
-_add = _add_function()
-
-
-class DistinctWindow(Generic[K]):
+class DistinctWindow:
     """Per key: how many distinct values (cards) within the last `span` seconds."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self._keys: OrderedDict[K, tuple[deque[tuple[float, str]], Counter[str]]] = OrderedDict()
+        self._keys: OrderedDict[Hashable, tuple[deque[tuple[float, str]], Counter[str]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def add(self, key: K, now: float, value: str) -> int:
+    def add(self, key: Hashable, now: float, value: str) -> int:
         """Note `value` for `key`; returns the distinct values within the window, this one included."""
         entry = self._keys.get(key)
         if entry is None:
@@ -178,7 +179,7 @@ class DistinctWindow(Generic[K]):
         self.forget(now)
         return len(counts)
 
-    def clear(self, key: K) -> None:
+    def clear(self, key: Hashable) -> None:
         self._keys.pop(key, None)
 
     def forget(self, now: float) -> None:
@@ -193,18 +194,18 @@ class DistinctWindow(Generic[K]):
             del keys[key]
 
 
-class Cooldowns(Generic[K]):
+class Cooldowns:
     """Keys barred for `length` seconds from when their cool-down starts; a key is forgotten
     once it has passed. One length for all keys, so the order they start in is the order they end."""
 
     def __init__(self, length: float) -> None:
         self.length = length
-        self.until: OrderedDict[K, float] = OrderedDict()  # key -> when its cool-down ends, empty mostly
+        self.until: OrderedDict[Hashable, float] = OrderedDict()  # key -> when its cool-down ends, empty mostly
 
     def __len__(self) -> int:
         return len(self.until)
 
-    def start(self, key: K, now: float) -> float:
+    def start(self, key: Hashable, now: float) -> float:
         """Bar `key` from `now`; returns when it ends."""
         self.until.pop(key, None)
         until = self.until[key] = now + self.length
@@ -219,7 +220,7 @@ class Cooldowns(Generic[K]):
                 return
             del until[key]
 
-    def active(self, key: K, now: float) -> float | None:
+    def active(self, key: Hashable, now: float) -> float | None:
         """When `key`'s cool-down ends, if it is cooling down at `now`."""
         if self.until:  # mostly none: no call to forget
             self.forget(now)
@@ -227,7 +228,7 @@ class Cooldowns(Generic[K]):
         return until if until is not None and until > now else None
 
 
-class TokenBuckets(Generic[K]):
+class TokenBuckets:
     """Per key, a bucket of `burst` tokens refilled at `rate` a second; a full bucket is
     forgotten (it is the same as a new one).
 
@@ -244,12 +245,12 @@ class TokenBuckets(Generic[K]):
         self.burst = burst
         self.interval = 1 / rate  # a token's time
         self.tolerance = (burst - 1) / rate  # how far `due` may be ahead of now for a take
-        self._due: dict[K, float] = {}  # key -> when its bucket is full again, by last take
+        self._due: dict[Hashable, float] = {}  # key -> when its bucket is full again, by last take
 
     def __len__(self) -> int:
         return len(self._due)
 
-    def take(self, key: K, now: float) -> bool:
+    def take(self, key: Hashable, now: float) -> bool:
         """One token for `key`, if it has one."""
         dues = self._due
         due = dues.pop(key, now)  # put back last: the order of last takes
@@ -275,19 +276,19 @@ class TokenBuckets(Generic[K]):
             del dues[key]
 
 
-class LastSeen(Generic[K]):
+class LastSeen:
     """Per key, the last value noted and when (`last`), for `span` seconds: a reader takes one
     older than that for none, so only the sweep (`forget`) drops them; keys are in the order
     they were noted."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self.last: dict[K, tuple[str, float]] = {}  # key -> (value, when), by when noted
+        self.last: dict[Hashable, tuple[str, float]] = {}  # key -> (value, when), by when noted
 
     def __len__(self) -> int:
         return len(self.last)
 
-    def note(self, key: K, value: str, now: float) -> None:
+    def note(self, key: Hashable, value: str, now: float) -> None:
         last = self.last
         last.pop(key, None)  # put back last: the order of notes
         last[key] = (value, now)
