@@ -14,7 +14,7 @@ import datetime
 import time
 from collections import OrderedDict
 from functools import partial
-from typing import Callable
+from typing import Callable, Sequence
 
 import trio
 
@@ -33,7 +33,7 @@ from switch.core.context import (
 from switch.core.matcher import KeyInUse
 from switch.core.messages import OriginalData, card_pan, message_class, respond, retained_response, unknown_approval_reversal
 from switch.core.pipeline import Step, pipeline_for
-from switch.core.risk.engine import RiskEngine
+from switch.core.risk.engine import Alert, RiskEngine
 from switch.core.risk.facts import Facts, facts_of
 from switch.core.risk.rules import PRESENT
 from switch.core.standin import StandIn
@@ -510,7 +510,7 @@ class Switch:
             return None, None  # nothing the rules said or count: most requests
         hits = list(ctx.rate_hits or ())
         counted: list[str] = []
-        alerts = []
+        alerts: Sequence[Alert] = ()
         if found is not None:
             alerts = self.risk.settle(found, txn.rc or "", txn.seen)
             counted = found.counted

@@ -171,7 +171,7 @@ def test_rate_limit_per_connection_and_flags(tmp_path: Path) -> None:
     risk = engine(tmp_path, '[[rules]]\nname = "r"\nkind = "rate"\nper = "connection"\nper_second = 1\nburst = 2\n\n'
                             '[[rules]]\nname = "f"\nkind = "rate"\naction = "flag"\nper = "terminal"\n'
                             'per_second = 1\nburst = 1\n')
-    assert risk.throttle(facts(), 0) == (None, [])
+    assert risk.throttle(facts(), 0) == (None, ())
     decline, flags = risk.throttle(facts(), 0)
     assert decline is None and [hit.rule for hit in flags] == ["f"]
     decline, _ = risk.throttle(facts(), 0)

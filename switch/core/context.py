@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import enum
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import attrs
 
@@ -124,7 +124,7 @@ class Context:
     reason: str | None = None  # for the journal, when the answer needs explaining
     original_trace: int | None = None
     risk_facts: Facts | None = None  # what the risk rules judge, read once from the request
-    rate_hits: list[Hit] | None = None  # rate limits that declined or flagged it
+    rate_hits: Sequence[Hit] | None = None  # rate limits that declined or flagged it
     assessment: Assessment | None = None  # the risk rules' findings, settled with the outcome
     listener: ListenerView | None = None  # the listener it came in on
     # The request as the terminal sent it (no length header, no TPDU): what its MAC covers.

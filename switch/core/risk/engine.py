@@ -354,7 +354,7 @@ class RiskEngine:
     """Every rule's judge, in file order, for the two moments of a request."""
 
     # The two moments, written for this rule set (see `_moment` and `source()`).
-    throttle: Callable[[Facts, float], tuple[Hit | None, list[Hit]]]
+    throttle: Callable[[Facts, float], tuple[Hit | None, tuple[Hit, ...]]]
     """Rate limits: the decline (91) of a request beyond its bucket, and flags."""
     assess: Callable[[Facts, float], Assessment]
     """The other rules, in file order: the first decline ends it, flags are collected."""
@@ -377,7 +377,7 @@ class RiskEngine:
         self.longest = max((_memory(rule) for rule in rules.rules), default=0.0)
         self._memories = [memory for judge in self.judges for memory in judge.memories]
         sweeper = Sweeper(self._memories)
-        self.throttle = _moment("throttle", rate, sweeper, "flags = []", "flags.append(hit)",
+        self.throttle = _moment("throttle", rate, sweeper, "flags = ()", "flags += (hit,)",
                                 "return hit, flags", "return None, flags")  # type: ignore[assignment]
         self.assess = _moment("assess", assessing, sweeper, "\n".join(MAKE_ASSESSMENT),
                               "found.flags += (hit,)", "return declined(found, hit)",
@@ -387,7 +387,7 @@ class RiskEngine:
         """The generated moments' source, for reading (and tracebacks)."""
         return f"{self.throttle.__doc__}\n{self.assess.__doc__}"
 
-    def settle(self, found: Assessment, code: str, now: float) -> list[Alert]:
+    def settle(self, found: Assessment, code: str, now: float) -> tuple[Alert, ...]:
         """The request's outcome (its response code): approvals keep what was reserved, anything
         else frees it; declines that card testing counts may start a cool-down."""
         if code == APPROVED:
@@ -396,17 +396,17 @@ class RiskEngine:
                 for judge in found.travel:
                     judge.last.note(facts.pan_hash, facts.country, now)  # type: ignore[arg-type]
                     found.noted += (judge.rule.name,)
-            return []
+            return ()
         _release(found)
         if code not in self.testing_codes:
-            return []
-        alerts = []
+            return ()
+        alerts: tuple[Alert, ...] = ()
         for tester in self._testers_reached(found):
             if code in tester.rule.codes:
                 found.noted += (tester.rule.name,)
                 alert = tester.declined_for(found.facts, now)
                 if alert is not None:
-                    alerts.append(alert)
+                    alerts += (alert,)
         return alerts
 
     def _testers_reached(self, found: Assessment) -> list[CardTestingJudge]:
@@ -417,10 +417,10 @@ class RiskEngine:
         return [judge for judge, matches, position in self._testers
                 if position <= reached and (matches is None or matches(facts)) and getattr(facts, judge.key) is not None]
 
-    def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], list[Alert]]:
+    def declined_unassessed(self, facts: Facts, code: str, now: float) -> tuple[list[str], tuple[Alert, ...]]:
         """A decline before assessment (no route for the card, 15): card testing counts it too."""
         if code not in self.testing_codes:
-            return [], []
+            return [], ()
         found = new_assessment(facts)
         alerts = self.settle(found, code, now)
         return found.counted, alerts
