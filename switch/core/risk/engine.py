@@ -26,7 +26,7 @@ from switch.core.risk.rules import (
     DECLINE, FLAG, KIND_OF, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
 )
 from switch.core.risk.windows import (
-    TOTALS, WINDOW, Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
+    Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
 )
 
 
@@ -86,7 +86,7 @@ class Assessment:
     @property
     def counted(self) -> list[str]:
         """The rules whose memory this request is in (journaled, for `replay`)."""
-        return [*(event[WINDOW].name for event in self.reserved), *self.noted]
+        return [*(event.window.name for event in self.reserved), *self.noted]
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
@@ -158,7 +158,7 @@ class VelocityJudge:
 
     def beyond(self, event: Event) -> Hit:
         """The hit of a request beyond a limit, its count taken back if this rule declines it."""
-        count = event[TOTALS][0]
+        count = event.totals[0]  # type: ignore[index]  # reserved: counted until settle
         hit = self._beyond(count - 1)
         if hit.declines:
             self.totals.retract(event)
@@ -318,7 +318,7 @@ def _declined(found: Assessment, hit: Hit) -> Assessment:
 
 def _release(found: Assessment) -> None:
     for event in found.reserved:
-        event[WINDOW].retract(event)
+        event.window.retract(event)
     found.reserved.clear()
     found.noted = ()
 

@@ -1,12 +1,21 @@
 # The types of windows.py's structures where Cython compiles it (switch/compiled.py): each an
-# extension type with its fields in C, and an event's positions C integers, so that a request's
-# counts, takes and expiry run without the interpreter. windows.py stays plain Python, and runs
+# extension type with its fields in C (`final`: its methods called directly), so that a
+# request's counts, takes and expiry run without the interpreter. windows.py stays plain Python, and runs
 # as such without a compiler; only what Python code outside reads is readable (`readonly`).
 import cython
 
-cdef Py_ssize_t _AT, _AMOUNT, _TOTALS, _KEY, _WINDOW
+cdef class SlidingTotals
 
 
+@cython.final
+@cython.freelist(64)
+cdef class Event:
+    cdef public object at, amount, key
+    cdef public list totals
+    cdef public SlidingTotals window
+
+
+@cython.final
 cdef class SlidingTotals:
     cdef readonly object span, name, max_count, max_amount
     cdef dict _keys
@@ -14,15 +23,15 @@ cdef class SlidingTotals:
     cdef Py_ssize_t _head
     cdef object latest
 
-    @cython.locals(keys=dict, totals=list, event=list)
-    cpdef list add(self, key, now, amount)
-    @cython.locals(event=list, totals=list)
+    @cython.locals(keys=dict, totals=list, event=Event)
+    cpdef Event add(self, key, now, amount)
+    @cython.locals(event=Event, totals=list)
     cpdef object count(self, key, now, amount, list reserved)
-    cpdef place(self, list event)
+    cpdef place(self, Event event)
     cpdef forget(self, now)
     @cython.locals(totals=list)
-    cpdef retract(self, list event)
-    @cython.locals(events=list, keys=dict, event=list, totals=list, head=Py_ssize_t, end=Py_ssize_t)
+    cpdef retract(self, Event event)
+    @cython.locals(events=list, keys=dict, event=Event, totals=list, head=Py_ssize_t, end=Py_ssize_t)
     cdef _expire(self, horizon)
 
 

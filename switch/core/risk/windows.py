@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter, OrderedDict, deque
-from operator import itemgetter
+from operator import attrgetter
 from typing import Hashable
 
 
@@ -25,17 +25,27 @@ from typing import Hashable
 # over every slot that deleted keys left in front of its first live key, so reading the first
 # key afresh for each key dropped (a `for ... break` per key) walked those slots once per key.
 
-# One counted request: [at, amount, totals, key, window]. `totals` is its key's [count, amount]
-# while the event counts in them, None once it has expired or been retracted (declined): right
-# after `add`, `event[TOTALS]` is the key's totals with this event counted (a caller that adds
-# first and decides after looks the key up once). `window` is the SlidingTotals it is in, so
-# that a reservation is the event alone. A list, not a class: one is made for every velocity
-# rule a request is counted in, and a list costs a sixth as much. The positions are C integers
-# where this module is compiled (windows.pxd), so the engine reads them under public names.
-Event = list
-_AT, _AMOUNT, _TOTALS, _KEY, _WINDOW = 0, 1, 2, 3, 4
-TOTALS, WINDOW = _TOTALS, _WINDOW
-_at = itemgetter(_AT)
+class Event:
+    """One counted request, in one SlidingTotals (`window`): so that a reservation is the
+    event alone. `totals` is its key's [count, amount] while the event counts in them, None
+    once it has expired or been retracted (declined): right after `add`, `event.totals` is the
+    key's totals with this event counted (a caller that adds first and decides after looks the
+    key up once).
+
+    Slots and no __init__ (`add` fills them): one is made for every velocity rule a request is
+    counted in. Compiled (windows.pxd) it is a C struct of five fields, one allocation from a
+    free list where a list was two; as Python it costs a little more than a list would."""
+
+    __slots__ = ("at", "amount", "totals", "key", "window")
+
+    at: float
+    amount: int
+    totals: list[int] | None
+    key: Hashable
+    window: SlidingTotals
+
+
+_at = attrgetter("at")
 
 
 class SlidingTotals:
@@ -71,7 +81,7 @@ class SlidingTotals:
         return (totals[0], totals[1]) if totals is not None else (0, 0)
 
     def add(self, key: Hashable, now: float, amount: int) -> Event:
-        """Count an event. Its totals (`event[_TOTALS]`) may still hold events of the key that
+        """Count an event. Its totals (`event.totals`) may still hold events of the key that
         have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
         caller whose limit the totals pass calls it and looks again (`count`). Most requests
         are within their limits, and dropping in the sweep's batches costs a fraction of a look
@@ -83,7 +93,12 @@ class SlidingTotals:
         else:
             totals[0] += 1
             totals[1] += amount
-        event = [now, amount, totals, key, self]
+        event = Event.__new__(Event)
+        event.at = now
+        event.amount = amount
+        event.totals = totals
+        event.key = key
+        event.window = self
         if now < self.latest:  # a count shared from another instance, behind newer ones
             self.place(event)
         else:
@@ -98,7 +113,7 @@ class SlidingTotals:
         are beyond it too; None otherwise, as for most requests."""
         event = self.add(key, now, amount)
         reserved.append(event)
-        totals = event[_TOTALS]
+        totals: list[int] = event.totals  # type: ignore[assignment]  # just counted: never None
         if totals[0] > self.max_count or totals[1] > self.max_amount:
             self.forget(now)
             if totals[0] > self.max_count or totals[1] > self.max_amount:
@@ -109,24 +124,24 @@ class SlidingTotals:
         """Queue an event behind newer ones (a count another instance shares, replayed at the
         time it happened) in its place, so that it leaves the window on time."""
         events = self._events
-        events.insert(bisect.bisect_right(events, event[_AT], self._head, key=_at), event)
+        events.insert(bisect.bisect_right(events, event.at, self._head, key=_at), event)
 
     def forget(self, now: float) -> None:
         """Drop what has left the window: for exact totals, and in the engine's sweep."""
         events = self._events
-        if self._head < len(events) and events[self._head][_AT] <= now - self.span:
+        if self._head < len(events) and events[self._head].at <= now - self.span:
             self._expire(now - self.span)
 
     def retract(self, event: Event) -> None:
         """Take back an event added (a reservation freed): it counts no more."""
-        totals: list[int] | None = event[_TOTALS]
+        totals: list[int] | None = event.totals
         if totals is None:
             return
-        event[_TOTALS] = None
+        event.totals = None
         totals[0] -= 1
-        totals[1] -= event[_AMOUNT]
+        totals[1] -= event.amount
         if not totals[0]:
-            del self._keys[event[_KEY]]
+            del self._keys[event.key]
         events = self._events
         if len(events) > self._head and events[-1] is event:  # taken back at once (a decline): nothing to keep
             events.pop()
@@ -134,16 +149,16 @@ class SlidingTotals:
     def _expire(self, horizon: float) -> None:
         events, keys = self._events, self._keys
         head, end = self._head, len(events)
-        while head < end and events[head][_AT] <= horizon:
+        while head < end and events[head].at <= horizon:
             event = events[head]
             head += 1
-            totals = event[_TOTALS]
+            totals = event.totals
             if totals is not None:
-                event[_TOTALS] = None
+                event.totals = None
                 totals[0] -= 1
-                totals[1] -= event[_AMOUNT]
+                totals[1] -= event.amount
                 if not totals[0]:
-                    del keys[event[_KEY]]
+                    del keys[event.key]
         if head * 2 > end:  # what has expired is the larger part: cut it off (amortised, one move)
             del events[:head]
             head = 0
