@@ -20,7 +20,7 @@ SPAN = st.sampled_from([1.0, 2.5, 5.0])
 @given(SPAN, st.lists(st.tuples(st.sampled_from(["add", "add", "retract", "totals"]), KEYS, STEPS,
                                 st.integers(0, 1000), st.integers(0, 50)), max_size=60))
 def test_sliding_totals_equal_a_recount_of_live_events_in_the_window(span: float, operations: list) -> None:
-    window: SlidingTotals[str] = SlidingTotals(span)
+    window: SlidingTotals = SlidingTotals(span)
     events: list[tuple[str, float, int, object]] = []  # key, at, amount, the window's event
     retracted: set[int] = set()
     now = 0.0
@@ -40,7 +40,7 @@ def test_sliding_totals_equal_a_recount_of_live_events_in_the_window(span: float
 @settings(max_examples=200)
 @given(SPAN, st.lists(st.tuples(KEYS, STEPS), max_size=40), KEYS)
 def test_sliding_totals_forget_keys_once_their_window_has_passed(span: float, adds: list, last: str) -> None:
-    window: SlidingTotals[str] = SlidingTotals(span)
+    window: SlidingTotals = SlidingTotals(span)
     now = 0.0
     newest: dict[str, float] = {}
     for key, step in adds:
@@ -59,7 +59,7 @@ def test_sliding_totals_forget_keys_once_their_window_has_passed(span: float, ad
 @given(st.sampled_from([0.5, 1.0, 4.0]), st.integers(1, 5),
        st.lists(st.tuples(KEYS, st.sampled_from([0.0, 0.0, 0.0, 0.1, 0.3, 1.0, 2.0, 20.0])), max_size=80))
 def test_token_buckets_never_grant_more_than_burst_plus_refill(rate: float, burst: int, takes: list) -> None:
-    buckets: TokenBuckets[str] = TokenBuckets(rate, burst)
+    buckets: TokenBuckets = TokenBuckets(rate, burst)
     now = 0.0
     granted: dict[str, list[float]] = {}
     for key, step in takes:
@@ -78,7 +78,7 @@ def test_token_buckets_never_grant_more_than_burst_plus_refill(rate: float, burs
 
 
 def test_token_buckets_grant_the_burst_at_once_then_the_rate() -> None:
-    buckets: TokenBuckets[str] = TokenBuckets(2.0, 3)
+    buckets: TokenBuckets = TokenBuckets(2.0, 3)
     assert [buckets.take("k", 0.0) for _ in range(4)] == [True, True, True, False]
     assert buckets.take("k", 0.5) and not buckets.take("k", 0.5)
 
@@ -87,7 +87,7 @@ def test_token_buckets_grant_the_burst_at_once_then_the_rate() -> None:
 @given(SPAN, st.lists(st.tuples(st.sampled_from(["add", "add", "add", "clear"]), KEYS, STEPS,
                                 st.sampled_from(["card1", "card2", "card3"])), max_size=60))
 def test_distinct_window_counts_distinct_values_since_the_last_clear(span: float, operations: list) -> None:
-    window: DistinctWindow[str] = DistinctWindow(span)
+    window: DistinctWindow = DistinctWindow(span)
     seen: dict[str, list[tuple[float, str]]] = {}
     now = 0.0
     for operation, key, step, value in operations:
@@ -105,7 +105,7 @@ def test_distinct_window_counts_distinct_values_since_the_last_clear(span: float
 @given(st.sampled_from([1.0, 5.0]), st.lists(st.tuples(st.sampled_from(["start", "active"]), KEYS, STEPS),
                                              max_size=50))
 def test_cooldowns_last_their_length_from_the_latest_start(length: float, operations: list) -> None:
-    cooldowns: Cooldowns[str] = Cooldowns(length)
+    cooldowns: Cooldowns = Cooldowns(length)
     started: dict[str, float] = {}
     now = 0.0
     for operation, key, step in operations:
@@ -123,7 +123,7 @@ def test_cooldowns_last_their_length_from_the_latest_start(length: float, operat
 @given(SPAN, st.lists(st.tuples(st.sampled_from(["note", "forget"]), KEYS, STEPS, st.sampled_from(["840", "826"])),
                       max_size=50))
 def test_last_seen_keeps_the_last_note_until_its_span_has_passed(span: float, operations: list) -> None:
-    last: LastSeen[str] = LastSeen(span)
+    last: LastSeen = LastSeen(span)
     noted: dict[str, tuple[str, float]] = {}
     now = 0.0
     for operation, key, step, value in operations:
@@ -140,7 +140,7 @@ def test_last_seen_keeps_the_last_note_until_its_span_has_passed(span: float, op
 def test_a_count_replayed_at_its_own_time_leaves_the_window_on_time():
     """Another instance's counts arrive up to seconds late, replayed at the times they happened:
     behind newer events, they must still expire when their own window ends."""
-    window: SlidingTotals[str] = SlidingTotals(60.0)
+    window: SlidingTotals = SlidingTotals(60.0)
     window.add("card A", 100.0, 500)
     window.add("card B", 45.0, 500)  # happened at 45, learned at 100
     window.add("card B", 106.0, 500)
@@ -156,7 +156,7 @@ def test_token_buckets_decide_as_counted_tokens(rate: float, burst: int, takes: 
     """The buckets keep one time per key (when it is full again); a reference counts tokens,
     exactly (fractions), refilled at `rate` up to `burst`. Rates and steps are powers of two, so
     the floats are exact too and every decision must agree, at the edges included."""
-    buckets: TokenBuckets[str] = TokenBuckets(rate, burst)
+    buckets: TokenBuckets = TokenBuckets(rate, burst)
     tokens: dict[str, tuple[Fraction, Fraction]] = {}  # key -> (tokens, when)
     now = Fraction(0)
     for key, step in takes:

@@ -26,7 +26,7 @@ from switch.core.risk.rules import (
     DECLINE, FLAG, KIND_OF, PRESENT, AmountLimit, CardTesting, Country, RateLimit, Rule, RuleSet, Travel, Velocity,
 )
 from switch.core.risk.windows import (
-    Cooldowns, DistinctWindow, Event, LastSeen, SlidingTotals, TokenBuckets,
+    Cooldowns, DistinctWindow, Event, LastSeen, Reservation, SlidingTotals, TokenBuckets,
 )
 
 
@@ -79,14 +79,14 @@ class Assessment:
     facts: Facts
     decline: Hit | None
     flags: tuple[Hit, ...]
-    reserved: list[Event]  # velocity counts, kept on approval (windows.WINDOW: where)
+    reserved: list[Reservation]  # velocity counts, kept on approval
     travel: tuple[TravelJudge, ...]  # travel rules in scope
     noted: tuple[str, ...]  # the travel and card-testing rules `settle` put it in
 
     @property
     def counted(self) -> list[str]:
         """The rules whose memory this request is in (journaled, for `replay`)."""
-        return [*(event.window.name for event in self.reserved), *self.noted]
+        return [*(window.name for window, _ in self.reserved), *self.noted]
 
     def hits(self) -> list[Hit]:
         """Every rule that spoke, the decline first."""
@@ -158,7 +158,7 @@ class VelocityJudge:
 
     def beyond(self, event: Event) -> Hit:
         """The hit of a request beyond a limit, its count taken back if this rule declines it."""
-        count = event.totals[0]  # type: ignore[index]  # reserved: counted until settle
+        count, _ = self.totals.totals(event.key, event.at)
         hit = self._beyond(count - 1)
         if hit.declines:
             self.totals.retract(event)
@@ -317,8 +317,8 @@ def _declined(found: Assessment, hit: Hit) -> Assessment:
 
 
 def _release(found: Assessment) -> None:
-    for event in found.reserved:
-        event.window.retract(event)
+    for window, event in found.reserved:
+        window.retract(event)
     found.reserved.clear()
     found.noted = ()
 

@@ -25,25 +25,37 @@ from typing import Hashable
 # over every slot that deleted keys left in front of its first live key, so reading the first
 # key afresh for each key dropped (a `for ... break` per key) walked those slots once per key.
 
+class Totals:
+    """A key's count and amount of the events within its window (a velocity rule's memory of
+    one card, terminal or merchant)."""
+
+    __slots__ = ("count", "amount")
+
+    count: int
+    amount: int  # minor units: field 4 is at most 12 digits, so 64 bits hold millions of them
+
+
 class Event:
-    """One counted request, in one SlidingTotals (`window`): so that a reservation is the
-    event alone. `totals` is its key's [count, amount] while the event counts in them, None
-    once it has expired or been retracted (declined): right after `add`, `event.totals` is the
-    key's totals with this event counted (a caller that adds first and decides after looks the
-    key up once).
+    """One counted request: `counted` while it is in its key's totals, False once it has
+    expired or been retracted (declined).
 
     Slots and no __init__ (`add` fills them): one is made for every velocity rule a request is
-    counted in. Compiled (windows.pxd) it is a C struct of five fields, one allocation from a
-    free list where a list was two; as Python it costs a little more than a list would."""
+    counted in, and lives as long as the window. It holds plain values only (its totals are
+    found by its key, its window is named beside it in a reservation: `count`), so where this
+    module is compiled (windows.pxd) it is a C struct the cyclic collector never tracks: the
+    collector's passes over every live event were a tenth of the risk stage's instructions. As
+    Python it costs a little more than a list would."""
 
-    __slots__ = ("at", "amount", "totals", "key", "window")
+    __slots__ = ("at", "amount", "key", "counted")
 
     at: float
     amount: int
-    totals: list[int] | None
     key: Hashable
-    window: SlidingTotals
+    counted: bool
 
+
+# A request's count in one window, held until settle keeps or takes it back (`count`).
+Reservation = tuple["SlidingTotals", Event]
 
 _at = attrgetter("at")
 
@@ -56,7 +68,7 @@ class SlidingTotals:
     once it is the larger part). Events come in time order but for one case: the counts
     another instance shares are replayed at the times they happened, behind newer ones, and go
     to their place in the queue (a rare insertion, so that they leave the window on time). A
-    key is a plain [count, amount] pair, dropped when its last event leaves: no queue per key,
+    key is its Totals, dropped when its last event leaves: no queue per key,
     no order of keys to keep (a key per request is what this structure mostly sees: a card
     twice an hour against windows of minutes). A velocity rule's limits (`max_count`,
     `max_amount`, infinite when the rule has none) are the window's, so that a request is
@@ -67,7 +79,7 @@ class SlidingTotals:
         self.name = name  # the rule it counts for (what a request's reservations are journaled as)
         self.max_count = max_count
         self.max_amount = max_amount
-        self._keys: dict[Hashable, list[int]] = {}  # key -> [count, amount] of its events in the window
+        self._keys: dict[Hashable, Totals] = {}  # key -> [count, amount] of its events in the window
         self._events: list[Event] = []  # every key's events, by when they were added, from `_head`
         self._head = 0
         self.latest: float = -math.inf  # the newest time an event was queued at (never lowered)
@@ -78,27 +90,27 @@ class SlidingTotals:
     def totals(self, key: Hashable, now: float) -> tuple[int, int]:
         self.forget(now)
         totals = self._keys.get(key)
-        return (totals[0], totals[1]) if totals is not None else (0, 0)
+        return (totals.count, totals.amount) if totals is not None else (0, 0)
 
     def add(self, key: Hashable, now: float, amount: int) -> Event:
-        """Count an event. Its totals (`event.totals`) may still hold events of the key that
-        have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
+        """Count an event. Its key's totals may still hold events that have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
         caller whose limit the totals pass calls it and looks again (`count`). Most requests
         are within their limits, and dropping in the sweep's batches costs a fraction of a look
         per add. An event older than the newest ever queued goes to its place (`place`)."""
         keys = self._keys
         totals = keys.get(key)
         if totals is None:
-            totals = keys[key] = [1, amount]
+            totals = keys[key] = Totals.__new__(Totals)
+            totals.count = 1
+            totals.amount = amount
         else:
-            totals[0] += 1
-            totals[1] += amount
+            totals.count += 1
+            totals.amount += amount
         event = Event.__new__(Event)
         event.at = now
         event.amount = amount
-        event.totals = totals
         event.key = key
-        event.window = self
+        event.counted = True
         if now < self.latest:  # a count shared from another instance, behind newer ones
             self.place(event)
         else:
@@ -106,17 +118,17 @@ class SlidingTotals:
             self.latest = now
         return event
 
-    def count(self, key: Hashable, now: float, amount: int, reserved: list[Event]) -> Event | None:
-        """Count a request's event and reserve it (appended to `reserved`, kept or taken back
-        at settle). With it counted, the key's totals beyond a limit make this request the one
+    def count(self, key: Hashable, now: float, amount: int, reserved: list[Reservation]) -> Event | None:
+        """Count a request's event and reserve it (appended to `reserved` with this window,
+        kept or taken back at settle). With it counted, the key's totals beyond a limit make this request the one
         too many: then its event is returned, once the exact totals (what has passed dropped)
         are beyond it too; None otherwise, as for most requests."""
         event = self.add(key, now, amount)
-        reserved.append(event)
-        totals: list[int] = event.totals  # type: ignore[assignment]  # just counted: never None
-        if totals[0] > self.max_count or totals[1] > self.max_amount:
+        reserved.append((self, event))
+        totals = self._keys[key]
+        if totals.count > self.max_count or totals.amount > self.max_amount:
             self.forget(now)
-            if totals[0] > self.max_count or totals[1] > self.max_amount:
+            if totals.count > self.max_count or totals.amount > self.max_amount:
                 return event
         return None
 
@@ -134,13 +146,13 @@ class SlidingTotals:
 
     def retract(self, event: Event) -> None:
         """Take back an event added (a reservation freed): it counts no more."""
-        totals: list[int] | None = event.totals
-        if totals is None:
+        if not event.counted:
             return
-        event.totals = None
-        totals[0] -= 1
-        totals[1] -= event.amount
-        if not totals[0]:
+        event.counted = False
+        totals = self._keys[event.key]
+        totals.count -= 1
+        totals.amount -= event.amount
+        if not totals.count:
             del self._keys[event.key]
         events = self._events
         if len(events) > self._head and events[-1] is event:  # taken back at once (a decline): nothing to keep
@@ -152,12 +164,12 @@ class SlidingTotals:
         while head < end and events[head].at <= horizon:
             event = events[head]
             head += 1
-            totals = event.totals
-            if totals is not None:
-                event.totals = None
-                totals[0] -= 1
-                totals[1] -= event.amount
-                if not totals[0]:
+            if event.counted:
+                event.counted = False
+                totals = keys[event.key]
+                totals.count -= 1
+                totals.amount -= event.amount
+                if not totals.count:
                     del keys[event.key]
         if head * 2 > end:  # what has expired is the larger part: cut it off (amortised, one move)
             del events[:head]
