@@ -93,8 +93,8 @@ class Assessment:
         return [self.decline, *self.flags] if self.decline else list(self.flags)
 
 
-# An Assessment of `facts`, nothing found yet, as `found` (its reservations as `reserved`): lines the generated `assess` starts
-# with, and the body of `new_assessment` for the rest.
+# An Assessment of `facts`, nothing found yet, as `found` (its reservations as `reserved`):
+# lines the generated `assess` starts with, and the body of `new_assessment` for the rest.
 MAKE_ASSESSMENT = ("found = Assessment()", "found.facts = facts", "found.decline = None",
                    "found.flags = found.travel = found.noted = ()", "found.reserved = reserved = []")
 

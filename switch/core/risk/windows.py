@@ -74,12 +74,13 @@ class SlidingTotals:
     `max_amount`, infinite when the rule has none) are the window's, so that a request is
     counted and judged in one call (`count`)."""
 
-    def __init__(self, span: float, name: str = "", max_count: float = math.inf, max_amount: float = math.inf) -> None:
+    def __init__(self, span: float, name: str = "", max_count: float = math.inf,
+                 max_amount: float = math.inf) -> None:
         self.span = span
         self.name = name  # the rule it counts for (what a request's reservations are journaled as)
         self.max_count = max_count
         self.max_amount = max_amount
-        self._keys: dict[Hashable, Totals] = {}  # key -> [count, amount] of its events in the window
+        self._keys: dict[Hashable, Totals] = {}  # key -> the totals of its events in the window
         self._events: list[Event] = []  # every key's events, by when they were added, from `_head`
         self._head = 0
         self.latest: float = -math.inf  # the newest time an event was queued at (never lowered)
@@ -93,10 +94,11 @@ class SlidingTotals:
         return (totals.count, totals.amount) if totals is not None else (0, 0)
 
     def add(self, key: Hashable, now: float, amount: int) -> Event:
-        """Count an event. Its key's totals may still hold events that have left the window: what has passed is dropped by `forget` (`totals` calls it), so a
-        caller whose limit the totals pass calls it and looks again (`count`). Most requests
-        are within their limits, and dropping in the sweep's batches costs a fraction of a look
-        per add. An event older than the newest ever queued goes to its place (`place`)."""
+        """Count an event. Its key's totals may still hold events that have left the window:
+        what has passed is dropped by `forget` (`totals` calls it), so a caller whose limit the
+        totals pass calls it and looks again (`count`). Most requests are within their limits,
+        and dropping in the sweep's batches costs a fraction of a look per add. An event older
+        than the newest ever queued goes to its place (`place`)."""
         keys = self._keys
         totals = keys.get(key)
         if totals is None:
@@ -120,9 +122,9 @@ class SlidingTotals:
 
     def count(self, key: Hashable, now: float, amount: int, reserved: list[Reservation]) -> Event | None:
         """Count a request's event and reserve it (appended to `reserved` with this window,
-        kept or taken back at settle). With it counted, the key's totals beyond a limit make this request the one
-        too many: then its event is returned, once the exact totals (what has passed dropped)
-        are beyond it too; None otherwise, as for most requests."""
+        kept or taken back at settle). With it counted, the key's totals beyond a limit make
+        this request the one too many: then its event is returned, once the exact totals (what
+        has passed dropped) are beyond it too; None otherwise, as for most requests."""
         event = self.add(key, now, amount)
         reserved.append((self, event))
         totals = self._keys[key]
@@ -155,7 +157,7 @@ class SlidingTotals:
         if not totals.count:
             del self._keys[event.key]
         events = self._events
-        if len(events) > self._head and events[-1] is event:  # taken back at once (a decline): nothing to keep
+        if len(events) > self._head and events[-1] is event:  # taken back at once (a decline)
             events.pop()
 
     def _expire(self, horizon: float) -> None:
