@@ -84,3 +84,21 @@ def test_the_python_form_passes_the_same_tests():
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout
+
+
+def test_compiled_velocity_events_are_out_of_the_collectors_sight():
+    """The risk windows' events and totals hold C values only where windows.pxd types them, so
+    the cyclic collector never walks the millions a busy day keeps (docs/risk.md, "A sixth
+    round"): a field that could hold any object would put them back in its sight."""
+    import gc
+
+    from switch.core.risk.windows import SlidingTotals
+
+    window = SlidingTotals(60.0)
+    event = window.add("a PAN hash", 0.0, 100)
+    if compiled.running()["switch.core.risk.windows"] == "python":
+        assert gc.is_tracked(event)  # a Python object with slots always is
+        return
+    assert not gc.is_tracked(event)
+    keys = next(held for held in gc.get_referents(window) if isinstance(held, dict))  # key -> its Totals
+    assert keys and not any(gc.is_tracked(totals) for totals in keys.values())
