@@ -142,9 +142,9 @@ class Memory(Protocol):
 class VelocityJudge:
     def __init__(self, rule: Velocity) -> None:
         self.rule = rule
-        self.max_count = math.inf if rule.max_count is None else rule.max_count  # an absent limit infinite
-        max_amount = math.inf if rule.max_amount is None else rule.max_amount
-        self.totals = SlidingTotals(rule.window, rule.name, self.max_count, max_amount)
+        self.totals = SlidingTotals(rule.window, rule.name,  # an absent limit infinite
+                                    math.inf if rule.max_count is None else rule.max_count,
+                                    math.inf if rule.max_amount is None else rule.max_amount)
         self.memories: tuple[Memory, ...] = (self.totals,)
         self.key = KEY_ATTRIBUTE[rule.per]
 
@@ -167,7 +167,7 @@ class VelocityJudge:
     def _beyond(self, before: int) -> Hit:
         """The hit of a request beyond a limit, `before` approvals being in the window already."""
         rule = self.rule
-        if before >= self.max_count:
+        if before >= self.totals.max_count:
             return _hit(rule, f"{before} approvals per {rule.per} within {_seconds(rule.window)} "
                               f"(limit {rule.max_count})")
         return _hit(rule, f"amount per {rule.per} within {_seconds(rule.window)} would exceed "
