@@ -89,6 +89,11 @@ class Framer:
         self.max_frame = max_frame
         self._buffer = bytearray()
         self._min_body = profile.header.min_size + (1 if profile.etx else 0)
+        # What every frame asks of the profile, asked once: a call or two per frame otherwise.
+        self._prefix_size = profile.prefix_size
+        self._binary2 = profile.length == "binary2"
+        self._etx = profile.etx
+        self._header = profile.header
 
     @property
     def buffered(self) -> int:
@@ -98,11 +103,14 @@ class Framer:
     def feed(self, data: bytes) -> list[Frame]:
         self._buffer += data
         frames: list[Frame] = []
-        prefix_size = self.profile.prefix_size
+        prefix_size = self._prefix_size
         buffer = self._buffer
         start = 0
         while len(buffer) - start >= prefix_size:
-            size = self.profile.decode_length(bytes(buffer[start : start + prefix_size]))
+            if self._binary2:  # two bytes, big-endian: read here, not by a call to the profile
+                size = buffer[start] << 8 | buffer[start + 1]
+            else:
+                size = self.profile.decode_length(bytes(buffer[start : start + prefix_size]))
             if size > self.max_frame:
                 raise FramingError(f"frame of {size} bytes exceeds the maximum of {self.max_frame}")
             if size <= self._min_body:
@@ -117,9 +125,9 @@ class Framer:
         return frames
 
     def _split(self, body: bytes) -> Frame:
-        if self.profile.etx:
+        if self._etx:
             if body[-1:] != ETX:
                 raise FramingError("frame does not end with ETX (0x03)")
             body = body[:-1]
-        header, payload = self.profile.header.split(body)
+        header, payload = self._header.split(body)
         return Frame(payload=payload, header=header)
