@@ -26,7 +26,7 @@ cdef class CompiledSpec:
 
     @cython.locals(pos=Py_ssize_t, width=Py_ssize_t, end=Py_ssize_t, size=Py_ssize_t, end_of_message=Py_ssize_t,
                    len_type=Py_ssize_t, longest=Py_ssize_t, kind=int, len_kind=int, index=Py_ssize_t, byte=int,
-                   text=str, fields=dict, reading=list, plans=tuple, key=str)
+                   text=str, fields=dict, reading=list, plans=tuple, key=str, value=str)
     cpdef object decode(self, s)
 
     @cython.locals(size=Py_ssize_t, len_type=Py_ssize_t, longest=Py_ssize_t, kind=int, len_kind=int, out=list, plans=tuple)

@@ -31,6 +31,9 @@ CODEPAGES = ("cp037", "cp500")
 # How a length prefix is written: ASCII digits, a big-endian binary number, BCD digits.
 LENGTH_KINDS = {"ascii": 0, "b": 1, "bcd": 2}
 ASCII_LENGTH, BINARY_LENGTH, BCD_LENGTH = range(3)
+# An ASCII length prefix's text by its width (1 to 3 digits) and the length: looked up, not
+# formatted, for every variable-length field written.
+_ASCII_LENGTHS = [()] + [tuple("%0*d" % (width, size) for size in range(10 ** width)) for width in (1, 2, 3)]
 LAYOUTS_KEPT = 256  # field sets whose encoding layout a codec keeps (CompiledSpec._layout)
 
 
@@ -290,7 +293,8 @@ class CompiledSpec:
                 if size > longest:
                     return None
                 if len_kind == ASCII_LENGTH:
-                    out.append("%0*d" % (len_type, size))
+                    out.append(_ASCII_LENGTHS[len_type][size] if len_type < len(_ASCII_LENGTHS) else
+                               "%0*d" % (len_type, size))
                 elif len_kind == BINARY_LENGTH:
                     out.append(size.to_bytes(len_type, "big").decode("latin-1"))
                 else:
