@@ -24,11 +24,13 @@ from pathlib import Path
 from types import ModuleType
 
 # Hot modules that compile unchanged (docs/performance.md, "compiled modules"): the wire codec
-# and what every message passes through, and the risk rules' memory. Where a .pxd stands beside
+# and what every message passes through, the risk rules' memory, and the line every
+# transaction logs. Where a .pxd stands beside
 # a module (the codec, framing, the message, the risk windows), Cython reads the C types of its
 # structures and hot locals from it; the .py never mentions Cython.
 MODULES = (
     "switch.core.risk.windows",
+    "switch.txnline",
     "switch.wire.dialect",
     "switch.wire.fastcodec",
     "switch.wire.field48",

@@ -48,17 +48,8 @@ def event(name: str, **fields: object) -> None:
     write_line(_ENCODER.encode({"ts": round(time.time(), 3), "event": name, **fields}))
 
 
-def json_text(value: object) -> str:
-    """`value` as a JSON string (null for None), as `event` writes it: for a line written as its
-    JSON text directly (the one every transaction writes, switch.txnline). Anything but a string
-    is written as its str(), as `event` does: a log line never fails the transaction it tells of."""
-    if value is None:
-        return "null"
-    return quoted(value if isinstance(value, str) else str(value))
-
-
 # A text as a JSON string, in C: for JSON written as text where json's encoder costs too much
-# (json_text here; the journal's stored responses, switch.records).
+# (the txn line, switch.txnline; the journal's stored responses, switch.records).
 quoted = json.encoder.encode_basestring_ascii
 
 

@@ -14,8 +14,16 @@ import time
 
 from switch.core.codes import meaning
 from switch.core.txn import Txn
-from switch.logs import json_text, write_line
+from switch.logs import quoted, write_line
 from switch.wire.masking import mask_pan, mask_pan_like
+
+
+def json_text(value: object) -> str:
+    """`value` as a JSON string (null for None), as `logs.event` writes it. Anything but a string
+    is written as its str(), as `event` does: a log line never fails the transaction it tells of."""
+    if value is None:
+        return "null"
+    return quoted(value if isinstance(value, str) else str(value))
 
 
 def txn_line(listener: str, mti: str, txn: Txn, pan: str | None, latency_ms: float, reason: str | None,
