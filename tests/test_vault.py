@@ -26,6 +26,16 @@ def test_a_sealed_reversal_opens_again_and_hides_its_fields():
         Vault(bytes(32)).open(sealed)  # another data key
 
 
+def test_pan_hashes_are_those_journals_already_hold():
+    """HMAC-SHA256 under the derived key, as every earlier version wrote it (the values below
+    came from the hmac module's implementation): duplicate detection, risk counts and
+    reconciliation find a card's old rows by it."""
+    vault = Vault(SECRET)
+    assert vault.pan_hash("4761730000000011") == "2910654729920dccfb79eae3393064d058f34ff75af2e4da0077fca6ccb61895"
+    assert vault.pan_hash("5500000000000004") == "30d421719b12a37018ff04c9d4568c2fd4923bd2e3daa79eef9f5290fa9abbdf"
+    assert vault.pan_hash("4761730000000011") == vault.pan_hash("4761730000000011")  # the keyed state is not used up
+
+
 @given(st.dictionaries(st.text(max_size=4), st.text(max_size=30), max_size=25))
 def test_any_fields_open_as_they_were_sealed(fields):
     """Whatever a terminal put in them: NULs (the separator of the joined form), a "{" first,
