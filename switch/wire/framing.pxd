@@ -5,6 +5,11 @@ import cython
 
 
 @cython.final
+cdef class Frame:
+    cdef public object payload, header
+
+
+@cython.final
 cdef class Framer:
     cdef readonly object profile
     cdef readonly Py_ssize_t max_frame
