@@ -24,11 +24,12 @@ from pathlib import Path
 from types import ModuleType
 
 # Hot modules that compile unchanged (docs/performance.md, "compiled modules"): the wire codec
-# and what every message passes through, the risk rules' memory, and the line every
-# transaction logs. Where a .pxd stands beside
-# a module (the codec, framing, the message, the risk windows), Cython reads the C types of its
-# structures and hot locals from it; the .py never mentions Cython.
+# and what every message passes through, the checks and answer every request gets, the risk
+# rules' memory, and the line every transaction logs. Where a .pxd stands beside a module (the
+# codec, framing, the message, the request checks, the risk windows, the log line), Cython reads
+# the C types of its structures and hot locals from it; the .py never mentions Cython.
 MODULES = (
+    "switch.core.messages",
     "switch.core.risk.windows",
     "switch.txnline",
     "switch.wire.dialect",

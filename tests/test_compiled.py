@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # risk rules' windows against recounts and the engine's decisions).
 FORM_TESTS = ["tests/test_fastcodec.py", "tests/test_framing.py", "tests/test_masking.py", "tests/test_field48.py",
               "tests/test_dialects.py", "tests/test_every_dialect.py", "tests/test_risk_windows.py",
-              "tests/test_risk_velocity.py", "tests/test_risk_engine.py", "tests/test_txnline.py"]
+              "tests/test_risk_velocity.py", "tests/test_risk_engine.py", "tests/test_txnline.py",
+              "tests/test_reasons.py", "tests/test_original_data.py"]
 
 
 def _forms(env: dict[str, str]) -> set[str]:
