@@ -1,8 +1,8 @@
 # The C types of fastcodec.py's compiled codec where Cython compiles it (switch/compiled.py):
 # lengths, positions and a field's plan read as C integers, the message text as a str sliced
-# directly. fastcodec.py stays plain Python and runs as such without a compiler. A message's
-# values are not typed: a caller may hand a str subclass (a response code), which a typed
-# variable would refuse where Python takes it.
+# directly. fastcodec.py stays plain Python and runs as such without a compiler. A decoded
+# value is typed as text (the decoder makes it); a value given to encode is not: a caller may
+# hand a str subclass (a response code), which a typed variable would refuse where Python takes it.
 import cython
 
 # A plan's data and length kinds, as C constants: compared for every field.
